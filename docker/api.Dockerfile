@@ -1,0 +1,27 @@
+# The API: FastAPI + uvicorn. It queues jobs and serves results; it never runs the model,
+# so it uses the small CPU build of torch (the package depends on torch; the API never imports it).
+FROM python:3.11.10-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Same uid/gid as the worker image: both write the shared storage volume.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
+ && mkdir -p /data \
+ && chown app:app /data
+
+WORKDIR /app
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.5.1"
+COPY pyproject.toml README.md ./
+COPY training ./training
+COPY service ./service
+COPY models ./models
+RUN pip install .
+
+USER 10001:10001
+ENV MODEL_DIR=/app/models/default STORAGE_DIR=/data
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --retries=3 \
+  CMD ["python", "-m", "service", "health"]
+# With REDIS_URL set, `serve` starts only the API.
+CMD ["python", "-m", "service", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,138 @@
+"""python -m service {serve,worker,predict}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("service")
+
+
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from service.api import create_app
+    from service.embedded import EmbeddedRedis, start_workers, stop_processes, worker_env
+    from service.settings import Settings
+
+    settings = Settings()
+    workers = args.workers if args.workers is not None else settings.workers
+    embedded, procs = None, []
+    try:
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis()
+            url = embedded.start()
+            log.info("no REDIS_URL: started an embedded Redis at %s", url)
+            settings = settings.model_copy(update={"redis_url": url})
+            # share the cores: N workers of one torch thread each beat N workers of all threads each
+            threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+            procs = start_workers(workers, worker_env(url, threads))
+            log.info("started %d worker(s) with %d torch thread(s) each", workers, threads)
+        else:
+            log.info("REDIS_URL set: API only; run workers with `python -m service worker`")
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    finally:
+        stop_processes(procs)
+        if embedded:
+            embedded.cleanup()
+
+
+def cmd_worker(args) -> None:
+    from service.settings import Settings
+    from service.worker import run_worker
+
+    settings = Settings()
+    if not settings.redis_url:
+        sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")
+    run_worker(settings, burst=args.burst)
+
+
+def cmd_predict(args) -> None:
+    from service.pipeline import analyse_video
+    from service.settings import Settings
+    from service.worker import load_predictor
+    from training.video import VideoError
+
+    settings = Settings()
+    if args.model:
+        settings = settings.model_copy(update={"model_dir": Path(args.model)})
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ramfer-"))
+    try:
+        result = analyse_video(Path(args.video), load_predictor(settings), settings, out_dir=out)
+    except VideoError as e:
+        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}", file=sys.stderr)
+        sys.exit(2)
+    for image in result["attention_maps"]:
+        image["url"] = str((out / f"{image['name']}.png").resolve())
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    v, t = result["video"], result["timings_ms"]
+    print(f"{args.video}: {result['expression']} (confidence {result['confidence']:.2f}, "
+          f"{sum(result['votes'].values())} clips voted)")
+    print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
+          f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
+    print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
+    print(f"  peak    clip {result['peak']['clip']}, frame {result['peak']['frame']} at {result['peak']['time_s']:.2f} s")
+    for image in result["attention_maps"]:
+        print(f"  image   {image['url']}")
+    print("  timings " + ", ".join(f"{k} {ms:.0f} ms" for k, ms in t.items()))
+    print(f"  model   {result['model']['variant']} {result['model']['sha256'][:12]}")
+
+
+def cmd_health(args) -> None:
+    """Exit 0 when healthy (for container healthchecks): the API answers /healthz, or, with
+    --worker, Redis answers and a worker of this host is registered (it has loaded the model)."""
+    import socket
+    import urllib.request
+
+    from service.settings import Settings
+
+    try:
+        if args.worker:
+            from service import jobs
+
+            settings = Settings()
+            queue = jobs.make_queue(jobs.connect(settings), settings)
+            host = socket.gethostname()
+            if not any(w.hostname == host for w in jobs.live_workers(queue)):
+                sys.exit(f"no worker registered from {host}")
+        else:
+            urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=4)
+    except Exception as e:
+        sys.exit(f"unhealthy: {e}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="the API; with no REDIS_URL also an embedded Redis and local workers")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode; default $WORKERS or 1)")
+    p.set_defaults(run=cmd_serve)
+    p = sub.add_parser("worker", help="one RQ worker process for REDIS_URL (loads the model once)")
+    p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.set_defaults(run=cmd_worker)
+    p = sub.add_parser("predict", help="analyse one video in this process, no server")
+    p.add_argument("video")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--out", default=None, help="folder for the attention PNGs (default: a new temporary folder)")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: $MODEL_DIR or the bundled model)")
+    p.set_defaults(run=cmd_predict)
+    p = sub.add_parser("health", help="exit 0 if the API (or, with --worker, this host's worker) is healthy")
+    p.add_argument("--worker", action="store_true")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(run=cmd_health)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The HTTP API. Routes stay thin: uploads are received by service.upload, videos checked by
+service.pipeline.check_video, jobs handled by service.jobs. Every error is JSON,
+{"error": {"code", "message"}}, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import redis.exceptions
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rq import Queue
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import jobs
+from service.metrics import Metrics
+from service.pipeline import check_video
+from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, PredictResult, Ready
+from service.settings import Settings, get_settings
+from service.upload import UploadError, receive_upload
+from training.checkpoint import CheckpointError, read_config
+from training.video import VideoError
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+IMAGE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+
+# HTTP status of each way a video can be refused (the codes come from training.video,
+# service.pipeline and the worker) and of each way a job can fail.
+STATUS = {
+    "empty_file": 422, "unsupported_format": 415, "unreadable_video": 422, "no_video_stream": 422,
+    "undecodable_video": 422, "no_frames": 422, "no_face": 422,
+    "resolution_too_large": 413, "video_too_long": 413,
+    "worker_lost": 500, "job_timeout": 500, "internal_error": 500,
+}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503)}
+
+try:
+    __version__ = version("ramfer")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        janitor = asyncio.create_task(delete_expired_periodically(app))
+        yield
+        janitor.cancel()
+
+    app = FastAPI(
+        title="ramfer: video facial expression recognition",
+        version=__version__,
+        description=(
+            "Upload a video of a face; get back the expression (one of the 7 CK+ classes), when it "
+            "happened, and where the model looked. Enhanced ConvLSTM + Recurrent Attention Module."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.queue = None
+    app.state.metrics = Metrics(lambda: queue_of(app))
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            app.state.metrics.requests.labels(request.method, path, str(status)).inc()
+            app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+    app.include_router(routes())
+    return app
+
+
+def queue_of(app: FastAPI) -> Queue:
+    if app.state.queue is None:  # created on first use: the app starts even when Redis is down
+        app.state.queue = jobs.make_queue(jobs.connect(app.state.settings), app.state.settings)
+    return app.state.queue
+
+
+def get_queue(request: Request) -> Queue:
+    return queue_of(request.app)
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+QueueDep = Annotated[Queue, Depends(get_queue)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def routes():
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.post(
+        "/predict",
+        response_model=PredictResult,
+        responses={202: {"model": Accepted, "description": "still running: poll status_url"}, **ERRORS},
+        summary="Analyse a video",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "the video (mp4, mov, mkv, webm, avi, flv)"}},
+                }}},
+            }
+        },
+    )
+    async def predict(
+        request: Request,
+        queue: QueueDep,
+        settings: SettingsDep,
+        wait: Annotated[float, Query(ge=0, description="seconds to wait for the result before answering 202")] = 0.0,
+    ):
+        """Upload a video as multipart field `file`. The answer is the result (200) if the analysis
+        ends within `wait` seconds, else 202 with the job's status URL (also in `Location`)."""
+        metrics = request.app.state.metrics
+        await run_in_threadpool(queue.connection.ping)  # no Redis: 503 before reading the upload
+        job_id = jobs.new_job_id()
+        dest = jobs.upload_path(settings, job_id)
+        try:
+            upload = await receive_upload(request, dest, settings.max_upload_bytes)
+            await run_in_threadpool(check_video, dest, settings)
+        except (UploadError, VideoError) as e:
+            dest.unlink(missing_ok=True)
+            metrics.rejected.labels(e.code).inc()
+            raise ApiError(getattr(e, "status", None) or STATUS.get(e.code, 422), e.code, e.message) from e
+        try:
+            job = await run_in_threadpool(jobs.submit, queue, settings, job_id, dest, {"filename": upload.filename[:200], "bytes": upload.size})
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        metrics.submitted.inc()
+        status_url = str(request.url_for("get_job", job_id=job_id))
+        deadline = time.monotonic() + min(wait, settings.max_wait_s)
+        delay = 0.05
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 1.5, 0.5)
+            view = await run_in_threadpool(current_view, queue, job_id, base_url(request))
+            if view["status"] == "finished":
+                return {**view["result"], "job_id": job_id, "status_url": status_url}
+            if view["status"] == "failed":
+                err = view["error"]
+                raise ApiError(STATUS.get(err["code"], 500), err["code"], err["message"])
+        return JSONResponse({"job_id": job_id, "status_url": status_url}, status_code=202, headers={"Location": status_url})
+
+    @router.get("/jobs/{job_id}", response_model=JobView, responses=ERRORS, name="get_job", summary="A job's status and result")
+    def get_job(job_id: str, request: Request, queue: QueueDep):
+        view = current_view(queue, job_id, base_url(request))
+        if view is None:
+            raise ApiError(404, "unknown_job", f"No job {job_id!r} (unknown, or its result has expired).")
+        return view
+
+    @router.get(
+        "/jobs/{job_id}/attention/{name}.png",
+        response_class=FileResponse,
+        responses={200: {"content": {"image/png": {}}, "description": "the image"}, **ERRORS},
+        summary="An attention-map image of a finished job",
+    )
+    def get_attention(job_id: str, name: str, queue: QueueDep, settings: SettingsDep):
+        path = jobs.result_dir(settings, job_id) / f"{name}.png"
+        if not (jobs.JOB_ID.match(job_id) and IMAGE_NAME.match(name)) or jobs.fetch(queue, job_id) is None or not path.is_file():
+            raise ApiError(404, "unknown_image", f"No image {name!r} for job {job_id!r}.")
+        return FileResponse(path, media_type="image/png")
+
+    @router.get("/model", response_model=ModelInfo, responses=ERRORS, summary="The served model")
+    def get_model(settings: SettingsDep):
+        try:
+            c = read_config(settings.model_dir)
+        except CheckpointError as e:
+            raise ApiError(503, "model_unavailable", str(e)) from e
+        return {
+            "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],
+            "clip_length": c["clip"]["length"], "stride": c["clip"]["stride"], "sha256": c["weights_sha256"],
+            "parameters": c.get("parameters", 0), "crop": c["crop"], "metrics": c.get("metrics", {}),
+            "training": {k: c.get(k) for k in ("command", "seed", "train", "data", "trained_on", "train_seconds")},
+        }
+
+    @router.get("/healthz", response_model=Health, summary="Liveness")
+    def healthz():
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=Ready, responses=ERRORS, summary="Readiness: Redis and a worker with the model")
+    def readyz(queue: QueueDep):
+        queue.connection.ping()
+        workers = len(jobs.live_workers(queue))
+        if workers == 0:
+            raise ApiError(503, "no_workers", "No worker with the model is running; jobs would wait.")
+        return {"status": "ready", "redis": True, "workers": workers, "queue_depth": jobs.queue_depth(queue)}
+
+    @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}, summary="Prometheus metrics")
+    def metrics(request: Request):
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/", response_class=FileResponse, include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return router
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def current_view(queue: Queue, job_id: str, base: str) -> dict | None:
+    job = jobs.fetch(queue, job_id)
+    if job is None:
+        return None
+    if job.get_status() == "started":
+        jobs.fail_lost_jobs(queue)  # a dead worker's job turns "failed" here, not never
+        job = jobs.fetch(queue, job_id) or job
+    return jobs.job_view(job, base)
+
+
+async def delete_expired_periodically(app: FastAPI, every_s: float = 60.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await run_in_threadpool(jobs.delete_expired_files, queue_of(app).connection, app.state.settings)
+        except Exception as e:
+            log.warning("cleanup of expired files failed: %s", e)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return error_response(e.status, e.code, e.message, e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, f"http_{e.status_code}")
+        return error_response(e.status_code, code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, e: RequestValidationError):
+        parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def redis_down(request: Request, e: Exception):
+        log.warning("Redis unavailable: %s", e)
+        return error_response(503, "queue_unavailable", "The job queue (Redis) cannot be reached. Try again shortly.", {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "Internal error; it has been logged.")

@@ -1,0 +1,264 @@
+"""One video in, one result out: the function the worker and `python -m service predict` both call.
+
+    video -> frames -> faces -> crops -> clips -> model -> vote -> result (+ attention PNGs)
+
+Everything between the file and the model is the training code itself (training.video,
+training.faces, training.clips), so the served model sees what it learned from. The video is
+streamed: frames are decoded, tracked and cropped one at a time, and clips go through the model
+in batches as soon as their 8 frames exist. What is kept per frame is its 48 px crop; full frames
+and display crops live only as long as a pending clip needs them, so memory does not grow with
+the video's resolution, and only by ~2 KB a frame with its length (capped by max_frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from service.render import render_attention
+from service.settings import Settings
+from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, majority_vote
+from training.faces import FaceDetector, crop_face, track_faces
+from training.video import VideoError, VideoInfo, probe_video, read_frames
+
+log = logging.getLogger(__name__)
+
+
+def check_video(path: str | Path, settings: Settings) -> VideoInfo:
+    """The container's claims checked against the limits, before a frame is decoded."""
+    info = probe_video(path)
+    if info.width * info.height > settings.max_pixels:
+        raise VideoError(
+            "resolution_too_large",
+            f"{info.width}x{info.height} is larger than this service accepts ({settings.max_pixels:,} pixels per frame).",
+        )
+    if info.duration_s > settings.max_duration_s:
+        raise VideoError(
+            "video_too_long", f"The video lasts {info.duration_s:.0f} s; this service accepts up to {settings.max_duration_s:.0f} s."
+        )
+    return info
+
+
+class Predictor:
+    """The checkpoint, loaded once per process, and the face detector that goes with it."""
+
+    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32):
+        import torch
+
+        from training.checkpoint import crop_config, load_checkpoint
+        from training.train import pick_device
+
+        self.torch = torch
+        self.device = pick_device(device)
+        self.model, self.config = load_checkpoint(model_dir, self.device)
+        self.crop = crop_config(self.config)
+        self.classes: list[str] = self.config["classes"]
+        self.sha256: str = self.config["weights_sha256"]
+        self.variant: str = self.config["model"]["variant"]
+        self.batch_size = batch_size
+        self.detector = FaceDetector(self.crop.detect_max_side)
+
+    def warm_up(self) -> None:
+        self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))
+
+    def predict(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, T, S, S) uint8 clips -> class probabilities (B, K), attention maps (B, T, h, w) or None."""
+        torch = self.torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(clips)[:, :, None].to(self.device))
+            probs = out.logits.float().softmax(-1).cpu().numpy()
+            maps = None if out.attention is None else out.attention.float().cpu().numpy()
+        return probs, maps
+
+
+class Stopwatch:
+    """Milliseconds spent per stage, summed over the interleaved streaming loop."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + 1000 * (time.perf_counter() - start)
+
+    def iterate(self, name: str, items: Iterable) -> Iterator:
+        it = iter(items)
+        while True:
+            with self.stage(name):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+            yield item
+
+    def wrap(self, name: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            with self.stage(name):
+                return fn(*args, **kwargs)
+
+        return timed
+
+
+@dataclass
+class PendingClip:
+    number: int
+    crops: np.ndarray  # (T, S, S)
+    displays: list  # T display crops (D, D)
+
+
+@dataclass
+class ClipScorer:
+    """Scores clips in batches as they arrive and remembers, for each class, the clip that
+    showed it most strongly, with what is needed to draw that clip's attention maps."""
+
+    predictor: Predictor
+    watch: Stopwatch
+    probs: dict[int, np.ndarray] = field(default_factory=dict)
+    best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
+    pending: list[PendingClip] = field(default_factory=list)
+
+    def add(self, clip: PendingClip) -> None:
+        self.pending.append(clip)
+        if len(self.pending) >= self.predictor.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with self.watch.stage("infer"):
+            probs, maps = self.predictor.predict(np.stack([c.crops for c in self.pending]))
+        for j, clip in enumerate(self.pending):
+            self.probs[clip.number] = probs[j]
+            for k in range(probs.shape[1]):
+                if k not in self.best or probs[j, k] > self.best[k][0]:
+                    self.best[k] = (float(probs[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
+        self.pending = []
+
+
+def analyse_video(
+    path: str | Path,
+    predictor: Predictor,
+    settings: Settings,
+    out_dir: Path | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """The full result of one video (see contract.md). Attention PNGs go to `out_dir` when given.
+    Raises VideoError for a video that cannot be used (unreadable, too big, no face)."""
+    watch = Stopwatch()
+    start = time.perf_counter()
+    info = check_video(path, settings)
+    crop = predictor.crop
+    frames = watch.iterate("decode", read_frames(path, max_frames=settings.max_frames))
+    detector = watch.wrap("detect", predictor.detector)
+    radius = max(crop.smooth_radius, settings.detect_every)
+    scorer = ClipScorer(predictor, watch)
+
+    crops: list[np.ndarray] = []  # one 48 px crop per frame
+    has_face: list[bool] = []
+    times: list[float] = []
+    displays: deque = deque()  # display crops of the frames a future clip may still use
+    blank = np.zeros((crop.size, crop.size), np.uint8)
+    streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed
+    last_report = 0.0
+
+    def submit(frame_idx: np.ndarray) -> None:
+        number = len(streamed)
+        streamed.append(frame_idx)
+        if all(has_face[i] for i in frame_idx):
+            first = len(crops) - len(displays)  # frame index of displays[0]
+            scorer.add(PendingClip(number, np.stack([crops[i] for i in frame_idx]), [displays[i - first] for i in frame_idx]))
+
+    for tracked in track_faces(frames, detector, radius=radius, detect_every=settings.detect_every):
+        with watch.stage("crop"):
+            if tracked.box is not None:
+                crops.append(crop_face(tracked.gray, tracked.box, crop.size, crop.scale))
+                displays.append(crop_face(tracked.gray, tracked.box, settings.display_size, crop.scale))
+            else:
+                crops.append(blank)
+                displays.append(None)
+        has_face.append(tracked.box is not None)
+        times.append(tracked.time_s)
+        n = len(crops)
+        # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.
+        if n >= CLIP_LENGTH and (n - CLIP_LENGTH) % CLIP_STRIDE == 0:
+            submit(np.arange(n - CLIP_LENGTH, n))
+        while len(displays) > CLIP_LENGTH:  # only the last clip's frames can still be needed
+            displays.popleft()
+        if on_progress and time.perf_counter() - last_report > 0.5:
+            last_report = time.perf_counter()
+            total = min(info.frames, settings.max_frames) if info.frames else None
+            on_progress({"stage": "analysing", "frames_done": n, "frames_total": total,
+                         "percent": round(100 * min(n / total, 1.0), 1) if total else None})
+
+    n = len(crops)
+    clips = clip_indices(n)  # the shared definition; the streamed clips are its first rows
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, clips)), "streamed clips differ from clip_indices"
+    for frame_idx in clips[len(streamed):]:  # the clip aligned to the end, or the padded short one
+        submit(frame_idx)
+    scorer.flush()
+    if not scorer.probs:
+        raise VideoError("no_face", f"No face was found in the video ({n} frames looked at).")
+
+    with watch.stage("vote"):
+        K = len(predictor.classes)
+        face_clips = sorted(scorer.probs)
+        probs = np.stack([scorer.probs[c] for c in face_clips])
+        labels = probs.argmax(1)
+        neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
+        winner, votes = majority_vote(labels, probs, num_classes=K, abstain=neutral)
+        _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
+        voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
+
+    attention = []
+    if out_dir is not None and peak_maps is not None:
+        with watch.stage("render"):
+            peak_frames = [int(i) for i in clips[peak_clip]]
+            attention = render_attention(Path(out_dir), np.stack(peak_displays), peak_maps, peak_frames, [times[i] for i in peak_frames])
+
+    fps = info.fps
+    label_of = dict(zip(face_clips, labels))
+    timeline = []
+    for c, idx in enumerate(clips):
+        first, last = int(idx[0]), int(idx[-1])
+        face = c in scorer.probs
+        timeline.append({
+            "index": c,
+            "start_frame": first,
+            "end_frame": last,
+            "start_s": round(times[first], 3),
+            "end_s": round(times[last] + 1 / fps, 3),
+            "label": predictor.classes[label_of[c]] if face else None,
+            "probabilities": _by_class(predictor.classes, scorer.probs[c]) if face else None,
+            "face": face,
+        })
+    peak_frame = int(clips[peak_clip][-1])  # the network decides at a clip's last frame
+    watch.ms["total"] = 1000 * (time.perf_counter() - start)
+    return {
+        "expression": predictor.classes[winner],
+        "confidence": round(float(votes[winner] / max(voting, 1)), 4),
+        "votes": {c: int(v) for c, v in zip(predictor.classes, votes)},
+        "probabilities": _by_class(predictor.classes, probs.mean(0)),
+        "clips": timeline,
+        "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
+        "attention_maps": attention,
+        "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
+                  "width": info.width, "height": info.height},
+        "faces": {"frames_with_face": int(sum(has_face)), "frames": n},
+        "model": {"variant": predictor.variant, "sha256": predictor.sha256},
+        "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
+    }
+
+
+def _by_class(classes: list[str], p: np.ndarray) -> dict[str, float]:
+    return {c: round(float(v), 4) for c, v in zip(classes, p)}

@@ -1,0 +1,115 @@
+"""The shapes of the API's responses (contract.md), for validation and the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. upload_too_large, unreadable_video, no_face")
+    message: str = Field(description="for a person")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Clip(BaseModel):
+    index: int
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    label: str | None = Field(description="the clip's class; null where the clip had no face")
+    probabilities: dict[str, float] | None
+    face: bool = Field(description="false: a frame of the clip had no face; the clip did not vote")
+
+
+class Peak(BaseModel):
+    clip: int = Field(description="the clip that showed the winning expression most strongly")
+    frame: int = Field(description="its last frame, where the network makes its decision")
+    time_s: float
+
+
+class AttentionMap(BaseModel):
+    name: str
+    frame: int
+    time_s: float
+    url: str
+    frames: list[int] | None = None
+
+
+class VideoMeta(BaseModel):
+    frames: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+
+
+class FaceStats(BaseModel):
+    frames_with_face: int
+    frames: int
+
+
+class ModelRef(BaseModel):
+    variant: str
+    sha256: str
+
+
+class Result(BaseModel):
+    expression: str = Field(description="one of the model's classes (the 7 CK+ ones, or neutral)")
+    confidence: float = Field(description="share of the voting clips that voted for it")
+    votes: dict[str, int]
+    probabilities: dict[str, float] = Field(description="mean clip probability per class")
+    clips: list[Clip]
+    peak: Peak
+    attention_maps: list[AttentionMap]
+    video: VideoMeta
+    faces: FaceStats
+    model: ModelRef
+    timings_ms: dict[str, float]
+
+
+class PredictResult(Result):
+    job_id: str
+    status_url: str
+
+
+class Accepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class JobView(BaseModel):
+    job_id: str
+    status: Literal["queued", "started", "finished", "failed"]
+    progress: dict
+    result: Result | None
+    error: ErrorDetail | None
+
+
+class ModelInfo(BaseModel):
+    variant: str
+    classes: list[str]
+    input_size: int
+    clip_length: int
+    stride: int
+    sha256: str
+    parameters: int
+    crop: dict
+    metrics: dict
+    training: dict = Field(description="data, command, seed and recipe the checkpoint was trained with")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    redis: bool
+    workers: int
+    queue_depth: int

@@ -1,0 +1,66 @@
+"""Every setting of the service, read from the environment (or a .env file) in one place."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where things are
+    redis_url: str | None = Field(None, description="Redis for the job queue; unset: `serve` starts an embedded one")
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="checkpoint folder (model.safetensors, config.json, MODEL_CARD.md)")
+    storage_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "ramfer-storage",
+        description="uploads and result images; API and workers must share it (a volume in compose)",
+    )
+    queue_name: str = "ramfer"
+
+    # Limits on what is accepted (checked before any frame is decoded)
+    max_upload_mb: float = 200.0
+    max_duration_s: float = 600.0
+    max_frames: int = 18_000  # decoding stops here: 10 min at 30 fps
+    max_pixels: int = 3840 * 2160  # per frame: 4K
+    max_wait_s: float = 120.0  # the most a POST /predict?wait= may hold the connection
+
+    # Jobs
+    job_timeout_s: int = 600
+    result_ttl_s: int = 3600  # finished jobs, their results and images are kept this long
+    failure_ttl_s: int = 3600
+    heartbeat_s: int = 5  # a busy worker proves it is alive this often ...
+    heartbeat_grace_s: int = 30  # ... and its job is declared lost after this much silence more
+
+    # Model and pipeline
+    device: str | None = Field(None, description="cuda, cpu, ...; unset: cuda when present")
+    batch_size: int = 32  # clips per forward pass
+    detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
+    display_size: int = 128  # side of the face crops attention maps are drawn on
+    torch_threads: int | None = None
+
+    # serve
+    workers: int = 1  # worker processes `serve` starts when it runs Redis itself
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.storage_dir / "uploads"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.storage_dir / "results"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

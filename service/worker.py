@@ -1,0 +1,128 @@
+"""The RQ worker that holds the model, and the job it runs.
+
+RQ's default worker forks a child per job; a fork after torch has run can hang, and CUDA cannot
+cross a fork. So this worker never forks (RQ's SimpleWorker): the checkpoint is loaded once
+when the process starts, warmed up, and every job runs in that process. While a job runs, a
+thread sends heartbeats every `heartbeat_s`; if the process dies, the heartbeats stop and
+after `heartbeat_grace_s` more the job is marked failed ("worker_lost") instead of hanging as
+"started" (RQ's StartedJobRegistry cleanup, which the API runs when asked about such a job).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from rq import get_current_job
+from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker, WorkerStatus
+
+from service.jobs import DURATION_BUCKETS, STATS, connect, make_queue
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_predictor = None  # the process's model, set by ModelWorker (or `load_predictor` in tests/CLI)
+
+
+def load_predictor(settings: Settings):
+    """Load the checkpoint into this process (once) and warm it up."""
+    global _predictor
+    if _predictor is None:
+        import torch
+
+        from service.pipeline import Predictor
+
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        start = time.perf_counter()
+        _predictor = Predictor(settings.model_dir, settings.device, settings.batch_size)
+        _predictor.warm_up()
+        log.info("model %s (%s) loaded on %s in %.1f s", _predictor.variant, _predictor.sha256[:12],
+                 _predictor.device, time.perf_counter() - start)
+    return _predictor
+
+
+class ModelWorker(SimpleWorker):
+    """A non-forking worker with the model loaded before it registers (so a registered worker
+    is a ready one) and heartbeats during jobs."""
+
+    def __init__(self, queues, settings: Settings, **kwargs):
+        self.settings = settings
+        self.heartbeat_grace = settings.heartbeat_grace_s
+        load_predictor(settings)
+        super().__init__(queues, serializer=JSONSerializer, job_monitoring_interval=settings.heartbeat_s, **kwargs)
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        # RQ adds a fixed 60 s; the grace is a setting here so a lost job surfaces sooner.
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(interval, max(job.timeout - working_time, 0))
+        return int(interval) + self.heartbeat_grace
+
+    def execute_job(self, job, queue):
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+
+        def beat():
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # a missed beat is not worth killing the job for
+                    log.exception("heartbeat failed")
+
+        beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        beater.start()
+        started = time.perf_counter()
+        try:
+            ok = self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beater.join()
+        record_duration(self.connection, time.perf_counter() - started, ok)
+        self.set_state(WorkerStatus.IDLE)
+
+
+def record_duration(redis, seconds: float, ok: bool) -> None:
+    """Cluster-wide counters in Redis, so the API's /metrics covers every worker."""
+    with redis.pipeline() as p:
+        p.hincrby(STATS, "finished" if ok else "failed", 1)
+        p.hincrbyfloat(STATS, "seconds_sum", seconds)
+        for le in DURATION_BUCKETS:
+            if seconds <= le:
+                p.hincrby(STATS, f"le_{le}", 1)
+        p.execute()
+
+
+def analyse_job(upload: str, out_dir: str) -> dict:
+    """The job: analyse one uploaded video, write its attention PNGs, return the result."""
+    from service.pipeline import analyse_video
+    from training.video import VideoError
+
+    job = get_current_job()
+    settings = get_settings()
+
+    def report(progress: dict) -> None:
+        job.meta["progress"] = progress
+        job.save_meta()
+
+    try:
+        report({"stage": "analysing", "frames_done": 0})
+        result = analyse_video(Path(upload), load_predictor(settings), settings, Path(out_dir), on_progress=report)
+        report({"stage": "done", "percent": 100.0})
+        return result
+    except VideoError as e:
+        job.meta["error"] = {"code": e.code, "message": e.message}
+        job.meta["progress"] = {"stage": "failed"}
+        job.save_meta()
+        raise
+    finally:
+        Path(upload).unlink(missing_ok=True)  # the video is not kept once its job has ended
+
+
+def run_worker(settings: Settings, burst: bool = False) -> None:
+    redis = connect(settings)
+    worker = ModelWorker([make_queue(redis, settings)], settings, connection=redis)
+    worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

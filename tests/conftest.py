@@ -1,0 +1,125 @@
+"""Shared fixtures: a real Redis server, real worker processes, real video files, the real checkpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/videos.py
+
+from service.embedded import EmbeddedRedis  # noqa: E402
+from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
+
+LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    server = EmbeddedRedis()
+    url = server.start()
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), "the default checkpoint models/default is missing"
+    return DEFAULT_MODEL_DIR
+
+
+def make_settings(redis_url, storage: Path, model_dir: Path, **overrides) -> Settings:
+    return Settings(
+        redis_url=redis_url, storage_dir=storage, model_dir=model_dir, queue_name=f"test-{uuid.uuid4().hex[:8]}",
+        heartbeat_s=1, heartbeat_grace_s=2, torch_threads=1, **overrides,
+    )
+
+
+@pytest.fixture
+def settings(redis_url, tmp_path, model_dir) -> Settings:
+    return make_settings(redis_url, tmp_path / "storage", model_dir)
+
+
+@pytest.fixture
+def client(settings):
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def settings_env(settings: Settings) -> dict:
+    env = dict(os.environ)
+    for name in ("redis_url", "storage_dir", "model_dir", "queue_name", "heartbeat_s", "heartbeat_grace_s", "torch_threads"):
+        env[name.upper()] = str(getattr(settings, name))
+    return env
+
+
+def start_worker(settings: Settings) -> subprocess.Popen:
+    """A real `python -m service worker` process; returns once it has registered (model loaded)."""
+    from service import jobs
+
+    proc = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=settings_env(settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    queue = jobs.make_queue(jobs.connect(settings), settings)
+    deadline = time.monotonic() + 90
+    while not jobs.live_workers(queue):
+        if proc.poll() is not None:
+            raise RuntimeError("worker exited: " + proc.stderr.read().decode(errors="replace")[-2000:])
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("worker did not register within 90 s")
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.fixture
+def worker(settings):
+    proc = start_worker(settings)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def run_burst_worker(settings):
+    """Work off the queue in this process (RQ burst mode), the model loaded once per session."""
+    from service.jobs import connect, make_queue
+    from service.worker import ModelWorker
+
+    def run():
+        redis = connect(settings)
+        ModelWorker([make_queue(redis, settings)], settings, connection=redis).work(burst=True, logging_level="WARNING")
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """Real video files of every kind the tests need, made once."""
+    from videos import astronaut_frames, blank_frames, write_video
+
+    d = tmp_path_factory.mktemp("videos")
+    astro = astronaut_frames(40)
+    v = {
+        "astronaut_mp4": write_video(d / "astronaut.mp4", astro),
+        "astronaut_webm": write_video(d / "astronaut.webm", astro[:20]),
+        "astronaut_mkv": write_video(d / "astronaut.mkv", astro[:20]),
+        "astronaut_mov": write_video(d / "astronaut.mov", astro[:20]),
+        "astronaut_avi": write_video(d / "astronaut.avi", astro[:20]),
+        "one_frame": write_video(d / "one_frame.mp4", astro[:1]),
+        "five_frames": write_video(d / "five_frames.mp4", astro[:5]),
+        "no_face": write_video(d / "no_face.mp4", blank_frames(20)),
+        "long_astronaut": write_video(d / "long_astronaut.mp4", astronaut_frames(600, zoom=(0.95, 1.05))),
+    }
+    return v

@@ -1,0 +1,315 @@
+"""The API through FastAPI's TestClient, against a real Redis and real RQ workers (a worker
+process, or an in-process worker in burst mode), on real video files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from videos import astronaut_frames, write_video
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def post(client, path, wait=0.0, field="file", name=None, content_type="video/mp4"):
+    with open(path, "rb") as f:
+        return client.post(f"/predict?wait={wait}", files={field: (name or path.name, f, content_type)})
+
+
+def wait_for(client, job_id, statuses=("finished", "failed"), timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = client.get(f"/jobs/{job_id}").json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {view['status']} after {timeout} s")
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    assert "Traceback" not in response.text
+
+
+# --- the happy paths ----------------------------------------------------------------------
+
+
+def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_a_png(client, worker, videos, settings):
+    r = post(client, videos["astronaut_mp4"], wait=60)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    classes = client.get("/model").json()["classes"]
+    assert result["expression"] in classes
+    assert 0 < result["confidence"] <= 1
+    assert sum(result["votes"].values()) == sum(c["face"] for c in result["clips"])
+    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360}
+    assert result["faces"]["frames_with_face"] == 40
+    starts = [c["start_frame"] for c in result["clips"]]
+    assert starts == list(range(0, 33, 2))  # 8-frame clips at stride 2
+    assert all(c["end_frame"] - c["start_frame"] == 7 for c in result["clips"])
+    assert result["clips"][3]["start_s"] == pytest.approx(6 / 30, abs=1e-3)
+    assert result["model"]["sha256"] == client.get("/model").json()["sha256"]
+    assert {"decode", "detect", "infer", "render", "total"} <= set(result["timings_ms"])
+    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip"}
+    for image in result["attention_maps"]:
+        png = client.get(image["url"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
+    # the same job, read back
+    view = client.get(f"/jobs/{result['job_id']}").json()
+    assert view["status"] == "finished" and view["result"]["expression"] == result["expression"]
+    assert not (settings.uploads_dir / f"{result['job_id']}.video").exists()  # the upload is gone
+
+
+def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_worker, videos):
+    r = post(client, videos["astronaut_mp4"], wait=0)
+    assert r.status_code == 202
+    job = r.json()
+    assert r.headers["location"] == job["status_url"] and job["status_url"].endswith(f"/jobs/{job['job_id']}")
+    assert client.get(f"/jobs/{job['job_id']}").json()["status"] == "queued"
+    run_burst_worker()
+    view = client.get(f"/jobs/{job['job_id']}").json()
+    assert view["status"] == "finished" and view["error"] is None
+    assert view["progress"]["stage"] == "done"
+    assert len(view["result"]["clips"]) == 17
+
+
+@pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi"])
+def test_common_containers_and_codecs(client, run_burst_worker, videos, kind):
+    job_id = post(client, videos[kind]).json()["job_id"]
+    run_burst_worker()
+    view = client.get(f"/jobs/{job_id}").json()
+    assert view["status"] == "finished", view
+    assert view["result"]["video"]["frames"] == 20
+
+
+@pytest.mark.parametrize("kind,frames", [("one_frame", 1), ("five_frames", 5)])
+def test_videos_shorter_than_a_clip_make_one_padded_clip(client, run_burst_worker, videos, kind, frames):
+    job_id = post(client, videos[kind]).json()["job_id"]
+    run_burst_worker()
+    result = client.get(f"/jobs/{job_id}").json()["result"]
+    assert len(result["clips"]) == 1
+    assert result["clips"][0]["start_frame"] == 0 and result["clips"][0]["end_frame"] == frames - 1
+    assert result["video"]["frames"] == frames
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_empty_file(client, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert_error(post(client, empty), 422, "empty_file")
+
+
+def test_text_renamed_mp4(client, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    assert_error(post(client, text), 415, "unsupported_format")
+
+
+def test_truncated_mp4_without_its_index(client, videos, tmp_path):
+    data = videos["astronaut_mp4"].read_bytes()  # moov (the index) at the end: cut it off
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_error(post(client, cut), 422, "unreadable_video")
+
+
+def test_truncated_faststart_mp4_analyses_what_it_holds(client, run_burst_worker, tmp_path):
+    import av
+
+    path = tmp_path / "fast.mp4"
+    frames = astronaut_frames(40)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 640, 360, "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    data = path.read_bytes()
+    cut = tmp_path / "fast_cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    r = post(client, cut)
+    assert r.status_code == 202
+    run_burst_worker()
+    view = client.get(f"/jobs/{r.json()['job_id']}").json()
+    assert view["status"] == "finished", view
+    assert 0 < view["result"]["video"]["frames"] < 40
+
+
+def test_video_with_no_decodable_frames_fails_its_job_with_a_message(client, run_burst_worker, videos, tmp_path):
+    data = bytearray(videos["astronaut_mp4"].read_bytes())
+    start = data.index(b"mdat") + 4
+    data[start : start + (len(data) - start) // 2] = bytes((len(data) - start) // 2)  # zero the coded frames
+    broken = tmp_path / "garbage.mp4"
+    broken.write_bytes(bytes(data))
+    r = post(client, broken)
+    assert r.status_code == 202  # the headers are intact: only decoding can tell
+    run_burst_worker()
+    view = client.get(f"/jobs/{r.json()['job_id']}").json()
+    assert view["status"] == "failed"
+    assert view["error"]["code"] == "undecodable_video" and "decoded" in view["error"]["message"]
+
+
+def test_video_without_a_face_is_a_clear_error_not_a_guess(client, worker, videos):
+    assert_error(post(client, videos["no_face"], wait=60), 422, "no_face")
+
+
+def test_huge_resolution_is_refused_before_decoding(client, tmp_path):
+    import numpy as np
+
+    big = write_video(tmp_path / "big.avi", [np.full((3000, 4000), 128, np.uint8)] * 2, codec="mjpeg")
+    assert_error(post(client, big), 413, "resolution_too_large")
+
+
+def test_upload_over_the_cap_declared(client, settings, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (settings.max_upload_bytes + 200_000))
+    assert_error(post(client, big), 413, "upload_too_large")
+    assert not any(settings.uploads_dir.glob("*")) if settings.uploads_dir.exists() else True
+
+
+def test_upload_over_the_cap_streamed_writes_nothing_beyond_it(redis_url, tmp_path, model_dir):
+    """Chunked upload without Content-Length: cut off at the cap while streaming."""
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+
+    settings = make_settings(redis_url, tmp_path / "s", model_dir, max_upload_mb=1)
+    boundary = "xyzBOUNDARYzyx"
+    written = []
+
+    def body():
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\nContent-Type: video/mp4\r\n\r\n'.encode()
+        for _ in range(40):  # 40 x 64 KB = 2.5 MB, over the 1 MB cap
+            written.append(1)
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/predict", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert_error(r, 413, "upload_too_large")
+    assert list(settings.uploads_dir.glob("*")) == []
+
+
+def test_wrong_form_field(client, videos):
+    assert_error(post(client, videos["five_frames"], field="video"), 422, "missing_file_field")
+
+
+def test_not_multipart(client):
+    assert_error(client.post("/predict", content=b"raw bytes", headers={"content-type": "video/mp4"}), 415, "not_multipart")
+
+
+def test_negative_wait_is_a_validation_error(client, videos):
+    assert_error(post(client, videos["five_frames"], wait=-1), 422, "invalid_request")
+
+
+def test_unknown_job_and_image(client):
+    assert_error(client.get("/jobs/" + "0" * 32), 404, "unknown_job")
+    assert_error(client.get("/jobs/not-a-job-id"), 404, "unknown_job")
+    assert_error(client.get("/jobs/" + "0" * 32 + "/attention/peak.png"), 404, "unknown_image")
+    assert client.get("/jobs/" + "0" * 32 + "/attention/..%2F..%2Fetc%2Fpasswd.png").status_code == 404
+
+
+def test_unknown_route_is_json(client):
+    assert_error(client.get("/nope"), 404, "not_found")
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def test_redis_down_is_503_and_the_api_stays_up(tmp_path, model_dir, videos):
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+
+    settings = make_settings("redis://127.0.0.1:1/0", tmp_path / "s", model_dir)  # nothing listens on port 1
+    with TestClient(create_app(settings)) as client:
+        assert_error(post(client, videos["five_frames"]), 503, "queue_unavailable")
+        assert_error(client.get("/jobs/" + "a" * 32), 503, "queue_unavailable")
+        assert_error(client.get("/readyz"), 503, "queue_unavailable")
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/model").status_code == 200
+        assert "ramfer_redis_up 0.0" in client.get("/metrics").text
+    assert not settings.uploads_dir.exists() or list(settings.uploads_dir.glob("*")) == []
+
+
+def test_worker_killed_mid_job_fails_the_job_with_a_message(client, settings, videos):
+    from conftest import start_worker
+
+    proc = start_worker(settings)
+    try:
+        job_id = post(client, videos["long_astronaut"]).json()["job_id"]
+        wait_for(client, job_id, statuses=("started",), timeout=30)
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        view = wait_for(client, job_id, timeout=settings.heartbeat_s + settings.heartbeat_grace_s + 15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert view["status"] == "failed"
+    assert view["error"]["code"] == "worker_lost" and "killed" in view["error"]["message"]
+
+
+# --- the other routes -------------------------------------------------------------------------
+
+
+def test_model_metadata(client, model_dir):
+    import json
+
+    m = client.get("/model").json()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert m["variant"] == config["model"]["variant"] == "econvlstm_ram"
+    assert m["sha256"] == config["weights_sha256"]
+    assert m["clip_length"] == 8 and m["stride"] == 2 and m["input_size"] == 48
+    assert "happy" in m["classes"]
+
+
+def test_readyz_needs_a_live_worker(client, settings):
+    from conftest import start_worker
+
+    assert_error(client.get("/readyz"), 503, "no_workers")
+    proc = start_worker(settings)
+    try:
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.json()["workers"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_metrics_count_requests_and_queue(client, videos):
+    post(client, videos["five_frames"])
+    client.get("/jobs/" + "0" * 32)
+    text = client.get("/metrics").text
+    assert 'ramfer_http_requests_total{method="POST",route="/predict",status="202"} 1.0' in text
+    assert 'ramfer_http_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0' in text
+    assert "ramfer_queue_depth 1.0" in text
+    assert "ramfer_jobs_submitted_total 1.0" in text
+    assert "ramfer_job_duration_seconds_bucket" in text
+
+
+def test_index_page(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'id="upload-form"' in r.text and "predict?wait=0" in r.text
+
+
+def test_openapi_documents_every_route_and_its_errors(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/predict", "/jobs/{job_id}", "/jobs/{job_id}/attention/{name}.png", "/model", "/healthz", "/readyz", "/metrics"):
+        assert path in paths
+    predict = paths["/predict"]["post"]
+    assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
+    assert "multipart/form-data" in predict["requestBody"]["content"]
+    assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from training.clips import clip_indices, majority_vote
+
+
+@pytest.mark.parametrize("n", [8, 9, 10, 11, 17, 20, 71])
+def test_clips_are_8_frames_stride_2_and_cover_every_frame(n):
+    clips = clip_indices(n)
+    assert clips.shape[1] == 8
+    assert (np.diff(clips, axis=1) == 1).all()  # consecutive frames
+    starts = clips[:, 0]
+    regular = np.arange(0, n - 8 + 1, 2)
+    assert starts[: len(regular)].tolist() == regular.tolist()  # stride 2: 6 frames of overlap
+    assert clips[-1, -1] == n - 1  # the last frame (CK+'s peak) is always in a clip
+    assert set(clips.ravel()) == set(range(n))
+
+
+def test_odd_tail_gets_one_clip_aligned_to_the_end():
+    assert clip_indices(11)[:, 0].tolist() == [0, 2, 3]
+    assert clip_indices(10)[:, 0].tolist() == [0, 2]  # already ends on the last frame
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_short_video_is_one_clip_with_the_first_frame_repeated_in_front(n):
+    clips = clip_indices(n)
+    assert clips.shape == (1, 8)
+    assert clips[0].tolist() == [0] * (8 - n) + list(range(n))
+
+
+def test_no_frames_no_clips():
+    assert clip_indices(0).shape == (0, 8)
+
+
+def test_majority_vote():
+    winner, votes = majority_vote([4, 4, 1, 4, 6], num_classes=7)
+    assert winner == 4 and votes.tolist() == [0, 2 - 1, 0, 0, 3, 0, 1]
+
+
+def test_tie_goes_to_the_class_with_more_probability_then_the_lower_index():
+    probs = np.array([[0.1, 0.9, 0], [0.2, 0.8, 0], [0.6, 0.4, 0], [0.55, 0.45, 0]])
+    # 2 votes each; class 1 has the larger summed probability over all clips
+    assert majority_vote([1, 1, 0, 0], probs)[0] == 1
+    assert majority_vote([1, 1, 0, 0], num_classes=3)[0] == 0
+
+
+def test_abstaining_class_only_wins_alone():
+    neutral = 7
+    winner, votes = majority_vote([7, 7, 7, 7, 4, 4], num_classes=8, abstain=neutral)
+    assert winner == 4 and votes[neutral] == 4  # reported, but does not outvote the expression
+    assert majority_vote([7, 7, 7], num_classes=8, abstain=neutral)[0] == neutral
+
+
+def test_vote_needs_clips():
+    with pytest.raises(ValueError):
+        majority_vote([])

@@ -1,0 +1,216 @@
+"""The network against the paper's equations, computed by hand on tiny tensors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from training.faces import CropConfig
+from training.model import VARIANTS, ConvLSTM, EnhancedConvLSTM, ExpressionNet, ModelConfig, attend, loss_fn, econvlstm_ram
+
+sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+
+
+def fill_(module, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.7)
+
+
+def test_convlstm_step_is_equation_1_by_hand():
+    # one channel, one pixel, 1x1 kernels: every W is a number and the step is plain arithmetic
+    cell = ConvLSTM(1, 1, size=1, k=1)
+    fill_(cell, 0)
+    wx = cell.conv_x.weight.flatten().tolist()  # W_xi, W_xf, W_xc, W_xo
+    bx = cell.conv_x.bias.tolist()
+    wh = cell.conv_h.weight.flatten().tolist()
+    wci, wcf, wco = cell.w_ci.item(), cell.w_cf.item(), cell.w_co.item()
+    x, h, c = 0.8, -0.3, 0.5
+
+    i = sig(wx[0] * x + wh[0] * h + wci * c + bx[0])
+    f = sig(wx[1] * x + wh[1] * h + wcf * c + bx[1])
+    c_new = f * c + i * math.tanh(wx[2] * x + wh[2] * h + bx[2])
+    o = sig(wx[3] * x + wh[3] * h + wco * c_new + bx[3])  # peephole reads the NEW cell state
+    h_new = o * math.tanh(c_new)
+
+    t = lambda v: torch.tensor([[[[v]]]])  # noqa: E731
+    got_h, got_c = cell.step(cell.conv_x(t(x)), t(h), t(c))
+    assert got_c.item() == pytest.approx(c_new, abs=1e-6)
+    assert got_h.item() == pytest.approx(h_new, abs=1e-6)
+
+
+def test_convlstm_peepholes_are_hadamard_per_channel_and_position():
+    cell = ConvLSTM(3, 4, size=5)
+    assert cell.w_ci.shape == cell.w_cf.shape == cell.w_co.shape == (4, 5, 5)
+    # element-wise: a cell state that is zero except at one position changes the gates only there
+    fill_(cell, 1)
+    x_proj = torch.zeros(1, 16, 5, 5)
+    h = torch.zeros(1, 4, 5, 5)
+    c = torch.zeros(1, 4, 5, 5)
+    base, _ = cell.step(x_proj, h, c)
+    c[0, :, 2, 3] = 1.0
+    bumped, _ = cell.step(x_proj, h, c)
+    changed = (bumped - base).abs().sum(1)[0] > 1e-7
+    assert changed[2, 3] and changed.sum() == 1
+
+
+def group_norm(v, gamma, beta, eps=1e-5):
+    mean = v.mean()
+    var = ((v - mean) ** 2).mean()
+    return (v - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def test_enhanced_convlstm_step_is_equation_2_by_hand():
+    # two channels (GroupNorm over one group of 2 values needs more than one), one pixel, 1x1 kernels:
+    # every convolution is a 2x2 (or 2x1) matrix and the step is numpy arithmetic.
+    C = 2
+    cell = EnhancedConvLSTM(1, C, size=1, k=1, groups=1)
+    fill_(cell, 2)
+    W = lambda conv: conv.weight.detach().numpy()[:, :, 0, 0]  # noqa: E731  (out, in)
+    Wx, bx = W(cell.conv_x), cell.conv_x.bias.detach().numpy()
+    Wxr, Wh1, Wh2, Wc, Wco = W(cell.conv_xr), W(cell.conv_h1), W(cell.conv_h2), W(cell.conv_c), W(cell.conv_co)
+    gate = lambda M, k, v: M[k * C : (k + 1) * C] @ v  # noqa: E731  rows of gate k
+    x = np.array([0.9])
+    h1 = np.array([0.4, -0.7])  # h_{t-1}
+    h2 = np.array([-0.2, 0.5])  # h_{t-2}
+    c = np.array([0.3, -0.6])
+    s = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+
+    i = s(gate(Wx, 0, x) + gate(Wh1, 0, h1) + gate(Wc, 0, c) + bx[0:2])
+    f = s(gate(Wx, 1, x) + gate(Wh1, 1, h1) + gate(Wc, 1, c) + bx[2:4])
+    c_new = f * c + i * np.tanh(gate(Wx, 2, x) + gate(Wh1, 2, h1) + bx[4:6])
+    s_mod = np.tanh(gate(Wx, 4, x) + gate(Wh2, 0, h2) + bx[8:10])  # s~_t reads h_{t-2}
+    s_skip = s(gate(Wx, 5, x) + gate(Wh2, 1, h2) + bx[10:12])  # s_t reads h_{t-2}
+    o = s(gate(Wx, 3, x) + gate(Wh1, 3, h1) + Wco @ c_new + bx[6:8])  # conv peephole on c_t
+    pre = o * np.tanh(c_new) + s_skip * s_mod + Wxr @ x  # temporal and spatial skips
+    h_new = group_norm(pre, cell.norm.weight.detach().numpy(), cell.norm.bias.detach().numpy())
+
+    t = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)  # noqa: E731
+    xt = t(x)
+    got_h, got_c = cell.step(cell.conv_x(xt), cell.conv_xr(xt), t(h1), t(h2), t(c))
+    np.testing.assert_allclose(got_c.detach().numpy().ravel(), c_new, atol=1e-6)
+    np.testing.assert_allclose(got_h.detach().numpy().ravel(), h_new, atol=1e-5)
+
+
+def test_temporal_gates_read_h_t_minus_2():
+    layer = EnhancedConvLSTM(2, 4, size=6)
+    fill_(layer, 3)
+    seen = []
+    layer.conv_h2.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    seen_h1 = []
+    layer.conv_h1.register_forward_hook(lambda m, inp, out: seen_h1.append(inp[0].detach().clone()))
+    x = torch.randn(2, 5, 2, 6, 6)
+    with torch.no_grad():
+        h = layer(x)  # (B, T, C, H, W)
+    assert len(seen) == 5
+    assert seen[0].abs().max() == 0 and seen[1].abs().max() == 0  # h_{-2}, h_{-1} are zero
+    for t in range(2, 5):
+        torch.testing.assert_close(seen[t], h[:, t - 2])  # h_{t-2} ...
+        assert not torch.allclose(seen[t], h[:, t - 1])  # ... not h_{t-1}
+        torch.testing.assert_close(seen_h1[t], h[:, t - 1])  # while the LSTM gates read h_{t-1}
+
+
+def test_residual_mechanism():
+    g = torch.randn(2, 3, 4, 4)
+    m = torch.rand(2, 4, 4)
+    out = attend(g, m)
+    torch.testing.assert_close(out, g * (1 + m[:, None]))  # one map, broadcast over channels
+    torch.testing.assert_close(attend(g, torch.zeros(2, 4, 4)), g)  # M = 0 leaves g
+    torch.testing.assert_close(attend(g, torch.ones(2, 4, 4)), 2 * g)  # M = 1 doubles it
+
+
+def test_fc_reads_attended_features_of_the_last_step():
+    torch.manual_seed(0)
+    model = econvlstm_ram().eval()
+    captured = {}
+    last_rnn = [m for m in model.temporal if not isinstance(m, torch.nn.MaxPool2d)][-1]
+    last_rnn.register_forward_hook(lambda m, i, o: captured.__setitem__("g", o))
+    model.fc.register_forward_hook(lambda m, i, o: captured.__setitem__("fc_in", i[0]))
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (2, 8, 1, 48, 48)))
+    expected = ((1 + out.attention[:, -1, None]) * captured["g"][:, -1]).flatten(1)
+    torch.testing.assert_close(captured["fc_in"], expected)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shapes_and_attention_range(variant):
+    model = ExpressionNet(ModelConfig(variant=variant)).eval()
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (3, 8, 1, 48, 48), dtype=torch.uint8))
+    assert out.logits.shape == (3, 7)
+    if variant.endswith("_ram"):
+        assert out.ram_logits.shape == (3, 8, 7)
+        assert out.attention.shape == (3, 8, 6, 6)
+        assert out.attention.min() > 0 and out.attention.max() < 1
+    else:
+        assert out.ram_logits is None and out.attention is None
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradients_reach_every_parameter(variant):
+    torch.manual_seed(0)
+    model = ExpressionNet(ModelConfig(variant=variant)).train()
+    x = torch.randint(0, 256, (4, 8, 1, 48, 48)).float()
+    loss_fn(model(x), torch.tensor([0, 1, 2, 3])).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_ram_loss_is_the_sum_of_both_branches():
+    torch.manual_seed(0)
+    model = econvlstm_ram().eval()
+    y = torch.tensor([1, 5])
+    out = model(torch.randint(0, 256, (2, 8, 1, 48, 48)))
+    expected = torch.nn.functional.cross_entropy(out.logits, y) + torch.nn.functional.cross_entropy(out.ram_logits[:, -1], y)
+    torch.testing.assert_close(loss_fn(out, y), expected)
+
+
+def test_frame_standardisation_ignores_brightness_and_contrast():
+    model = econvlstm_ram().eval()
+    x = torch.randint(40, 200, (1, 8, 1, 48, 48)).float()
+    with torch.no_grad():
+        a = model(x).logits
+        brighter = model(x + 30).logits
+        flatter = model(0.8 * x).logits
+    torch.testing.assert_close(a, brighter, atol=1e-4, rtol=1e-4)  # exact: the mean is removed
+    # the std floor (+1 grey level) makes contrast invariance approximate, on purpose
+    torch.testing.assert_close(a, flatter, atol=2e-2, rtol=2e-2)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="unknown variant"):
+        ModelConfig(variant="lstm")
+    with pytest.raises(ValueError, match="layout"):
+        ModelConfig(layout="conv pool rnn rnn rnn rnn")
+
+
+def test_checkpoint_roundtrip_is_identical(tmp_path):
+    torch.manual_seed(0)
+    model = econvlstm_ram()
+    model.train()
+    model(torch.randint(0, 256, (4, 8, 1, 48, 48)))  # move BatchNorm running stats off their init
+    model.eval()
+    x = torch.randint(0, 256, (2, 8, 1, 48, 48), dtype=torch.uint8)
+    with torch.no_grad():
+        before = model(x)
+    save_checkpoint(tmp_path, model, CropConfig(), ["a", "b", "c", "d", "e", "f", "g"], {"seed": 0})
+    loaded, config = load_checkpoint(tmp_path)
+    with torch.no_grad():
+        after = loaded(x)
+    assert torch.equal(before.logits, after.logits)
+    assert torch.equal(before.attention, after.attention)
+    assert config["model"]["variant"] == "econvlstm_ram"
+    assert config["weights_sha256"] in (tmp_path / "MODEL_CARD.md").read_text()
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    save_checkpoint(tmp_path, econvlstm_ram(), CropConfig(), list("abcdefg"), {})
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(tmp_path)

@@ -1,0 +1,55 @@
+"""Real video files for the tests, encoded with PyAV (OpenCV here cannot write H.264)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg"}
+
+
+def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
+    """Encode gray or BGR uint8 frames into `path` (container from the suffix)."""
+    path = Path(path)
+    frames = [f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in frames]
+    h, w = frames[0].shape[:2]
+    codec = codec or CODEC_BY_SUFFIX[path.suffix]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=int(round(fps)))
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast", "crf": "20"}
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def astronaut_frames(n: int = 45, size=(640, 360), zoom=(0.9, 1.25)) -> list[np.ndarray]:
+    """A real face (skimage's astronaut, Eileen Collins, public domain) panned and zoomed:
+    the detector and the tracker work on a real, moving face."""
+    from skimage import data
+
+    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # 512x512, face near (250, 130)
+    w, h = size
+    frames = []
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        s = zoom[0] + (zoom[1] - zoom[0]) * t
+        m = np.float32([[s, 0, w / 2 - s * (230 + 40 * t)], [0, s, h / 2 - s * (150 + 10 * t)]])
+        frames.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    return frames
+
+
+def blank_frames(n: int, size=(320, 240), value: int = 90) -> list[np.ndarray]:
+    """Frames with no face in them (a soft gradient, so the encoder has something to code)."""
+    w, h = size
+    ramp = np.tile(np.linspace(value - 40, value + 40, w, dtype=np.float32), (h, 1))
+    return [np.clip(ramp + 3 * i, 0, 255).astype(np.uint8) for i in range(n)]

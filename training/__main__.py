@@ -1,0 +1,204 @@
+"""python -m training {synth,cv,train}: data, cross-validation and the servable checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.data import CLASSES
+
+log = logging.getLogger("training")
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    from training.train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--data", required=True, help="a CK+ tree (cohn-kanade-images/, Emotion/, ...) or class folders of videos")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--clips-per-video", type=int, default=d.clips_per_video, help="clips drawn from each video per epoch")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-amp", action="store_true", help="train in fp32 even where bf16 is available")
+    p.add_argument("--hidden", type=int, default=None, help="recurrent layers' channels (default: the model's)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when present)")
+    p.add_argument("--cache", default=None, help="where preprocessed arrays are cached (default ~/.cache/ramfer or $RAMFER_CACHE)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def recipe(args):
+    from training.train import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clips_per_video=args.clips_per_video,
+        augment=not args.no_augment, amp=not args.no_amp, seed=args.seed,
+    )
+
+
+def load(args):
+    from training.data import load_dataset
+    from training.faces import CropConfig
+
+    start = time.perf_counter()
+    dataset = load_dataset(args.data, CropConfig(), cache_dir=args.cache, classes=CLASSES, progress=not args.quiet)
+    log.info(
+        "%s (%s layout): %d videos, %d subjects, %d frames, classes %s, loaded in %.1f s",
+        args.data, dataset.layout, len(dataset.videos), len(set(dataset.subjects)),
+        sum(len(v.frames) for v in dataset.videos), dataset.class_counts(), time.perf_counter() - start,
+    )
+    return dataset
+
+
+def setup(args) -> torch.device:
+    from training.train import pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    return pick_device(args.device)
+
+
+def command_line() -> str:
+    return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_synth(args) -> None:
+    from training.synth import write_dataset
+
+    start = time.perf_counter()
+    summary = write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
+    log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
+
+
+def cmd_cv(args) -> None:
+    from training.cv import cross_validate, make_folds, write_results
+    from training.model import VARIANTS
+    from training.report import attention_png, confusion_png, markdown_table
+
+    device = setup(args)
+    dataset = load(args)
+    variants = list(VARIANTS) if args.variant == "all" else [args.variant]
+    folds = make_folds(dataset.subjects, dataset.labels, args.folds, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = recipe(args)
+    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    results = {
+        "folds": int(folds.max() + 1),
+        "data": {
+            "root": str(args.data), "layout": dataset.layout, "videos": len(dataset.videos),
+            "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts(),
+        },
+        "command": command_line(),
+        "seed": args.seed,
+        "train": cfg.to_dict(),
+        "model_overrides": overrides,
+        "device": str(device),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "variants": {},
+    }
+    all_preds = {}
+    for variant in variants:
+        summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet)
+        results["variants"][variant] = summary
+        all_preds[variant] = preds
+        log.info("%s: video accuracy %.4f, clip accuracy %.4f (%.1f min)", variant, summary["video_accuracy"],
+                 summary["clip_accuracy"], summary["train_seconds"] / 60)
+        write_results(out, results)  # after every variant, so a long run keeps what it has done
+    (out / "table.md").write_text(markdown_table(results))
+    confusion_png(out / "confusion.png", results)
+    attention_png(out / "attention.png", dataset, all_preds)
+    print(markdown_table(results))
+    log.info("wrote %s", out)
+
+
+def cmd_train(args) -> None:
+    from training.checkpoint import save_checkpoint
+    from training.faces import CropConfig
+    from training.model import ExpressionNet, ModelConfig
+    from training.train import fit, predict_videos
+
+    device = setup(args)
+    dataset = load(args)
+    cfg = recipe(args)
+    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
+    report = fit(model, dataset.videos, cfg, device, progress=not args.quiet)
+    preds = predict_videos(model, dataset.videos, device)
+    train_acc = float(np.mean([p.label == v.label for p, v in zip(preds, dataset.videos)]))
+    metrics = {"train_video_accuracy": round(train_acc, 4), "final_loss": round(report["history"][-1]["loss"], 4)}
+    if args.cv_results:
+        import json
+
+        cv = json.loads(Path(args.cv_results).read_text())
+        r = cv["variants"].get(args.variant)
+        if r:
+            metrics |= {
+                "cv_video_accuracy": round(r["video_accuracy"], 4), "cv_clip_accuracy": round(r["clip_accuracy"], 4),
+                "cv_folds": cv["folds"], "cv_command": cv.get("command"),
+            }
+    record = {
+        "name": Path(args.out).name,
+        "command": command_line(),
+        "seed": args.seed,
+        "train": cfg.to_dict(),
+        "train_seconds": round(report["seconds"], 1),
+        "trained_on": f"{report['device']} ({platform.processor() or platform.machine()}), torch {torch.__version__}, bf16 autocast {report['amp_bf16']}",
+        "data": {"root": str(args.data), "layout": dataset.layout, "videos": len(dataset.videos),
+                 "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts()},
+        "data_description": args.data_description or f"{len(dataset.videos)} videos of {len(set(dataset.subjects))} subjects from `{args.data}` ({dataset.layout} layout).",
+        "metrics": metrics,
+        "history": report["history"],
+    }
+    save_checkpoint(args.out, model.cpu(), CropConfig(), dataset.classes, record)
+    log.info("wrote %s: %s", args.out, metrics)
+
+
+def main(argv=None) -> None:
+    from training.model import VARIANTS
+
+    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic expression data set in the CK+ layout")
+    p.add_argument("--out", required=True)
+    p.add_argument("--subjects", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_synth)
+
+    p = sub.add_parser("cv", help="person-independent k-fold cross-validation")
+    add_recipe_args(p)
+    p.add_argument("--out", required=True, help="run folder: results.json, table.md, confusion.png, attention.png")
+    p.add_argument("--variant", default="econvlstm_ram", choices=[*VARIANTS, "all"])
+    p.add_argument("--folds", type=int, default=10)
+    p.set_defaults(run=cmd_cv)
+
+    p = sub.add_parser("train", help="train on all of --data and write a servable checkpoint")
+    add_recipe_args(p)
+    p.add_argument("--out", required=True, help="checkpoint folder")
+    p.add_argument("--variant", default="econvlstm_ram", choices=VARIANTS)
+    p.add_argument("--cv-results", default=None, help="a cv run's results.json, quoted in the model card")
+    p.add_argument("--data-description", default=None, help="a sentence on the data for the model card")
+    p.set_defaults(run=cmd_train)
+
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

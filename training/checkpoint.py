@@ -1,0 +1,160 @@
+"""A servable checkpoint: a folder the service loads without executing any code from it.
+
+    CHECKPOINT_DIR/model.safetensors   weights (safetensors: plain tensors, no pickle)
+    CHECKPOINT_DIR/config.json         what rebuilds the network and its preprocessing, plus the
+                                       training record (data, command, seed, metrics) and the
+                                       weights' sha256
+    CHECKPOINT_DIR/MODEL_CARD.md       the same for people, with the design decisions
+
+`load_checkpoint` refuses weights whose sha256 differs from the one recorded beside them.
+Importing this module does not import torch: the API reads config.json without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from training.clips import CLIP_LENGTH, CLIP_STRIDE
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "MODEL_CARD.md"
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(out_dir, model, crop, classes, record: dict, card_text: str = "") -> dict:
+    """Write weights, config.json and MODEL_CARD.md; returns the config written."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS), metadata={"format": str(FORMAT_VERSION)})
+    config = {
+        "format": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "crop": crop.to_dict(),
+        "classes": list(classes),
+        "clip": {"length": CLIP_LENGTH, "stride": CLIP_STRIDE},
+        "weights_sha256": sha256_of(out / WEIGHTS),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        **record,
+    }
+    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (out / CARD).write_text(card_text or model_card(config))
+    return config
+
+
+def read_config(ckpt_dir) -> dict:
+    """config.json alone: what the API shows under /model without loading torch weights."""
+    path = Path(ckpt_dir) / CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    if config.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {config.get('format')!r}, expected {FORMAT_VERSION}")
+    return config
+
+
+def load_checkpoint(ckpt_dir, device="cpu"):
+    """(the network in eval mode, its config). Raises CheckpointError on any mismatch."""
+    from safetensors.torch import load_file
+
+    from training.model import ExpressionNet, ModelConfig
+
+    ckpt = Path(ckpt_dir)
+    config = read_config(ckpt)
+    weights = ckpt / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    digest = sha256_of(weights)
+    if digest != config.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: sha256 {digest} differs from the recorded {config.get('weights_sha256')}")
+    card = ckpt / CARD
+    if card.is_file() and digest not in card.read_text():
+        raise CheckpointError(f"{card} does not name the weights' sha256 {digest}")
+    model = ExpressionNet(ModelConfig(**config["model"]))
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except RuntimeError as e:
+        raise CheckpointError(f"{weights} does not fit the recorded model config: {e}") from e
+    return model.to(device).eval(), config
+
+
+def crop_config(config: dict):
+    from training.faces import CropConfig
+
+    return CropConfig(**config["crop"])
+
+
+def model_card(config: dict) -> str:
+    """The model card: what the model is, what it learned from, how to reproduce it, how good it is."""
+    from training import model as model_module
+
+    m = config["model"]
+    metrics = config.get("metrics") or {}
+    lines = [
+        f"# Model card: {m['variant']} ({config.get('name', 'checkpoint')})",
+        "",
+        "Video facial expression recognition: Enhanced ConvLSTM + Recurrent Attention Module "
+        "(Miyoshi, Nagata, Hashimoto), implemented in `training/model.py`.",
+        "",
+        "## Identity",
+        f"* weights: `{WEIGHTS}`, sha256 `{config['weights_sha256']}`",
+        f"* parameters: {config['parameters']:,}",
+        f"* classes ({len(config['classes'])}): {', '.join(config['classes'])}",
+        f"* input: {m['input_size']}x{m['input_size']} gray face crops, clips of {config['clip']['length']} frames, "
+        f"stride {config['clip']['stride']}; videos are labelled by the majority vote of their clips",
+        f"* crop: {json.dumps(config['crop'])}",
+        f"* network: {json.dumps(m)}",
+        "",
+        "## Training data",
+        config.get("data_description", "(not recorded)"),
+        "",
+        "## Reproduce",
+        "```",
+        config.get("command", "(not recorded)"),
+        "```",
+        f"* seed: {config.get('seed')}",
+        f"* recipe: `{json.dumps(config.get('train', {}))}`",
+        f"* trained on: {config.get('trained_on', '(not recorded)')}, {config.get('train_seconds', 0):.0f} s",
+        "",
+        "## Metrics",
+    ]
+    if metrics:
+        lines += [f"* {k}: {v}" for k, v in metrics.items()]
+    else:
+        lines += ["(none recorded)"]
+    lines += [
+        "",
+        "## Licences",
+        config.get("licences", "Synthetic training data generated by this project (MIT)."),
+        "",
+        "## Design decisions (from training/model.py)",
+        "",
+        (model_module.__doc__ or "").strip(),
+        "",
+        "## Limits",
+        config.get(
+            "limits",
+            "Trained on drawn synthetic faces only: on real people's videos its answers are guesses "
+            "until it is trained on real data (see the README's 'Your own data').",
+        ),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Clip splitting and the majority vote: the paper's protocol (section 4.1), shared by training and serving.
+
+A video is cut into 8-frame clips, consecutive clips overlapping by 6 frames (stride 2); every clip
+is classified and the video's label is the majority vote of its clips.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLIP_LENGTH = 8
+CLIP_STRIDE = 2
+
+
+def clip_indices(n_frames: int, length: int = CLIP_LENGTH, stride: int = CLIP_STRIDE) -> np.ndarray:
+    """Frame indices of every clip of an n-frame video, shape (n_clips, length).
+
+    * Clips start at 0, stride, 2*stride, ... while they fit.
+    * If that leaves the last frame(s) out, one more clip ends exactly on the last frame: CK+
+      sequences end on the expression's peak, and no frame of any video should go unseen.
+    * A video shorter than `length` becomes one clip whose first frame is repeated in front
+      ([0, 0, 0, 0, 0, 0, 1, 2] for 3 frames): the face held still before the recording began,
+      which keeps the real frames at the end, where the network makes its decision.
+    * No frames, no clips.
+    """
+    if n_frames <= 0:
+        return np.zeros((0, length), dtype=np.int64)
+    if n_frames < length:
+        return np.concatenate([np.zeros(length - n_frames, np.int64), np.arange(n_frames)])[None]
+    starts = list(range(0, n_frames - length + 1, stride))
+    if starts[-1] + length < n_frames:
+        starts.append(n_frames - length)
+    return np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)
+
+
+def majority_vote(
+    labels, probabilities=None, num_classes: int | None = None, abstain: int | None = None
+) -> tuple[int, np.ndarray]:
+    """The video's label from its clips' labels. Returns (winner, votes per class).
+
+    Tie rule: among the classes with the most votes, the one with the larger summed probability
+    over the voting clips wins (the model was more sure of it); if still tied, the lower class
+    index. `abstain` (e.g. a "neutral" class) votes only when no clip voted for anything else, so
+    a short expression inside a calm video is not outvoted by the calm.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size == 0:
+        raise ValueError("majority_vote needs at least one clip")
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if probabilities is None else np.shape(probabilities)[1]
+    votes = np.bincount(labels, minlength=num_classes)  # every clip is counted and reported ...
+    voters = np.ones(labels.shape, dtype=bool)
+    if abstain is not None and np.any(labels != abstain):
+        voters = labels != abstain  # ... but an abstaining class only contests when it is alone
+    contest = np.bincount(labels[voters], minlength=num_classes)
+    tied = np.flatnonzero(contest == contest.max())
+    if len(tied) > 1 and probabilities is not None:
+        mass = np.asarray(probabilities)[voters][:, tied].sum(axis=0)
+        tied = tied[mass == mass.max()]
+    return int(tied[0]), votes

@@ -1,0 +1,102 @@
+"""Person-independent k-fold cross-validation (the paper's protocol, section 4.1).
+
+No subject appears in two folds; folds are balanced by class as far as whole subjects allow
+(scikit-learn's StratifiedGroupKFold: subjects are groups, video labels the strata), and the
+split is fixed by the seed. Each fold trains a fresh network on the other folds and tests on
+its own videos; accuracies are then counted over all test videos of all folds together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+from training.data import Dataset
+from training.model import ExpressionNet, ModelConfig
+from training.train import TrainConfig, VideoPrediction, fit, predict_videos
+
+log = logging.getLogger(__name__)
+
+
+def make_folds(subjects: list[str], labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold number of every video; a subject's videos all share one fold."""
+    n_subjects = len(set(subjects))
+    if n_subjects < 2:
+        raise ValueError("cross-validation needs at least 2 subjects")
+    if k > n_subjects:
+        log.warning("only %d subjects: using %d folds instead of %d", n_subjects, n_subjects, k)
+        k = n_subjects
+    folds = np.empty(len(subjects), dtype=np.int64)
+    if np.bincount(labels).max() >= k:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:  # every class is smaller than k: nothing to stratify, only keep subjects whole
+        splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups=subjects)):
+        folds[test] = f
+    return folds
+
+
+def clip_accuracy(videos, preds: list[VideoPrediction]) -> float:
+    right = sum(int((p.clip_labels == v.label).sum()) for v, p in zip(videos, preds))
+    return right / sum(len(p.clip_labels) for p in preds)
+
+
+def summarize(dataset: Dataset, preds: list[VideoPrediction], folds: np.ndarray) -> dict:
+    K = len(dataset.classes)
+    y = dataset.labels
+    yhat = np.array([p.label for p in preds])
+    confusion = np.zeros((K, K), dtype=np.int64)
+    np.add.at(confusion, (y, yhat), 1)
+    support = confusion.sum(1)
+    recall = {c: (float(confusion[i, i] / support[i]) if support[i] else None) for i, c in enumerate(dataset.classes)}
+    return {
+        "video_accuracy": float((y == yhat).mean()),
+        "clip_accuracy": clip_accuracy(dataset.videos, preds),
+        "per_class_recall": recall,
+        "confusion": confusion.tolist(),
+        "classes": list(dataset.classes),
+        "fold_video_accuracy": [float((y[folds == f] == yhat[folds == f]).mean()) for f in range(folds.max() + 1)],
+    }
+
+
+def cross_validate(
+    dataset: Dataset,
+    variant: str,
+    folds: np.ndarray,
+    train_cfg: TrainConfig,
+    device: torch.device,
+    model_overrides: dict | None = None,
+    progress: bool = True,
+) -> tuple[dict, list[VideoPrediction]]:
+    """Train and test one variant on every fold; returns its summary and every video's prediction."""
+    preds: list[VideoPrediction | None] = [None] * len(dataset.videos)
+    seconds = 0.0
+    for f in range(folds.max() + 1):
+        train_videos = [v for v, fold in zip(dataset.videos, folds) if fold != f]
+        test_ids = np.flatnonzero(folds == f)
+        # Each fold starts from its own seeded initialisation, so any fold can be rerun alone.
+        torch.manual_seed(train_cfg.seed * 1000 + f)
+        cfg = ModelConfig(variant=variant, num_classes=len(dataset.classes), **(model_overrides or {}))
+        model = ExpressionNet(cfg)
+        start = time.perf_counter()
+        fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress)
+        seconds += time.perf_counter() - start
+        fold_preds = predict_videos(model, [dataset.videos[i] for i in test_ids], device, keep_attention=cfg.ram)
+        for i, p in zip(test_ids, fold_preds):
+            preds[i] = p
+        acc = np.mean([p.label == dataset.videos[i].label for i, p in zip(test_ids, fold_preds)])
+        log.info("%s fold %d/%d: %d test videos, video accuracy %.3f", variant, f + 1, folds.max() + 1, len(test_ids), acc)
+    summary = summarize(dataset, preds, folds)
+    summary["train_seconds"] = seconds
+    return summary, preds
+
+
+def write_results(out_dir: Path, results: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")

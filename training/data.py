@@ -1,0 +1,280 @@
+"""Labelled expression videos from disk, as face-crop arrays ready for training.
+
+Two layouts are read:
+
+* **CK+ as distributed** (`load_ckplus`)::
+
+      ROOT/cohn-kanade-images/S005/001/S005_001_00000001.png ...   frames, neutral -> peak
+      ROOT/Emotion/S005/001/S005_001_00000011_emotion.txt          one float, the label code
+      ROOT/Landmarks/S005/001/S005_001_00000001_landmarks.txt      68 "x y" rows per frame (optional)
+
+  Only sequences with a non-empty Emotion file are used; the code is read as a float
+  ("   3.0000000e+00"); the subject is the S### folder. Gray, colour and 16-bit frames are
+  all turned gray; hidden files (.DS_Store, ._*) are ignored. Each frame's face box comes from
+  its landmarks when there are any, else from the Haar detector, else it is the whole frame
+  (copies that hold ready-made face crops).
+
+* **One folder per class of video files** (`load_class_folders`)::
+
+      ROOT/happy/alice_take1.mp4   ROOT/happy/bob_02.webm   ROOT/surprise/alice_3.mov ...
+
+  The class is the folder name (one of the model's classes); the **subject is the part of the
+  file name before the first underscore** ("alice", "bob"), so all of a person's videos stay in
+  one cross-validation fold. Faces are found by the detector, as the service finds them.
+
+Preprocessing is `training.faces` - the code the service runs - and the results are cached on
+disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
+later runs do not decode images again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from training.faces import CropConfig, FaceDetector, crop_face, fill_missing, full_frame_box, landmarks_box, smooth_boxes, to_gray
+from training.video import VideoError, read_frames
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")  # CK+ codes 1..7
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
+CACHE_VERSION = 1  # bump when preprocessing changes, so stale caches are not reused
+
+
+@dataclass
+class Video:
+    subject: str
+    name: str  # "S005/001", or the file's path under the class-folder root
+    label: int  # index into the data set's classes
+    frames: np.ndarray  # (T, S, S) uint8 face crops
+
+
+@dataclass
+class Dataset:
+    videos: list[Video]
+    classes: tuple[str, ...]
+    layout: str  # "ckplus" or "folders"
+    root: str
+
+    @property
+    def subjects(self) -> list[str]:
+        return [v.subject for v in self.videos]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([v.label for v in self.videos], dtype=np.int64)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, counts)}
+
+
+def visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def natural_key(path: Path):
+    """Sort "frame_2" before "frame_10" even where a copy's numbers are not zero-padded."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def read_label_code(emotion_dir: Path) -> int | None:
+    """The label code of a CK+ sequence, or None when it has no (or an empty) Emotion file."""
+    if not emotion_dir.is_dir():
+        return None
+    for f in sorted(filter(visible, emotion_dir.glob("*_emotion.txt"))):
+        text = f.read_text(errors="replace").split()
+        if text:
+            return int(round(float(text[0])))
+    return None
+
+
+def read_landmarks(path: Path) -> np.ndarray | None:
+    try:
+        pts = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except (OSError, ValueError):
+        return None
+    return pts if pts.shape == (68, 2) and np.isfinite(pts).all() else None
+
+
+def crop_sequence(grays: list[np.ndarray], boxes: np.ndarray, crop: CropConfig) -> np.ndarray:
+    """(T, S, S) crops of a training sequence: boxes smoothed as the service smooths them,
+    gaps filled from the nearest frame, the whole frame where no face was found at all."""
+    boxes = fill_missing(smooth_boxes(boxes, crop.smooth_radius))
+    out = np.empty((len(grays), crop.size, crop.size), dtype=np.uint8)
+    for t, gray in enumerate(grays):
+        box = full_frame_box(gray.shape) if np.isnan(boxes[t, 0]) else boxes[t]
+        out[t] = crop_face(gray, box, crop.size, crop.scale)
+    return out
+
+
+# --- CK+ ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CKSequence:
+    subject: str
+    name: str
+    code: int
+    frames: tuple[Path, ...]
+    landmarks: tuple[Path | None, ...]
+
+
+def find_ckplus(root: Path) -> list[CKSequence]:
+    """The labelled sequences of a CK+ tree (unlabelled ones are skipped)."""
+    images = root / "cohn-kanade-images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"{root} is not a CK+ tree: it has no cohn-kanade-images/ folder")
+    found = []
+    for subject_dir in sorted(filter(visible, images.iterdir())):
+        if not subject_dir.is_dir():
+            continue
+        for seq_dir in sorted(filter(visible, subject_dir.iterdir())):
+            if not seq_dir.is_dir():
+                continue
+            code = read_label_code(root / "Emotion" / subject_dir.name / seq_dir.name)
+            if code is None:
+                continue
+            frames = sorted(
+                (f for f in seq_dir.iterdir() if visible(f) and f.suffix.lower() in IMAGE_SUFFIXES), key=natural_key
+            )
+            if not frames:
+                continue
+            lm_dir = root / "Landmarks" / subject_dir.name / seq_dir.name
+            landmarks = tuple((lm_dir / f"{f.stem}_landmarks.txt") if (lm_dir / f"{f.stem}_landmarks.txt").is_file() else None for f in frames)
+            found.append(CKSequence(subject_dir.name, f"{subject_dir.name}/{seq_dir.name}", code, tuple(frames), landmarks))
+    return found
+
+
+def preprocess_ck_sequence(seq: CKSequence, crop: CropConfig, detector: FaceDetector) -> np.ndarray:
+    grays, boxes = [], []
+    for frame_path, lm_path in zip(seq.frames, seq.landmarks):
+        image = cv2.imread(str(frame_path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"cannot read image {frame_path}")
+        gray = to_gray(image)
+        points = read_landmarks(lm_path) if lm_path is not None else None
+        box = landmarks_box(points) if points is not None else detector(gray)
+        grays.append(gray)
+        boxes.append(np.full(3, np.nan, np.float32) if box is None else box)
+    return crop_sequence(grays, np.stack(boxes), crop)
+
+
+def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    root = Path(root)
+    seqs = find_ckplus(root)
+    # CK+ codes: 1..7 = CLASSES; 0 (neutral) is only used when the caller's classes include it.
+    names = {i + 1: c for i, c in enumerate(CLASSES)} | {0: "neutral"}
+    seqs = [s for s in seqs if names.get(s.code) in classes]
+    if not seqs:
+        raise ValueError(f"{root} holds no labelled sequences of the classes {', '.join(classes)}")
+    files = [p for s in seqs for p in s.frames + tuple(lm for lm in s.landmarks if lm)]
+    meta = [(s.subject, s.name, classes.index(names[s.code])) for s in seqs]
+    arrays = _cached(
+        "ckplus", root, files, crop, classes, cache_dir,
+        lambda: _map(lambda s: preprocess_ck_sequence(s, crop, FaceDetector(crop.detect_max_side)), seqs, progress, "CK+ sequences"),
+    )
+    videos = [Video(subj, name, label, frames) for (subj, name, label), frames in zip(meta, arrays)]
+    return Dataset(videos, tuple(classes), "ckplus", str(root))
+
+
+# --- one folder per class ----------------------------------------------------------------
+
+
+def subject_from_filename(path: Path) -> str:
+    """The documented rule: the file name up to its first underscore ("alice_take2.mp4" -> "alice")."""
+    return path.stem.split("_", 1)[0]
+
+
+def preprocess_video_file(path: Path, crop: CropConfig, max_frames: int = 900) -> np.ndarray:
+    detector = FaceDetector(crop.detect_max_side)
+    grays, boxes = [], []
+    for frame in read_frames(path, max_frames=max_frames):
+        box = detector(frame.gray)
+        grays.append(frame.gray)
+        boxes.append(np.full(3, np.nan, np.float32) if box is None else box)
+    return crop_sequence(grays, np.stack(boxes), crop)
+
+
+def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    root = Path(root)
+    entries = []
+    for class_dir in sorted(filter(visible, root.iterdir())):
+        if not class_dir.is_dir():
+            continue
+        if class_dir.name not in classes:
+            log.warning("skipping folder %s: not one of the classes %s", class_dir, ", ".join(classes))
+            continue
+        for f in sorted(filter(visible, class_dir.iterdir()), key=natural_key):
+            if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES:
+                entries.append((f, classes.index(class_dir.name)))
+    if not entries:
+        raise ValueError(f"{root} holds no videos in class folders named after {', '.join(classes)}")
+    arrays = _cached(
+        "folders", root, [f for f, _ in entries], crop, classes, cache_dir,
+        lambda: _map(lambda e: _video_or_none(e[0], crop), entries, progress, "videos"),
+    )
+    videos = [
+        Video(subject_from_filename(f), str(f.relative_to(root)), label, frames)
+        for (f, label), frames in zip(entries, arrays)
+        if len(frames)
+    ]
+    return Dataset(videos, tuple(classes), "folders", str(root))
+
+
+def _video_or_none(path: Path, crop: CropConfig) -> np.ndarray:
+    try:
+        return preprocess_video_file(path, crop)
+    except VideoError as e:
+        log.warning("skipping %s: %s", path, e.message)
+        return np.zeros((0, crop.size, crop.size), np.uint8)
+
+
+def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    """CK+ layout if ROOT has cohn-kanade-images/, else class folders."""
+    loader = load_ckplus if (Path(root) / "cohn-kanade-images").is_dir() else load_class_folders
+    return loader(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _map(fn, items, progress: bool, desc: str) -> list:
+    # OpenCV and FFmpeg release the GIL, so threads use every core without pickling arrays.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=not progress, leave=False))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RAMFER_CACHE") or Path.home() / ".cache" / "ramfer")
+
+
+def _cached(layout, root: Path, files, crop: CropConfig, classes, cache_dir, compute) -> list[np.ndarray]:
+    """The preprocessed arrays, from the cache when the same files were preprocessed the same way."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, layout, str(root.resolve()), crop.to_dict(), list(classes)]).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    cache = Path(cache_dir or default_cache_dir()) / f"{layout}-{h.hexdigest()[:24]}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            lengths, frames = z["lengths"], z["frames"]
+        return np.split(frames, np.cumsum(lengths)[:-1])
+    arrays = compute()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, lengths=np.array([len(a) for a in arrays]), frames=np.concatenate(arrays))
+    os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache behind
+    return arrays

@@ -1,0 +1,304 @@
+"""Enhanced ConvLSTM + Recurrent Attention Module (RAM), the whole network in one file.
+
+Miyoshi, Nagata, Hashimoto: "Recurrent Attention Module による動画ベース表情認識の内部構造分析".
+Section 3.1: 1 convolution, 3 max-poolings, 4 recurrent layers (ConvLSTM, eq. 1, or Enhanced
+ConvLSTM, eq. 2), then RAM, whose attention map re-weights the features by ABN's residual
+mechanism before a fully connected layer gives the final class scores.
+Loss = CE(RAM scores) + CE(FC scores).
+
+The four models of Table 1 are one class switched by `ModelConfig.variant`:
+    convlstm, convlstm_ram, econvlstm, econvlstm_ram (the served model).
+
+What the paper leaves open, decided once here (the model card repeats it):
+* Input: 48x48 gray face crops, each frame standardised to zero mean and unit variance inside
+  the network. 48 px is the resolution of the common CK+/FER crops (and of the CK+ copy this
+  must run on); gray because most CK+ frames are gray; per-frame standardisation because CK+
+  lighting varies across subjects and it costs nothing to do here rather than in every caller.
+* Layout `conv pool pool rnn rnn pool rnn rnn`: the convolution (3x3, BN, ReLU) and two poolings
+  run per frame at 48 -> 24 -> 12 px; two recurrent layers at 12x12, the third pooling, two
+  more at 6x6. Keeping the recurrent layers at 12 and 6 px is what makes a 10-fold CV on 2 CPU
+  cores take minutes (docs/training.md); the attention map is 6x6 (each cell 8x8 input px,
+  enough to separate brows, eyes, nose, mouth corners).
+* Widths 16 (stem) and 32 (recurrent), all kernels 3x3, GroupNorm with 4 groups.
+* Eq. 1 peepholes W_c. are Hadamard weights per channel *and* position (Shi et al.'s tensors).
+* Initial states h_{-1} = h_{-2} = c_{-1} = 0; forget-gate bias starts at 1 (the usual LSTM
+  practice, so early training does not forget everything).
+* RAM's state z_t is ABN's K-channel intermediate map, updated as
+  z_t = ReLU(BN(W_gz * g_t + W_zz * z_{t-1})) with W_gz 1x1 (ABN's reduction) and W_zz 3x3
+  (the recurrence, letting evidence move a little between steps). From z_t, as in ABN:
+  M_t = sigmoid(BN(W_m * z_t)) in (0, 1), and RAM scores = GAP(W_s * z_t).
+* The clip is classified at its last time step: FC reads the attended features of step T
+  (flattened, so position is kept), and RAM's loss uses its step-T scores. h_T has seen the
+  whole clip; earlier steps are returned (scores, maps) for display only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VARIANTS = ("convlstm", "convlstm_ram", "econvlstm", "econvlstm_ram")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    variant: str = "econvlstm_ram"
+    num_classes: int = 7
+    input_size: int = 48  # square face crops, pixels
+    in_channels: int = 1  # gray
+    clip_length: int = 8  # frames per clip (the paper's 8); the network itself accepts any T
+    layout: str = "conv pool pool rnn rnn pool rnn rnn"
+    stem_channels: int = 16
+    hidden_channels: int = 32
+    kernel_size: int = 3
+    gn_groups: int = 4
+    dropout: float = 0.3
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        ops = self.layout.split()
+        if ops[0] != "conv" or ops.count("conv") != 1 or ops.count("pool") != 3 or ops.count("rnn") != 4:
+            raise ValueError(f"layout must be 1 conv (first), 3 pool and 4 rnn, got {self.layout!r}")
+        if self.input_size % 8:
+            raise ValueError("input_size must be divisible by 8 (three 2x2 poolings)")
+
+    @property
+    def enhanced(self) -> bool:
+        return self.variant.startswith("econvlstm")
+
+    @property
+    def ram(self) -> bool:
+        return self.variant.endswith("_ram")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K) final scores (FC / perception branch)
+    ram_logits: torch.Tensor | None  # (B, T, K) RAM's scores at every step; None without RAM
+    attention: torch.Tensor | None  # (B, T, h, w) RAM's maps in (0, 1); None without RAM
+
+
+class ConvLSTM(nn.Module):
+    """ConvLSTM layer, eq. 1 (Shi et al. 2015), run over a whole sequence.
+
+    The x-convolutions of all time steps are computed in one batched call before the loop:
+    they do not depend on the recurrence, and one large convolution is much faster than T small ones.
+    """
+
+    def __init__(self, in_ch: int, ch: int, size: int, k: int = 3):
+        super().__init__()
+        self.ch = ch
+        self.conv_x = nn.Conv2d(in_ch, 4 * ch, k, padding=k // 2)  # W_xi, W_xf, W_xc, W_xo and b_i, b_f, b_c, b_o
+        self.conv_h = nn.Conv2d(ch, 4 * ch, k, padding=k // 2, bias=False)  # W_hi, W_hf, W_hc, W_ho
+        # Hadamard peepholes W_ci, W_cf, W_co: one weight per channel and position
+        self.w_ci = nn.Parameter(torch.zeros(ch, size, size))
+        self.w_cf = nn.Parameter(torch.zeros(ch, size, size))
+        self.w_co = nn.Parameter(torch.zeros(ch, size, size))
+        with torch.no_grad():
+            self.conv_x.bias[ch : 2 * ch].fill_(1.0)  # forget gate starts open
+
+    def step(self, x_proj, h, c):
+        """One time step. x_proj = conv_x(x_t), (B, 4C, H, W); h, c = h_{t-1}, c_{t-1}."""
+        xi, xf, xc, xo = x_proj.chunk(4, dim=1)
+        hi, hf, hc, ho = self.conv_h(h).chunk(4, dim=1)
+        i = torch.sigmoid(xi + hi + self.w_ci * c)
+        f = torch.sigmoid(xf + hf + self.w_cf * c)
+        c = f * c + i * torch.tanh(xc + hc)
+        o = torch.sigmoid(xo + ho + self.w_co * c)
+        h = o * torch.tanh(c)
+        return h, c
+
+    def forward(self, x):  # x: (B, T, C_in, H, W) -> (B, T, C, H, W)
+        B, T, _, H, W = x.shape
+        # unbind, not x_proj[:, t]: its backward is one stack instead of T full-size zero fills
+        x_proj = self.conv_x(x.flatten(0, 1)).unflatten(0, (B, T)).unbind(1)  # T x (B, 4C, H, W)
+        h = c = x.new_zeros(B, self.ch, H, W)
+        out = []
+        for t in range(T):
+            h, c = self.step(x_proj[t], h, c)
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+
+class EnhancedConvLSTM(nn.Module):
+    """Enhanced ConvLSTM layer, eq. 2 (Miyoshi et al., MIRU 2020), run over a whole sequence.
+
+    Against eq. 1: the peepholes are convolutions of the cell state; the temporal gates s~_t, s_t
+    read h_{t-2}; the output adds the temporal skip s_t o s~_t and the spatial skip W_xr * x_t,
+    and the sum is group-normalised.
+    """
+
+    def __init__(self, in_ch: int, ch: int, size: int, k: int = 3, groups: int = 4):
+        super().__init__()
+        p = k // 2
+        self.ch = ch
+        self.conv_x = nn.Conv2d(in_ch, 6 * ch, k, padding=p)  # W_x{i,f,c,o,s~,s} and their biases
+        self.conv_xr = nn.Conv2d(in_ch, ch, k, padding=p, bias=False)  # spatial skip W_xr (no bias in eq. 2)
+        self.conv_h1 = nn.Conv2d(ch, 4 * ch, k, padding=p, bias=False)  # W_h{i,f,c,o} * h_{t-1}
+        self.conv_h2 = nn.Conv2d(ch, 2 * ch, k, padding=p, bias=False)  # W_h{s~,s} * h_{t-2}
+        self.conv_c = nn.Conv2d(ch, 2 * ch, k, padding=p, bias=False)  # W_ci, W_cf * c_{t-1}
+        self.conv_co = nn.Conv2d(ch, ch, k, padding=p, bias=False)  # W_co * c_t
+        self.norm = nn.GroupNorm(groups, ch)  # g(.)
+        with torch.no_grad():
+            self.conv_x.bias[ch : 2 * ch].fill_(1.0)  # forget gate starts open
+
+    def step(self, x_proj, x_skip, h1, h2, c):
+        """One time step. x_proj = conv_x(x_t), x_skip = W_xr * x_t; h1, h2, c = h_{t-1}, h_{t-2}, c_{t-1}."""
+        xi, xf, xc, xo, xs_, xs = x_proj.chunk(6, dim=1)
+        hi, hf, hc, ho = self.conv_h1(h1).chunk(4, dim=1)
+        hs_, hs = self.conv_h2(h2).chunk(2, dim=1)
+        ci, cf = self.conv_c(c).chunk(2, dim=1)
+        i = torch.sigmoid(xi + hi + ci)
+        f = torch.sigmoid(xf + hf + cf)
+        c = f * c + i * torch.tanh(xc + hc)
+        s_ = torch.tanh(xs_ + hs_)  # temporal modulation gate s~_t
+        s = torch.sigmoid(xs + hs)  # temporal skip gate s_t
+        o = torch.sigmoid(xo + ho + self.conv_co(c))
+        h = self.norm(o * torch.tanh(c) + s * s_ + x_skip)
+        return h, c
+
+    def forward(self, x):  # x: (B, T, C_in, H, W) -> (B, T, C, H, W)
+        B, T, _, H, W = x.shape
+        flat = x.flatten(0, 1)
+        x_proj = self.conv_x(flat).unflatten(0, (B, T)).unbind(1)  # T x (B, 6C, H, W)
+        x_skip = self.conv_xr(flat).unflatten(0, (B, T)).unbind(1)  # T x (B, C, H, W)
+        h1 = h2 = c = x.new_zeros(B, self.ch, H, W)
+        out = []
+        for t in range(T):
+            h, c = self.step(x_proj[t], x_skip[t], h1, h2, c)
+            h1, h2 = h, h1
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+
+class RecurrentAttention(nn.Module):
+    """RAM: ABN's attention branch whose intermediate K-channel map z_t is carried to step t+1.
+
+    Per step:  z_t = ReLU(BN(W_gz * g_t + W_zz * z_{t-1}))
+               M_t = sigmoid(BN(W_m * z_t))            attention map, (B, 1, H, W), in (0, 1)
+               r_t = GAP(W_s * z_t)                    RAM's class scores, (B, K)
+    """
+
+    def __init__(self, ch: int, num_classes: int):
+        super().__init__()
+        K = num_classes
+        self.conv_g = nn.Conv2d(ch, K, 1, bias=False)  # W_gz: ABN's 1x1 reduction to K channels
+        self.conv_z = nn.Conv2d(K, K, 3, padding=1, bias=False)  # W_zz: the recurrence
+        self.bn_z = nn.BatchNorm2d(K)
+        self.conv_m = nn.Conv2d(K, 1, 1, bias=False)  # W_m
+        self.bn_m = nn.BatchNorm2d(1)
+        self.conv_s = nn.Conv2d(K, K, 1)  # W_s
+
+    def forward(self, g):  # g: (B, T, C, H, W) -> scores (B, T, K), maps (B, T, H, W)
+        B, T = g.shape[:2]
+        g_proj = self.conv_g(g.flatten(0, 1)).unflatten(0, (B, T)).unbind(1)  # W_gz * g_t for all t at once
+        z = torch.zeros_like(g_proj[0])
+        scores, maps = [], []
+        for t in range(T):
+            z = F.relu(self.bn_z(g_proj[t] + self.conv_z(z)))
+            maps.append(torch.sigmoid(self.bn_m(self.conv_m(z)))[:, 0])
+            scores.append(self.conv_s(z).mean(dim=(2, 3)))
+        return torch.stack(scores, dim=1), torch.stack(maps, dim=1)
+
+
+def attend(g, m):
+    """ABN's residual mechanism g' = (1 + M) . g, the one-channel map broadcast over channels."""
+    return (1.0 + m.unsqueeze(-3)) * g  # g: (..., C, H, W), m: (..., H, W)
+
+
+class ExpressionNet(nn.Module):
+    """The network of section 3.1. Input: (B, T, 1, S, S) gray crops, pixel values 0..255."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = cfg = config
+        ops = cfg.layout.split()
+        first_rnn = ops.index("rnn")
+        # Per-frame part (conv and the poolings before the first recurrent layer): it does not
+        # depend on time, so it runs on B*T frames at once (and a video can share it across clips).
+        frame_layers: list[nn.Module] = [
+            nn.Conv2d(cfg.in_channels, cfg.stem_channels, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=False),
+            nn.BatchNorm2d(cfg.stem_channels),
+            nn.ReLU(inplace=True),
+        ]
+        frame_layers += [nn.MaxPool2d(2) for op in ops[1:first_rnn] if op == "pool"]
+        self.frame_encoder = nn.Sequential(*frame_layers)
+
+        size = cfg.input_size // 2 ** ops[:first_rnn].count("pool")
+        ch = cfg.stem_channels
+        self.temporal = nn.ModuleList()  # recurrent layers and the poolings between them
+        for op in ops[first_rnn:]:
+            if op == "pool":
+                self.temporal.append(nn.MaxPool2d(2))
+                size //= 2
+            elif cfg.enhanced:
+                self.temporal.append(EnhancedConvLSTM(ch, cfg.hidden_channels, size, cfg.kernel_size, cfg.gn_groups))
+            else:
+                self.temporal.append(ConvLSTM(ch, cfg.hidden_channels, size, cfg.kernel_size))
+            ch = cfg.hidden_channels if op == "rnn" else ch
+        self.feature_size = size  # side of the feature map RAM sees (and of the attention maps)
+        self.ram = RecurrentAttention(ch, cfg.num_classes) if cfg.ram else None
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(ch * size * size, cfg.num_classes)
+
+    def encode_frames(self, frames):  # (N, 1, S, S) uint8 or float 0..255 -> (N, C, S', S')
+        x = frames.float()
+        mean = x.mean(dim=(-2, -1), keepdim=True)
+        std = x.std(dim=(-2, -1), keepdim=True)
+        x = (x - mean) / (std + 1.0)  # +1 (in 0..255 units) keeps a flat frame from blowing up
+        return self.frame_encoder(x)
+
+    def forward_features(self, feats) -> ModelOutput:  # feats: (B, T, C, S', S') from encode_frames
+        g = feats
+        for layer in self.temporal:
+            if isinstance(layer, nn.MaxPool2d):
+                g = layer(g.flatten(0, 1)).unflatten(0, g.shape[:2])
+            else:
+                g = layer(g)  # (B, T, C, H, W)
+        g_last = g[:, -1]
+        if self.ram is None:
+            return ModelOutput(self.fc(self.dropout(g_last.flatten(1))), None, None)
+        ram_logits, maps = self.ram(g)  # (B, T, K), (B, T, H, W)
+        attended = attend(g_last, maps[:, -1])  # (B, C, H, W)
+        return ModelOutput(self.fc(self.dropout(attended.flatten(1))), ram_logits, maps)
+
+    def forward(self, clips) -> ModelOutput:  # clips: (B, T, 1, S, S)
+        B, T = clips.shape[:2]
+        feats = self.encode_frames(clips.flatten(0, 1)).unflatten(0, (B, T))
+        return self.forward_features(feats)
+
+
+def loss_fn(out: ModelOutput, target, weight=None):
+    """Loss = CE(FC scores) + CE(RAM scores at the last step), weights 1:1 as in ABN."""
+    loss = F.cross_entropy(out.logits, target, weight=weight)
+    if out.ram_logits is not None:
+        loss = loss + F.cross_entropy(out.ram_logits[:, -1], target, weight=weight)
+    return loss
+
+
+def build_model(config: ModelConfig) -> ExpressionNet:
+    return ExpressionNet(config)
+
+
+# One public constructor per Table 1 model.
+def convlstm(**kwargs) -> ExpressionNet:
+    return ExpressionNet(ModelConfig(variant="convlstm", **kwargs))
+
+
+def convlstm_ram(**kwargs) -> ExpressionNet:
+    return ExpressionNet(ModelConfig(variant="convlstm_ram", **kwargs))
+
+
+def econvlstm(**kwargs) -> ExpressionNet:
+    return ExpressionNet(ModelConfig(variant="econvlstm", **kwargs))
+
+
+def econvlstm_ram(**kwargs) -> ExpressionNet:
+    return ExpressionNet(ModelConfig(variant="econvlstm_ram", **kwargs))

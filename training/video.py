@@ -1,0 +1,133 @@
+"""Reading video files: which container it is, what it holds, and its frames one at a time.
+
+Shared by the service and the class-folder data loader, so a served video and a training video
+are decoded the same way. PyAV (FFmpeg) decodes: it reads the stream's size and rate without
+decoding anything (so an oversized file is refused cheaply), decodes with threads, and hands
+out the gray (luma) plane directly. The container is recognised from its first bytes and only
+that demuxer is opened: FFmpeg is never asked to guess among its hundreds of formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Container families we accept: FFmpeg demuxer name by file signature.
+# mp4/mov/m4v/3gp, mkv/webm, avi, flv (CREMA-D ships .flv), MPEG-TS.
+DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts")
+
+
+class VideoError(Exception):
+    """A video that cannot be used, with a machine-readable code and a message for a person."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int  # from the container's header; may be 0 (unknown) or an estimate until decoded
+    duration_s: float  # likewise
+    container: str
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a file starting with `head` (its first 16+ bytes), or None."""
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "mov,mp4,m4a,3gp,3g2,mj2"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska,webm"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:3] == b"FLV":
+        return "flv"
+    if len(head) >= 1 and head[0] == 0x47 and (len(head) < 189 or head[188] == 0x47):
+        return "mpegts"
+    return None
+
+
+def _open(path: Path) -> tuple[av.container.InputContainer, str]:
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if not head:
+        raise VideoError("empty_file", "The file is empty.")
+    demuxer = sniff_container(head)
+    if demuxer is None:
+        raise VideoError(
+            "unsupported_format",
+            "Not a video container this service reads (mp4, mov, mkv, webm, avi, flv or MPEG-TS).",
+        )
+    try:
+        container = av.open(str(path), format=demuxer.split(",")[0], metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise VideoError("unreadable_video", f"The file looks like {demuxer.split(',')[0]} but cannot be read: {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoError("no_video_stream", "The file holds no video stream.")
+    return container, demuxer
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Size, rate and length from the container's headers, without decoding a frame."""
+    container, demuxer = _open(Path(path))
+    with container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        else:
+            duration = 0.0
+        frames = int(stream.frames or round(duration * fps))
+        width, height = stream.codec_context.width, stream.codec_context.height
+    if width <= 0 or height <= 0:
+        raise VideoError("unreadable_video", "The video stream has no frame size.")
+    return VideoInfo(width, height, fps, frames, duration or frames / fps, demuxer.split(",")[0])
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time_s: float
+    gray: np.ndarray  # (H, W) uint8, the luma plane
+
+
+def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 0) -> Iterator[Frame]:
+    """Decoded frames in order, one at a time (a long video is never held in memory).
+
+    Stops quietly at the first undecodable packet after at least one frame (a truncated upload
+    yields what it holds); raises VideoError if no frame at all can be decoded.
+    `threads` = 0 lets FFmpeg choose.
+    """
+    container, _ = _open(Path(path))
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        index = 0
+        first_pts = None
+        try:
+            for frame in container.decode(stream):
+                if max_frames is not None and index >= max_frames:
+                    break
+                t = frame.time
+                if t is not None and first_pts is None:
+                    first_pts = t
+                time_s = (t - first_pts) if t is not None and first_pts is not None else index / float(stream.average_rate or 30)
+                yield Frame(index, float(time_s), frame.to_ndarray(format="gray"))
+                index += 1
+        except (av.FFmpegError, ValueError) as e:
+            if index == 0:
+                raise VideoError("undecodable_video", f"No frame of the video could be decoded: {e}") from e
+    if index == 0:
+        raise VideoError("no_frames", "The video holds no decodable frames.")
