@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import time
@@ -16,6 +18,7 @@ from typing import Annotated
 import redis.exceptions
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq import Queue
@@ -34,6 +37,7 @@ from training.video import VideoError
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 IMAGE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+OPEN_PATHS = {"/", "/healthz", "/readyz"}  # need no API key: probes, and the page (no data in it)
 
 # HTTP status of each way a video can be refused (the codes come from training.video,
 # service.pipeline and the worker) and of each way a job can fail.
@@ -43,7 +47,7 @@ STATUS = {
     "resolution_too_large": 413, "video_too_long": 413,
     "worker_lost": 500, "job_timeout": 500, "internal_error": 500,
 }
-ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 500, 503)}
 
 try:
     __version__ = version("ramfer")
@@ -85,6 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     @app.middleware("http")
+    async def require_api_key(request: Request, call_next):
+        if settings.api_keys and request.url.path not in OPEN_PATHS and request.method != "OPTIONS":
+            if not key_is_valid(request.headers.get("authorization", ""), settings.api_keys):
+                return error_response(401, "unauthorized", "This service needs an API key: send 'Authorization: Bearer <key>'.",
+                                      {"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    @app.middleware("http")
     async def observe(request: Request, call_next):
         start = time.perf_counter()
         status = 500
@@ -98,8 +110,69 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.metrics.requests.labels(request.method, path, str(status)).inc()
             app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
+    if settings.cors_origins:  # off unless configured: browsers elsewhere cannot call the API
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Retry-After"],
+        )
     app.include_router(routes())
+    if settings.api_keys:
+        document_bearer_auth(app)
     return app
+
+
+def key_is_valid(header: str, keys: list[str]) -> bool:
+    """Bearer token against every configured key, in constant time (no early exit on a match)."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip().encode()
+    ok = False
+    for key in keys:
+        ok |= hmac.compare_digest(token, key.encode())
+    return scheme.lower() == "bearer" and ok
+
+
+def document_bearer_auth(app: FastAPI) -> None:
+    """Declare the API key in the OpenAPI document, so clients and /docs know to send it."""
+    build = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            spec = build()
+            spec.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {"type": "http", "scheme": "bearer"}
+            for path, ops in spec["paths"].items():
+                if path not in OPEN_PATHS:
+                    for op in ops.values():
+                        op["security"] = [{"apiKey": []}]
+                        op.setdefault("responses", {})["401"] = {"description": "missing or wrong API key",
+                                                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def client_id(request: Request) -> str:
+    """Who a rate limit counts: the API key's hash when keys are on, else the peer address."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        return "key:" + hashlib.sha256(auth.encode()).hexdigest()[:16]
+    return "ip:" + (request.client.host if request.client else "unknown")
+
+
+def check_rate_and_room(queue: Queue, settings: Settings, who: str) -> None:
+    """429 when the queue is full or this client has used its uploads for the minute."""
+    if queue.count >= settings.max_queued_jobs:
+        raise ApiError(429, "queue_full", "Too many videos are waiting; try again shortly.", {"Retry-After": "10"})
+    if settings.rate_limit_per_minute > 0:
+        minute = int(time.time() // 60)
+        key = f"ramfer:rate:{who}:{minute}"
+        with queue.connection.pipeline() as p:
+            p.incr(key)
+            p.expire(key, 120)
+            count = p.execute()[0]
+        if count > settings.rate_limit_per_minute:
+            retry = str(60 - int(time.time() % 60))
+            raise ApiError(429, "rate_limited", f"At most {settings.rate_limit_per_minute} uploads a minute per client.", {"Retry-After": retry})
 
 
 def queue_of(app: FastAPI) -> Queue:
@@ -149,7 +222,8 @@ def routes():
         """Upload a video as multipart field `file`. The answer is the result (200) if the analysis
         ends within `wait` seconds, else 202 with the job's status URL (also in `Location`)."""
         metrics = request.app.state.metrics
-        await run_in_threadpool(queue.connection.ping)  # no Redis: 503 before reading the upload
+        # no Redis (503), a full queue or a spent rate limit (429): said before the upload is read
+        await run_in_threadpool(check_rate_and_room, queue, settings, client_id(request))
         job_id = jobs.new_job_id()
         dest = jobs.upload_path(settings, job_id)
         try:

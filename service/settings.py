@@ -41,9 +41,19 @@ class Settings(BaseSettings):
     # Model and pipeline
     device: str | None = Field(None, description="cuda, cpu, ...; unset: cuda when present")
     batch_size: int = 32  # clips per forward pass
+    inference_bf16: bool = False  # bf16 autocast where the hardware has it (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None
+
+    # Access and backpressure (docs/security.md)
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description='JSON list, e.g. ["k1","k2"]; when set, every route but /, /healthz and /readyz needs "Authorization: Bearer <key>"',
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off")
+    max_queued_jobs: int = 100  # beyond this, POST /predict answers 429 with Retry-After
+    rate_limit_per_minute: int = 0  # uploads per client (API key, else IP) per minute; 0: no limit
 
     # serve
     workers: int = 1  # worker processes `serve` starts when it runs Redis itself

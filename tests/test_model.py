@@ -160,6 +160,19 @@ def test_gradients_reach_every_parameter(variant):
         assert p.grad.abs().sum() > 0, name
 
 
+def test_features_shared_across_overlapping_clips_give_the_same_scores():
+    """What the service does: per-frame features once, gathered into clips (stride 2)."""
+    torch.manual_seed(0)
+    model = econvlstm_ram().eval()
+    frames = torch.randint(0, 256, (12, 1, 48, 48), dtype=torch.uint8)
+    with torch.no_grad():
+        feats = model.frame_features(frames)
+        shared = model.forward_features(torch.stack([feats[s : s + 8] for s in (0, 2, 4)]))
+        direct = model(torch.stack([frames[s : s + 8] for s in (0, 2, 4)]))
+    torch.testing.assert_close(shared.logits, direct.logits)
+    torch.testing.assert_close(shared.attention, direct.attention)
+
+
 def test_ram_loss_is_the_sum_of_both_branches():
     torch.manual_seed(0)
     model = econvlstm_ram().eval()

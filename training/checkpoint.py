@@ -44,6 +44,7 @@ def save_checkpoint(out_dir, model, crop, classes, record: dict, card_text: str 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / WEIGHTS), metadata={"format": str(FORMAT_VERSION)})
+    (out / WEIGHTS).chmod(0o644)  # safetensors writes 0600; a non-root server must read it
     config = {
         "format": FORMAT_VERSION,
         "model": model.config.to_dict(),

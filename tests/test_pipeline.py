@@ -1,0 +1,52 @@
+"""The served pipeline against the training code: same frames, same crops, same clips, same scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.pipeline import Predictor, analyse_video
+from service.settings import Settings
+from training.clips import clip_indices, majority_vote
+from training.data import preprocess_video_file
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+    return Predictor(model_dir)
+
+
+def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos, tmp_path, model_dir):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
+    result = analyse_video(videos["astronaut_mp4"], predictor, settings)
+    # the class-folder loader's path: decode, detect, smooth, crop (training.data)
+    crops = preprocess_video_file(videos["astronaut_mp4"], predictor.crop)
+    clips = clip_indices(len(crops))
+    probs, _ = predictor.predict(crops[clips])  # each clip encoded on its own, no sharing
+    assert len(result["clips"]) == len(clips)
+    for served, p in zip(result["clips"], probs):
+        np.testing.assert_allclose([served["probabilities"][c] for c in predictor.classes], p, atol=2e-4)
+    winner, votes = majority_vote(probs.argmax(1), probs, num_classes=len(predictor.classes))
+    assert result["expression"] == predictor.classes[winner]
+    assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
+
+
+def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, model_dir):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
+    result = analyse_video(videos["astronaut_mp4"], predictor, settings, out_dir=tmp_path / "png")
+    scores = [c["probabilities"][result["expression"]] for c in result["clips"]]
+    assert result["peak"]["clip"] == int(np.argmax(scores))
+    assert result["peak"]["frame"] == result["clips"][result["peak"]["clip"]]["end_frame"]
+    assert (tmp_path / "png" / "peak.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_detecting_every_third_frame_still_tracks_the_face(predictor, videos, tmp_path, model_dir):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, detect_every=3)
+    result = analyse_video(videos["astronaut_mp4"], predictor, settings)
+    assert result["faces"]["frames_with_face"] == 40
+
+
+def test_frame_cap_stops_decoding(predictor, videos, tmp_path, model_dir):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, max_frames=20)
+    assert analyse_video(videos["astronaut_mp4"], predictor, settings)["video"]["frames"] == 20
+

@@ -1,0 +1,1093 @@
+"""Photo-real CK+-style expression sequences from real faces (the Face Research Lab London Set).
+
+The drawn faces of `training.synth` teach a model what an expression *is*, but not what a real
+face looks like. This module turns the London Set (102 adults, one neutral and one smiling studio
+photo each, a 189-point template on the neutral one) into CK+-layout sequences of real faces:
+neutral first, the expression rising to its peak at the last frame, label named after the last
+frame. The set is read from where it lies (never copied into the repository):
+
+    DeBruine, L., & Jones, B. (2017). Face Research Lab London Set (Version 5). figshare.
+    https://doi.org/10.6084/m9.figshare.5047666.v5  (CC BY 4.0)
+
+How a sequence is made
+----------------------
+* **happy** is the person's *real* smile. The smiling photo is aligned to the neutral one by a
+  similarity transform from the eyes (eye-and-brow patches of the neutral photo found in the
+  smiling one by template matching), dense correspondence is DIS optical flow, and frame t is the
+  cross-dissolve of the neutral photo warped forward by t*flow and the smile warped backward by
+  (1-t)*flow (t eased 0 -> 1), so the last frame is the real smiling photo.
+* **the other six classes** move the template points along each class's FACS prototype (sums of
+  action units, `_AU`, in units of the inter-pupil distance, at a per-sequence peak intensity in
+  [0.6, 1] and a per-person gain per AU) and warp the photo piecewise-affinely over a Delaunay
+  triangulation of the template (plus fixed points on the image border): one dense map per frame,
+  one cv2.remap. The triangulation is built on the template with the lips slightly parted, so a
+  mouth can open; the opening is then filled with a dark interior (tongue shade, upper teeth for
+  fear, surprise and disgust). Texture the warp cannot make is drawn sparingly: the AU4 furrow
+  between the brows, AU9 nose wrinkles, deeper nasolabial folds, the AU14 dimple, forehead lines
+  for raised brows, the pressed-lip line and the chin crease.
+* **neutral** is the neutral photo with only head motion and, in about half the sequences, a blink
+  (the upper lids closed by the same warp for one or two frames).
+* Nuisance per sequence, so a model cannot learn the studio look: gray (80 % of identities) or
+  colour with a random white balance; CK+-like framing in a 640x490 frame (face height 40-65 %
+  of the frame height, position varied, roll up to 5 degrees) with small head motion over the
+  sequence (drift, scale, roll); gamma, brightness, contrast and a brightness gradient; optical
+  blur; sensor noise; JPEG re-encoding at quality 40-90.
+
+Template points (`TEMPLATE_PARTS`; "left" = image left)::
+
+    0, 1            pupils (left, right)          2-9, 10-17     iris outlines (left, right)
+    18 / 22         left eye outer / inner corner 19-21, 28-30   left upper / lower lid (outer -> inner)
+    23 / 27         right eye inner / outer corner 24-26, 31-33  right upper / lower lid (inner -> outer)
+    34-38, 39-43    upper-lid creases             44-46, 47-49   under-eye lines
+    71-76 (+83,84)  left brow, outer -> inner     77-82 (+85,86) right brow, inner -> outer
+    50-54, 56-60    nose bridge sides             55             nose base (subnasale)
+    61-65,179,180   left nostril / ala            66-70,182,181  right nostril / ala
+    87 / 93         mouth corners                 88-92          upper lip, outer edge
+    94-98           upper lip, inner edge         99-103         lower lip, inner edge
+    104-108         lower lip, outer edge         170-173        philtrum ridges
+    158-160,161-163 nasolabial folds              164-169        cheek (infra-orbital) lines
+    176-178         chin crease (mentolabial)     174, 175       chin, midline
+    125-133         jaw, left ear -> chin (129) -> right ear
+    109-124,185-188 ears                          134-144        hairline
+    145-157         hair outline                  183, 184       neck
+
+Determinism: identity i draws from ``np.random.default_rng([seed, int(face_id)])`` and its k-th
+sequence from ``default_rng([seed, int(face_id), k])``; a sequence's bytes do not depend on
+which other identities are written or in what order.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")  # CK+ codes 1..7
+CODES = {"neutral": 0} | {name: i + 1 for i, name in enumerate(CLASSES)}
+KINDS = CLASSES + ("neutral",)
+N_POINTS = 189
+DEFAULT_LONDON_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+ATTRIBUTION = (
+    "Faces: Face Research Lab London Set, DeBruine & Jones (2017), figshare, "
+    "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0; expressions other than happy are synthetic warps"
+)
+
+TEMPLATE_PARTS = {
+    "pupils": (0, 1),
+    "iris_left": tuple(range(2, 10)),
+    "iris_right": tuple(range(10, 18)),
+    "eye_left_upper": (18, 19, 20, 21, 22),
+    "eye_left_lower": (18, 28, 29, 30, 22),
+    "eye_right_upper": (23, 24, 25, 26, 27),
+    "eye_right_lower": (23, 31, 32, 33, 27),
+    "lid_crease_left": (34, 35, 36, 37, 38),
+    "lid_crease_right": (39, 40, 41, 42, 43),
+    "under_eye_left": (44, 45, 46),
+    "under_eye_right": (47, 48, 49),
+    "nose_bridge_left": (50, 51, 52, 53, 54),
+    "nose_bridge_right": (56, 57, 58, 59, 60),
+    "nose_base": (55,),
+    "nostril_left": (61, 62, 63, 64, 65, 179, 180),
+    "nostril_right": (66, 67, 68, 69, 70, 182, 181),
+    "brow_left": (71, 72, 73, 74, 75, 76, 83, 84),
+    "brow_right": (77, 78, 79, 80, 81, 82, 85, 86),
+    "mouth_corners": (87, 93),
+    "upper_lip_outer": (87, 88, 89, 90, 91, 92, 93),
+    "upper_lip_inner": (87, 94, 95, 96, 97, 98, 93),
+    "lower_lip_inner": (87, 99, 100, 101, 102, 103, 93),
+    "lower_lip_outer": (87, 104, 105, 106, 107, 108, 93),
+    "ear_left": (109, 110, 111, 115, 116, 117, 118, 119, 185, 186),
+    "ear_right": (112, 113, 114, 120, 121, 122, 123, 124, 187, 188),
+    "jaw": (125, 126, 127, 128, 129, 130, 131, 132, 133),
+    "hairline": tuple(range(134, 145)),
+    "hair_outline": tuple(range(145, 158)),
+    "nasolabial_left": (158, 159, 160),
+    "nasolabial_right": (161, 162, 163),
+    "cheek_left": (164, 165, 166),
+    "cheek_right": (167, 168, 169),
+    "philtrum": (170, 171, 172, 173),
+    "chin": (174, 175),
+    "chin_crease": (176, 177, 178),
+    "neck": (183, 184),
+}
+
+# Left point -> its mirror on the right (both as seen in the image).
+_MIRROR = dict(
+    [(18, 27), (19, 26), (20, 25), (21, 24), (22, 23), (28, 33), (29, 32), (30, 31)]
+    + [(34, 43), (35, 42), (36, 41), (37, 40), (38, 39), (44, 49), (45, 48), (46, 47)]
+    + [(71, 82), (72, 81), (73, 80), (74, 79), (75, 78), (76, 77), (83, 86), (84, 85)]
+    + [(50, 56), (51, 57), (52, 58), (53, 59), (54, 60)]
+    + [(61, 66), (62, 67), (63, 68), (64, 69), (65, 70), (179, 182), (180, 181)]
+    + [(87, 93), (88, 92), (89, 91), (94, 98), (95, 97), (99, 103), (100, 102), (104, 108), (105, 107)]
+    + [(158, 161), (159, 162), (160, 163), (164, 167), (165, 168), (166, 169), (170, 172), (171, 173), (176, 178)]
+    + [(125, 133), (126, 132), (127, 131), (128, 130), (183, 184)]
+)
+_MIDLINE = {55, 90, 96, 101, 106, 174, 175, 177, 129}
+_NOT_WARPED = set(range(0, 18))  # pupils and irises: the lids move over them, they do not
+_UPPER_INNER = [87, 94, 95, 96, 97, 98, 93]
+_LOWER_INNER = [87, 99, 100, 101, 102, 103, 93]
+_LIDS = [(19, 28), (20, 29), (21, 30), (24, 31), (25, 32), (26, 33)]  # (upper, lower) pairs
+# Top-to-bottom chains whose order a warp must keep (brow, lid crease, upper lid, lower lid;
+# outer lip, inner lips, outer lip, chin): a point pushed past the next one drags it along.
+_CHAINS = [
+    (83, 34), (83, 35), (83, 36), (84, 36), (84, 37), (84, 38), (76, 38),  # brow -> lid crease
+    (86, 43), (86, 42), (86, 41), (85, 41), (85, 40), (85, 39), (77, 39),
+    (35, 19, 28), (36, 20, 29), (37, 21, 30), (42, 26, 33), (41, 25, 32), (40, 24, 31),  # crease -> lids
+    (88, 94, 99, 104), (89, 95, 100, 105), (90, 96, 101, 106, 177, 174, 175, 129), (91, 97, 102, 107), (92, 98, 103, 108),
+]
+
+# --------------------------------------------------------------------------------------------
+# Action units: {left-side or midline point: (outward, down)} in inter-pupil distances. Right
+# side points are mirrored (outward = away from the face's midline); midline points move only
+# vertically. A one-sided AU (contempt) uses one half only.
+# --------------------------------------------------------------------------------------------
+
+_AU: dict[str, dict[int, tuple[float, float]]] = {
+    # inner brow raiser: inner brow ends up (and a little together), upper-lid crease with them
+    "1": {76: (-0.012, -0.13), 75: (-0.006, -0.11), 74: (0, -0.08), 73: (0, -0.05), 72: (0, -0.03), 71: (0, -0.015),
+          84: (-0.01, -0.11), 83: (0, -0.05), 38: (0, -0.035), 37: (0, -0.025), 36: (0, -0.015)},
+    # outer brow raiser
+    "2": {71: (0.01, -0.12), 72: (0, -0.12), 73: (0, -0.10), 74: (0, -0.07), 75: (0, -0.04), 76: (0, -0.02),
+          83: (0, -0.11), 84: (0, -0.06), 34: (0, -0.035), 35: (0, -0.03), 36: (0, -0.02)},
+    # brow lowerer: brows down, inner ends down more and drawn together; lids pushed down a little
+    "4": {76: (-0.05, 0.10), 75: (-0.04, 0.095), 74: (-0.025, 0.08), 73: (-0.012, 0.06), 72: (0, 0.05), 71: (0, 0.04),
+          84: (-0.035, 0.09), 83: (-0.01, 0.055), 38: (-0.02, 0.045), 37: (-0.01, 0.045), 36: (0, 0.04),
+          35: (0, 0.03), 34: (0, 0.02), 50: (-0.025, 0.055), 51: (-0.01, 0.025), 21: (0, 0.012), 20: (0, 0.01)},
+    # upper lid raiser: more of the eye shows
+    "5": {19: (0, -0.03), 20: (0, -0.042), 21: (0, -0.036), 35: (0, -0.015), 36: (0, -0.02), 37: (0, -0.015),
+          28: (0, 0.008), 29: (0, 0.01), 30: (0, 0.008)},
+    # lid tightener: lower lids up, eyes narrowed from below
+    "7": {28: (0, -0.02), 29: (0, -0.03), 30: (0, -0.024), 44: (0, -0.015), 45: (0, -0.018), 46: (0, -0.012),
+          19: (0, 0.008), 20: (0, 0.01), 21: (0, 0.008)},
+    # drooping upper lids (sadness)
+    "43": {19: (0, 0.02), 20: (0, 0.025), 21: (0, 0.02), 35: (0, 0.012), 36: (0, 0.015), 37: (0, 0.012)},
+    # nose wrinkler: nostrils and nose base up, cheeks up beside the nose, inner brows pulled down
+    "9": {61: (0.005, -0.05), 62: (0.005, -0.05), 63: (0.005, -0.05), 64: (0.005, -0.05), 65: (0.005, -0.05),
+          179: (0, -0.05), 180: (0, -0.045), 55: (0, -0.04), 54: (0, -0.04), 53: (0, -0.03), 52: (0, -0.015),
+          158: (0.01, -0.05), 159: (0.015, -0.04), 160: (0.01, -0.02), 166: (0, -0.03), 165: (0, -0.025),
+          164: (0, -0.015), 76: (-0.02, 0.05), 75: (-0.015, 0.04), 84: (-0.015, 0.045), 74: (0, 0.025),
+          50: (-0.01, 0.04), 38: (-0.01, 0.035), 37: (0, 0.02),
+          28: (0, -0.012), 29: (0, -0.015), 30: (0, -0.015), 46: (0, -0.02), 45: (0, -0.02)},
+    # upper lip raiser: the upper lip lifts off the lower one (an "M" shape), baring the teeth
+    "10": {88: (0.005, -0.05), 89: (0, -0.075), 90: (0, -0.06), 94: (0.0, -0.035), 95: (0, -0.08), 96: (0, -0.075),
+           87: (0, -0.012), 171: (0, -0.07), 170: (0, -0.045), 160: (0.015, -0.025), 159: (0.01, -0.02)},
+    # lip corner puller (contempt's half smile)
+    "12": {87: (0.07, -0.065), 88: (0.035, -0.035), 89: (0.012, -0.012), 94: (0.055, -0.05), 95: (0.02, -0.018),
+           99: (0.055, -0.05), 100: (0.02, -0.018), 104: (0.04, -0.035), 105: (0.015, -0.012),
+           160: (0.035, -0.035), 159: (0.02, -0.02), 158: (0.01, -0.01), 164: (0, -0.01), 165: (0, -0.015), 166: (0, -0.01)},
+    # dimpler: the corner tightened and drawn in (with a dimple, drawn as texture)
+    "14": {87: (0.012, -0.012), 94: (0.008, -0.008), 99: (0.008, -0.008), 88: (0.004, -0.004), 104: (0.004, -0.004)},
+    # lip corner depressor
+    "15": {87: (0.01, 0.075), 88: (0.005, 0.035), 94: (0.01, 0.055), 99: (0.01, 0.055), 104: (0.005, 0.05),
+           95: (0, 0.015), 100: (0, 0.015), 105: (0, 0.02), 160: (0.01, 0.05), 159: (0, 0.015)},
+    # chin raiser: chin boss and lower lip pushed up (a pout)
+    "17": {104: (0, -0.03), 105: (0, -0.035), 106: (0, -0.04), 99: (0, -0.018), 100: (0, -0.022), 101: (0, -0.025),
+           94: (0, -0.018), 95: (0, -0.022), 96: (0, -0.025), 88: (0, -0.008), 89: (0, -0.01), 90: (0, -0.01),
+           174: (0, -0.05), 175: (0, -0.04), 176: (0, -0.03), 177: (0, -0.035), 129: (0, -0.01)},
+    # lip stretcher: corners pulled sideways, lips thinned
+    "20": {87: (0.09, 0.02), 88: (0.045, 0.012), 89: (0.015, 0.008), 94: (0.07, 0.02), 95: (0.025, 0.01),
+           99: (0.07, 0.02), 100: (0.025, 0.01), 104: (0.045, 0.005), 105: (0.015, 0), 160: (0.035, 0.01), 159: (0.015, 0)},
+    # lip tightener + presser: red of the lips narrowed, mouth narrower
+    "24": {88: (-0.005, 0.025), 89: (0, 0.03), 90: (0, 0.03), 104: (-0.005, -0.028), 105: (0, -0.035), 106: (0, -0.035),
+           87: (-0.022, 0), 94: (-0.015, 0), 99: (-0.015, 0), 95: (-0.005, 0), 100: (-0.005, 0)},
+    # lips part
+    "25": {99: (0, 0.02), 100: (0, 0.035), 101: (0, 0.04), 104: (0, 0.015), 105: (0, 0.03), 106: (0, 0.035),
+           95: (0, -0.01), 96: (0, -0.012)},
+    # jaw drop, per unit of drop (scaled by _JAW below): the lower lip, chin and jaw go down
+    "jaw": {99: (-0.02, 0.72), 100: (0, 0.95), 101: (0, 1.0), 104: (-0.02, 0.68), 105: (0, 0.93), 106: (0, 1.0),
+            87: (-0.09, 0.32), 88: (-0.03, 0.06), 94: (-0.06, 0.2), 95: (0, 0.04),
+            176: (0, 0.96), 177: (0, 1.0), 174: (0, 1.0), 175: (0, 1.0), 129: (0, 1.0), 128: (0, 0.86), 127: (0, 0.56),
+            126: (0, 0.26), 125: (0, 0.05), 160: (0, 0.3), 159: (0, 0.12), 183: (0, 0.9), 184: (0, 0.9)},
+}
+_FOLLOW = [(50, 76, 0.6), (56, 77, 0.6)]  # (point, the point it partly follows, how much)
+_JAW = {"26": 0.15, "27": 0.32}  # jaw drop of AU26 / AU27, inter-pupil distances
+
+# Prototypes: (AU, weight); "side" AUs act on one random side. Texture cues: (cue, weight).
+_EMOTIONS = {
+    "anger": {"aus": {"4": 1.0, "5": 0.45, "7": 0.9, "24": 1.0, "17": 0.35}, "tex": {"furrow": 1.0, "lipline": 0.8, "brow_shadow": 1.0}},
+    "contempt": {"aus": {}, "side": {"12": 1.5, "14": 1.5}, "tex": {"dimple": 1.0, "fold_side": 0.8}},
+    "disgust": {"aus": {"9": 1.0, "10": 1.0, "4": 0.35, "15": 0.6, "17": 0.5, "7": 0.5},
+                "tex": {"nose": 1.0, "folds": 1.0, "furrow": 0.4}, "teeth": 0.8},
+    "fear": {"aus": {"1": 1.0, "2": 0.7, "4": 0.5, "5": 1.25, "20": 1.0, "25": 1.0, "26": 0.7},
+             "tex": {"forehead": 0.6, "furrow": 0.35}, "teeth": 1.0, "lower_teeth": 0.6},
+    "sadness": {"aus": {"1": 1.3, "4": 0.5, "15": 1.3, "17": 0.8, "43": 0.7}, "tex": {"furrow": 0.3, "grief": 1.0, "chin": 0.8}},
+    "surprise": {"aus": {"1": 1.0, "2": 1.0, "5": 1.0, "26": 1.0, "27": 0.75}, "tex": {"forehead": 1.0}, "teeth": 0.5},
+    "happy": {"aus": {}, "tex": {}},
+    "neutral": {"aus": {}, "tex": {}},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The set on disk
+# --------------------------------------------------------------------------------------------
+
+
+def read_template(path) -> np.ndarray:
+    """(189, 2) float64 x, y pixel points of a PsychoMorph .tem file."""
+    lines = Path(path).read_text().split("\n")
+    n = int(lines[0].split()[0])
+    pts = np.array([[float(v) for v in line.split()[:2]] for line in lines[1 : 1 + n]], dtype=np.float64)
+    if pts.shape != (n, 2) or n != N_POINTS:
+        raise ValueError(f"{path}: expected {N_POINTS} points, got {pts.shape}")
+    return pts
+
+
+def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:
+    d = Path(london_dir)
+    return d / "neutral" / f"{face_id}_03.jpg", d / "neutral" / f"{face_id}_03.tem", d / "smiling" / f"{face_id}_08.jpg"
+
+
+def list_identities(london_dir) -> list[str]:
+    """Face ids ("001", ...) that have a neutral photo, its template and a smiling photo, sorted."""
+    d = Path(london_dir)
+    ids = sorted(p.name[: -len("_03.jpg")] for p in (d / "neutral").glob("*_03.jpg")) if (d / "neutral").is_dir() else []
+    return [i for i in ids if i.isdigit() and all(p.is_file() for p in _paths(d, i))]
+
+
+def _smooth_border(img: np.ndarray, band: int = 40) -> np.ndarray:
+    """Blur the outer band of the photo, so BORDER_REPLICATE extends it as a smooth backdrop
+    (the frame is larger than the photo when the face is small) instead of streaks."""
+    h, w = img.shape[:2]
+    blurred = cv2.GaussianBlur(img, (0, 0), band * 0.6)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.minimum(np.minimum(xx, w - 1 - xx), np.minimum(yy, h - 1 - yy))
+    a = np.clip(1 - d / band, 0, 1)[..., None] ** 1.5
+    return (img * (1 - a) + blurred * a + 0.5).astype(np.uint8)
+
+
+@dataclass
+class _Identity:
+    face_id: str
+    neutral: np.ndarray  # BGR uint8, border smoothed
+    pts: np.ndarray  # (189, 2) template
+    tris: np.ndarray  # (T, 3) indices into pts + ring
+    ring: np.ndarray  # (R, 2) fixed points on the image border
+    smile_path: Path
+    iod: float
+    eye: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    canon: np.ndarray  # the points the triangulation was built on (lips and lids a little apart)
+    skin: float  # mean gray level of the cheeks and nose
+    smile: tuple | None = field(default=None, repr=False)  # (aligned smile BGR, flow) once computed
+
+
+def _face_frame(pts):
+    e0, e1 = pts[0], pts[1]
+    iod = float(np.hypot(*(e1 - e0)))
+    ex = (e1 - e0) / iod
+    ey = np.array([-ex[1], ex[0]])
+    return (e0 + e1) / 2, iod, ex, ey
+
+
+def _ring(w: int, h: int, step: float = 90.0) -> np.ndarray:
+    pts = []
+    nx, ny = max(2, int(round(w / step))), max(2, int(round(h / step)))
+    for x in np.linspace(0, w - 1, nx + 1):
+        pts += [(x, 0), (x, h - 1)]
+    for y in np.linspace(0, h - 1, ny + 1)[1:-1]:
+        pts += [(0, y), (w - 1, y)]
+    return np.array(pts, np.float64)
+
+
+def _triangulate(pts: np.ndarray, ring: np.ndarray, iod: float, eye, ex, ey) -> np.ndarray:
+    """Delaunay triangles (indices into pts ++ ring) of the warped points, built on the template
+    with the lips a little apart so the triangles between them can open into a mouth."""
+    canon = pts.copy()
+    canon[[94, 95, 96, 97, 98]] -= 0.02 * iod * ey
+    canon[[99, 100, 101, 102, 103]] += 0.04 * iod * ey
+    canon[[104, 105, 106, 107, 108]] += 0.02 * iod * ey
+    for up, lo in _LIDS:  # keep the lids apart too
+        gap = canon[lo] - canon[up]
+        if gap @ ey < 0.02 * iod:
+            canon[lo] = canon[up] + 0.02 * iod * ey
+    use = [i for i in range(N_POINTS) if i not in _NOT_WARPED]
+    allp = np.vstack([canon, ring])
+    idx = np.array(use + list(range(N_POINTS, N_POINTS + len(ring))))
+    w, h = ring.max(0) + 1
+    sub = cv2.Subdiv2D((-1, -1, int(w) + 2, int(h) + 2))
+    for i in idx:
+        sub.insert((float(allp[i, 0]), float(allp[i, 1])))
+    tl = sub.getTriangleList().reshape(-1, 3, 2)
+    cand = allp[idx]
+    d = np.linalg.norm(tl[:, :, None, :] - cand[None, None, :, :], axis=-1)  # (T, 3, N)
+    near = d.argmin(-1)
+    ok = (d.min(-1) < 0.5).all(1)
+    tris = idx[near[ok]]
+    return tris.astype(np.int32), allp
+
+
+@lru_cache(maxsize=4)
+def _identity(london_dir: str, face_id: str) -> _Identity:
+    img_p, tem_p, smile_p = _paths(london_dir, face_id)
+    img = cv2.imread(str(img_p), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read {img_p}")
+    pts = read_template(tem_p)
+    eye, iod, ex, ey = _face_frame(pts)
+    h, w = img.shape[:2]
+    ring = _ring(w, h)
+    tris, canon = _triangulate(pts, ring, iod, eye, ex, ey)
+    (x0, y0), (x1, y1) = pts[[164, 46]].min(0).astype(int), pts[[167, 160]].max(0).astype(int)
+    skin = float(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).mean())
+    return _Identity(face_id, _smooth_border(img), pts, tris, ring, smile_p, iod, eye, ex, ey, canon, skin)
+
+
+# --------------------------------------------------------------------------------------------
+# Happy: the real smile, aligned and morphed
+# --------------------------------------------------------------------------------------------
+
+
+def _subpixel_peak(r: np.ndarray) -> tuple[float, float, float]:
+    _, mx, _, (x, y) = cv2.minMaxLoc(r)
+    dx = dy = 0.0
+    if 0 < x < r.shape[1] - 1:
+        a, b, c = r[y, x - 1], r[y, x], r[y, x + 1]
+        den = a - 2 * b + c
+        dx = 0.5 * (a - c) / den if abs(den) > 1e-9 else 0.0
+    if 0 < y < r.shape[0] - 1:
+        a, b, c = r[y - 1, x], r[y, x], r[y + 1, x]
+        den = a - 2 * b + c
+        dy = 0.5 * (a - c) / den if abs(den) > 1e-9 else 0.0
+    return x + float(np.clip(dx, -1, 1)), y + float(np.clip(dy, -1, 1)), float(mx)
+
+
+def _align_smile(ident: _Identity, smile: np.ndarray) -> np.ndarray:
+    """2x3 similarity taking the smiling photo onto the neutral one, from the eyes: an eye-and-brow
+    patch around each neutral pupil is found in the smiling photo (after a global phase-correlation
+    shift), and the two matches fix rotation, scale and shift."""
+    ng = cv2.cvtColor(ident.neutral, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    sg = cv2.cvtColor(smile, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    win = cv2.createHanningWindow(ng.shape[::-1], cv2.CV_32F)
+    (sx, sy), _ = cv2.phaseCorrelate(ng, sg, win)  # smile ~ neutral shifted by (sx, sy)
+    iod = ident.iod
+    hw, hh, search = int(0.42 * iod), int(0.3 * iod), int(0.2 * iod)
+    found, ok = [], True
+    for e in (ident.pts[0], ident.pts[1]):
+        cx, cy = int(round(e[0])), int(round(e[1] - 0.12 * iod))  # include the brow
+        tpl = ng[cy - hh : cy + hh, cx - hw : cx + hw]
+        px, py = int(round(cx + sx)), int(round(cy + sy))
+        x0, y0 = px - hw - search, py - hh - search
+        area = sg[max(0, y0) : py + hh + search, max(0, x0) : px + hw + search]
+        if area.shape[0] < tpl.shape[0] + 2 or area.shape[1] < tpl.shape[1] + 2:
+            ok = False
+            break
+        r = cv2.matchTemplate(area, tpl, cv2.TM_CCOEFF_NORMED)
+        mx, my, score = _subpixel_peak(r)
+        ok &= score > 0.5
+        found.append((max(0, x0) + mx + hw + (e[0] - cx), max(0, y0) + my + hh + (e[1] - cy)))
+    if not ok:
+        return np.array([[1, 0, -sx], [0, 1, -sy]], np.float64)
+    m, _ = cv2.estimateAffinePartial2D(np.array(found, np.float32), ident.pts[:2].astype(np.float32), method=cv2.LMEDS)
+    if m is None:
+        # two points fix a similarity exactly; do it by hand
+        a0, a1 = np.array(found)
+        b0, b1 = ident.pts[0], ident.pts[1]
+        va, vb = a1 - a0, b1 - b0
+        s = np.hypot(*vb) / np.hypot(*va)
+        ang = np.arctan2(vb[1], vb[0]) - np.arctan2(va[1], va[0])
+        r = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+        m = np.hstack([r, (b0 - r @ a0)[:, None]])
+    return m
+
+
+def _smile_data(ident: _Identity) -> tuple[np.ndarray, np.ndarray]:
+    """(smiling photo aligned to the neutral one, flow neutral -> smile) of an identity, cached."""
+    if ident.smile is None:
+        smile = cv2.imread(str(ident.smile_path), cv2.IMREAD_COLOR)
+        if smile is None:
+            raise FileNotFoundError(f"cannot read {ident.smile_path}")
+        m = _align_smile(ident, smile)
+        h, w = ident.neutral.shape[:2]
+        aligned = cv2.warpAffine(smile, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        aligned = _smooth_border(aligned)
+        ng = cv2.cvtColor(ident.neutral, cv2.COLOR_BGR2GRAY)
+        sg = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        flow = dis.calc(ng, sg, None)
+        ident.smile = (aligned, flow)
+    return ident.smile
+
+
+# --------------------------------------------------------------------------------------------
+# Expressions: point displacements, the warp, texture and the mouth interior
+# --------------------------------------------------------------------------------------------
+
+
+def _au_disp(ident: _Identity, table: dict, sides=(-1, 1)) -> np.ndarray:
+    """(189, 2) pixel displacement of one AU table on the given sides of the face."""
+    d = np.zeros((N_POINTS, 2))
+    for i, (out, down) in table.items():
+        if i in _MIDLINE:
+            if len(sides) == 2:
+                d[i] += down * ident.iod * ident.ey
+            else:  # one-sided AU: the midline follows the active side halfway
+                d[i] += 0.5 * ident.iod * (down * ident.ey + out * sides[0] * ident.ex)
+            continue
+        for side in sides:
+            j = i if side < 0 else _MIRROR.get(i, i)
+            if j == i and side > 0 and i not in _MIRROR:
+                continue
+            d[j] += ident.iod * (out * side * ident.ex + down * ident.ey)
+    return d
+
+
+@dataclass
+class _Expression:
+    disp: np.ndarray  # (189, 2) pixels at the peak
+    tex: dict  # cue -> strength at the peak
+    side: int  # active side of one-sided AUs
+    teeth: float
+    lower_teeth: float
+
+
+def _expression(ident: _Identity, emotion: str, gains: dict, rng) -> _Expression:
+    proto = _EMOTIONS[emotion]
+    peak = float(rng.uniform(0.6, 1.0))
+    side = int(rng.choice([-1, 1]))
+    disp = np.zeros((N_POINTS, 2))
+    for au, wgt in proto["aus"].items():
+        g = wgt * gains.get(au, 1.0) * peak
+        if au in _JAW:
+            disp += g * _JAW[au] * _au_disp(ident, _AU["jaw"])
+        else:
+            disp += g * _au_disp(ident, _AU[au])
+    for au, wgt in proto.get("side", {}).items():
+        disp += wgt * gains.get(au, 1.0) * peak * _au_disp(ident, _AU[au], sides=(side,))
+    for follower, leader, f in _FOLLOW:  # glabella skin goes where the inner brow ends go
+        disp[follower] += f * (disp[leader] - disp[follower])
+    tex = {k: v * peak * float(rng.uniform(0.8, 1.15)) for k, v in proto["tex"].items()}
+    return _Expression(disp, tex, side, proto.get("teeth", 0.0) * float(rng.uniform(0.7, 1.1)), proto.get("lower_teeth", 0.0))
+
+
+def _blink(pts: np.ndarray, closed: float, ey) -> np.ndarray:
+    if closed <= 0:
+        return pts
+    p = pts.copy()
+    for up, lo in _LIDS:
+        gap = pts[lo] - pts[up]
+        p[up] = pts[up] + 0.9 * closed * gap
+        p[lo] = pts[lo] - 0.05 * closed * gap
+    for crease, (up, lo) in zip((35, 36, 37, 40, 41, 42), _LIDS):
+        p[crease] = pts[crease] + 0.45 * closed * (pts[lo] - pts[up])
+    return p
+
+
+def _untangle(p: np.ndarray, p0: np.ndarray, ey) -> np.ndarray:
+    """Keep each chain's top-to-bottom order: a point may come at most to 25 % of its neutral
+    distance below the one above it (never cross it), else it is pushed down."""
+    p = p.copy()
+    for chain in _CHAINS:
+        for a, b in zip(chain[:-1], chain[1:]):
+            gap0 = max(0.0, float((p0[b] - p0[a]) @ ey))
+            gap = float((p[b] - p[a]) @ ey)
+            if gap < 0.25 * gap0:
+                p[b] += (0.25 * gap0 - gap) * ey
+    return p
+
+
+def _pwa_warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Piecewise-affine warp moving the points src -> dst: each pixel of a destination triangle
+    samples the source through that triangle's affine map. Only the box of the triangles that
+    move is recomputed; the map is built with one fillConvexPoly per triangle and array maths."""
+    moved = np.abs(dst - src).max(1) > 0.05
+    act = tris[moved[tris].any(1)]
+    if len(act) == 0:
+        return img
+    h, w = img.shape[:2]
+    corners = np.vstack([dst[act].reshape(-1, 2), src[act].reshape(-1, 2)])
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 1, 0, None)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (w, h))
+    if x1 <= x0 or y1 <= y0:
+        return img
+    d = dst[act]  # (T, 3, 2)
+    s = src[act]
+    area = 0.5 * ((d[:, 1, 0] - d[:, 0, 0]) * (d[:, 2, 1] - d[:, 0, 1]) - (d[:, 2, 0] - d[:, 0, 0]) * (d[:, 1, 1] - d[:, 0, 1]))
+    keep = np.abs(area) > 0.05
+    d, s = d[keep], s[keep]
+    n = len(d)
+    a = np.concatenate([d, np.ones((n, 3, 1))], axis=2)  # (T, 3, 3): [x y 1] rows
+    coef = np.linalg.solve(a, s)  # (T, 3, 2): src = [x y 1] @ coef
+    coef = np.concatenate([coef, np.array([[[1, 0], [0, 1], [0, 0]]], np.float64)], axis=0)  # identity for uncovered pixels
+    labels = np.full((y1 - y0, x1 - x0), n, np.int32)
+    shift = 4
+    dd = np.round((d - (x0, y0)) * (1 << shift)).astype(np.int32)
+    for k in range(n):
+        cv2.fillConvexPoly(labels, dd[k], k, lineType=cv2.LINE_8, shift=shift)
+    coef = coef.astype(np.float32).reshape(n + 1, 6)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    c = coef[labels]  # (h, w, 6)
+    mapx = c[..., 0] * xx + c[..., 2] * yy + c[..., 4]
+    mapy = c[..., 1] * xx + c[..., 3] * yy + c[..., 5]
+    out = img.copy()
+    out[y0:y1, x0:x1] = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(out[y0:y1, x0:x1].shape)
+    return out
+
+
+def _chaikin(poly: np.ndarray, closed: bool, n: int = 2) -> np.ndarray:
+    p = np.asarray(poly, np.float64)
+    for _ in range(n):
+        q = np.roll(p, -1, axis=0) if closed else p[1:]
+        a = p if closed else p[:-1]
+        new = np.empty((2 * len(a), 2))
+        new[0::2] = 0.75 * a + 0.25 * q
+        new[1::2] = 0.25 * a + 0.75 * q
+        p = new if closed else np.vstack([p[:1], new, p[-1:]])
+    return p
+
+
+def _texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amount: float, side: int) -> np.ndarray:
+    """Darken (multiplicatively) along the lines an expression creates at its current strength.
+    p are the current (warped) points, ident_scale (iod, eye, ex, ey) at work scale."""
+    if amount <= 0.01 or not tex:
+        return img
+    iod, eye, ex, ey = ident_scale
+    face = p[[71, 82, 129, 125, 133, 139]]
+    x0, y0 = np.clip(np.floor(face.min(0) - 0.3 * iod).astype(int), 0, None)
+    x1, y1 = np.minimum(np.ceil(face.max(0) + 0.3 * iod).astype(int), img.shape[1::-1])
+    if x1 <= x0 or y1 <= y0:
+        return img
+    m = np.zeros((y1 - y0, x1 - x0), np.float32)  # creases
+    m2 = np.zeros_like(m)  # broad shading
+    sh = 4
+    o = np.array([x0, y0], np.float64)
+
+    def line(pts, strength, width=0.022, closed=False, soft=False):
+        if strength <= 0:
+            return
+        q = np.round((np.asarray(pts, np.float64) - o) * (1 << sh)).astype(np.int32)
+        t = max(1, int(round(width * iod)))
+        cv2.polylines(m2 if soft else m, [q], closed, float(strength), t, cv2.LINE_AA, sh)
+
+    def at(u, v):  # face coordinates (iod units) relative to the eye centre -> pixels
+        return eye + iod * (u * ex + v * ey)
+
+    k = amount
+    if tex.get("furrow"):
+        s = 0.3 * tex["furrow"] * k
+        bl, br = p[76], p[77]  # inner brow ends
+        mid = (bl + br) / 2
+        for f in (-0.33, 0.33):
+            base = mid + f * (br - bl) * 0.5
+            line([base + 0.02 * iod * ey, base - 0.16 * iod * ey - f * 0.03 * iod * ex], s)
+        line([mid - 0.02 * iod * ex + 0.04 * iod * ey, mid + 0.02 * iod * ex + 0.05 * iod * ey], 0.6 * s)
+    if tex.get("brow_shadow"):
+        s = 0.12 * tex["brow_shadow"] * k
+        for brow in ((83, 84, 76), (85, 86, 77)):
+            line(p[list(brow)] + 0.03 * iod * ey, s, width=0.07)
+    if tex.get("nose"):  # AU9: crossways creases over the nose root, shade beside it
+        s = 0.17 * tex["nose"] * k
+        c = (p[50] + p[56]) / 2
+        half = 0.5 * np.hypot(*(p[56] - p[50]))
+        for j, v in enumerate((0.04, 0.11, 0.18)):
+            y = c + v * iod * ey
+            bend = 0.012 * iod * ey
+            line([y - half * ex + bend, y, y + half * ex + bend], s * (1 - 0.25 * j), width=0.018)
+        line([c - 0.5 * half * ex, c + 0.5 * half * ex], 0.14 * tex["nose"] * k, width=0.1, soft=True)
+        line(p[[52, 53, 54]], 0.15 * tex["nose"] * k, width=0.06, soft=True)
+        line(p[[58, 59, 60]], 0.15 * tex["nose"] * k, width=0.06, soft=True)
+    if tex.get("folds"):  # deepened nasolabial folds
+        s = 0.16 * tex["folds"] * k
+        line(p[[180, 158, 159, 160]], s, width=0.05, soft=True)
+        line(p[[181, 161, 162, 163]], s, width=0.05, soft=True)
+        line(p[[158, 159]], 0.5 * s, width=0.015)
+        line(p[[161, 162]], 0.5 * s, width=0.015)
+    if tex.get("fold_side"):
+        s = 0.2 * tex["fold_side"] * k
+        line(p[[180, 158, 159, 160]] if side < 0 else p[[181, 161, 162, 163]], s, width=0.05, soft=True)
+    if tex.get("dimple"):  # AU14: a short crease beside the tightened corner
+        s = 0.3 * tex["dimple"] * k
+        c = p[87] if side < 0 else p[93]
+        out = side * ex
+        line([c + 0.03 * iod * out - 0.035 * iod * ey, c + 0.05 * iod * out + 0.005 * iod * ey, c + 0.04 * iod * out + 0.045 * iod * ey], s, width=0.02)
+        line([c + 0.02 * iod * out - 0.01 * iod * ey, c + 0.035 * iod * out + 0.02 * iod * ey], 0.6 * s, width=0.06, soft=True)
+    if tex.get("grief"):  # AU1 with AU4: short creases in the middle of the forehead
+        s = 0.16 * tex["grief"] * k
+        mid = (p[76] + p[77]) / 2
+        half = 0.5 * np.hypot(*(p[77] - p[76]))
+        for v in (0.1, 0.19):
+            y = mid - v * iod * ey
+            line([y - 1.1 * half * ex + 0.02 * iod * ey, y, y + 1.1 * half * ex + 0.02 * iod * ey], s, width=0.018)
+    if tex.get("lipline"):
+        s = 0.3 * tex["lipline"] * k
+        line(_chaikin(p[_UPPER_INNER], False), s, width=0.02)
+    if tex.get("chin"):
+        s = 0.22 * tex["chin"] * k
+        line(_chaikin(p[[176, 177, 178]], False), s, width=0.035)
+    if tex.get("forehead"):
+        s = 0.16 * tex["forehead"] * k
+        top = min(p[71, 1], p[82, 1], p[76, 1], p[77, 1])
+        hair = p[139] if p[139] @ ey < eye @ ey else at(0, -1.2)
+        for v in (0.14, 0.27, 0.40):
+            y = top - v * iod
+            if y - 0.03 * iod <= hair[1]:
+                break
+            line([at(-0.55, 0) * (1, 0) + (0, y + 0.02 * iod), at(0, 0) * (1, 0) + (0, y), at(0.55, 0) * (1, 0) + (0, y + 0.02 * iod)], s)
+    m = cv2.GaussianBlur(m, (0, 0), max(0.6, 0.012 * iod))
+    if m2.any():
+        m += cv2.GaussianBlur(m2, (0, 0), max(1.0, 0.03 * iod))
+    roi = img[y0:y1, x0:x1].astype(np.float32)
+    gain = 1 - np.clip(m, 0, 0.6)
+    roi *= gain[..., None] if roi.ndim == 3 else gain
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _mouth_interior(img: np.ndarray, p: np.ndarray, p0: np.ndarray, iod: float, ey, expr: _Expression, amount: float) -> np.ndarray:
+    """Fill the opening between the inner lip lines (p: current points, p0: neutral) with a dark,
+    shaded interior; upper (and lower) teeth where the expression shows them."""
+    up, lo = _UPPER_INNER, _LOWER_INNER
+    gap0 = (p0[lo[1:-1]] - p0[up[1:-1]]) @ ey
+    gap = (p[lo[1:-1]] - p[up[1:-1]]) @ ey - np.maximum(gap0, 0)
+    gmax = float(gap.max())
+    if gmax < 0.012 * iod:
+        return img
+    upper = _chaikin(p[up], False, 3)
+    lower = _chaikin(p[lo], False, 3)
+    poly = np.vstack([upper, lower[::-1][1:-1]])
+    x0, y0 = np.clip(np.floor(poly.min(0)).astype(int) - 3, 0, None)
+    x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 4, img.shape[1::-1])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return img
+    o = np.array([x0, y0])
+    sh = 4
+    hh, ww = y1 - y0, x1 - x0
+    mask = np.zeros((hh, ww), np.float32)
+    cv2.fillPoly(mask, [np.round((poly - o) * (1 << sh)).astype(np.int32)], 1.0, cv2.LINE_AA, sh)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.006 * iod))
+    # fade in as the mouth opens, so a barely-parted mouth shows a dark line, not a hole
+    mask *= float(np.clip(gmax / (0.05 * iod), 0.35, 1.0))
+    yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float32)
+    # vertical position inside the opening: 0 at the upper lip, 1 at the lower lip
+    xs = np.arange(ww, dtype=np.float32) + x0
+    order_u, order_l = np.argsort(upper[:, 0]), np.argsort(lower[:, 0])
+    yu = np.interp(xs, upper[order_u, 0], upper[order_u, 1]) - y0
+    yl = np.interp(xs, lower[order_l, 0], lower[order_l, 1]) - y0
+    span = np.maximum(yl - yu, 1.0)
+    v = np.clip((yy - yu) / span, 0, 1)
+    xc = (p[87, 0] + p[93, 0]) / 2 - x0
+    halfw = max(1.0, abs(p[93, 0] - p[87, 0]) / 2)
+    uu = np.clip(np.abs(xx - xc) / halfw, 0, 1)
+    nch = 1 if img.ndim == 2 else img.shape[2]
+    dark = np.array([22, 22, 30][:nch] if nch == 3 else [24], np.float32)
+    tongue = np.array([55, 55, 95][:nch] if nch == 3 else [62], np.float32)
+    teeth = np.array([200, 208, 214][:nch] if nch == 3 else [206], np.float32)
+    # darkest in the middle, a lighter tongue towards the lower lip
+    tw = (np.clip((v - 0.55) / 0.45, 0, 1) * (1 - uu**2) * 0.8)[..., None]
+    col = dark * (1 + 0.5 * uu[..., None]) * (1 - tw) + tongue * tw
+    if expr.teeth > 0:
+        th = np.minimum(0.42 * span, 0.075 * iod)  # upper teeth height per column
+        prof = np.clip(1 - uu**2, 0, 1) ** 0.6
+        t_up = ((yy - yu) < th * prof).astype(np.float32) * (yy >= yu - 1)
+        t_up = cv2.GaussianBlur(t_up, (0, 0), max(0.5, 0.008 * iod))
+        a = (expr.teeth * t_up * prof * (0.75 + 0.25 * (1 - uu)))[..., None]
+        shade = 0.85 + 0.15 * (1 - uu[..., None])
+        col = col * (1 - a) + teeth * shade * a
+        if expr.lower_teeth > 0:
+            tl = np.minimum(0.25 * span, 0.045 * iod)
+            t_lo = ((yl - yy) < tl * prof).astype(np.float32) * (yy <= yl + 1)
+            t_lo = cv2.GaussianBlur(t_lo, (0, 0), max(0.5, 0.008 * iod))
+            a = (expr.lower_teeth * 0.8 * t_lo * prof)[..., None]
+            col = col * (1 - a) + teeth * 0.8 * a
+    roi = img[y0:y1, x0:x1].astype(np.float32).reshape(hh, ww, nch)
+    mm = np.clip(mask * min(1.0, amount * 3), 0, 1)[..., None]
+    roi = roi * (1 - mm) + col * mm
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8).reshape(out[y0:y1, x0:x1].shape)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Camera: framing, head motion, light, blur, noise, compression
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scene:
+    size: tuple[int, int]
+    work: float  # photo -> working image scale
+    poses: list  # per frame 2x3 working image -> frame
+    gain: np.ndarray  # (H, W[, 3]) multiplicative light
+    offset: float
+    gamma_lut: np.ndarray
+    blur: float
+    noise: float
+    quality: int
+
+
+def _ease(n_frames: int, onset: int) -> np.ndarray:
+    """0 for the `onset` neutral frames, then a smooth (cosine) rise to 1 at the last frame."""
+    t = np.arange(n_frames, dtype=np.float64)
+    s = np.clip((t - onset + 1) / max(1, n_frames - onset), 0, 1)
+    return 0.5 - 0.5 * np.cos(np.pi * s)
+
+
+def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
+    w, h = size
+    pts = ident.pts
+    chin = pts[129]
+    eye = ident.eye
+    face_h = 1.7 * float((chin - eye) @ ident.ey)  # hairline to chin, about
+    centre = eye + 0.5 * (chin - eye) - 0.12 * face_h * ident.ey  # middle of hairline..chin
+    frac = float(rng.uniform(0.40, 0.65))
+    scale = frac * h / face_h
+    cx = float(rng.uniform(0.36, 0.64)) * w
+    half = 0.5 * frac * h
+    cy = float(rng.uniform(max(0.02 * h + half, 0.42 * h), min(0.98 * h - half, 0.58 * h))) if half < 0.46 * h else 0.5 * h
+    roll0 = float(rng.uniform(-5, 5)) + np.degrees(np.arctan2(ident.ex[1], ident.ex[0]))  # level the eyes, then tilt
+    # head motion over the sequence: smooth drift plus a little wobble
+    t = np.linspace(0, 1, n)
+    drift = rng.normal(0, 0.018, 2) * face_h * scale
+    wob_f, wob_ph = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0, 2 * np.pi))
+    wob = rng.normal(0, 0.006, 2) * face_h * scale
+    droll, dscale = float(rng.normal(0, 1.5)), float(rng.normal(0, 0.025))
+    work = float(min(1.0, 1.6 * scale * (1 + abs(dscale) * 2)))
+    if work > 0.8:
+        work = 1.0
+    poses = []
+    for i in range(n):
+        s = scale * (1 + dscale * t[i]) / work
+        ang = np.radians(roll0 + droll * t[i])
+        shift = drift * t[i] + wob * np.sin(2 * np.pi * wob_f * t[i] + wob_ph) + rng.normal(0, 0.15, 2)
+        m = cv2.getRotationMatrix2D((float(centre[0] * work), float(centre[1] * work)), float(np.degrees(ang)), float(s))
+        m[:, 2] += np.array([cx, cy]) + shift - centre * work
+        poses.append(m)
+    # light: contrast, a brightness gradient in a random direction, white balance, gamma, and an
+    # exposure that puts the skin at a random level a camera's auto-exposure would choose
+    contrast = float(rng.uniform(0.7, 1.2))
+    gang = float(rng.uniform(0, 2 * np.pi))
+    gamp = float(rng.uniform(0, 0.35))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = ((xx / w - 0.5) * np.cos(gang) + (yy / h - 0.5) * np.sin(gang)) * 2 * gamp
+    gain = (contrast * (1 + ramp)).astype(np.float32)
+    if color:
+        wb = np.array([rng.uniform(0.85, 1.12), 1.0, rng.uniform(0.85, 1.12)], np.float32)
+        gain = gain[..., None] * wb
+    gamma = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    lut = np.clip(255 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+    skin = 255 * (ident.skin / 255) ** gamma
+    offset = float(np.clip(rng.uniform(85, 165) - contrast * skin, -60, 90))
+    blur = float(rng.uniform(0, 1.3)) * h / 490
+    noise = float(rng.uniform(1.0, 5.0))
+    quality = int(rng.integers(40, 91))
+    return _Scene((w, h), work, poses, gain, offset, lut, blur, noise, quality)
+
+
+def _camera(scene: _Scene, img: np.ndarray, i: int, rng) -> np.ndarray:
+    w, h = scene.size
+    f = cv2.warpAffine(img, scene.poses[i], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    f = cv2.LUT(f, scene.gamma_lut)
+    f = f.astype(np.float32) * scene.gain + scene.offset
+    if scene.blur > 0.3:
+        f = cv2.GaussianBlur(f, (0, 0), scene.blur)
+    f += rng.standard_normal(f.shape, dtype=np.float32) * scene.noise
+    u8 = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, scene.quality])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+# --------------------------------------------------------------------------------------------
+# Sequences
+# --------------------------------------------------------------------------------------------
+
+
+def _gains(face_id: str, seed: int = 0) -> dict:
+    """How strongly this person moves each AU (a fixed draw per face, independent of the sequence)."""
+    r = np.random.default_rng([seed, int(face_id), 10**6])
+    return {au: float(r.uniform(0.85, 1.2)) for au in sorted(set(_AU) | set(_JAW))}
+
+
+def _blinks(n_frames: int, rng) -> np.ndarray:
+    closed = np.zeros(n_frames)
+    if n_frames >= 3 and rng.random() < 0.5:
+        i = int(rng.integers(1, n_frames - 1))
+        closed[i] = float(rng.uniform(0.75, 1.0))
+        if i + 1 < n_frames - 1 and rng.random() < 0.6:
+            closed[i + 1] = closed[i] * float(rng.uniform(0.4, 1.0))
+        if i - 1 > 0 and rng.random() < 0.4:
+            closed[i - 1] = closed[i] * 0.4
+    return closed
+
+
+def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False) -> list[np.ndarray]:
+    """One CK+-style sequence of a London Set face: frame 0 neutral, `emotion` peaking at the
+    last frame. Returns uint8 frames, (H, W) gray or (H, W, 3) BGR when `color`.
+    `emotion` is one of CLASSES or "neutral" (head motion and maybe a blink only)."""
+    if emotion not in _EMOTIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; expected one of {KINDS}")
+    n_frames = int(n_frames)
+    if n_frames < 2:
+        raise ValueError("a sequence needs at least 2 frames (neutral first, peak last)")
+    face_id = str(face_id)
+    ident = _identity(str(Path(london_dir).resolve()), face_id)
+    size = (int(size[0]), int(size[1]))
+    onset = int(rng.integers(1, min(4, n_frames - 1) + 1))
+    curve = _ease(n_frames, onset)
+    scene = _make_scene(ident, size, n_frames, color, rng)
+    k = scene.work
+
+    def prep(im):
+        if k != 1.0:
+            im = cv2.resize(im, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        return im if color else cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
+
+    frames = []
+    if emotion == "happy":
+        aligned, flow = _smile_data(ident)
+        neutral, smile = prep(ident.neutral), prep(aligned)
+        if k != 1.0:
+            flow = cv2.resize(flow, neutral.shape[1::-1], interpolation=cv2.INTER_AREA) * k
+        hh, ww = neutral.shape[:2]
+        gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
+        for i in range(n_frames):
+            t = float(curve[i])
+            if t <= 0:
+                img = neutral
+            elif t >= 1:
+                img = smile
+            else:
+                a = cv2.remap(neutral, gx - t * flow[..., 0], gy - t * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                b = cv2.remap(smile, gx + (1 - t) * flow[..., 0], gy + (1 - t) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                img = cv2.addWeighted(a, 1 - t, b, t, 0)
+            frames.append(_camera(scene, img, i, rng))
+        return frames
+
+    base = prep(ident.neutral)
+    p0 = np.vstack([ident.pts, ident.ring]) * k
+    iod = ident.iod * k
+    frame_of = (iod, ident.eye * k, ident.ex, ident.ey)
+    if emotion == "neutral":
+        expr = _Expression(np.zeros((N_POINTS, 2)), {}, 1, 0.0, 0.0)
+        closed = _blinks(n_frames, rng)
+    else:
+        expr = _expression(ident, emotion, _gains(face_id), rng)
+        closed = np.zeros(n_frames)
+    disp = np.vstack([expr.disp, np.zeros((len(ident.ring), 2))]) * k
+    for i in range(n_frames):
+        c = float(curve[i]) if emotion != "neutral" else 0.0
+        p = p0 + c * disp
+        if closed[i] > 0:
+            p[:N_POINTS] = _blink(p[:N_POINTS], closed[i], ident.ey)
+        if c > 0:
+            p = _untangle(p, p0, ident.ey)
+        img = _pwa_warp(base, p0, p, ident.tris) if (c > 0 or closed[i] > 0) else base
+        if c > 0:
+            img = _texture(img, p, frame_of, expr.tex, c, expr.side)
+            img = _mouth_interior(img, p, p0, iod, ident.ey, expr, c)
+        frames.append(_camera(scene, img, i, rng))
+    return frames
+
+
+# --------------------------------------------------------------------------------------------
+# The CK+ tree
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(v: float) -> str:
+    return f"   {v:.7e}"
+
+
+def _seq_length(rng) -> int:
+    return int(rng.integers(12, 19))
+
+
+def _plan(seed: int, face_id: str, neutral: bool) -> tuple[bool, list[str]]:
+    rng = np.random.default_rng([seed, int(face_id)])
+    color = bool(rng.random() < 0.2)
+    kinds = [str(k) for k in rng.permutation(KINDS)]
+    if not neutral:
+        kinds.remove("neutral")
+    return color, kinds
+
+
+def _write_identity(args) -> dict:
+    london_dir, out, seed, face_id, size, neutral, threads = args
+    if threads is not None:
+        cv2.setNumThreads(threads)
+    out = Path(out)
+    color, kinds = _plan(seed, face_id, neutral)
+    subj = f"L{face_id}"
+    frames = 0
+    for k, emotion in enumerate(kinds, start=1):
+        rng = np.random.default_rng([seed, int(face_id), k])
+        n = _seq_length(rng)
+        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color)
+        num = f"{k:03d}"
+        img_dir = out / "cohn-kanade-images" / subj / num
+        img_dir.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(seq, start=1):
+            cv2.imwrite(str(img_dir / f"{subj}_{num}_{i:08d}.png"), frame)
+        emo_dir = out / "Emotion" / subj / num
+        emo_dir.mkdir(parents=True, exist_ok=True)
+        (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{_fmt(float(CODES[emotion]))}\n")
+        frames += len(seq)
+    _identity.cache_clear()  # one identity at a time: keep the worker's memory flat
+    return {"face_id": face_id, "subject": subj, "frames": frames, "labels": kinds, "color": color}
+
+
+def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, progress=True, workers: int = 1) -> dict:
+    """Write the CK+ tree of London Set faces under out_dir: for every identity (or the given
+    ids) one sequence per class and, with `neutral`, one neutral sequence (label code 0), in a
+    seeded random order. Subject folders are "L" + face id. Returns a summary dict.
+    `workers` > 1 renders identities in that many processes (same bytes either way)."""
+    london_dir = str(Path(london_dir).resolve())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = list_identities(london_dir) if identities is None else [str(i) for i in identities]
+    missing = [i for i in ids if not all(p.is_file() for p in _paths(london_dir, i))]
+    if missing:
+        raise FileNotFoundError(f"London Set identities without neutral photo, template and smile: {missing}")
+    size = (int(size[0]), int(size[1]))
+    jobs = [(london_dir, str(out), seed, i, size, neutral, 1 if workers > 1 else None) for i in ids]
+    results = []
+    t0 = time.monotonic()
+
+    def done(r):
+        results.append(r)
+        if progress:
+            print(f"photoreal: {r['subject']} {len(r['labels'])} sequences, {r['frames']} frames "
+                  f"({len(results)}/{len(ids)}, {time.monotonic() - t0:.0f} s)", file=sys.stderr)
+
+    if workers > 1 and len(ids) > 1:
+        with ProcessPoolExecutor(min(workers, len(ids))) as pool:
+            for r in pool.map(_write_identity, jobs):
+                done(r)
+    else:
+        for job in jobs:
+            done(_write_identity(job))
+    per_class = {c: 0 for c in KINDS if neutral or c != "neutral"}
+    for r in results:
+        for lab in r["labels"]:
+            per_class[lab] += 1
+    return {
+        "identities": len(results),
+        "subjects": [r["subject"] for r in results],
+        "sequences": sum(len(r["labels"]) for r in results),
+        "frames": sum(r["frames"] for r in results),
+        "color_identities": sum(r["color"] for r in results),
+        "per_class": per_class,
+        "seed": seed,
+        "size": list(size),
+        "attribution": ATTRIBUTION,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Contact sheet
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _cascade():
+    c = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    if c.empty():
+        raise RuntimeError("cannot load OpenCV's Haar frontal-face cascade")
+    return c
+
+
+def detect_face(gray: np.ndarray):
+    """(cx, cy, side) of the largest Haar frontal face, detected as the service does (frames
+    downscaled to 320 px), or None."""
+    h, w = gray.shape[:2]
+    scale = 320 / max(h, w) if max(h, w) > 320 else max(1.0, 96 / min(h, w))
+    small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    mf = max(24, int(min(small.shape) * 0.12))
+    faces = _cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(mf, mf))
+    if len(faces) == 0:
+        return None
+    x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
+    return np.array([(x + fw / 2) / scale, (y + fh / 2) / scale, (fw + fh) / 2 / scale], np.float64)
+
+
+def face_crop(image: np.ndarray, size: int = 48, scale: float = 1.2, box=None) -> np.ndarray:
+    """Square crop of `scale` x the Haar box (the whole frame's centre when none is found),
+    resized to size x size; gray in, gray out, colour in, colour out."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if box is None:
+        box = detect_face(gray)
+    h, w = gray.shape[:2]
+    if box is None:
+        box = np.array([w / 2, h / 2, min(h, w) / scale])
+    cx, cy, side = box
+    half = max(side * scale / 2, 1.0)
+    x0, y0, x1, y1 = (int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    region = image[y0:y1, x0:x1]
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_LINEAR)
+
+
+def _labelled(root: Path) -> dict[int, list[tuple[str, str, str]]]:
+    found: dict[int, list] = {}
+    for f in sorted((root / "Emotion").glob("*/*/*_emotion.txt")):
+        code = int(round(float(f.read_text().split()[0])))
+        found.setdefault(code, []).append((f.parent.parent.name, f.parent.name, f.name[: -len("_emotion.txt")]))
+    return found
+
+
+def write_contact_sheet(dataset_dir, out_png, per_class=6) -> None:
+    """One row per class (and neutral, when the set has it): a neutral first frame, then the
+    peak frames of `per_class` different identities (the first the neutral frame's own
+    sequence), Haar face crops (1.2 x the box) labelled with the class; the London Set's
+    CC BY attribution is drawn under the rows."""
+    root = Path(dataset_dir)
+    tile, gap, label_w, head_h = 90, 2, 84, 20
+    found = _labelled(root)
+    white = lambda h, w: np.full((h, w, 3), 255, np.uint8)  # noqa: E731
+    rows = []
+    for code, name in [(CODES[c], c) for c in CLASSES] + [(0, "neutral")]:
+        if code not in found:
+            continue
+        seqs, seen = [], set()
+        for subj, num, stem in found[code]:
+            if subj not in seen:
+                seen.add(subj)
+                seqs.append((subj, num, stem))
+        seqs = seqs[:per_class]
+        stems = [(subj, num, f"{subj}_{num}_{1:08d}") for subj, num, _ in seqs[:1]] + seqs
+        tiles = []
+        for a, b, c in stems:
+            img = cv2.imread(str(root / "cohn-kanade-images" / a / b / f"{c}.png"), cv2.IMREAD_COLOR)
+            tiles.append(face_crop(img, tile) if img is not None else white(tile, tile))
+        tiles += [white(tile, tile)] * (per_class + 1 - len(tiles))
+        label = white(tile, label_w)
+        cv2.putText(label, name, (4, tile // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cells = [label]
+        for t in tiles:
+            cells += [t, white(tile, gap)]
+        rows += [np.hstack(cells), white(gap, sum(c.shape[1] for c in cells))]
+    if not rows:
+        raise ValueError(f"{root} holds no labelled sequences")
+    sheet = np.vstack(rows)
+    width = sheet.shape[1]
+    head = white(head_h, width)
+    cv2.putText(head, "neutral", (label_w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(head, "peak frames (first: the same sequence), one identity each", (label_w + tile + gap + 4, 14),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    caption = ["Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
+               "https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0. Happy = real smile (morphed);",
+               "other expressions are synthetic warps of the neutral photos (training/photoreal.py)."]
+    foot = white(14 * len(caption) + 6, width)
+    for j, text in enumerate(caption):
+        cv2.putText(foot, text, (4, 13 + 14 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (60, 60, 60), 1, cv2.LINE_AA)
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_png), np.vstack([head, sheet, foot]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
+if __name__ == "__main__":  # python -m training.photoreal OUT_DIR [N_IDENTITIES]
+    import json
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "data/photoreal"
+    ids = list_identities(DEFAULT_LONDON_DIR)
+    if len(sys.argv) > 2:
+        ids = ids[: int(sys.argv[2])]
+    print(json.dumps(write_dataset(DEFAULT_LONDON_DIR, target, identities=ids), indent=1))
