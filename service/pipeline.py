@@ -49,7 +49,8 @@ def check_video(path: str | Path, settings: Settings) -> VideoInfo:
 class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False):
+    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False,
+                 detect_max_side: int | None = None):
         import torch
 
         from training.checkpoint import crop_config, load_checkpoint
@@ -64,7 +65,7 @@ class Predictor:
         self.variant: str = self.config["model"]["variant"]
         self.batch_size = batch_size
         self.bf16 = bf16 and bf16_ok(self.device)
-        self.detector = FaceDetector(self.crop.detect_max_side)
+        self.detector = FaceDetector(detect_max_side or self.crop.detect_max_side)
 
     def warm_up(self) -> None:
         self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))

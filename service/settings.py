@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     batch_size: int = 32  # clips per forward pass
     inference_bf16: bool = False  # bf16 autocast where the hardware has it (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
+    detect_max_side: int | None = None  # frames are shrunk to this for detection; unset: the checkpoint's
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None
 

@@ -173,3 +173,55 @@ def test_class_folders_of_videos(tmp_path, caplog):
     ]
     assert all(v.frames.shape == (12, 48, 48) for v in ds.videos)
     assert "laughing" in caplog.text and "carol_broken" in caplog.text
+
+
+def test_cremad_file_names(tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL, load_cremad
+    from training.synth import make_subject, render_sequence
+    from videos import write_video
+
+    root = tmp_path / "CREMA-D" / "VideoFlash"
+    root.mkdir(parents=True)
+    for name, cls in [("1001_DFA_ANG_XX", "anger"), ("1001_IEO_NEU_XX", "neutral"), ("1002_TIE_HAP_HI", "happy")]:
+        rng = np.random.default_rng(len(name) + ord(name[-1]))
+        frames, _ = render_sequence(make_subject(rng), cls, 9, rng, size=(320, 240))
+        write_video(root / f"{name}.flv", frames, codec="flv")
+    (root / "notes_1001.flv").write_bytes(b"x")  # not CREMA-D's naming: ignored
+    seven = load_dataset(tmp_path / "CREMA-D", cache_dir=tmp_path / "c", progress=False)
+    assert seven.layout == "cremad"
+    assert sorted((v.subject, CLASSES[v.label]) for v in seven.videos) == [("1001", "anger"), ("1002", "happy")]
+    eight = load_cremad(tmp_path / "CREMA-D", cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    assert sorted(CLASSES_WITH_NEUTRAL[v.label] for v in eight.videos) == ["anger", "happy", "neutral"]
+    assert all(v.frames.shape == (9, 48, 48) for v in eight.videos)
+
+
+def test_neutral_class_from_onset_frames_and_code_0(ck_tree, tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL
+
+    tree = tmp_path / "ck"
+    shutil.copytree(ck_tree, tree)
+    # a sequence labelled 0 (neutral), as CK+ codes it
+    some = next((tree / "Emotion").glob("*/*/*_emotion.txt"))
+    some.write_text("   0.0000000e+00\n")
+    seven = load_ckplus(tree, cache_dir=tmp_path / "c", progress=False)
+    eight = load_ckplus(tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    neutral = CLASSES_WITH_NEUTRAL.index("neutral")
+    assert len(seven.videos) == len(sequences_on_disk(tree)) - 1  # 7 classes: the code-0 sequence is left out
+    coded = [v for v in eight.videos if v.label == neutral and not v.name.endswith("#onset")]
+    onsets = [v for v in eight.videos if v.name.endswith("#onset")]
+    assert len(coded) == 1
+    assert len(onsets) == sum(len(v.frames) >= 4 for v in seven.videos)
+    by_name = {v.name: v for v in seven.videos}
+    for o in onsets:
+        assert o.label == neutral and np.array_equal(o.frames, by_name[o.name.removesuffix("#onset")].frames[:1])
+
+
+def test_several_roots_keep_their_subjects_apart(ck_tree, tmp_path):
+    from training.data import load_datasets
+
+    other = tmp_path / "copy"
+    shutil.copytree(ck_tree, other)
+    both = load_datasets([ck_tree, other], cache_dir=tmp_path / "c", progress=False)
+    one = load_ckplus(ck_tree, cache_dir=tmp_path / "c", progress=False)
+    assert len(both.videos) == 2 * len(one.videos)
+    assert len(set(both.subjects)) == 2 * len(set(one.subjects))  # same S### names, different people

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.data import CLASSES
+from training.data import CLASSES, CLASSES_WITH_NEUTRAL
 
 log = logging.getLogger("training")
 
@@ -22,7 +22,9 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     from training.train import TrainConfig
 
     d = TrainConfig()
-    p.add_argument("--data", required=True, help="a CK+ tree (cohn-kanade-images/, Emotion/, ...) or class folders of videos")
+    p.add_argument("--data", required=True, action="append",
+                   help="a CK+ tree (cohn-kanade-images/, Emotion/, ...), CREMA-D videos, or class folders of videos; repeat to combine")
+    p.add_argument("--neutral", action="store_true", help="add an 8th class, neutral (the paper's protocol has 7)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -47,14 +49,15 @@ def recipe(args):
 
 
 def load(args):
-    from training.data import load_dataset
+    from training.data import load_datasets
     from training.faces import CropConfig
 
     start = time.perf_counter()
-    dataset = load_dataset(args.data, CropConfig(), cache_dir=args.cache, classes=CLASSES, progress=not args.quiet)
+    classes = CLASSES_WITH_NEUTRAL if args.neutral else CLASSES
+    dataset = load_datasets(args.data, CropConfig(), cache_dir=args.cache, classes=classes, progress=not args.quiet)
     log.info(
         "%s (%s layout): %d videos, %d subjects, %d frames, classes %s, loaded in %.1f s",
-        args.data, dataset.layout, len(dataset.videos), len(set(dataset.subjects)),
+        dataset.root, dataset.layout, len(dataset.videos), len(set(dataset.subjects)),
         sum(len(v.frames) for v in dataset.videos), dataset.class_counts(), time.perf_counter() - start,
     )
     return dataset
@@ -98,7 +101,7 @@ def cmd_cv(args) -> None:
     results = {
         "folds": int(folds.max() + 1),
         "data": {
-            "root": str(args.data), "layout": dataset.layout, "videos": len(dataset.videos),
+            "root": dataset.root, "layout": dataset.layout, "videos": len(dataset.videos),
             "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts(),
         },
         "command": command_line(),
@@ -157,9 +160,9 @@ def cmd_train(args) -> None:
         "train": cfg.to_dict(),
         "train_seconds": round(report["seconds"], 1),
         "trained_on": f"{report['device']} ({platform.processor() or platform.machine()}), torch {torch.__version__}, bf16 autocast {report['amp_bf16']}",
-        "data": {"root": str(args.data), "layout": dataset.layout, "videos": len(dataset.videos),
+        "data": {"root": dataset.root, "layout": dataset.layout, "videos": len(dataset.videos),
                  "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts()},
-        "data_description": args.data_description or f"{len(dataset.videos)} videos of {len(set(dataset.subjects))} subjects from `{args.data}` ({dataset.layout} layout).",
+        "data_description": args.data_description or f"{len(dataset.videos)} videos of {len(set(dataset.subjects))} subjects from `{dataset.root}` ({dataset.layout} layout).",
         "metrics": metrics,
         "history": report["history"],
     }

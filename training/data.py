@@ -22,6 +22,13 @@ Two layouts are read:
   file name before the first underscore** ("alice", "bob"), so all of a person's videos stay in
   one cross-validation fold. Faces are found by the detector, as the service finds them.
 
+* **CREMA-D's file naming** (`load_cremad`): video files named `ActorID_Sentence_EMO_Level.flv`
+  (e.g. `1001_DFA_ANG_XX.flv`), EMO in ANG DIS FEA HAP NEU SAD; the subject is the ActorID.
+
+With `classes` that include "neutral" (an optional 8th output for the served model), CK+ trees
+also give, for every expression sequence, a neutral still made of its first (onset) frame, and
+CK+ label code 0 reads as neutral.
+
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
 later runs do not decode images again.
@@ -48,6 +55,10 @@ from training.video import VideoError, read_frames
 log = logging.getLogger(__name__)
 
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")  # CK+ codes 1..7
+NEUTRAL = "neutral"
+CLASSES_WITH_NEUTRAL = (*CLASSES, NEUTRAL)
+CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": NEUTRAL, "SAD": "sadness"}
+CREMAD_NAME = re.compile(r"^(\d{4})_[A-Z0-9]{3}_(ANG|DIS|FEA|HAP|NEU|SAD)_[A-Z]{2}$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
 CACHE_VERSION = 1  # bump when preprocessing changes, so stale caches are not reused
@@ -187,6 +198,9 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
         lambda: _map(lambda s: preprocess_ck_sequence(s, crop, FaceDetector(crop.detect_max_side)), seqs, progress, "CK+ sequences"),
     )
     videos = [Video(subj, name, label, frames) for (subj, name, label), frames in zip(meta, arrays)]
+    if NEUTRAL in classes:  # CK+ sequences start neutral: their onset frame is a neutral still
+        neutral = classes.index(NEUTRAL)
+        videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in videos if v.label != neutral and len(v.frames) >= 4]
     return Dataset(videos, tuple(classes), "ckplus", str(root))
 
 
@@ -219,19 +233,37 @@ def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, cl
             continue
         for f in sorted(filter(visible, class_dir.iterdir()), key=natural_key):
             if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES:
-                entries.append((f, classes.index(class_dir.name)))
+                entries.append((f, classes.index(class_dir.name), subject_from_filename(f)))
     if not entries:
         raise ValueError(f"{root} holds no videos in class folders named after {', '.join(classes)}")
+    return _load_video_files(root, entries, "folders", crop, cache_dir, classes, progress)
+
+
+def load_cremad(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    """CREMA-D's videos (any folder depth): `ActorID_Sentence_EMO_Level.flv`; classes the model
+    does not have (NEU without a neutral class) are left out."""
+    root = Path(root)
+    entries = []
+    for f in sorted(root.rglob("*"), key=natural_key):
+        m = CREMAD_NAME.match(f.stem)
+        if m and visible(f) and f.suffix.lower() in VIDEO_SUFFIXES and CREMAD_EMOTIONS[m.group(2)] in classes:
+            entries.append((f, classes.index(CREMAD_EMOTIONS[m.group(2)]), m.group(1)))
+    if not entries:
+        raise ValueError(f"{root} holds no CREMA-D videos (ActorID_Sentence_EMO_Level.flv) of the classes {', '.join(classes)}")
+    return _load_video_files(root, entries, "cremad", crop, cache_dir, classes, progress)
+
+
+def _load_video_files(root: Path, entries, layout: str, crop, cache_dir, classes, progress) -> Dataset:
     arrays = _cached(
-        "folders", root, [f for f, _ in entries], crop, classes, cache_dir,
+        layout, root, [f for f, _, _ in entries], crop, classes, cache_dir,
         lambda: _map(lambda e: _video_or_none(e[0], crop), entries, progress, "videos"),
     )
     videos = [
-        Video(subject_from_filename(f), str(f.relative_to(root)), label, frames)
-        for (f, label), frames in zip(entries, arrays)
+        Video(subject, str(f.relative_to(root)), label, frames)
+        for (f, label, subject), frames in zip(entries, arrays)
         if len(frames)
     ]
-    return Dataset(videos, tuple(classes), "folders", str(root))
+    return Dataset(videos, tuple(classes), layout, str(root))
 
 
 def _video_or_none(path: Path, crop: CropConfig) -> np.ndarray:
@@ -242,10 +274,31 @@ def _video_or_none(path: Path, crop: CropConfig) -> np.ndarray:
         return np.zeros((0, crop.size, crop.size), np.uint8)
 
 
+def is_cremad(root: Path) -> bool:
+    return any(CREMAD_NAME.match(f.stem) for f in list(root.rglob("*.flv"))[:50] + list(root.rglob("*.mp4"))[:50])
+
+
 def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    """CK+ layout if ROOT has cohn-kanade-images/, else class folders."""
-    loader = load_ckplus if (Path(root) / "cohn-kanade-images").is_dir() else load_class_folders
+    """CK+ layout if ROOT has cohn-kanade-images/; CREMA-D if its videos are named that way;
+    else class folders."""
+    root = Path(root)
+    if (root / "cohn-kanade-images").is_dir():
+        loader = load_ckplus
+    elif is_cremad(root):
+        loader = load_cremad
+    else:
+        loader = load_class_folders
     return loader(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
+
+
+def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    """Several roots as one data set (e.g. drawn + photo-real). Subjects are prefixed with their
+    root's folder name when there is more than one root, so two sets' "S005" stay two people."""
+    sets = [load_dataset(r, crop, cache_dir, classes, progress) for r in roots]
+    if len(sets) == 1:
+        return sets[0]
+    videos = [Video(f"{Path(d.root).name}:{v.subject}", f"{Path(d.root).name}/{v.name}", v.label, v.frames) for d in sets for v in d.videos]
+    return Dataset(videos, tuple(classes), "+".join(d.layout for d in sets), " + ".join(d.root for d in sets))
 
 
 # --- helpers -------------------------------------------------------------------------------

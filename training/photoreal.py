@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -211,12 +212,12 @@ _JAW = {"26": 0.15, "27": 0.32}  # jaw drop of AU26 / AU27, inter-pupil distance
 # Prototypes: (AU, weight); "side" AUs act on one random side. Texture cues: (cue, weight).
 _EMOTIONS = {
     "anger": {"aus": {"4": 1.0, "5": 0.45, "7": 0.9, "24": 1.0, "17": 0.35}, "tex": {"furrow": 1.0, "lipline": 0.8, "brow_shadow": 1.0}},
-    "contempt": {"aus": {}, "side": {"12": 1.5, "14": 1.5}, "tex": {"dimple": 1.0, "fold_side": 0.8}},
+    "contempt": {"aus": {}, "side": {"12": 1.7, "14": 1.5}, "tex": {"dimple": 1.0, "fold_side": 0.8}},
     "disgust": {"aus": {"9": 1.0, "10": 1.0, "4": 0.35, "15": 0.6, "17": 0.5, "7": 0.5},
                 "tex": {"nose": 1.0, "folds": 1.0, "furrow": 0.4}, "teeth": 0.8},
     "fear": {"aus": {"1": 1.0, "2": 0.7, "4": 0.5, "5": 1.25, "20": 1.0, "25": 1.0, "26": 0.7},
              "tex": {"forehead": 0.6, "furrow": 0.35}, "teeth": 1.0, "lower_teeth": 0.6},
-    "sadness": {"aus": {"1": 1.3, "4": 0.5, "15": 1.3, "17": 0.8, "43": 0.7}, "tex": {"furrow": 0.3, "grief": 1.0, "chin": 0.8}},
+    "sadness": {"aus": {"1": 1.3, "4": 0.5, "15": 1.3, "17": 0.8, "43": 0.7}, "tex": {"chin": 0.8}},
     "surprise": {"aus": {"1": 1.0, "2": 1.0, "5": 1.0, "26": 1.0, "27": 0.75}, "tex": {"forehead": 1.0}, "teeth": 0.5},
     "happy": {"aus": {}, "tex": {}},
     "neutral": {"aus": {}, "tex": {}},
@@ -250,15 +251,22 @@ def list_identities(london_dir) -> list[str]:
     return [i for i in ids if i.isdigit() and all(p.is_file() for p in _paths(d, i))]
 
 
-def _smooth_border(img: np.ndarray, band: int = 40) -> np.ndarray:
-    """Blur the outer band of the photo, so BORDER_REPLICATE extends it as a smooth backdrop
-    (the frame is larger than the photo when the face is small) instead of streaks."""
+def _smooth_border(img: np.ndarray, band: int = 32) -> np.ndarray:
+    """Blur the outer band of the photo along its edges (top and bottom rows sideways, left and
+    right columns up-down), so BORDER_REPLICATE extends it as a smooth backdrop and torso, not
+    streaks, when the frame shows more than the photo."""
     h, w = img.shape[:2]
-    blurred = cv2.GaussianBlur(img, (0, 0), band * 0.6)
+    out = img.astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    d = np.minimum(np.minimum(xx, w - 1 - xx), np.minimum(yy, h - 1 - yy))
-    a = np.clip(1 - d / band, 0, 1)[..., None] ** 1.5
-    return (img * (1 - a) + blurred * a + 0.5).astype(np.uint8)
+    along_x = cv2.GaussianBlur(out, (0, 0), sigmaX=band * 0.5, sigmaY=0.1)  # sideways
+    along_y = cv2.GaussianBlur(out, (0, 0), sigmaX=0.1, sigmaY=band * 0.5)  # up-down
+    a_tb = np.clip(1 - np.minimum(yy, h - 1 - yy) / band, 0, 1) ** 1.5
+    a_lr = np.clip(1 - np.minimum(xx, w - 1 - xx) / band, 0, 1) ** 1.5
+    if img.ndim == 3:
+        a_tb, a_lr = a_tb[..., None], a_lr[..., None]
+    out = out * (1 - a_lr) + along_y * a_lr
+    out = out * (1 - a_tb) + along_x * a_tb
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -296,9 +304,10 @@ def _ring(w: int, h: int, step: float = 90.0) -> np.ndarray:
     return np.array(pts, np.float64)
 
 
-def _triangulate(pts: np.ndarray, ring: np.ndarray, iod: float, eye, ex, ey) -> np.ndarray:
-    """Delaunay triangles (indices into pts ++ ring) of the warped points, built on the template
-    with the lips a little apart so the triangles between them can open into a mouth."""
+def _triangulate(pts: np.ndarray, ring: np.ndarray, iod: float, ey) -> tuple[np.ndarray, np.ndarray]:
+    """Delaunay triangles (indices into pts ++ ring) of the warped points, and the points they
+    were built on: the template with the lips (and lids) a little apart, so the triangles between
+    the lips can open into a mouth."""
     canon = pts.copy()
     canon[[94, 95, 96, 97, 98]] -= 0.02 * iod * ey
     canon[[99, 100, 101, 102, 103]] += 0.04 * iod * ey
@@ -333,7 +342,7 @@ def _identity(london_dir: str, face_id: str) -> _Identity:
     eye, iod, ex, ey = _face_frame(pts)
     h, w = img.shape[:2]
     ring = _ring(w, h)
-    tris, canon = _triangulate(pts, ring, iod, eye, ex, ey)
+    tris, canon = _triangulate(pts, ring, iod, ey)
     (x0, y0), (x1, y1) = pts[[164, 46]].min(0).astype(int), pts[[167, 160]].max(0).astype(int)
     skin = float(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).mean())
     return _Identity(face_id, _smooth_border(img), pts, tris, ring, smile_p, iod, eye, ex, ey, canon, skin)
@@ -558,29 +567,37 @@ def _texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amou
     sh = 4
     o = np.array([x0, y0], np.float64)
 
-    def line(pts, strength, width=0.022, closed=False, soft=False):
+    def line(pts, strength, width=0.022, closed=False, soft=False, taper=False):
+        """A crease (or, soft, a broad shade); tapered ones fade out towards both ends."""
         if strength <= 0:
             return
-        q = np.round((np.asarray(pts, np.float64) - o) * (1 << sh)).astype(np.int32)
         t = max(1, int(round(width * iod)))
-        cv2.polylines(m2 if soft else m, [q], closed, float(strength), t, cv2.LINE_AA, sh)
-
-    def at(u, v):  # face coordinates (iod units) relative to the eye centre -> pixels
-        return eye + iod * (u * ex + v * ey)
+        pts = np.asarray(pts, np.float64)
+        if not taper:
+            q = np.round((pts - o) * (1 << sh)).astype(np.int32)
+            cv2.polylines(m2 if soft else m, [q], closed, float(strength), t, cv2.LINE_AA, sh)
+            return
+        dense = _chaikin(pts, False, 3) if len(pts) > 2 else np.linspace(pts[0], pts[-1], 9)
+        n = len(dense) - 1
+        for j in range(n):
+            u = (j + 0.5) / n
+            q = np.round((dense[j : j + 2] - o) * (1 << sh)).astype(np.int32)
+            cv2.polylines(m2 if soft else m, [q], False, float(strength * np.sin(np.pi * u) ** 0.8), t, cv2.LINE_AA, sh)
 
     k = amount
     if tex.get("furrow"):
-        s = 0.3 * tex["furrow"] * k
+        s = 0.13 * tex["furrow"] * k
         bl, br = p[76], p[77]  # inner brow ends
         mid = (bl + br) / 2
-        for f in (-0.33, 0.33):
+        for f in (-0.3, 0.3):
             base = mid + f * (br - bl) * 0.5
-            line([base + 0.02 * iod * ey, base - 0.16 * iod * ey - f * 0.03 * iod * ex], s)
-        line([mid - 0.02 * iod * ex + 0.04 * iod * ey, mid + 0.02 * iod * ex + 0.05 * iod * ey], 0.6 * s)
+            a, b = base + 0.03 * iod * ey, base - 0.15 * iod * ey - f * 0.05 * iod * ex
+            line([a, (a + b) / 2 + f * 0.012 * iod * ex, b], s, width=0.02, taper=True)
+            line([a, b], 0.8 * s, width=0.03, soft=True, taper=True)
     if tex.get("brow_shadow"):
-        s = 0.12 * tex["brow_shadow"] * k
-        for brow in ((83, 84, 76), (85, 86, 77)):
-            line(p[list(brow)] + 0.03 * iod * ey, s, width=0.07)
+        s = 0.12 * tex["brow_shadow"] * k  # the lowered brow shades the upper lid
+        for brow in ((71, 83, 84, 76), (82, 86, 85, 77)):
+            line(p[list(brow)] + 0.05 * iod * ey, s, width=0.06, soft=True, taper=True)
     if tex.get("nose"):  # AU9: crossways creases over the nose root, shade beside it
         s = 0.17 * tex["nose"] * k
         c = (p[50] + p[56]) / 2
@@ -588,7 +605,7 @@ def _texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amou
         for j, v in enumerate((0.04, 0.11, 0.18)):
             y = c + v * iod * ey
             bend = 0.012 * iod * ey
-            line([y - half * ex + bend, y, y + half * ex + bend], s * (1 - 0.25 * j), width=0.018)
+            line([y - half * ex + bend, y, y + half * ex + bend], s * (1 - 0.25 * j), width=0.018, taper=True)
         line([c - 0.5 * half * ex, c + 0.5 * half * ex], 0.14 * tex["nose"] * k, width=0.1, soft=True)
         line(p[[52, 53, 54]], 0.15 * tex["nose"] * k, width=0.06, soft=True)
         line(p[[58, 59, 60]], 0.15 * tex["nose"] * k, width=0.06, soft=True)
@@ -607,13 +624,6 @@ def _texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amou
         out = side * ex
         line([c + 0.03 * iod * out - 0.035 * iod * ey, c + 0.05 * iod * out + 0.005 * iod * ey, c + 0.04 * iod * out + 0.045 * iod * ey], s, width=0.02)
         line([c + 0.02 * iod * out - 0.01 * iod * ey, c + 0.035 * iod * out + 0.02 * iod * ey], 0.6 * s, width=0.06, soft=True)
-    if tex.get("grief"):  # AU1 with AU4: short creases in the middle of the forehead
-        s = 0.16 * tex["grief"] * k
-        mid = (p[76] + p[77]) / 2
-        half = 0.5 * np.hypot(*(p[77] - p[76]))
-        for v in (0.1, 0.19):
-            y = mid - v * iod * ey
-            line([y - 1.1 * half * ex + 0.02 * iod * ey, y, y + 1.1 * half * ex + 0.02 * iod * ey], s, width=0.018)
     if tex.get("lipline"):
         s = 0.3 * tex["lipline"] * k
         line(_chaikin(p[_UPPER_INNER], False), s, width=0.02)
@@ -621,14 +631,15 @@ def _texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amou
         s = 0.22 * tex["chin"] * k
         line(_chaikin(p[[176, 177, 178]], False), s, width=0.035)
     if tex.get("forehead"):
-        s = 0.16 * tex["forehead"] * k
-        top = min(p[71, 1], p[82, 1], p[76, 1], p[77, 1])
-        hair = p[139] if p[139] @ ey < eye @ ey else at(0, -1.2)
-        for v in (0.14, 0.27, 0.40):
-            y = top - v * iod
-            if y - 0.03 * iod <= hair[1]:
+        s = 0.11 * tex["forehead"] * k
+        hair_y = float(np.max((p[135:144] - eye) @ ey))  # lowest hairline point (above the eyes: negative)
+        brow = np.vstack([p[[72, 73, 74, 75]], (p[76] + p[77]) / 2, p[[78, 79, 80, 81]]])
+        for j, v in enumerate((0.1, 0.2, 0.3)):
+            y = brow - v * iod * ey - 0.04 * iod * ey * np.sin(np.linspace(0, np.pi, len(brow)))[:, None]
+            if float(np.min((y - eye) @ ey)) - 0.04 * iod <= hair_y:
                 break
-            line([at(-0.55, 0) * (1, 0) + (0, y + 0.02 * iod), at(0, 0) * (1, 0) + (0, y), at(0.55, 0) * (1, 0) + (0, y + 0.02 * iod)], s)
+            line(y, s * (1 - 0.2 * j), width=0.016, taper=True)
+            line(y[2:-2], 0.5 * s, width=0.05, soft=True, taper=True)
     m = cv2.GaussianBlur(m, (0, 0), max(0.6, 0.012 * iod))
     if m2.any():
         m += cv2.GaussianBlur(m2, (0, 0), max(1.0, 0.03 * iod))
@@ -720,6 +731,7 @@ class _Scene:
     blur: float
     noise: float
     quality: int
+    noise_seed: int  # sensor noise of frame i: default_rng([noise_seed, i])
 
 
 def _ease(n_frames: int, onset: int) -> np.ndarray:
@@ -735,7 +747,7 @@ def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
     chin = pts[129]
     eye = ident.eye
     face_h = 1.7 * float((chin - eye) @ ident.ey)  # hairline to chin, about
-    centre = eye + 0.5 * (chin - eye) - 0.12 * face_h * ident.ey  # middle of hairline..chin
+    centre = chin - 0.5 * face_h * ident.ey  # middle of hairline..chin
     frac = float(rng.uniform(0.40, 0.65))
     scale = frac * h / face_h
     cx = float(rng.uniform(0.36, 0.64)) * w
@@ -760,7 +772,7 @@ def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
         m[:, 2] += np.array([cx, cy]) + shift - centre * work
         poses.append(m)
     # light: contrast, a brightness gradient in a random direction, white balance, gamma, and an
-    # exposure that puts the skin at a random level a camera's auto-exposure would choose
+    # exposure that keeps the skin near its own level (as a camera's auto-exposure would)
     contrast = float(rng.uniform(0.7, 1.2))
     gang = float(rng.uniform(0, 2 * np.pi))
     gamp = float(rng.uniform(0, 0.35))
@@ -773,21 +785,22 @@ def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
     gamma = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
     lut = np.clip(255 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
     skin = 255 * (ident.skin / 255) ** gamma
-    offset = float(np.clip(rng.uniform(85, 165) - contrast * skin, -60, 90))
+    target = float(np.clip(skin * rng.uniform(0.75, 1.25) + rng.uniform(-10, 20), 55, 200))  # darker skin stays darker
+    offset = float(np.clip(target - contrast * skin, -60, 90))
     blur = float(rng.uniform(0, 1.3)) * h / 490
     noise = float(rng.uniform(1.0, 5.0))
     quality = int(rng.integers(40, 91))
-    return _Scene((w, h), work, poses, gain, offset, lut, blur, noise, quality)
+    return _Scene((w, h), work, poses, gain, offset, lut, blur, noise, quality, int(rng.integers(2**62)))
 
 
-def _camera(scene: _Scene, img: np.ndarray, i: int, rng) -> np.ndarray:
+def _camera(scene: _Scene, img: np.ndarray, i: int) -> np.ndarray:
     w, h = scene.size
     f = cv2.warpAffine(img, scene.poses[i], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     f = cv2.LUT(f, scene.gamma_lut)
     f = f.astype(np.float32) * scene.gain + scene.offset
     if scene.blur > 0.3:
         f = cv2.GaussianBlur(f, (0, 0), scene.blur)
-    f += rng.standard_normal(f.shape, dtype=np.float32) * scene.noise
+    f += np.random.default_rng([scene.noise_seed, i]).standard_normal(f.shape, dtype=np.float32) * scene.noise
     u8 = np.clip(f + 0.5, 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, scene.quality])
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -818,8 +831,12 @@ def _blinks(n_frames: int, rng) -> np.ndarray:
 
 def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False) -> list[np.ndarray]:
     """One CK+-style sequence of a London Set face: frame 0 neutral, `emotion` peaking at the
-    last frame. Returns uint8 frames, (H, W) gray or (H, W, 3) BGR when `color`.
-    `emotion` is one of CLASSES or "neutral" (head motion and maybe a blink only)."""
+    last frame. Returns uint8 frames, (H, W) gray or (H, W, 3) BGR when `color`; size is (W, H).
+    `emotion` is one of CLASSES or "neutral" (head motion and maybe a blink only).
+
+    Draws from `rng` in a fixed order: the onset (1-4 neutral frames), then the camera (framing,
+    head motion, light, blur, noise, JPEG quality), then the expression. So one rng state gives
+    the same camera for every emotion, and the frames before the onset ends are identical."""
     if emotion not in _EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; expected one of {KINDS}")
     n_frames = int(n_frames)
@@ -856,7 +873,7 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
                 a = cv2.remap(neutral, gx - t * flow[..., 0], gy - t * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 b = cv2.remap(smile, gx + (1 - t) * flow[..., 0], gy + (1 - t) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 img = cv2.addWeighted(a, 1 - t, b, t, 0)
-            frames.append(_camera(scene, img, i, rng))
+            frames.append(_camera(scene, img, i))
         return frames
 
     base = prep(ident.neutral)
@@ -881,7 +898,7 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
         if c > 0:
             img = _texture(img, p, frame_of, expr.tex, c, expr.side)
             img = _mouth_interior(img, p, p0, iod, ident.ey, expr, c)
-        frames.append(_camera(scene, img, i, rng))
+        frames.append(_camera(scene, img, i))
     return frames
 
 
@@ -956,7 +973,8 @@ def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490),
                   f"({len(results)}/{len(ids)}, {time.monotonic() - t0:.0f} s)", file=sys.stderr)
 
     if workers > 1 and len(ids) > 1:
-        with ProcessPoolExecutor(min(workers, len(ids))) as pool:
+        # spawn, not fork: a fork after OpenCV/torch threads have run can hang the child
+        with ProcessPoolExecutor(min(workers, len(ids)), mp_context=multiprocessing.get_context("spawn")) as pool:
             for r in pool.map(_write_identity, jobs):
                 done(r)
     else:

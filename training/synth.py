@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import os
 import sys
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -1229,7 +1230,8 @@ def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), p
             print(f"synth: S{r['sid']:03d} {len(r['labels'])} sequences, {r['frames']} frames ({len(results)}/{subjects})", file=sys.stderr)
 
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: a fork after OpenCV/torch threads have run can hang the child
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for i, r in pool.map(_write_subject, jobs):
                 done(i, r)
     else:

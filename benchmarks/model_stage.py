@@ -1,0 +1,97 @@
+"""The model stage of a real video, four ways, and whether they agree.
+
+Takes the face crops of a video (the pipeline's own preprocessing), cuts the clips, and times
+  plain:   every clip encoded on its own, fp32                     (the reference)
+  shared:  each frame's features once, gathered into clips, fp32   (what the service does)
+  bf16:    plain under bf16 autocast
+  shared+bf16
+interleaved round by round; prints ms per video, clips/s, the speed-up over plain, and the
+share of clips whose label matches plain's (the bar for keeping an optimisation: >= 99 %,
+and the same vote).
+
+    python benchmarks/model_stage.py [--video V] [--seconds 20] [--rounds 5] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from service.pipeline import Predictor  # noqa: E402
+from service.settings import DEFAULT_MODEL_DIR  # noqa: E402
+from training.clips import clip_indices, majority_vote  # noqa: E402
+from training.data import preprocess_video_file  # noqa: E402
+
+
+def run(pred: Predictor, crops: np.ndarray, clips: np.ndarray, shared: bool) -> np.ndarray:
+    B = pred.batch_size
+    out = []
+    if shared:
+        feats = torch.cat([pred.features(crops[i : i + 4 * B]) for i in range(0, len(crops), 4 * B)])
+        for b in range(0, len(clips), B):
+            out.append(pred.score(feats[torch.from_numpy(clips[b : b + B])])[0])
+    else:
+        for b in range(0, len(clips), B):
+            out.append(pred.predict(crops[clips[b : b + B]])[0])
+    return np.concatenate(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--video", default=None)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    args = ap.parse_args()
+    if args.video:
+        video = Path(args.video)
+    else:
+        from videos import astronaut_frames, write_video
+
+        video = write_video(Path(tempfile.mkdtemp()) / "face.mp4", astronaut_frames(int(args.seconds * 30), zoom=(0.8, 1.3)))
+    preds = {bf16: Predictor(args.model, args.device, 32, bf16=bf16) for bf16 in (False, True)}
+    crops = preprocess_video_file(video, preds[False].crop, max_frames=100_000)
+    clips = clip_indices(len(crops))
+    ways = {"plain": (False, False), "shared": (False, True), "bf16": (True, False), "shared+bf16": (True, True)}
+    times = {w: [] for w in ways}
+    probs = {}
+    with torch.inference_mode():
+        for w, (bf16, shared) in ways.items():  # warm-up
+            probs[w] = run(preds[bf16], crops, clips, shared)
+        for _ in range(args.rounds):
+            for w, (bf16, shared) in ways.items():
+                start = time.perf_counter()
+                run(preds[bf16], crops, clips, shared)
+                if preds[bf16].device.type == "cuda":
+                    torch.cuda.synchronize()
+                times[w].append(time.perf_counter() - start)
+    K = probs["plain"].shape[1]
+    ref_labels = probs["plain"].argmax(1)
+    ref_vote = majority_vote(ref_labels, probs["plain"], K)[0]
+    dev = preds[False].device
+    print(f"# {video.name}: {len(crops)} frames, {len(clips)} clips; {dev}, {torch.get_num_threads()} threads, "
+          f"bf16 {'native' if preds[True].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
+    print("| model stage | ms per video | clips/s | video frames/s | vs plain | clip labels = plain | vote = plain | max prob. diff |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = statistics.median(times["plain"])
+    for w in ways:
+        t = statistics.median(times[w])
+        labels = probs[w].argmax(1)
+        same = (labels == ref_labels).mean()
+        vote = majority_vote(labels, probs[w], K)[0] == ref_vote
+        diff = np.abs(probs[w] - probs["plain"]).max()
+        print(f"| {w} | {1000 * t:.0f} | {len(clips) / t:.0f} | {len(crops) / t:.0f} | {base / t:.2f}x | {100 * same:.1f} % | {vote} | {diff:.4f} |")
+
+
+if __name__ == "__main__":
+    main()

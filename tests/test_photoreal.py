@@ -1,0 +1,218 @@
+"""Photo-real CK+ sequences from the Face Research Lab London Set: layout, determinism, labels,
+sequence shape (neutral first, peak last), the real smile, and faces the Haar detector finds.
+
+Needs the set at ../shared/datasets/london-set (it is not in the repository); skipped without it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training import photoreal
+from training.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
+
+LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+pytestmark = pytest.mark.skipif(
+    not (LONDON / "neutral").is_dir(),
+    reason=f"the Face Research Lab London Set is not at {LONDON} (download: https://doi.org/10.6084/m9.figshare.5047666.v5)",
+)
+
+IDS = ["001", "012"]  # a small set; other identities are exercised by the per-class tests below
+SIZE = (320, 245)  # small frames keep the tests fast; the face is still big enough for Haar
+NUMBER = r"   -?\d\.\d{7}e[+-]\d{2}\n"
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def gray(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("photoreal")
+    return root, write_dataset(LONDON, root, seed=0, identities=IDS, size=SIZE, progress=False)
+
+
+def test_template_and_identities(tmp_path):
+    ids = list_identities(LONDON)
+    assert ids == sorted(ids) and set(IDS) <= set(ids) and all(re.fullmatch(r"\d{3}", i) for i in ids)
+    pts = read_template(LONDON / "neutral" / "001_03.tem")
+    assert pts.shape == (189, 2) and pts.dtype.kind == "f"
+    assert pts[0, 0] < pts[1, 0]  # pupils: left, right
+    assert pts[87, 0] < pts[93, 0] and pts[129, 1] > pts[93, 1] > pts[0, 1]  # mouth corners, chin below
+    assert list_identities(tmp_path) == []  # no set there
+
+
+def test_ckplus_layout_names_and_labels(tree):
+    root, summary = tree
+    assert sorted(p.name for p in root.iterdir()) == ["Emotion", "cohn-kanade-images"]  # no Landmarks/
+    images = root / "cohn-kanade-images"
+    assert sorted(p.name for p in images.iterdir()) == [f"L{i}" for i in IDS] == summary["subjects"]
+    assert summary["identities"] == len(IDS) and summary["sequences"] == len(IDS) * len(KINDS)
+    assert summary["per_class"] == {k: len(IDS) for k in KINDS}
+    frames, orders = 0, []
+    for fid in IDS:
+        subj = f"L{fid}"
+        seqs = sorted(p.name for p in (images / subj).iterdir())
+        assert seqs == [f"{k:03d}" for k in range(1, len(KINDS) + 1)]
+        codes = []
+        for num in seqs:
+            names = sorted(p.name for p in (images / subj / num).iterdir())
+            n = len(names)
+            assert n >= 8 and names == [f"{subj}_{num}_{i:08d}.png" for i in range(1, n + 1)]
+            emotion = sorted((root / "Emotion" / subj / num).iterdir())
+            assert [p.name for p in emotion] == [f"{subj}_{num}_{n:08d}_emotion.txt"]  # named after the last frame
+            text = emotion[0].read_text()
+            assert re.fullmatch(NUMBER, text)
+            codes.append(int(float(text)))
+            frames += n
+            first = cv2.imread(str(images / subj / num / names[0]), cv2.IMREAD_UNCHANGED)
+            assert first.shape[:2] == (SIZE[1], SIZE[0]) and first.dtype == np.uint8
+        assert sorted(codes) == list(range(0, 8))  # one sequence per class, neutral labelled 0
+        orders.append(codes)
+    assert frames == summary["frames"]
+    assert any(o != sorted(o) for o in orders) and orders[0] != orders[1]  # a seeded random class order
+    assert "CC BY 4.0" in summary["attribution"]
+
+
+def test_neutral_code_is_zero_and_optional(tree, tmp_path):
+    root, _ = tree
+    texts = {p.read_text() for p in (root / "Emotion").rglob("*_emotion.txt")}
+    assert "   0.0000000e+00\n" in texts and "   5.0000000e+00\n" in texts
+    s = write_dataset(LONDON, tmp_path, seed=0, identities=["001"], size=(160, 122), neutral=False, progress=False)
+    assert s["sequences"] == 7 and "neutral" not in s["per_class"]
+    codes = sorted(int(float(p.read_text())) for p in (tmp_path / "Emotion").rglob("*_emotion.txt"))
+    assert codes == list(range(1, 8))
+
+
+def test_deterministic_per_seed_and_per_identity(tree, tmp_path):
+    root, _ = tree
+    one = write_dataset(LONDON, tmp_path / "one", seed=0, identities=["012"], size=SIZE, progress=False)
+    other = write_dataset(LONDON, tmp_path / "other", seed=1, identities=["012"], size=SIZE, progress=False)
+    full, f1, f2 = files_of(root), files_of(tmp_path / "one"), files_of(tmp_path / "other")
+    assert f1 and all(full[k] == v for k, v in f1.items())  # identity 012's files do not depend on 001 being written
+    assert f1.keys() != f2.keys() or any(f1[k] != f2[k] for k in f1)
+    assert one["frames"] == sum(k.endswith(".png") for k in f1) and other["frames"] == sum(k.endswith(".png") for k in f2)
+    a = render_identity_sequence(LONDON, "001", "fear", 6, np.random.default_rng(5), size=(160, 122))
+    b = render_identity_sequence(LONDON, "001", "fear", 6, np.random.default_rng(5), size=(160, 122))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_gray_and_colour_frames():
+    g = render_identity_sequence(LONDON, "001", "happy", 3, np.random.default_rng(0), size=(160, 122))
+    c = render_identity_sequence(LONDON, "001", "happy", 3, np.random.default_rng(0), size=(160, 122), color=True)
+    assert len(g) == 3 and all(f.shape == (122, 160) and f.dtype == np.uint8 for f in g)
+    assert all(f.shape == (122, 160, 3) and f.dtype == np.uint8 for f in c)
+    with pytest.raises(ValueError):
+        render_identity_sequence(LONDON, "001", "joy", 5, np.random.default_rng(0))
+    with pytest.raises(ValueError):
+        render_identity_sequence(LONDON, "001", "anger", 1, np.random.default_rng(0))
+
+
+def _regions(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Mean absolute difference of two 48x48 face crops around the mouth and around the brows."""
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32))
+    return float(d[30:43, 11:37].mean()), float(d[7:17, 6:42].mean())
+
+
+@pytest.mark.parametrize("fid", ["005", "086"])
+def test_neutral_first_peak_last(fid):
+    """One rng state gives the same camera (framing, motion, light, noise) for every emotion, so a
+    sequence compared with its neutral twin shows the expression alone: nothing in frame 0, the
+    most at the last frame, around the mouth or the brows. The neutral sequence itself changes
+    less from its frame 0 than an expressive one under the same head motion."""
+    n = 10
+    seqs = {e: render_identity_sequence(LONDON, fid, e, n, np.random.default_rng([3, int(fid)]), size=SIZE) for e in KINDS}
+    box = photoreal.detect_face(seqs["neutral"][-1])
+    assert box is not None
+    crops = {e: [photoreal.face_crop(f, 48, 1.2, box) for f in fr] for e, fr in seqs.items()}
+    for e in CLASSES:
+        assert np.array_equal(seqs[e][0], seqs["neutral"][0]), e  # neutral first
+        change = [max(_regions(c, t)) for c, t in zip(crops[e], crops["neutral"])]
+        # peak last: the last frame changed (about) the most, and more than a third of the way in
+        assert change[0] == 0 and change[-1] >= 0.9 * max(change) and change[-1] > change[n // 3], (e, change)
+        assert change[-1] > 1.2, (e, change[-1])  # visible around the mouth or brows at 48 px
+    # The neutral sequence's last frame against its frame 0, after the best rigid/affine
+    # registration (head motion is undone by one, a changed mouth or brow is not).
+    def self_change(fr):
+        first, last = (photoreal.face_crop(f, 48, 1.2, box) for f in (fr[0], fr[-1]))
+        return min(max(_regions(first, r)) for r in _registered(last, first))
+
+    still = self_change(seqs["neutral"])
+    assert still < 5, still
+    assert still < self_change(seqs["surprise"]) and still < self_change(seqs["fear"])
+
+
+def _registered(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
+    """src as is, and warped onto dst by ECC with a translation, a rotation and an affine map."""
+    out = [src]
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+    for mode in (cv2.MOTION_TRANSLATION, cv2.MOTION_EUCLIDEAN, cv2.MOTION_AFFINE):
+        try:
+            _, w = cv2.findTransformECC(dst.astype(np.float32), src.astype(np.float32), np.eye(2, 3, dtype=np.float32), mode, criteria, None, 3)
+        except cv2.error:
+            continue
+        out.append(cv2.warpAffine(src, w, dst.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
+def _ecc_onto(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """src warped onto dst by an affine map fitted on the eye half of the crops (ECC)."""
+    norm = lambda x: ((x - x.mean()) / (x.std() + 1e-6)).astype(np.float32)  # noqa: E731
+    s = dst.shape[0]
+    mask = np.zeros(dst.shape, np.uint8)
+    mask[: s // 2] = 1
+    w = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+    _, w = cv2.findTransformECC(norm(dst), norm(src), w, cv2.MOTION_AFFINE, criteria, mask, 5)
+    return cv2.warpAffine(src, w, (s, s), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize("fid", ["001", "045", "120"])
+def test_happy_peak_is_the_real_smile(fid):
+    """The happy sequence ends on the person's real smiling photo: its last frame's face crop,
+    around the mouth, is closer to the smiling photo's crop than to the neutral photo's (all three
+    cropped the same way, 1.2 x the Haar box, the photos then registered on the eyes)."""
+    frames = render_identity_sequence(LONDON, fid, "happy", 8, np.random.default_rng([0, int(fid), 99]), size=SIZE)
+    size = 96
+
+    def crop(img):
+        g = gray(img)
+        box = photoreal.detect_face(g)
+        assert box is not None
+        return photoreal.face_crop(g, size, 1.2, box).astype(np.float32)
+
+    peak = crop(frames[-1])
+    neutral = _ecc_onto(crop(cv2.imread(str(LONDON / "neutral" / f"{fid}_03.jpg"))), peak)
+    smile = _ecc_onto(crop(cv2.imread(str(LONDON / "smiling" / f"{fid}_08.jpg"))), peak)
+    lower = (slice(int(size * 0.55), int(size * 0.9)), slice(int(size * 0.2), int(size * 0.8)))
+    z = lambda x: (x[lower] - x[lower].mean()) / (x[lower].std() + 1e-6)  # noqa: E731
+    to_smile, to_neutral = np.abs(z(peak) - z(smile)).mean(), np.abs(z(peak) - z(neutral)).mean()
+    assert to_smile < to_neutral, (to_smile, to_neutral)
+
+
+def test_haar_finds_the_face_in_first_and_last_frames(tree):
+    root, _ = tree
+    missed = []
+    for seq in sorted((root / "cohn-kanade-images").glob("*/*")):
+        frames = sorted(seq.glob("*.png"))
+        for f in (frames[0], frames[-1]):
+            if photoreal.detect_face(gray(cv2.imread(str(f), cv2.IMREAD_UNCHANGED))) is None:
+                missed.append(f.name)
+    assert not missed
+
+
+def test_contact_sheet(tree, tmp_path):
+    root, _ = tree
+    out = tmp_path / "sheet.png"
+    photoreal.write_contact_sheet(root, out, per_class=2)
+    sheet = cv2.imread(str(out))
+    assert sheet is not None and sheet.shape[0] > 8 * 90 and sheet.shape[1] >= 84 + 3 * 90
+    assert out.stat().st_size < 600_000
