@@ -96,3 +96,46 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     assert config["model"]["variant"] == "econvlstm_ram" and config["classes"][4] == "happy"
     card = (out / "MODEL_CARD.md").read_text()
     assert config["weights_sha256"] in card and "Reproduce" in card and "Design decisions" in card
+
+
+def test_cv_adds_variants_to_a_run_of_the_same_experiment(tiny_set, tmp_path):
+    out = tmp_path / "run"
+    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]
+    run("cv", *common, "--variant", "econvlstm")
+    first = json.loads((out / "results.json").read_text())["variants"]["econvlstm"]
+    run("cv", *common, "--variant", "convlstm")
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["variants"]) == ["convlstm", "econvlstm"]  # Table 1 order, both kept
+    assert results["variants"]["econvlstm"] == first
+    run("cv", *common[:-3], "--epochs", "2", "--cache", str(tmp_path / "c"), "--quiet", "--variant", "convlstm")
+    assert list(json.loads((out / "results.json").read_text())["variants"]) == ["convlstm"]  # another recipe: replaced
+
+
+def test_card_adds_metrics_without_touching_the_weights(tiny_set, tmp_path):
+    from training.checkpoint import load_checkpoint
+
+    out = tmp_path / "ckpt"
+    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
+        "--licence", "Faces: somebody, CC BY 4.0")
+    before = (out / "model.safetensors").read_bytes()
+    run("card", str(out), "--metric", "london_heldout_accuracy=0.97")
+    _, config = load_checkpoint(out)  # still loads: the sha256 still matches
+    assert config["metrics"]["london_heldout_accuracy"] == "0.97"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "london_heldout_accuracy: 0.97" in card and "CC BY 4.0" in card
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_path):
+    out = tmp_path / "run"
+    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]
+    run("cv", *common, "--variant", "econvlstm_ram")
+    full = json.loads((out / "results.json").read_text())
+    run("cv", *common, "--variant", "convlstm_ram", "--first-folds", "1")
+    results = json.loads((out / "results.json").read_text())
+    part = results["variants"]["convlstm_ram"]
+    assert part["folds_run"] == 1 and results["variants"]["econvlstm_ram"]["folds_run"] == 3
+    assert sum(map(sum, part["confusion"])) == results["fold_videos"][0] < full["data"]["videos"]  # only fold 1 tested
+    table = (out / "table.md").read_text()
+    assert "| 1 of 3 |" in table and "folds 1 to 1" in table
+    assert (out / "attention.png").read_bytes() and (out / "attention-convlstm_ram.png").is_file()  # the first figure kept

@@ -78,10 +78,25 @@ def command_line() -> str:
 
 
 def cmd_synth(args) -> None:
-    from training.synth import write_dataset
-
     start = time.perf_counter()
-    summary = write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
+    if args.photoreal:
+        from training import photoreal
+
+        ids = photoreal.list_identities(args.photoreal)
+        if not ids:
+            sys.exit(f"no London-set identities in {args.photoreal} (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)")
+        train_ids, held = photoreal.split_identities(ids)
+        chosen = ids if args.all_identities else train_ids
+        summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen, progress=not args.quiet)
+        summary["held_out"] = [] if args.all_identities else held
+        (Path(args.out) / "README.txt").write_text(
+            f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
+            f"{photoreal.ATTRIBUTION}\nHeld out of this set (for evaluation): {', '.join(summary['held_out']) or 'none'}\n"
+        )
+    else:
+        from training.synth import write_dataset
+
+        summary = write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
     log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
 
 
@@ -111,19 +126,36 @@ def cmd_cv(args) -> None:
         "device": str(device),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
+        "fold_videos": np.bincount(folds).tolist(),
         "variants": {},
     }
+    previous = out / "results.json"
+    if previous.is_file():  # a run folder with other variants of the same experiment: add to it
+        import json
+
+        old = json.loads(previous.read_text())
+        same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides"))
+        if same:
+            results["variants"] = {v: r for v, r in old["variants"].items() if v not in variants}
+            log.info("adding to %s, which has %s", previous, ", ".join(results["variants"]) or "no variants")
+        else:
+            log.warning("%s is another experiment (data, folds, seed or recipe differ): replacing it", previous)
     all_preds = {}
     for variant in variants:
-        summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet)
+        summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet,
+                                        first_folds=args.first_folds)
         results["variants"][variant] = summary
+        results["variants"] = {v: results["variants"][v] for v in VARIANTS if v in results["variants"]}  # Table 1 order
         all_preds[variant] = preds
         log.info("%s: video accuracy %.4f, clip accuracy %.4f (%.1f min)", variant, summary["video_accuracy"],
                  summary["clip_accuracy"], summary["train_seconds"] / 60)
         write_results(out, results)  # after every variant, so a long run keeps what it has done
     (out / "table.md").write_text(markdown_table(results))
     confusion_png(out / "confusion.png", results)
-    attention_png(out / "attention.png", dataset, all_preds)
+    # Predictions of variants from an earlier run are not kept, so a run that adds variants draws
+    # its own figure beside the first one rather than replacing it.
+    earlier = [v for v in results["variants"] if v not in all_preds]
+    attention_png(out / ("attention.png" if not earlier else f"attention-{'-'.join(all_preds)}.png"), dataset, all_preds)
     print(markdown_table(results))
     log.info("wrote %s", out)
 
@@ -166,8 +198,26 @@ def cmd_train(args) -> None:
         "metrics": metrics,
         "history": report["history"],
     }
+    if args.licence:
+        record["licences"] = "\n".join(f"* {t}" for t in args.licence)
+    if args.limits:
+        record["limits"] = args.limits
     save_checkpoint(args.out, model.cpu(), CropConfig(), dataset.classes, record)
     log.info("wrote %s: %s", args.out, metrics)
+
+
+def cmd_card(args) -> None:
+    import json
+
+    from training.checkpoint import CARD, CONFIG, model_card, read_config
+
+    config = read_config(args.checkpoint)
+    for item in args.metric:
+        name, _, value = item.partition("=")
+        config.setdefault("metrics", {})[name.strip()] = value.strip()
+    (Path(args.checkpoint) / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (Path(args.checkpoint) / CARD).write_text(model_card(config))
+    log.info("updated %s: %s", args.checkpoint, config["metrics"])
 
 
 def main(argv=None) -> None:
@@ -180,6 +230,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--subjects", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--photoreal", metavar="LONDON_DIR", default=None,
+                   help="instead of drawn faces: photo-real sequences of the London set's real people (CC BY 4.0)")
+    p.add_argument("--all-identities", action="store_true", help="with --photoreal: also the identities held out for evaluation")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)
 
@@ -188,6 +241,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="run folder: results.json, table.md, confusion.png, attention.png")
     p.add_argument("--variant", default="econvlstm_ram", choices=[*VARIANTS, "all"])
     p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--first-folds", type=int, default=None, metavar="K",
+                   help="run only the first K folds of the split (a cheaper comparison; the table says how many ran)")
     p.set_defaults(run=cmd_cv)
 
     p = sub.add_parser("train", help="train on all of --data and write a servable checkpoint")
@@ -196,7 +251,14 @@ def main(argv=None) -> None:
     p.add_argument("--variant", default="econvlstm_ram", choices=VARIANTS)
     p.add_argument("--cv-results", default=None, help="a cv run's results.json, quoted in the model card")
     p.add_argument("--data-description", default=None, help="a sentence on the data for the model card")
+    p.add_argument("--licence", action="append", default=[], help="a licence notice for the model card (repeatable)")
+    p.add_argument("--limits", default=None, help="what the model cannot do, for the model card")
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("card", help="add measured metrics to a checkpoint's config and model card (weights untouched)")
+    p.add_argument("checkpoint")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
+    p.set_defaults(run=cmd_card)
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

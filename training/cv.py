@@ -47,9 +47,12 @@ def clip_accuracy(videos, preds: list[VideoPrediction]) -> float:
     return right / sum(len(p.clip_labels) for p in preds)
 
 
-def summarize(dataset: Dataset, preds: list[VideoPrediction], folds: np.ndarray) -> dict:
+def summarize(dataset: Dataset, preds: list[VideoPrediction | None], folds: np.ndarray) -> dict:
+    """Accuracies over the videos that were tested (all of them unless only the first folds ran)."""
     K = len(dataset.classes)
-    y = dataset.labels
+    tested = np.array([p is not None for p in preds])
+    y, folds = dataset.labels[tested], folds[tested]
+    preds = [p for p in preds if p is not None]
     yhat = np.array([p.label for p in preds])
     confusion = np.zeros((K, K), dtype=np.int64)
     np.add.at(confusion, (y, yhat), 1)
@@ -57,11 +60,13 @@ def summarize(dataset: Dataset, preds: list[VideoPrediction], folds: np.ndarray)
     recall = {c: (float(confusion[i, i] / support[i]) if support[i] else None) for i, c in enumerate(dataset.classes)}
     return {
         "video_accuracy": float((y == yhat).mean()),
-        "clip_accuracy": clip_accuracy(dataset.videos, preds),
+        "clip_accuracy": clip_accuracy([v for v, t in zip(dataset.videos, tested) if t], preds),
         "per_class_recall": recall,
         "confusion": confusion.tolist(),
         "classes": list(dataset.classes),
         "fold_video_accuracy": [float((y[folds == f] == yhat[folds == f]).mean()) for f in range(folds.max() + 1)],
+        "fold_videos": np.bincount(folds).tolist(),
+        "folds_run": int(folds.max() + 1),
     }
 
 
@@ -73,11 +78,14 @@ def cross_validate(
     device: torch.device,
     model_overrides: dict | None = None,
     progress: bool = True,
-) -> tuple[dict, list[VideoPrediction]]:
-    """Train and test one variant on every fold; returns its summary and every video's prediction."""
+    first_folds: int | None = None,
+) -> tuple[dict, list[VideoPrediction | None]]:
+    """Train and test one variant on every fold (or only the first `first_folds`, a cheaper
+    comparison on the same split); returns its summary and every tested video's prediction."""
     preds: list[VideoPrediction | None] = [None] * len(dataset.videos)
     seconds = 0.0
-    for f in range(folds.max() + 1):
+    k = int(folds.max() + 1)
+    for f in range(k if first_folds is None else min(first_folds, k)):
         train_videos = [v for v, fold in zip(dataset.videos, folds) if fold != f]
         test_ids = np.flatnonzero(folds == f)
         # Each fold starts from its own seeded initialisation, so any fold can be rerun alone.
@@ -91,7 +99,7 @@ def cross_validate(
         for i, p in zip(test_ids, fold_preds):
             preds[i] = p
         acc = np.mean([p.label == dataset.videos[i].label for i, p in zip(test_ids, fold_preds)])
-        log.info("%s fold %d/%d: %d test videos, video accuracy %.3f", variant, f + 1, folds.max() + 1, len(test_ids), acc)
+        log.info("%s fold %d/%d: %d test videos, video accuracy %.3f", variant, f + 1, k, len(test_ids), acc)
     summary = summarize(dataset, preds, folds)
     summary["train_seconds"] = seconds
     return summary, preds

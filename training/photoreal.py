@@ -239,6 +239,17 @@ def read_template(path) -> np.ndarray:
     return pts
 
 
+HOLDOUT_EVERY = 5  # every 5th identity (sorted ids) is held out of training, for evaluation
+
+
+def split_identities(ids: list[str]) -> tuple[list[str], list[str]]:
+    """(training ids, held-out ids): a fixed, documented split, so the served checkpoint's
+    evaluation on real faces (benchmarks/london_eval.py) only sees people it never trained on."""
+    ids = sorted(ids)
+    held = ids[::HOLDOUT_EVERY]
+    return [i for i in ids if i not in held], held
+
+
 def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:
     d = Path(london_dir)
     return d / "neutral" / f"{face_id}_03.jpg", d / "neutral" / f"{face_id}_03.tem", d / "smiling" / f"{face_id}_08.jpg"

@@ -29,14 +29,24 @@ def markdown_table(results: dict) -> str:
         f"Person-independent {results['folds']}-fold cross-validation on {results['data']['root']} "
         f"({results['data']['videos']} videos, {results['data']['subjects']} subjects).",
         "",
-        "| Method | Video accuracy (vote) | Clip accuracy | Paper (CK+) | Train time |",
-        "|---|---|---|---|---|",
+        "| Method | Folds run | Video accuracy (vote) | Clip accuracy | Paper (CK+) | Train time |",
+        "|---|---|---|---|---|---|",
     ]
+    k = results["folds"]
     for variant, r in results["variants"].items():
         lines.append(
-            f"| {TITLES[variant]} | {100 * r['video_accuracy']:.2f} % | {100 * r['clip_accuracy']:.2f} % "
+            f"| {TITLES[variant]} | {r.get('folds_run', k)} of {k} | {100 * r['video_accuracy']:.2f} % | {100 * r['clip_accuracy']:.2f} % "
             f"| {PAPER_ACCURACY[variant]:.2f} % | {r['train_seconds'] / 60:.1f} min |"
         )
+    runs = {r.get("folds_run", k) for r in results["variants"].values()}
+    if len(runs) > 1 and results.get("fold_videos"):  # some variants ran fewer folds: compare them on those
+        n = min(runs)
+        sizes = np.array(results["fold_videos"][:n])
+        lines += ["", f"On the folds every variant ran (1 to {n}, {sizes.sum()} test videos):", "",
+                  "| Method | Video accuracy (vote), folds 1 to " + str(n) + " |", "|---|---|"]
+        for variant, r in results["variants"].items():
+            acc = float(np.dot(r["fold_video_accuracy"][:n], sizes) / sizes.sum())
+            lines.append(f"| {TITLES[variant]} | {100 * acc:.2f} % |")
     return "\n".join(lines) + "\n"
 
 
@@ -68,12 +78,13 @@ def confusion_png(path: Path, results: dict) -> None:
 def attention_png(path: Path, dataset: Dataset, preds: dict[str, list[VideoPrediction]], size: int = 120) -> bool:
     """Fig. 4: per class, one test video's face at its peak (last) frame with each RAM
     variant's attention map of the last clip at its last step. Returns False if no RAM variant ran."""
-    ram_variants = [v for v in preds if preds[v] and preds[v][0].attention is not None]
+    tested = lambda v, i: preds[v][i] is not None  # noqa: E731  (a run of only the first folds tests fewer videos)
+    ram_variants = [v for v in preds if any(p is not None and p.attention is not None for p in preds[v])]
     if not ram_variants:
         return False
     rows = []
     for c in range(len(dataset.classes)):
-        ids = [i for i, v in enumerate(dataset.videos) if v.label == c]
+        ids = [i for i, v in enumerate(dataset.videos) if v.label == c and all(tested(r, i) for r in ram_variants)]
         if not ids:
             continue
         # the video most variants got right, the longest among equals (its peak is clearest)
