@@ -91,6 +91,25 @@ def test_per_client_rate_limit(redis_url, tmp_path, model_dir, videos):
         assert 0 < int(r.headers["retry-after"]) <= 60
 
 
+def test_a_long_video_is_refused_from_its_header_without_decoding(redis_url, tmp_path, model_dir):
+    """12 frames at 1 fps claim 12 s: over a 5 s cap, refused from the container's header."""
+    from videos import write_video
+
+    settings = make_settings(redis_url, tmp_path / "s", model_dir, max_duration_s=5)
+    long_video = write_video(tmp_path / "long.mp4", [np.full((120, 160), 90, np.uint8)] * 12, fps=1.0)
+    with TestClient(create_app(settings)) as c:
+        assert_error(post(c, long_video), 413, "video_too_long")
+    assert list(settings.uploads_dir.glob("*")) == []  # nothing kept, nothing queued
+
+
+def test_uploaded_file_names_never_reach_a_path(client, settings, videos, tmp_path):
+    r = post(client, videos["five_frames"], name="../../../escaped.mp4")
+    assert r.status_code == 202
+    job_id = r.json()["job_id"]
+    assert [p.name for p in settings.uploads_dir.iterdir()] == [jobs.upload_path(settings, job_id).name]
+    assert not list(tmp_path.rglob("escaped*")) and not list(settings.storage_dir.parent.rglob("escaped*"))
+
+
 def test_redis_restart_503_during_the_outage_then_recovers_with_the_queued_job(tmp_path, model_dir, videos):
     from service.embedded import EmbeddedRedis
     from service.worker import ModelWorker
