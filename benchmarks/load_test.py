@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from live_service import running_service  # noqa: E402
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -93,24 +87,8 @@ def main():
     predictor = load_predictor(settings)
     expected = {v.name: analyse_video(v, predictor, settings) for v in videos}
 
-    port = free_port()
-    env = dict(os.environ, STORAGE_DIR=str(tmp / "storage"), MAX_QUEUED_JOBS=str(args.videos + 10))
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(args.workers)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                r = httpx.get(f"{url}/readyz", timeout=2)
-                if r.status_code == 200 and r.json()["workers"] == args.workers:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.5)
+    env = {"STORAGE_DIR": str(tmp / "storage"), "MAX_QUEUED_JOBS": str(args.videos + 10)}
+    with running_service(env, workers=args.workers, timeout=180) as (url, server):
         start = time.perf_counter()
         answers = asyncio.run(asyncio.wait_for(run_load(url, videos, args.videos, args.concurrency), args.timeout))
         wall = time.perf_counter() - start
@@ -120,9 +98,6 @@ def main():
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             name = "worker" if "service worker" in cmd else "redis" if "redis-server" in cmd else cmd[:30]
             rss[f"{name} {pid}"] = peak_rss_mb(pid)
-    finally:
-        server.terminate()
-        server.wait(60)
 
     ok = [a for a in answers if a[1].status_code == 200]
     correct = [a for a in ok if a[1].json()["expression"] == expected[a[0].name]["expression"]

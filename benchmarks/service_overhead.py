@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,11 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from live_service import running_service  # noqa: E402
 
 
 def make_video(path: Path, seconds: float) -> Path:
@@ -68,24 +62,8 @@ def main():
     settings = Settings(**overrides)
     predictor = load_predictor(settings)
 
-    port = free_port()
-    env = dict(os.environ, STORAGE_DIR=str(settings.storage_dir), MODEL_DIR=str(settings.model_dir))
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", "1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.5)
-
+    env = {"STORAGE_DIR": str(settings.storage_dir), "MODEL_DIR": str(settings.model_dir)}
+    with running_service(env, workers=1) as (base, _):
         decode, direct, service, stages = [], [], [], {}
         for _ in range(args.rounds):
             decode.append(decode_only(video))
@@ -100,9 +78,6 @@ def main():
             service.append(time.perf_counter() - start)
             assert r.status_code == 200, r.text
             assert r.json()["expression"] == result["expression"]
-    finally:
-        server.terminate()
-        server.wait(30)
 
     med = statistics.median
     v = result["video"]

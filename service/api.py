@@ -234,7 +234,7 @@ def routes():
             metrics.rejected.labels(e.code).inc()
             raise ApiError(getattr(e, "status", None) or STATUS.get(e.code, 422), e.code, e.message) from e
         try:
-            job = await run_in_threadpool(jobs.submit, queue, settings, job_id, dest, {"filename": upload.filename[:200], "bytes": upload.size})
+            await run_in_threadpool(jobs.submit, queue, settings, job_id, dest, {"filename": upload.filename[:200], "bytes": upload.size})
         except BaseException:
             dest.unlink(missing_ok=True)
             raise

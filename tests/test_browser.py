@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from live_service import running_service
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
@@ -24,35 +22,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def service_url(tmp_path, model_dir):
-    port = free_port()
-    env = dict(os.environ, STORAGE_DIR=str(tmp_path / "storage"), MODEL_DIR=str(model_dir), TORCH_THREADS="1")
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("service did not become ready: " + (proc.stderr.read() or b"").decode()[-2000:])
-            time.sleep(0.3)
+    env = {"STORAGE_DIR": str(tmp_path / "storage"), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1"}
+    with running_service(env) as (url, _):
         yield url
-    finally:
-        proc.terminate()  # Ctrl-C's path: workers and Redis are stopped with it
-        proc.wait(30)
 
 
 def test_upload_in_a_real_browser_shows_expression_timeline_and_attention(service_url, videos):

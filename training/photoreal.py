@@ -1055,61 +1055,21 @@ def face_crop(image: np.ndarray, size: int = 48, scale: float = 1.2, box=None) -
     return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_LINEAR)
 
 
-def _labelled(root: Path) -> dict[int, list[tuple[str, str, str]]]:
-    found: dict[int, list] = {}
-    for f in sorted((root / "Emotion").glob("*/*/*_emotion.txt")):
-        code = int(round(float(f.read_text().split()[0])))
-        found.setdefault(code, []).append((f.parent.parent.name, f.parent.name, f.name[: -len("_emotion.txt")]))
-    return found
+def _photo_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.ndarray:
+    img = cv2.imread(str(root / "cohn-kanade-images" / subject / seq / f"{stem}.png"), cv2.IMREAD_COLOR)
+    return face_crop(img, tile) if img is not None else np.full((tile, tile, 3), 255, np.uint8)
 
 
 def write_contact_sheet(dataset_dir, out_png, per_class=6) -> None:
-    """One row per class (and neutral, when the set has it): a neutral first frame, then the
-    peak frames of `per_class` different identities (the first the neutral frame's own
-    sequence), Haar face crops (1.2 x the box) labelled with the class; the London Set's
-    CC BY attribution is drawn under the rows."""
-    root = Path(dataset_dir)
-    tile, gap, label_w, head_h = 90, 2, 84, 20
-    found = _labelled(root)
-    white = lambda h, w: np.full((h, w, 3), 255, np.uint8)  # noqa: E731
-    rows = []
-    for code, name in [(CODES[c], c) for c in CLASSES] + [(0, "neutral")]:
-        if code not in found:
-            continue
-        seqs, seen = [], set()
-        for subj, num, stem in found[code]:
-            if subj not in seen:
-                seen.add(subj)
-                seqs.append((subj, num, stem))
-        seqs = seqs[:per_class]
-        stems = [(subj, num, f"{subj}_{num}_{1:08d}") for subj, num, _ in seqs[:1]] + seqs
-        tiles = []
-        for a, b, c in stems:
-            img = cv2.imread(str(root / "cohn-kanade-images" / a / b / f"{c}.png"), cv2.IMREAD_COLOR)
-            tiles.append(face_crop(img, tile) if img is not None else white(tile, tile))
-        tiles += [white(tile, tile)] * (per_class + 1 - len(tiles))
-        label = white(tile, label_w)
-        cv2.putText(label, name, (4, tile // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        cells = [label]
-        for t in tiles:
-            cells += [t, white(tile, gap)]
-        rows += [np.hstack(cells), white(gap, sum(c.shape[1] for c in cells))]
-    if not rows:
-        raise ValueError(f"{root} holds no labelled sequences")
-    sheet = np.vstack(rows)
-    width = sheet.shape[1]
-    head = white(head_h, width)
-    cv2.putText(head, "neutral", (label_w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(head, "peak frames (first: the same sequence), one identity each", (label_w + tile + gap + 4, 14),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    caption = ["Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
+    """training.synth's sheet, one row per class and neutral, with Haar face crops (1.2 x the box)
+    and the London Set's CC BY attribution drawn under the rows."""
+    from training.synth import write_contact_sheet as sheet
+
+    caption = ("Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
                "https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0. Happy = real smile (morphed);",
-               "other expressions are synthetic warps of the neutral photos (training/photoreal.py)."]
-    foot = white(14 * len(caption) + 6, width)
-    for j, text in enumerate(caption):
-        cv2.putText(foot, text, (4, 13 + 14 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (60, 60, 60), 1, cv2.LINE_AA)
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_png), np.vstack([head, sheet, foot]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+               "other expressions are synthetic warps of the neutral photos (training/photoreal.py).")
+    rows = [(CODES[c], c) for c in CLASSES] + [(0, "neutral")]
+    sheet(dataset_dir, out_png, per_class, rows_of=rows, tile_of=_photo_tile, caption=caption, noun="identity")
 
 
 if __name__ == "__main__":  # python -m training.photoreal OUT_DIR [N_IDENTITIES]

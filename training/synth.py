@@ -1283,30 +1283,39 @@ def _face_tile(image_path: Path, lm_path: Path, tile: int) -> np.ndarray:
 def _labelled_sequences(root: Path) -> dict[int, list[tuple[str, str, str]]]:
     """code -> [(subject, sequence, last frame stem)] from the Emotion files."""
     found: dict[int, list] = {}
-    for f in sorted((root / "Emotion").glob("S*/*/*_emotion.txt")):
+    for f in sorted((root / "Emotion").glob("*/*/*_emotion.txt")):
         code = int(round(float(f.read_text().split()[0])))
         found.setdefault(code, []).append((f.parent.parent.name, f.parent.name, f.name[: -len("_emotion.txt")]))
     return found
 
 
-def write_contact_sheet(dataset_dir, out_png, per_class: int = 6) -> None:
+def _landmark_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.ndarray:
+    return _face_tile(root / "cohn-kanade-images" / subject / seq / f"{stem}.png",
+                      root / "Landmarks" / subject / seq / f"{stem}_landmarks.txt", tile)
+
+
+def write_contact_sheet(dataset_dir, out_png, per_class: int = 6, rows_of=None, tile_of=_landmark_tile,
+                        caption: tuple[str, ...] = (), noun: str = "subject") -> None:
     """One row per class: a neutral first frame, then the peak frames of `per_class` different
     subjects (the first of them the neutral frame's own sequence), face crops labelled with
-    the class name."""
+    the class name. `rows_of` ((code, name) pairs, default the 7 classes) and `tile_of` (how a
+    frame becomes a face tile) let other CK+-layout sets (training.photoreal) use the same sheet."""
     root = Path(dataset_dir)
     tile, gap, label_w, head_h = 90, 2, 84, 20  # sized so a sheet of noisy colour crops stays < 600 KB
     found = _labelled_sequences(root)
     white = lambda h, w: np.full((h, w, 3), 255, np.uint8)  # noqa: E731
     rows = []
-    for code, name in enumerate(CLASSES, start=1):
+    for code, name in rows_of or list(enumerate(CLASSES, start=1)):
+        if code not in found:
+            continue
         seqs, seen = [], set()
-        for subj, num, stem in found.get(code, []):
+        for subj, num, stem in found[code]:
             if subj not in seen:
                 seen.add(subj)
                 seqs.append((subj, num, stem))
         seqs = seqs[:per_class]
         stems = [(subj, num, f"{subj}_{num}_{1:08d}") for subj, num, _ in seqs[:1]] + seqs
-        tiles = [_face_tile(root / "cohn-kanade-images" / a / b / f"{c}.png", root / "Landmarks" / a / b / f"{c}_landmarks.txt", tile) for a, b, c in stems]
+        tiles = [tile_of(root, a, b, c, tile) for a, b, c in stems]
         tiles += [white(tile, tile)] * (per_class + 1 - len(tiles))
         label = white(tile, label_w)
         cv2.putText(label, name, (4, tile // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -1314,9 +1323,19 @@ def write_contact_sheet(dataset_dir, out_png, per_class: int = 6) -> None:
         for t in tiles:
             cells += [t, white(tile, gap)]
         rows += [np.hstack(cells), white(gap, sum(c.shape[1] for c in cells))]
+    if not rows:
+        raise ValueError(f"{root} holds no labelled sequences")
     sheet = np.vstack(rows)
-    head = white(head_h, sheet.shape[1])
+    width = sheet.shape[1]
+    head = white(head_h, width)
     cv2.putText(head, "neutral", (label_w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(head, "peak frames (first: the same sequence), one subject each", (label_w + tile + gap + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(head, f"peak frames (first: the same sequence), one {noun} each", (label_w + tile + gap + 4, 14),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    parts = [head, sheet]
+    if caption:
+        foot = white(14 * len(caption) + 6, width)
+        for j, text in enumerate(caption):
+            cv2.putText(foot, text, (4, 13 + 14 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (60, 60, 60), 1, cv2.LINE_AA)
+        parts.append(foot)
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_png), np.vstack([head, sheet]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    cv2.imwrite(str(out_png), np.vstack(parts), [cv2.IMWRITE_PNG_COMPRESSION, 9])
