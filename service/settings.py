@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Model and pipeline
     device: str | None = Field(None, description="cuda, cpu, ...; unset: cuda when present")
     batch_size: int = 32  # clips per forward pass
-    inference_bf16: bool = False  # bf16 autocast where the hardware has it (docs/performance.md)
+    inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     detect_max_side: int | None = None  # frames are shrunk to this for detection; unset: the checkpoint's
     display_size: int = 128  # side of the face crops attention maps are drawn on

@@ -195,7 +195,7 @@ def test_cremad_file_names(tmp_path):
     assert all(v.frames.shape == (9, 48, 48) for v in eight.videos)
 
 
-def test_neutral_class_from_onset_frames_and_code_0(ck_tree, tmp_path):
+def test_neutral_class_from_onset_frames_peak_stills_and_code_0(ck_tree, tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL
 
     tree = tmp_path / "ck"
@@ -214,6 +214,12 @@ def test_neutral_class_from_onset_frames_and_code_0(ck_tree, tmp_path):
     by_name = {v.name: v for v in seven.videos}
     for o in onsets:
         assert o.label == neutral and np.array_equal(o.frames, by_name[o.name.removesuffix("#onset")].frames[:1])
+    # and a still of each expression at its peak, so that stillness alone does not mean neutral
+    peaks = [v for v in eight.videos if v.name.endswith("#peak")]
+    assert len(peaks) == len(onsets)
+    for p in peaks:
+        source = by_name[p.name.removesuffix("#peak")]
+        assert p.label == source.label != neutral and np.array_equal(p.frames, source.frames[-1:])
 
 
 def test_several_roots_keep_their_subjects_apart(ck_tree, tmp_path):

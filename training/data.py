@@ -26,8 +26,8 @@ Two layouts are read:
   (e.g. `1001_DFA_ANG_XX.flv`), EMO in ANG DIS FEA HAP NEU SAD; the subject is the ActorID.
 
 With `classes` that include "neutral" (an optional 8th output for the served model), CK+ trees
-also give, for every expression sequence, a neutral still made of its first (onset) frame, and
-CK+ label code 0 reads as neutral.
+also give, for every expression sequence, a neutral still made of its first (onset) frame and a
+still of the expression made of its last (peak) frame, and CK+ label code 0 reads as neutral.
 
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
@@ -198,9 +198,15 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
         lambda: _map(lambda s: preprocess_ck_sequence(s, crop, FaceDetector(crop.detect_max_side)), seqs, progress, "CK+ sequences"),
     )
     videos = [Video(subj, name, label, frames) for (subj, name, label), frames in zip(meta, arrays)]
-    if NEUTRAL in classes:  # CK+ sequences start neutral: their onset frame is a neutral still
+    if NEUTRAL in classes:
+        # CK+ sequences start neutral: their onset frame is a neutral still. Their peak frame is
+        # added as a still of the expression too, or stillness itself would mean "neutral": the
+        # first 8-class model, trained with onset stills only, called 17 of 21 held-out real
+        # smiles shown as still clips neutral (docs/real-faces.md).
         neutral = classes.index(NEUTRAL)
-        videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in videos if v.label != neutral and len(v.frames) >= 4]
+        expressive = [v for v in videos if v.label != neutral and len(v.frames) >= 4]
+        videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in expressive]
+        videos += [Video(v.subject, v.name + "#peak", v.label, v.frames[-1:]) for v in expressive]
     return Dataset(videos, tuple(classes), "ckplus", str(root))
 
 
