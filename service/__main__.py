@@ -78,6 +78,7 @@ def cmd_predict(args) -> None:
     print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
           f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
     print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
+    print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in result["segments"]))
     print(f"  peak    clip {result['peak']['clip']}, frame {result['peak']['frame']} at {result['peak']['time_s']:.2f} s")
     for image in result["attention_maps"]:
         print(f"  image   {image['url']}")

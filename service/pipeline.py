@@ -24,7 +24,7 @@ import numpy as np
 
 from service.render import render_attention
 from service.settings import Settings
-from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, majority_vote
+from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, label_runs, majority_vote
 from training.faces import FaceDetector, crop_face, track_faces
 from training.video import VideoError, VideoInfo, probe_video, read_frames
 
@@ -268,6 +268,14 @@ def analyse_video(
             "probabilities": _by_class(predictor.classes, scorer.probs[c]) if face else None,
             "face": face,
         })
+    # Segments tile the timeline: clips overlap, so one ends where the next run's first clip starts.
+    runs = label_runs([c["label"] for c in timeline])
+    segments = [{
+        "label": label,
+        "start_s": timeline[first]["start_s"],
+        "end_s": timeline[runs[k + 1][1]]["start_s"] if k + 1 < len(runs) else timeline[last]["end_s"],
+        "clips": last - first + 1,
+    } for k, (label, first, last) in enumerate(runs)]
     peak_frame = int(clips[peak_clip][-1])  # the network decides at a clip's last frame
     watch.ms["total"] = 1000 * (time.perf_counter() - start)
     return {
@@ -276,6 +284,7 @@ def analyse_video(
         "votes": {c: int(v) for c, v in zip(predictor.classes, votes)},
         "probabilities": _by_class(predictor.classes, probs.mean(0)),
         "clips": timeline,
+        "segments": segments,
         "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
         "attention_maps": attention,
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),

@@ -27,6 +27,13 @@ class Clip(BaseModel):
     face: bool = Field(description="false: a frame of the clip had no face; the clip did not vote")
 
 
+class Segment(BaseModel):
+    label: str | None = Field(description="the label of a run of consecutive clips; null: no face")
+    start_s: float
+    end_s: float = Field(description="where the next segment starts (the last one: the last clip's end)")
+    clips: int
+
+
 class Peak(BaseModel):
     clip: int = Field(description="the clip that showed the winning expression most strongly")
     frame: int = Field(description="its last frame, where the network makes its decision")
@@ -65,6 +72,7 @@ class Result(BaseModel):
     votes: dict[str, int]
     probabilities: dict[str, float] = Field(description="mean clip probability per class")
     clips: list[Clip]
+    segments: list[Segment] = Field(description="the timeline as runs of one label, in order, covering every clip")
     peak: Peak
     attention_maps: list[AttentionMap]
     video: VideoMeta

@@ -120,6 +120,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "one_frame": write_video(d / "one_frame.mp4", astro[:1]),
         "five_frames": write_video(d / "five_frames.mp4", astro[:5]),
         "no_face": write_video(d / "no_face.mp4", blank_frames(20)),
+        "face_gap_face": write_video(d / "face_gap_face.mp4", astro[:16] + blank_frames(16, size=(640, 360)) + astro[16:32]),
         "long_astronaut": write_video(d / "long_astronaut.mp4", astronaut_frames(600, zoom=(0.95, 1.05))),
     }
     return v

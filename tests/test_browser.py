@@ -51,6 +51,7 @@ def test_upload_in_a_real_browser_shows_expression_timeline_and_attention(servic
         classes = httpx.get(service_url + "/model").json()["classes"]
         assert expression in classes
         assert page.locator("#timeline rect.clip").count() == 17  # one per clip of the 40-frame video
+        assert page.inner_text("#segments").strip().endswith("1.33 s")  # the timeline in words, to the video's end
         page.wait_for_function(
             "[...document.querySelectorAll('#attention img')].length === 2 && "
             "[...document.querySelectorAll('#attention img')].every(i => i.complete && i.naturalWidth > 0)",

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.clips import clip_indices, majority_vote
+from training.clips import clip_indices, label_runs, majority_vote
 
 
 @pytest.mark.parametrize("n", [8, 9, 10, 11, 17, 20, 71])
@@ -54,3 +54,10 @@ def test_abstaining_class_only_wins_alone():
 def test_vote_needs_clips():
     with pytest.raises(ValueError):
         majority_vote([])
+
+
+def test_label_runs_merge_consecutive_clips_only():
+    assert label_runs(["neutral", "neutral", "sadness", None, "happy", "happy", "neutral"]) == [
+        ("neutral", 0, 1), ("sadness", 2, 2), (None, 3, 3), ("happy", 4, 5), ("neutral", 6, 6)]
+    assert label_runs([4, 4, 4]) == [(4, 0, 2)]
+    assert label_runs([]) == []

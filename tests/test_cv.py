@@ -118,11 +118,12 @@ def test_card_adds_metrics_without_touching_the_weights(tiny_set, tmp_path):
     run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
         "--licence", "Faces: somebody, CC BY 4.0")
     before = (out / "model.safetensors").read_bytes()
-    run("card", str(out), "--metric", "london_heldout_accuracy=0.97")
+    run("card", str(out), "--metric", "london_heldout_accuracy=0.97", "--limits", "Misreads 1 of 21 calm faces.")
     _, config = load_checkpoint(out)  # still loads: the sha256 still matches
     assert config["metrics"]["london_heldout_accuracy"] == "0.97"
     card = (out / "MODEL_CARD.md").read_text()
     assert "london_heldout_accuracy: 0.97" in card and "CC BY 4.0" in card
+    assert config["limits"] == "Misreads 1 of 21 calm faces." and card.rstrip().endswith("Misreads 1 of 21 calm faces.")
     assert (out / "model.safetensors").read_bytes() == before
 
 

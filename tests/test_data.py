@@ -222,6 +222,26 @@ def test_neutral_class_from_onset_frames_peak_stills_and_code_0(ck_tree, tmp_pat
         assert p.label == source.label != neutral and np.array_equal(p.frames, source.frames[-1:])
 
 
+def test_a_tree_can_limit_its_peak_stills_to_some_classes(ck_tree, tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL, PEAK_STILLS_FILE
+
+    tree = tmp_path / "ck"
+    shutil.copytree(ck_tree, tree)
+    everything = load_ckplus(tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    (tree / PEAK_STILLS_FILE).write_text('{"classes": ["happy"]}')
+    limited = load_ckplus(tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    happy = CLASSES_WITH_NEUTRAL.index("happy")
+    peaks = [v for v in limited.videos if v.name.endswith("#peak")]
+    assert peaks and all(v.label == happy for v in peaks)
+    assert len(peaks) == sum(v.name.endswith("#peak") and v.label == happy for v in everything.videos)
+    # the onset stills and the sequences themselves are untouched
+    assert [v.name for v in limited.videos if not v.name.endswith("#peak")] == [
+        v.name for v in everything.videos if not v.name.endswith("#peak")]
+    (tree / PEAK_STILLS_FILE).write_text('{"classes": ["joy"]}')
+    with pytest.raises(ValueError, match="unknown classes"):
+        load_ckplus(tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+
+
 def test_several_roots_keep_their_subjects_apart(ck_tree, tmp_path):
     from training.data import load_datasets
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from training import photoreal
+from training.data import peak_still_classes
 from training.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
@@ -52,7 +53,9 @@ def test_template_and_identities(tmp_path):
 
 def test_ckplus_layout_names_and_labels(tree):
     root, summary = tree
-    assert sorted(p.name for p in root.iterdir()) == ["Emotion", "cohn-kanade-images"]  # no Landmarks/
+    assert sorted(p.name for p in root.iterdir()) == ["Emotion", "cohn-kanade-images", "peak_stills.json"]  # no Landmarks/
+    # only the real smiles may be used as stills of their expression (training.data reads this)
+    assert peak_still_classes(root) == {"happy"}
     images = root / "cohn-kanade-images"
     assert sorted(p.name for p in images.iterdir()) == [f"L{i}" for i in IDS] == summary["subjects"]
     assert summary["identities"] == len(IDS) and summary["sequences"] == len(IDS) * len(KINDS)

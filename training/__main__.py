@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import platform
 import shlex
@@ -131,8 +132,6 @@ def cmd_cv(args) -> None:
     }
     previous = out / "results.json"
     if previous.is_file():  # a run folder with other variants of the same experiment: add to it
-        import json
-
         old = json.loads(previous.read_text())
         same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides"))
         if same:
@@ -176,8 +175,6 @@ def cmd_train(args) -> None:
     train_acc = float(np.mean([p.label == v.label for p, v in zip(preds, dataset.videos)]))
     metrics = {"train_video_accuracy": round(train_acc, 4), "final_loss": round(report["history"][-1]["loss"], 4)}
     if args.cv_results:
-        import json
-
         cv = json.loads(Path(args.cv_results).read_text())
         r = cv["variants"].get(args.variant)
         if r:
@@ -207,16 +204,15 @@ def cmd_train(args) -> None:
 
 
 def cmd_card(args) -> None:
-    import json
-
-    from training.checkpoint import CARD, CONFIG, model_card, read_config
+    from training.checkpoint import read_config, write_record
 
     config = read_config(args.checkpoint)
     for item in args.metric:
         name, _, value = item.partition("=")
         config.setdefault("metrics", {})[name.strip()] = value.strip()
-    (Path(args.checkpoint) / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    (Path(args.checkpoint) / CARD).write_text(model_card(config))
+    if args.limits:
+        config["limits"] = args.limits
+    write_record(args.checkpoint, config)
     log.info("updated %s: %s", args.checkpoint, config["metrics"])
 
 
@@ -255,9 +251,10 @@ def main(argv=None) -> None:
     p.add_argument("--limits", default=None, help="what the model cannot do, for the model card")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("card", help="add measured metrics to a checkpoint's config and model card (weights untouched)")
+    p = sub.add_parser("card", help="add measured metrics (and what they teach about its limits) to a checkpoint's record (weights untouched)")
     p.add_argument("checkpoint")
     p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
+    p.add_argument("--limits", default=None, help="replace the card's limits text")
     p.set_defaults(run=cmd_card)
 
     args = ap.parse_args(argv)

@@ -55,9 +55,15 @@ def save_checkpoint(out_dir, model, crop, classes, record: dict, card_text: str 
         "parameters": sum(p.numel() for p in model.parameters()),
         **record,
     }
+    write_record(out, config, card_text)
+    return config
+
+
+def write_record(ckpt_dir, config: dict, card_text: str = "") -> None:
+    """config.json and the model card made from it: the one place both are written."""
+    out = Path(ckpt_dir)
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     (out / CARD).write_text(card_text or model_card(config))
-    return config
 
 
 def read_config(ckpt_dir) -> dict:

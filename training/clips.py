@@ -58,3 +58,15 @@ def majority_vote(
         mass = np.asarray(probabilities)[voters][:, tied].sum(axis=0)
         tied = tied[mass == mass.max()]
     return int(tied[0]), votes
+
+
+def label_runs(labels) -> list[tuple[object, int, int]]:
+    """Consecutive clips with the same label, as (label, first clip, last clip): the timeline a
+    person reads ("neutral, then happy from 1.1 s"). Labels may be None (a clip without a face)."""
+    runs: list[tuple[object, int, int]] = []
+    for i, label in enumerate(labels):
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1], i)
+        else:
+            runs.append((label, i, i))
+    return runs

@@ -28,6 +28,9 @@ Two layouts are read:
 With `classes` that include "neutral" (an optional 8th output for the served model), CK+ trees
 also give, for every expression sequence, a neutral still made of its first (onset) frame and a
 still of the expression made of its last (peak) frame, and CK+ label code 0 reads as neutral.
+A tree may limit the peak stills to some classes with a `peak_stills.json` at its root,
+`{"classes": ["happy"]}`: the photo-real set does, because a single frame of a photo warped
+towards anger or fear looks like some real people's resting face (docs/real-faces.md).
 
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
@@ -183,6 +186,24 @@ def preprocess_ck_sequence(seq: CKSequence, crop: CropConfig, detector: FaceDete
     return crop_sequence(grays, np.stack(boxes), crop)
 
 
+PEAK_STILLS_FILE = "peak_stills.json"
+
+
+def peak_still_classes(root: Path) -> set[str] | None:
+    """The classes whose peak frames a CK+-layout tree allows as stills (None: all of them)."""
+    path = Path(root) / PEAK_STILLS_FILE
+    if not path.is_file():
+        return None
+    try:
+        wanted = json.loads(path.read_text())["classes"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: expected {{\"classes\": [...]}}: {e}") from e
+    unknown = set(wanted) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
+    return set(wanted)
+
+
 def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
     root = Path(root)
     seqs = find_ckplus(root)
@@ -205,8 +226,10 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
         # smiles shown as still clips neutral (docs/real-faces.md).
         neutral = classes.index(NEUTRAL)
         expressive = [v for v in videos if v.label != neutral and len(v.frames) >= 4]
+        still_classes = peak_still_classes(root)
         videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in expressive]
-        videos += [Video(v.subject, v.name + "#peak", v.label, v.frames[-1:]) for v in expressive]
+        videos += [Video(v.subject, v.name + "#peak", v.label, v.frames[-1:]) for v in expressive
+                   if still_classes is None or classes[v.label] in still_classes]
     return Dataset(videos, tuple(classes), "ckplus", str(root))
 
 
@@ -228,7 +251,8 @@ def preprocess_video_file(path: Path, crop: CropConfig, max_frames: int = 900) -
     return crop_sequence(grays, np.stack(boxes), crop)
 
 
-def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+def class_folder_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
+    """(video file, class index, subject) of ROOT/<class>/<video>, in natural order."""
     root = Path(root)
     entries = []
     for class_dir in sorted(filter(visible, root.iterdir())):
@@ -242,12 +266,16 @@ def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, cl
                 entries.append((f, classes.index(class_dir.name), subject_from_filename(f)))
     if not entries:
         raise ValueError(f"{root} holds no videos in class folders named after {', '.join(classes)}")
-    return _load_video_files(root, entries, "folders", crop, cache_dir, classes, progress)
+    return entries
 
 
-def load_cremad(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    """CREMA-D's videos (any folder depth): `ActorID_Sentence_EMO_Level.flv`; classes the model
-    does not have (NEU without a neutral class) are left out."""
+def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    return _load_video_files(Path(root), class_folder_videos(root, classes), "folders", crop, cache_dir, classes, progress)
+
+
+def cremad_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
+    """(video file, class index, actor) of CREMA-D's videos (any folder depth):
+    `ActorID_Sentence_EMO_Level.flv`; classes not in `classes` (NEU without a neutral class) are left out."""
     root = Path(root)
     entries = []
     for f in sorted(root.rglob("*"), key=natural_key):
@@ -256,7 +284,11 @@ def load_cremad(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
             entries.append((f, classes.index(CREMAD_EMOTIONS[m.group(2)]), m.group(1)))
     if not entries:
         raise ValueError(f"{root} holds no CREMA-D videos (ActorID_Sentence_EMO_Level.flv) of the classes {', '.join(classes)}")
-    return _load_video_files(root, entries, "cremad", crop, cache_dir, classes, progress)
+    return entries
+
+
+def load_cremad(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    return _load_video_files(Path(root), cremad_videos(root, classes), "cremad", crop, cache_dir, classes, progress)
 
 
 def _load_video_files(root: Path, entries, layout: str, crop, cache_dir, classes, progress) -> Dataset:

@@ -58,9 +58,10 @@ which other identities are written or in what order.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -68,6 +69,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from training.data import PEAK_STILLS_FILE
 
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")  # CK+ codes 1..7
 CODES = {"neutral": 0} | {name: i + 1 for i, name in enumerate(CLASSES)}
@@ -918,6 +921,13 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
 # --------------------------------------------------------------------------------------------
 
 
+# Which peak frames `--neutral` training may use as stills of their expression (training.data):
+# only the real smiles. One frame of a neutral photo warped towards anger, fear, sadness or
+# contempt looks like some real people's resting face: a model trained with those stills called
+# 7 of 21 held-out real neutral photos an expression (docs/real-faces.md).
+PEAK_STILLS = {"classes": ["happy"]}
+
+
 def _fmt(v: float) -> str:
     return f"   {v:.7e}"
 
@@ -991,6 +1001,7 @@ def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490),
     else:
         for job in jobs:
             done(_write_identity(job))
+    (out / PEAK_STILLS_FILE).write_text(json.dumps(PEAK_STILLS) + "\n")
     per_class = {c: 0 for c in KINDS if neutral or c != "neutral"}
     for r in results:
         for lab in r["labels"]:
