@@ -63,7 +63,6 @@ def sequence_videos(london: str, ids: list[str], out: Path):
             frames = photoreal.render_identity_sequence(london, face_id, emotion, RISE_FRAMES, rng)
             frames = [frames[0]] * LEAD_FRAMES + frames + [frames[-1]] * HOLD_FRAMES
             yield face_id, emotion, write_video(out / f"{face_id}_{emotion}.mp4", frames)
-        photoreal._identity.cache_clear()
 
 
 def smile_timeline(segments: list[dict]) -> tuple[bool, bool]:
