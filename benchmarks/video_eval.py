@@ -3,8 +3,8 @@
 Labelled videos (CREMA-D's `ActorID_Sentence_EMO_Level.flv` names, or class folders
 DIR/<class>/<video>): each goes through `analyse_video` (detection, crop, clips, vote) and, with
 --baseline, through the per-frame FER2013 CNN (benchmarks/fer2013_baseline.py). Prints each
-video's truth and both answers, right per class, and whether the served model gets at least as
-many right as the baseline (the bar for the actor clips).
+video's truth and the answers, right per class, and whether the served model gets at least as
+many right as the better of the baseline's two readings (the bar for the actor clips).
 
 For an unlabelled video (the smile, the crying then laughing) the answer and its timeline are
 what `python -m service predict VIDEO` prints (the result's `segments`).
@@ -22,14 +22,15 @@ from pathlib import Path
 
 from service.pipeline import Predictor, analyse_video
 from service.settings import DEFAULT_MODEL_DIR, Settings
-from training.data import class_folder_videos, cremad_videos, is_cremad
+from training.data import labelled_video_files
 from training.video import VideoError, read_frames
 
 
 def evaluate(root: Path, predictor: Predictor, settings: Settings, baseline=None, limit: int | None = None) -> dict:
     classes = list(predictor.classes)
-    entries = cremad_videos(root, classes) if is_cremad(root) else class_folder_videos(root, classes)
+    _, entries = labelled_video_files(root, classes)
     entries = entries[:limit] if limit else entries
+    readings = baseline.READINGS if baseline else ()
     rows = []
     for i, (path, label, _) in enumerate(entries):
         truth = classes[label]
@@ -37,36 +38,45 @@ def evaluate(root: Path, predictor: Predictor, settings: Settings, baseline=None
             ours = analyse_video(path, predictor, settings)["expression"]
         except VideoError as e:
             ours = f"({e.code})"
-        base = None
+        theirs = {}
         if baseline is not None:
-            base = baseline.video_label(f.gray for f in read_frames(path, max_frames=settings.max_frames)) or "(no face)"
-        rows.append({"video": str(path.relative_to(root)), "truth": truth, "ours": ours, "baseline": base})
-        print(f"[{i + 1}/{len(entries)}] {rows[-1]['video']}: truth {truth}, ours {ours}" + (f", FER2013 CNN {base}" if base else ""),
-              file=sys.stderr)
+            try:
+                labels = baseline.video_labels(f.gray for f in read_frames(path, max_frames=settings.max_frames))
+                theirs = {reading: label or "(no face)" for reading, label in labels.items()}
+            except VideoError as e:
+                theirs = dict.fromkeys(readings, f"({e.code})")
+        rows.append({"video": str(path.relative_to(root)), "truth": truth, "ours": ours, "baseline": theirs})
+        print(f"[{i + 1}/{len(entries)}] {rows[-1]['video']}: truth {truth}, ours {ours}"
+              + "".join(f", FER2013 CNN ({r}) {theirs[r]}" for r in readings), file=sys.stderr)
     truths = Counter(r["truth"] for r in rows)
     per_class = {
         c: {"videos": truths[c], "ours": sum(r["ours"] == c for r in rows if r["truth"] == c),
-            "baseline": sum(r["baseline"] == c for r in rows if r["truth"] == c) if baseline else None}
+            "baseline": {k: sum(r["baseline"][k] == c for r in rows if r["truth"] == c) for k in readings}}
         for c in classes if truths[c]
     }
     return {"root": str(root), "model": predictor.sha256, "videos": len(rows), "per_class": per_class,
             "ours_right": sum(r["ours"] == r["truth"] for r in rows),
-            "baseline_right": sum(r["baseline"] == r["truth"] for r in rows) if baseline else None,
+            "baseline_right": {k: sum(r["baseline"][k] == r["truth"] for r in rows) for k in readings},
             "rows": rows}
 
 
 def print_report(report: dict) -> None:
-    n, has_base = report["videos"], report["baseline_right"] is not None
+    n, base = report["videos"], report["baseline_right"]
     print(f"# {report['root']}: {n} videos, model {report['model'][:12]}")
-    print("| class | videos | served model right |" + (" per-frame FER2013 CNN right |" if has_base else ""))
-    print("|---|---|---|" + ("---|" if has_base else ""))
+    print("| class | videos | served model right |" + "".join(f" FER2013 CNN, {k}, right |" for k in base))
+    print("|---|---|---|" + "---|" * len(base))
     for c, r in report["per_class"].items():
-        print(f"| {c} | {r['videos']} | {r['ours']} |" + (f" {r['baseline']} |" if has_base else ""))
-    print(f"| **all** | {n} | **{report['ours_right']}** ({100 * report['ours_right'] / n:.1f} %) |"
-          + (f" **{report['baseline_right']}** ({100 * report['baseline_right'] / n:.1f} %) |" if has_base else ""))
-    if has_base:
-        verdict = "meets" if report["ours_right"] >= report["baseline_right"] else "misses"
-        print(f"\nbar (served model right >= per-frame FER2013 CNN right): {verdict} ({report['ours_right']} vs {report['baseline_right']})")
+        print(f"| {c} | {r['videos']} | {r['ours']} |" + "".join(f" {r['baseline'][k]} |" for k in base))
+
+    def pct(k: int) -> str:
+        return f"{k} ({100 * k / max(n, 1):.1f} %)"
+
+    print(f"| **all** | {n} | **{pct(report['ours_right'])}** |" + "".join(f" {pct(v)} |" for v in base.values()))
+    if base:
+        best = max(base.values())
+        verdict = "meets" if report["ours_right"] >= best else "misses"
+        print(f"\nbar (served model right >= the better reading of the per-frame FER2013 CNN): "
+              f"{verdict} ({report['ours_right']} vs {best})")
 
 
 def main():

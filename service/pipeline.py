@@ -242,7 +242,7 @@ def analyse_video(
         probs = np.stack([scorer.probs[c] for c in face_clips])
         labels = probs.argmax(1)
         neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
-        winner, votes = majority_vote(labels, probs, num_classes=K, abstain=neutral)
+        winner, votes = majority_vote(labels, probs, num_classes=K, abstain=neutral, min_run=settings.vote_min_clips)
         _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
         voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
 

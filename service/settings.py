@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     detect_max_side: int | None = None  # frames are shrunk to this for detection; unset: the checkpoint's
+    vote_min_clips: int = Field(
+        1, ge=1,
+        description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
+        "clips; 1 is the issue's rule (any expressive clip), 3 ignores one-clip blips (docs/real-faces.md)",
+    )
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None
 

@@ -51,6 +51,22 @@ def test_abstaining_class_only_wins_alone():
     assert majority_vote([7, 7, 7], num_classes=8, abstain=neutral)[0] == neutral
 
 
+def test_min_run_keeps_one_clip_blips_from_outvoting_the_calm():
+    neutral = 7
+    blip = [7, 7, 7, 4, 7, 7, 7, 7]  # one clip where a still face starts to move
+    assert majority_vote(blip, num_classes=8, abstain=neutral)[0] == 4  # the rule: any clip counts
+    assert majority_vote(blip, num_classes=8, abstain=neutral, min_run=3)[0] == neutral
+    held = [7, 2, 7, 4, 4, 4, 7, 2]  # a held expression still outvotes the calm and the blips
+    assert majority_vote(held, num_classes=8, abstain=neutral, min_run=3)[0] == 4
+    # shorter than min_run: every clip votes, and here the calm has most
+    assert majority_vote([7, *held], num_classes=8, abstain=neutral, min_run=4)[0] == neutral
+    # no run long enough and no calm to fall back on: every clip votes (a one-clip video too)
+    assert majority_vote([1, 4, 1], num_classes=8, abstain=neutral, min_run=3)[0] == 1
+    assert majority_vote([5], num_classes=8, abstain=neutral, min_run=3)[0] == 5
+    winner, votes = majority_vote(blip, num_classes=8, abstain=neutral, min_run=3)
+    assert votes.tolist() == [0, 0, 0, 0, 1, 0, 0, 7]  # every clip is still counted and reported
+
+
 def test_vote_needs_clips():
     with pytest.raises(ValueError):
         majority_vote([])

@@ -12,7 +12,15 @@ import pytest
 
 from training import data as data_module
 from training.clips import clip_indices
-from training.data import CLASSES, load_ckplus, load_class_folders, load_dataset, read_label_code, subject_from_filename
+from training.data import (
+    CLASSES,
+    labelled_video_files,
+    load_ckplus,
+    load_class_folders,
+    load_dataset,
+    read_label_code,
+    subject_from_filename,
+)
 from training.faces import CropConfig, crop_face, landmarks_box
 
 
@@ -173,6 +181,11 @@ def test_class_folders_of_videos(tmp_path, caplog):
     ]
     assert all(v.frames.shape == (12, 48, 48) for v in ds.videos)
     assert "laughing" in caplog.text and "carol_broken" in caplog.text
+    layout, entries = labelled_video_files(root)  # what benchmarks/video_eval.py reads
+    assert layout == "folders" and [(f.name, CLASSES[c], s) for f, c, s in entries] == [
+        ("alice_1.mp4", "happy", "alice"), ("bob_take2.webm", "happy", "bob"), ("carol_broken.mp4", "happy", "carol"),
+        ("alice_2.mp4", "surprise", "alice"),
+    ]
 
 
 def test_cremad_file_names(tmp_path):
@@ -189,6 +202,7 @@ def test_cremad_file_names(tmp_path):
     (root / "notes_1001.flv").write_bytes(b"x")  # not CREMA-D's naming: ignored
     seven = load_dataset(tmp_path / "CREMA-D", cache_dir=tmp_path / "c", progress=False)
     assert seven.layout == "cremad"
+    assert labelled_video_files(tmp_path / "CREMA-D")[0] == "cremad"
     assert sorted((v.subject, CLASSES[v.label]) for v in seven.videos) == [("1001", "anger"), ("1002", "happy")]
     eight = load_cremad(tmp_path / "CREMA-D", cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
     assert sorted(CLASSES_WITH_NEUTRAL[v.label] for v in eight.videos) == ["anger", "happy", "neutral"]

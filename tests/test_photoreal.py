@@ -95,6 +95,24 @@ def test_neutral_code_is_zero_and_optional(tree, tmp_path):
     assert codes == list(range(1, 8))
 
 
+def test_more_smiles_extend_the_tree_with_other_cameras(tree, tmp_path):
+    root, _ = tree
+    s = write_dataset(LONDON, tmp_path, seed=0, identities=["012"], size=SIZE, smiles=3, progress=False)
+    assert s["per_class"]["happy"] == 3 and s["sequences"] == len(KINDS) + 2 and s["smiles"] == 3
+    full, more = files_of(root), files_of(tmp_path)
+    # the one-smile tree is a subset, byte for byte: sequences 001-008 do not change
+    assert all(more[k] == v for k, v in full.items() if "L012" in k)
+    extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
+    assert [k.split("/")[2] for k in extra] == ["009", "010"]
+    assert {more[k].decode() for k in extra} == {photoreal._fmt(5.0) + "\n"}
+    # each extra smile is the same real smile under another camera: the peak frames differ
+    peaks = [cv2.imread(str(max((tmp_path / "cohn-kanade-images" / "L012" / n).iterdir())), cv2.IMREAD_GRAYSCALE)
+             for n in ("009", "010")]
+    assert peaks[0].shape == peaks[1].shape and np.abs(peaks[0].astype(int) - peaks[1].astype(int)).mean() > 2
+    with pytest.raises(ValueError, match="at least 1"):
+        write_dataset(LONDON, tmp_path / "none", identities=["012"], size=SIZE, smiles=0, progress=False)
+
+
 def test_deterministic_per_seed_and_per_identity(tree, tmp_path):
     root, _ = tree
     one = write_dataset(LONDON, tmp_path / "one", seed=0, identities=["012"], size=SIZE, progress=False)

@@ -31,6 +31,18 @@ def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos
     assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
 
 
+def test_vote_min_clips_reaches_the_vote(predictor, videos, tmp_path, model_dir):
+    # longer than the video: no expression holds that long, so every clip votes, the calm ones too
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_min_clips=1000)
+    result = analyse_video(videos["face_gap_face"], predictor, settings)
+    face = [c for c in result["clips"] if c["face"]]
+    probs = np.array([[c["probabilities"][k] for k in predictor.classes] for c in face])
+    labels = [predictor.classes.index(c["label"]) for c in face]
+    assert result["expression"] == predictor.classes[majority_vote(labels, probs, len(predictor.classes))[0]]
+    with pytest.raises(ValueError, match="vote_min_clips"):
+        Settings(vote_min_clips=0)
+
+
 def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, model_dir):
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
     result = analyse_video(videos["astronaut_mp4"], predictor, settings, out_dir=tmp_path / "png")

@@ -88,7 +88,8 @@ def cmd_synth(args) -> None:
             sys.exit(f"no London-set identities in {args.photoreal} (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)")
         train_ids, held = photoreal.split_identities(ids)
         chosen = ids if args.all_identities else train_ids
-        summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen, progress=not args.quiet)
+        summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
+                                           smiles=args.smiles, progress=not args.quiet, workers=args.workers)
         summary["held_out"] = [] if args.all_identities else held
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
@@ -229,6 +230,11 @@ def main(argv=None) -> None:
     p.add_argument("--photoreal", metavar="LONDON_DIR", default=None,
                    help="instead of drawn faces: photo-real sequences of the London set's real people (CC BY 4.0)")
     p.add_argument("--all-identities", action="store_true", help="with --photoreal: also the identities held out for evaluation")
+    p.add_argument("--smiles", type=int, default=1, metavar="N",
+                   help="with --photoreal: N happy sequences of each person's real smile, each under its own camera "
+                        "(extra ones are numbered last, so the --smiles 1 tree is a subset; the served set uses 1, "
+                        "docs/real-faces.md says what 3 did)")
+    p.add_argument("--workers", type=int, default=1, help="with --photoreal: render people in this many processes (same bytes)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)
 

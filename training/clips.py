@@ -34,7 +34,7 @@ def clip_indices(n_frames: int, length: int = CLIP_LENGTH, stride: int = CLIP_ST
 
 
 def majority_vote(
-    labels, probabilities=None, num_classes: int | None = None, abstain: int | None = None
+    labels, probabilities=None, num_classes: int | None = None, abstain: int | None = None, min_run: int = 1
 ) -> tuple[int, np.ndarray]:
     """The video's label from its clips' labels. Returns (winner, votes per class).
 
@@ -42,6 +42,9 @@ def majority_vote(
     over the voting clips wins (the model was more sure of it); if still tied, the lower class
     index. `abstain` (e.g. a "neutral" class) votes only when no clip voted for anything else, so
     a short expression inside a calm video is not outvoted by the calm.
+    `min_run` (with `abstain`): an expression outvotes the calm only where it holds for at least
+    that many consecutive clips; a shorter run (one clip where a still face starts to move) is
+    not held against the calm. With no such run, every clip votes. 1 is the rule above.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size == 0:
@@ -50,8 +53,13 @@ def majority_vote(
         num_classes = int(labels.max()) + 1 if probabilities is None else np.shape(probabilities)[1]
     votes = np.bincount(labels, minlength=num_classes)  # every clip is counted and reported ...
     voters = np.ones(labels.shape, dtype=bool)
-    if abstain is not None and np.any(labels != abstain):
-        voters = labels != abstain  # ... but an abstaining class only contests when it is alone
+    if abstain is not None:
+        expressive = labels != abstain
+        for _, first, last in label_runs(labels.tolist()):
+            if last - first + 1 < min_run:
+                expressive[first : last + 1] = False
+        if expressive.any():
+            voters = expressive  # ... but an abstaining class only contests when it is alone
     contest = np.bincount(labels[voters], minlength=num_classes)
     tied = np.flatnonzero(contest == contest.max())
     if len(tied) > 1 and probabilities is not None:

@@ -316,17 +316,23 @@ def is_cremad(root: Path) -> bool:
     return any(CREMAD_NAME.match(f.stem) for f in list(root.rglob("*.flv"))[:50] + list(root.rglob("*.mp4"))[:50])
 
 
+def labelled_video_files(root, classes=CLASSES) -> tuple[str, list[tuple[Path, int, str]]]:
+    """(layout, [(video file, class index, subject)]) of a tree of video files: CREMA-D if its
+    videos are named that way, else class folders. Training and benchmarks/video_eval.py both
+    read videos through this, so they agree on what a tree holds."""
+    root = Path(root)
+    if is_cremad(root):
+        return "cremad", cremad_videos(root, classes)
+    return "folders", class_folder_videos(root, classes)
+
+
 def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    """CK+ layout if ROOT has cohn-kanade-images/; CREMA-D if its videos are named that way;
-    else class folders."""
+    """CK+ layout if ROOT has cohn-kanade-images/; else the video files of labelled_video_files."""
     root = Path(root)
     if (root / "cohn-kanade-images").is_dir():
-        loader = load_ckplus
-    elif is_cremad(root):
-        loader = load_cremad
-    else:
-        loader = load_class_folders
-    return loader(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
+        return load_ckplus(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
+    layout, entries = labelled_video_files(root, classes)
+    return _load_video_files(root, entries, layout, crop, cache_dir, classes, progress)
 
 
 def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:

@@ -936,21 +936,22 @@ def _seq_length(rng) -> int:
     return int(rng.integers(12, 19))
 
 
-def _plan(seed: int, face_id: str, neutral: bool) -> tuple[bool, list[str]]:
+def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1) -> tuple[bool, list[str]]:
     rng = np.random.default_rng([seed, int(face_id)])
     color = bool(rng.random() < 0.2)
     kinds = [str(k) for k in rng.permutation(KINDS)]
     if not neutral:
         kinds.remove("neutral")
-    return color, kinds
+    # Extra smiles go last, so a tree written with more smiles holds the one with fewer as is.
+    return color, kinds + ["happy"] * (smiles - 1)
 
 
 def _write_identity(args) -> dict:
-    london_dir, out, seed, face_id, size, neutral, threads = args
+    london_dir, out, seed, face_id, size, neutral, smiles, threads = args
     if threads is not None:
         cv2.setNumThreads(threads)
     out = Path(out)
-    color, kinds = _plan(seed, face_id, neutral)
+    color, kinds = _plan(seed, face_id, neutral, smiles)
     subj = f"L{face_id}"
     frames = 0
     for k, emotion in enumerate(kinds, start=1):
@@ -970,10 +971,15 @@ def _write_identity(args) -> dict:
     return {"face_id": face_id, "subject": subj, "frames": frames, "labels": kinds, "color": color}
 
 
-def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, progress=True, workers: int = 1) -> dict:
+def write_dataset(
+    london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, progress=True, workers: int = 1
+) -> dict:
     """Write the CK+ tree of London Set faces under out_dir: for every identity (or the given
     ids) one sequence per class and, with `neutral`, one neutral sequence (label code 0), in a
-    seeded random order. Subject folders are "L" + face id. Returns a summary dict.
+    seeded random order. With `smiles` = N > 1, each person's real smile is N happy sequences,
+    each under its own camera (framing, light, noise): the real smiles are the set's only real
+    expressions, and their peak frames its only real expressive stills. Subject folders are
+    "L" + face id. Returns a summary dict.
     `workers` > 1 renders identities in that many processes (same bytes either way)."""
     london_dir = str(Path(london_dir).resolve())
     out = Path(out_dir)
@@ -983,7 +989,9 @@ def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490),
     if missing:
         raise FileNotFoundError(f"London Set identities without neutral photo, template and smile: {missing}")
     size = (int(size[0]), int(size[1]))
-    jobs = [(london_dir, str(out), seed, i, size, neutral, 1 if workers > 1 else None) for i in ids]
+    if smiles < 1:
+        raise ValueError("smiles must be at least 1")
+    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), 1 if workers > 1 else None) for i in ids]
     results = []
     t0 = time.monotonic()
 
@@ -1014,6 +1022,7 @@ def write_dataset(london_dir, out_dir, seed=0, identities=None, size=(640, 490),
         "color_identities": sum(r["color"] for r in results),
         "per_class": per_class,
         "seed": seed,
+        "smiles": int(smiles),
         "size": list(size),
         "attribution": ATTRIBUTION,
     }
