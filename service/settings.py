@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     vote_min_clips: int = Field(
         1, ge=1,
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
-        "clips; 1 is the issue's rule (any expressive clip), 3 ignores one-clip blips (docs/real-faces.md)",
+        "clips; 1 is the issue's rule (any expressive clip), 2 ignores one-clip blips (docs/real-faces.md)",
     )
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None
