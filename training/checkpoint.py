@@ -36,7 +36,7 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(out_dir, model, crop, classes, record: dict, card_text: str = "") -> dict:
+def save_checkpoint(out_dir, model, crop, classes, record: dict) -> dict:
     """Write weights, config.json and MODEL_CARD.md; returns the config written."""
     from safetensors.torch import save_file
 
@@ -55,15 +55,15 @@ def save_checkpoint(out_dir, model, crop, classes, record: dict, card_text: str 
         "parameters": sum(p.numel() for p in model.parameters()),
         **record,
     }
-    write_record(out, config, card_text)
+    write_record(out, config)
     return config
 
 
-def write_record(ckpt_dir, config: dict, card_text: str = "") -> None:
+def write_record(ckpt_dir, config: dict) -> None:
     """config.json and the model card made from it: the one place both are written."""
     out = Path(ckpt_dir)
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    (out / CARD).write_text(card_text or model_card(config))
+    (out / CARD).write_text(model_card(config))
 
 
 def read_config(ckpt_dir) -> dict:
