@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
-from service.settings import DEFAULT_MODEL_DIR
 from training.checkpoint import load_checkpoint
 from training.clips import clip_indices
+
+# not service.settings' constant: GPU machines may lack the service's dependencies (pydantic)
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
 def main():
@@ -30,9 +33,10 @@ def main():
     ap.add_argument("--videos", type=int, default=8, help="videos processed back to back per timing")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     args = ap.parse_args()
     device = torch.device(args.device)
-    model, config = load_checkpoint(DEFAULT_MODEL_DIR, device)
+    model, config = load_checkpoint(args.model, device)
     S = config["model"]["input_size"]
     frames = torch.randint(0, 256, (args.frames, 1, S, S), dtype=torch.uint8, device=device)
     clips = torch.from_numpy(clip_indices(args.frames)).to(device)

@@ -17,8 +17,12 @@ neutral to a broad smile").
 Prints right per class, what each wrong one became, and, with --baseline, the same for the
 per-frame FER2013 CNN (benchmarks/fer2013_baseline.py) on the same videos' decoded frames.
 
+--fold K judges on London fold K's people instead (fold 0 is the served checkpoint's held-out
+set); the model must have been trained without them (`training train --london-fold K`,
+benchmarks/london_folds.py). --flip-average scores every clip with its mirror image too.
+
     python benchmarks/london_eval.py [--london ../shared/datasets/london-set] [--model models/default]
-                                     [--sequences] [--all] [--baseline emotion_model.hdf5]
+                                     [--sequences] [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
                                      [--vote-min-clips N [N ...]]
 """
 
@@ -39,7 +43,7 @@ from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training import photoreal  # noqa: E402
 from training.clips import majority_vote  # noqa: E402
-from training.video import read_frames  # noqa: E402
+from training.video import VideoError, read_frames  # noqa: E402
 
 SEQUENCE_SEED = 1000  # the training set is written with seed 0: these are other sequences
 LEAD_FRAMES, RISE_FRAMES, HOLD_FRAMES = 30, 30, 30
@@ -72,6 +76,8 @@ def revote(result: dict, classes: list[str], min_clips: int) -> str:
     vote (training.clips.majority_vote) over the same clips' labels and probabilities (as the
     result rounds them, to 4 places: a tie could in principle break the other way)."""
     face = [c for c in result["clips"] if c["face"]]
+    if not face:
+        return result["expression"]  # "(no_face)"
     probs = np.array([[c["probabilities"][k] for k in classes] for c in face])
     labels = [classes.index(c["label"]) for c in face]
     winner, _ = majority_vote(labels, probs, len(classes), abstain=classes.index("neutral"), min_run=min_clips)
@@ -103,16 +109,20 @@ def main():
     ap.add_argument("--frames", type=int, default=16, help="length of the still videos")
     ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
+    ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY),
+                    help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
+                         "trained with `training train --london-fold K` for the others, see benchmarks/london_folds.py)")
     ap.add_argument("--baseline", default=None, help="fer's emotion_model.hdf5: also score the per-frame FER2013 CNN")
     ap.add_argument("--people", type=int, default=None, help="only the first N identities (a quick look)")
+    ap.add_argument("--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)")
     ap.add_argument("--vote-min-clips", type=int, nargs="+", default=[], metavar="N",
                     help="also report the vote with the service's vote_min_clips = N, re-voted from the same clips")
     args = ap.parse_args()
 
     ids = photoreal.list_identities(args.london)
-    _, held = photoreal.split_identities(ids)
+    _, held = photoreal.split_identities(ids, args.fold)
     chosen = (ids if args.all else held)[: args.people]
-    predictor = Predictor(args.model)
+    predictor = Predictor(args.model, flip_average=args.flip_average)
     if "neutral" not in predictor.classes:
         sys.exit(f"{args.model} has no neutral class: it cannot say 'nothing'")
     settings = Settings(model_dir=Path(args.model))
@@ -129,7 +139,10 @@ def main():
     theirs = {reading: defaultdict(Counter) for reading in (baseline.READINGS if baseline else ())}
     wrong, smiles = [], Counter()
     for face_id, want, video in videos:
-        result = analyse_video(video, predictor, settings)
+        try:
+            result = analyse_video(video, predictor, settings)
+        except VideoError as e:  # no face found: a wrong answer, not the end of the evaluation
+            result = {"expression": f"({e.code})", "clips": [], "segments": []}
         ours[want][result["expression"]] += 1
         if result["expression"] != want:
             wrong.append(f"{face_id} {want} -> {result['expression']}")
@@ -146,8 +159,8 @@ def main():
         video.unlink()
 
     kind = "lead-rise-hold photo-real videos" if args.sequences else "stills (neutral, smiling photo)"
-    print(f"# {'all' if args.all else 'held-out'} London identities: {len(chosen)} people, {kind}; "
-          f"model {predictor.variant} {predictor.sha256[:12]}")
+    print(f"# {'all' if args.all else f'fold {args.fold} held-out'} London identities: {len(chosen)} people, {kind}; "
+          f"model {predictor.variant} {predictor.sha256[:12]}{', flip-averaged' if args.flip_average else ''}")
     report("served model", ours)
     if wrong:
         print("wrong: " + "; ".join(wrong))

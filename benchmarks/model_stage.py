@@ -4,7 +4,9 @@ Takes the face crops of a video (the pipeline's own preprocessing), cuts the cli
   plain:   every clip encoded on its own, fp32                     (the reference)
   shared:  each frame's features once, gathered into clips, fp32   (what the service does)
   bf16:    plain under bf16 autocast
-  shared+bf16
+  shared+bf16                                                      (the default)
+  shared+bf16+flip: each clip and its mirror image, averaged       (FLIP_AVERAGE: not a speed-up but
+                    a change of answer, so its agreement columns say how often it answers otherwise)
 interleaved round by round; prints ms per video, clips/s, the speed-up over plain, and the
 share of clips whose label matches plain's (the bar for keeping an optimisation: >= 99 %,
 and the same vote).
@@ -59,28 +61,29 @@ def main():
         from videos import astronaut_frames, write_video
 
         video = write_video(Path(tempfile.mkdtemp()) / "face.mp4", astronaut_frames(int(args.seconds * 30), zoom=(0.8, 1.3)))
-    preds = {bf16: Predictor(args.model, args.device, 32, bf16=bf16) for bf16 in (False, True)}
-    crops = preprocess_video_file(video, preds[False].crop, max_frames=100_000)
+    ways = {"plain": (False, False, False), "shared": (False, True, False), "bf16": (True, False, False),
+            "shared+bf16": (True, True, False), "shared+bf16+flip": (True, True, True)}  # (bf16, shared, flip)
+    preds = {(b, f): Predictor(args.model, args.device, 32, bf16=b, flip_average=f) for b, _, f in ways.values()}
+    crops = preprocess_video_file(video, preds[False, False].crop, max_frames=100_000)
     clips = clip_indices(len(crops))
-    ways = {"plain": (False, False), "shared": (False, True), "bf16": (True, False), "shared+bf16": (True, True)}
     times = {w: [] for w in ways}
     probs = {}
     with torch.inference_mode():
-        for w, (bf16, shared) in ways.items():  # warm-up
-            probs[w] = run(preds[bf16], crops, clips, shared)
+        for w, (bf16, shared, flip) in ways.items():  # warm-up
+            probs[w] = run(preds[bf16, flip], crops, clips, shared)
         for _ in range(args.rounds):
-            for w, (bf16, shared) in ways.items():
+            for w, (bf16, shared, flip) in ways.items():
                 start = time.perf_counter()
-                run(preds[bf16], crops, clips, shared)
-                if preds[bf16].device.type == "cuda":
+                run(preds[bf16, flip], crops, clips, shared)
+                if preds[bf16, flip].device.type == "cuda":
                     torch.cuda.synchronize()
                 times[w].append(time.perf_counter() - start)
     K = probs["plain"].shape[1]
     ref_labels = probs["plain"].argmax(1)
     ref_vote = majority_vote(ref_labels, probs["plain"], K)[0]
-    dev = preds[False].device
+    dev = preds[False, False].device
     print(f"# {video.name}: {len(crops)} frames, {len(clips)} clips; {dev}, {torch.get_num_threads()} threads, "
-          f"bf16 {'native' if preds[True].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
+          f"bf16 {'native' if preds[True, False].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
     print("| model stage | ms per video | clips/s | video frames/s | vs plain | clip labels = plain | vote = plain | max prob. diff |")
     print("|---|---|---|---|---|---|---|---|")
     base = statistics.median(times["plain"])

@@ -50,7 +50,7 @@ class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False,
-                 detect_max_side: int | None = None):
+                 detect_max_side: int | None = None, flip_average: bool = False):
         import torch
 
         from training.checkpoint import crop_config, load_checkpoint
@@ -65,25 +65,40 @@ class Predictor:
         self.variant: str = self.config["model"]["variant"]
         self.batch_size = batch_size
         self.bf16 = bf16 and bf16_ok(self.device)
+        # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
+        # face it knows); the two probabilities are averaged. Twice the network's work.
+        self.flip_average = flip_average
         self.detector = FaceDetector(detect_max_side or self.crop.detect_max_side)
 
     def warm_up(self) -> None:
         self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))
 
     def features(self, crops: np.ndarray):
-        """(N, S, S) uint8 frames -> the network's per-frame features (N, P, h, w), on the device."""
+        """(N, S, S) uint8 frames -> the network's per-frame features (N, P, h, w), on the device;
+        (N, 2, P, h, w) with flip_average: each frame's, then its mirror image's."""
         torch = self.torch
+        x = torch.from_numpy(crops)[:, None].to(self.device)  # (N, 1, S, S)
+        if self.flip_average:
+            x = torch.stack([x, x.flip(-1)], 1).flatten(0, 1)  # (2N, 1, S, S)
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            return self.model.frame_features(torch.from_numpy(crops)[:, None].to(self.device))
+            f = self.model.frame_features(x)
+        return f.unflatten(0, (-1, 2)) if self.flip_average else f
 
     def score(self, feats) -> tuple[np.ndarray, np.ndarray | None]:
-        """(B, T, P, h, w) clip features -> class probabilities (B, K), attention maps (B, T, h', w') or None."""
+        """(B, T, P, h, w) clip features ((B, T, 2, P, h, w) with flip_average) -> class probabilities (B, K),
+        attention maps (B, T, h', w') or None. Mirrored clips only vote: the maps are the clip's as shown."""
         torch = self.torch
+        B = feats.shape[0]
+        if self.flip_average:
+            feats = feats.transpose(1, 2).flatten(0, 1)  # (2B, T, P, h, w): clip, its mirror, next clip, ...
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             out = self.model.forward_features(feats)
-            probs = out.logits.float().softmax(-1).cpu().numpy()
-            maps = None if out.attention is None else out.attention.float().cpu().numpy()
-        return probs, maps
+            probs = out.logits.float().softmax(-1)
+            maps = out.attention
+            if self.flip_average:
+                probs = probs.unflatten(0, (B, 2)).mean(1)
+                maps = None if maps is None else maps.unflatten(0, (B, 2))[:, 0]
+        return probs.cpu().numpy(), None if maps is None else maps.float().cpu().numpy()
 
     def predict(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(B, T, S, S) uint8 clips -> probabilities, maps (each clip's frames encoded on their own)."""
@@ -290,7 +305,7 @@ def analyse_video(
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
                   "width": info.width, "height": info.height},
         "faces": {"frames_with_face": int(sum(has_face)), "frames": n},
-        "model": {"variant": predictor.variant, "sha256": predictor.sha256},
+        "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
     }
 

@@ -64,6 +64,7 @@ class FaceStats(BaseModel):
 class ModelRef(BaseModel):
     variant: str
     sha256: str
+    flip_average: bool = Field(False, description="each clip was also scored in a mirror and the two averaged")
 
 
 class Result(BaseModel):

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
         "clips; 1 is the issue's rule (any expressive clip), 2 ignores one-clip blips (docs/real-faces.md)",
     )
+    flip_average: bool = Field(
+        False,
+        description="average each clip's probabilities with its mirror image's (twice the model's work; "
+        "docs/real-faces.md measures it)",
+    )
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None
 

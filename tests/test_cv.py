@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training.cv import make_folds
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def subjects_and_labels(n_subjects=30, seed=0):
@@ -140,3 +144,86 @@ def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_p
     table = (out / "table.md").read_text()
     assert "| 1 of 3 |" in table and "folds 1 to 1" in table
     assert (out / "attention.png").read_bytes() and (out / "attention-convlstm_ram.png").is_file()  # the first figure kept
+
+
+def fake_london(root, n=10):
+    """The London set's file names (empty files): enough for its identities and folds."""
+    for d in ("neutral", "smiling"):
+        (root / d).mkdir(parents=True)
+    for i in range(n):
+        for name in (f"neutral/{i:03d}_03.jpg", f"neutral/{i:03d}_03.tem", f"smiling/{i:03d}_08.jpg"):
+            (root / name).touch()
+    return root
+
+
+def test_london_folds_hold_out_every_person_once(tmp_path):
+    from training.photoreal import list_identities, london_face_id, split_identities
+
+    ids = list_identities(fake_london(tmp_path / "london", 12))
+    held = [split_identities(ids, k)[1] for k in range(5)]
+    assert held[0] == ids[::5]  # fold 0 is the served checkpoint's split, as before folds existed
+    assert sorted(i for h in held for i in h) == ids
+    for k, h in enumerate(held):
+        assert set(split_identities(ids, k)[0]).isdisjoint(h)
+    with pytest.raises(ValueError, match="fold"):
+        split_identities(ids, 5)
+    assert london_face_id("photoreal:L017") == "017" and london_face_id("L003") == "003"
+    assert london_face_id("synth40:S005") is None and london_face_id("LEO") is None
+
+
+@pytest.fixture(scope="module")
+def london_pack(tiny_set, tmp_path_factory):
+    """A pack whose subjects are London people 000, 001, 002 (the tiny drawn set's three), and a
+    stand-in London set of ten people for its folds."""
+    from training.data import CLASSES_WITH_NEUTRAL, Dataset, Video, load_dataset, save_pack
+    from training.faces import CropConfig
+
+    tmp = tmp_path_factory.mktemp("london-pack")
+    loaded = load_dataset(tiny_set, cache_dir=tmp / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    face_id = {s: f"L{i:03d}" for i, s in enumerate(sorted(set(loaded.subjects)))}
+    videos = [Video(face_id[v.subject], v.name, v.label, v.frames) for v in loaded.videos]
+    pack = save_pack(Dataset(videos, loaded.classes, loaded.layout, "tiny"), tmp / "tiny.npz", CropConfig())
+    return pack, fake_london(tmp / "london"), [v.subject for v in videos]
+
+
+def test_train_on_a_pack_leaving_out_a_london_fold(london_pack, tmp_path):
+    from training.checkpoint import load_checkpoint
+
+    pack, london, subjects = london_pack
+    out = tmp_path / "ckpt"
+    run("train", "--data", str(pack), "--neutral", "--london-fold", "1", "--london", str(london),
+        "--out", str(out), "--epochs", "1", "--quiet")
+    _, config = load_checkpoint(out)
+    kept = sum(s != "L001" for s in subjects)  # fold 1 of ids 000..009 is 001 and 006
+    assert 0 < kept < len(subjects) and config["data"]["videos"] == kept
+    assert config["data"]["root"].endswith("less London fold 1") and config["classes"][-1] == "neutral"
+    p = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(pack), "--out", str(tmp_path / "x"),
+                        "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "packed for the classes" in p.stderr  # 8-class pack, 7-class run
+
+
+def test_london_folds_trains_every_fold_side_by_side(london_pack, tmp_path):
+    pack, london, subjects = london_pack
+    out = tmp_path / "folds"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "london_folds.py"), "--pack", str(pack), "--london", str(london),
+                        "--folds", "2", "0", "--out", str(out), "--poll", "1", "--", "--epochs", "2"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {k: v["returncode"] for k, v in summary["folds"].items()} == {"2": 0, "0": 0}
+    assert summary["extra_args"] == ["--epochs", "2", "--threads", str(max(1, (os.cpu_count() or 1) // 2))]
+    for k, held in (("2", "L002"), ("0", "L000")):
+        config = json.loads((out / f"fold{k}" / "config.json").read_text())
+        assert config["data"]["videos"] == sum(s != held for s in subjects)
+
+
+def test_london_folds_reads_the_progress_bar(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from london_folds import progress
+
+    log = tmp_path / "fold1.log"
+    assert progress(log) is None
+    log.write_text("INFO loaded\repochs:   0%|  | 0/30 [00:00<?, ?it/s]\repochs:  10%|# | 3/30 [00:39<05:51, 13.0s/it, acc=0.5]")
+    assert progress(log) == (3, 30, 351)
+    log.write_text("epochs:  97%|#| 29/30 [1:02:03<1:02:10, 13.0s/it]")
+    assert progress(log) == (29, 30, 3730)

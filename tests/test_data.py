@@ -265,3 +265,20 @@ def test_several_roots_keep_their_subjects_apart(ck_tree, tmp_path):
     one = load_ckplus(ck_tree, cache_dir=tmp_path / "c", progress=False)
     assert len(both.videos) == 2 * len(one.videos)
     assert len(set(both.subjects)) == 2 * len(set(one.subjects))  # same S### names, different people
+
+
+def test_a_pack_reads_back_as_the_data_set_it_was_made_of(ck_tree, tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL, load_pack, save_pack
+
+    loaded = load_ckplus(ck_tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    path = save_pack(loaded, tmp_path / "packs" / "ck.npz", CropConfig())
+    packed = load_dataset(path, classes=CLASSES_WITH_NEUTRAL)  # --data FILE.npz
+    assert [(v.subject, v.name, v.label) for v in packed.videos] == [(v.subject, v.name, v.label) for v in loaded.videos]
+    for a, b in zip(packed.videos, loaded.videos):
+        np.testing.assert_array_equal(a.frames, b.frames)
+    assert any(v.name.endswith("#onset") for v in packed.videos)  # the stills travel with it
+    assert packed.root == f"{path} = {loaded.root}" and packed.layout == "pack (ckplus)"
+    with pytest.raises(ValueError, match="packed for the classes"):
+        load_pack(path, classes=CLASSES)  # a 7-class run must not read 8-class labels
+    with pytest.raises(ValueError, match="crop settings"):
+        load_pack(path, CropConfig(size=64), classes=CLASSES_WITH_NEUTRAL)

@@ -1,4 +1,4 @@
-"""python -m training {synth,cv,train}: data, cross-validation and the servable checkpoint."""
+"""python -m training {synth,cv,train,pack,card}: data, cross-validation, the servable checkpoint, packs and model cards."""
 
 from __future__ import annotations
 
@@ -87,13 +87,14 @@ def cmd_synth(args) -> None:
         if not ids:
             sys.exit(f"no London-set identities in {args.photoreal} (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)")
         train_ids, held = photoreal.split_identities(ids)
-        chosen = ids if args.all_identities else train_ids
+        # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
+        chosen = ids if args.all_identities else held if args.only_held_out else train_ids
         summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                            smiles=args.smiles, progress=not args.quiet, workers=args.workers)
-        summary["held_out"] = [] if args.all_identities else held
+        summary["left_out"] = sorted(set(ids) - set(chosen))
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
-            f"{photoreal.ATTRIBUTION}\nHeld out of this set (for evaluation): {', '.join(summary['held_out']) or 'none'}\n"
+            f"{photoreal.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
         )
     else:
         from training.synth import write_dataset
@@ -168,6 +169,8 @@ def cmd_train(args) -> None:
 
     device = setup(args)
     dataset = load(args)
+    if args.london_fold is not None:
+        dataset = without_london_fold(dataset, args.london, args.london_fold)
     cfg = recipe(args)
     overrides = {"hidden_channels": args.hidden} if args.hidden else {}
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
@@ -204,6 +207,31 @@ def cmd_train(args) -> None:
     log.info("wrote %s: %s", args.out, metrics)
 
 
+def without_london_fold(dataset, london_dir, fold: int):
+    """The data set less the photo-real sequences of one fold's London people (photoreal.split_identities),
+    so benchmarks/london_eval.py --fold K can judge the model on people it never saw."""
+    from training.data import Dataset
+    from training.photoreal import DEFAULT_LONDON_DIR, list_identities, london_face_id, split_identities
+
+    ids = list_identities(london_dir or DEFAULT_LONDON_DIR)
+    if not ids:
+        raise SystemExit(f"--london-fold needs the London set to know its folds; none at {london_dir or DEFAULT_LONDON_DIR} (--london DIR)")
+    held = set(split_identities(ids, fold)[1])
+    kept = [v for v in dataset.videos if london_face_id(v.subject) not in held]
+    dropped = {london_face_id(v.subject) for v in dataset.videos} & held
+    log.info("--london-fold %d: left out %d videos and stills of %d London people", fold, len(dataset.videos) - len(kept), len(dropped))
+    return Dataset(kept, dataset.classes, dataset.layout, f"{dataset.root} less London fold {fold}")
+
+
+def cmd_pack(args) -> None:
+    from training.data import save_pack
+    from training.faces import CropConfig
+
+    dataset = load(args)
+    path = save_pack(dataset, args.out, CropConfig())
+    log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+
+
 def cmd_card(args) -> None:
     from training.checkpoint import read_config, write_record
 
@@ -229,7 +257,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--photoreal", metavar="LONDON_DIR", default=None,
                    help="instead of drawn faces: photo-real sequences of the London set's real people (CC BY 4.0)")
-    p.add_argument("--all-identities", action="store_true", help="with --photoreal: also the identities held out for evaluation")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--all-identities", action="store_true", help="with --photoreal: also the identities held out for evaluation")
+    who.add_argument("--only-held-out", action="store_true",
+                     help="with --photoreal: only the identities held out for evaluation (for packs that train other London folds)")
     p.add_argument("--smiles", type=int, default=1, metavar="N",
                    help="with --photoreal: N happy sequences of each person's real smile, each under its own camera "
                         "(extra ones are numbered last, so the --smiles 1 tree is a subset; the served set uses 1, "
@@ -255,7 +286,19 @@ def main(argv=None) -> None:
     p.add_argument("--data-description", default=None, help="a sentence on the data for the model card")
     p.add_argument("--licence", action="append", default=[], help="a licence notice for the model card (repeatable)")
     p.add_argument("--limits", default=None, help="what the model cannot do, for the model card")
+    p.add_argument("--london-fold", type=int, default=None, metavar="K", choices=range(5),
+                   help="leave out the photo-real sequences of London fold K's people (0 is the served split's held-out "
+                        "people; benchmarks/london_eval.py --fold K then judges the model on them)")
+    p.add_argument("--london", default=None, metavar="LONDON_DIR", help="the London set, for --london-fold (default: ../shared/datasets/london-set)")
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("pack", help="preprocess --data once into one .npz that --data reads anywhere (e.g. on a GPU machine)")
+    p.add_argument("--data", required=True, action="append", help="as for train; repeat to combine")
+    p.add_argument("--neutral", action="store_true", help="pack for the 8-class model (stills included)")
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--cache", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_pack)
 
     p = sub.add_parser("card", help="add measured metrics (and what they teach about its limits) to a checkpoint's record (weights untouched)")
     p.add_argument("checkpoint")

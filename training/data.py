@@ -35,6 +35,10 @@ towards anger or fear looks like some real people's resting face (docs/real-face
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
 later runs do not decode images again.
+
+* **A pack** (`save_pack`, `load_pack`; `python -m training pack`): one .npz of a loaded data set's
+  face crops, labels, subjects and the crop settings that made them. Preprocess once where the
+  trees are, train where they are not (a GPU machine); `--data FILE.npz` reads it like a tree.
 """
 
 from __future__ import annotations
@@ -327,8 +331,11 @@ def labelled_video_files(root, classes=CLASSES) -> tuple[str, list[tuple[Path, i
 
 
 def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    """CK+ layout if ROOT has cohn-kanade-images/; else the video files of labelled_video_files."""
+    """A pack if ROOT is a .npz file; CK+ layout if ROOT has cohn-kanade-images/; else the video
+    files of labelled_video_files."""
     root = Path(root)
+    if root.suffix == ".npz" and root.is_file():
+        return load_pack(root, crop, classes)
     if (root / "cohn-kanade-images").is_dir():
         return load_ckplus(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
     layout, entries = labelled_video_files(root, classes)
@@ -341,8 +348,53 @@ def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classe
     sets = [load_dataset(r, crop, cache_dir, classes, progress) for r in roots]
     if len(sets) == 1:
         return sets[0]
-    videos = [Video(f"{Path(d.root).name}:{v.subject}", f"{Path(d.root).name}/{v.name}", v.label, v.frames) for d in sets for v in d.videos]
+    names = [Path(r).name for r in roots]
+    videos = [Video(f"{name}:{v.subject}", f"{name}/{v.name}", v.label, v.frames) for name, d in zip(names, sets) for v in d.videos]
     return Dataset(videos, tuple(classes), "+".join(d.layout for d in sets), " + ".join(d.root for d in sets))
+
+
+# --- packs ---------------------------------------------------------------------------------
+
+PACK_FORMAT = 1
+
+
+def save_pack(dataset: Dataset, path, crop: CropConfig) -> Path:
+    """Write a loaded data set (stills included) to one compressed .npz."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": PACK_FORMAT, "classes": list(dataset.classes), "layout": dataset.layout,
+            "root": dataset.root, "crop": crop.to_dict()}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        meta=np.array(json.dumps(meta)),
+        lengths=np.array([len(v.frames) for v in dataset.videos], dtype=np.int64),
+        frames=np.concatenate([v.frames for v in dataset.videos]),
+        labels=dataset.labels,
+        subjects=np.array(dataset.subjects),
+        names=np.array([v.name for v in dataset.videos]),
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def load_pack(path, crop: CropConfig = CropConfig(), classes=CLASSES) -> Dataset:
+    """A pack written by save_pack. Its crops must have been made with `crop` and its labels
+    index `classes`: a pack is never silently re-labelled or re-cropped."""
+    path = Path(path)
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != PACK_FORMAT:
+            raise ValueError(f"{path}: pack format {meta.get('format')}, this code reads {PACK_FORMAT}")
+        if meta["crop"] != crop.to_dict():
+            raise ValueError(f"{path}: packed with crop settings {meta['crop']}, wanted {crop.to_dict()}")
+        if tuple(meta["classes"]) != tuple(classes):
+            raise ValueError(f"{path}: packed for the classes {', '.join(meta['classes'])} "
+                             f"(with or without --neutral as when packed), not {', '.join(classes)}")
+        frames = np.split(z["frames"], np.cumsum(z["lengths"])[:-1])
+        videos = [Video(str(s), str(n), int(y), f) for s, n, y, f in zip(z["subjects"], z["names"], z["labels"], frames)]
+    # Recorded in checkpoints as the data's root: the pack, and the trees it was made from.
+    return Dataset(videos, tuple(classes), f"pack ({meta['layout']})", f"{path} = {meta['root']}")
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -243,14 +244,26 @@ def read_template(path) -> np.ndarray:
 
 
 HOLDOUT_EVERY = 5  # every 5th identity (sorted ids) is held out of training, for evaluation
+LONDON_SUBJECT = re.compile(r"(?:^|:)L(\d+)$")  # "L001", or "photoreal:L001" in a combined data set
 
 
-def split_identities(ids: list[str]) -> tuple[list[str], list[str]]:
+def split_identities(ids: list[str], fold: int = 0) -> tuple[list[str], list[str]]:
     """(training ids, held-out ids): a fixed, documented split, so the served checkpoint's
-    evaluation on real faces (benchmarks/london_eval.py) only sees people it never trained on."""
+    evaluation on real faces (benchmarks/london_eval.py) only sees people it never trained on.
+    Fold 0 (every 5th id from the first) is the served checkpoint's; folds 1-4 (every 5th id from
+    the 2nd, ..., 5th) hold out the other people in turn, for a person-independent estimate
+    over the whole set (docs/real-faces.md)."""
+    if not 0 <= fold < HOLDOUT_EVERY:
+        raise ValueError(f"fold must be 0..{HOLDOUT_EVERY - 1}, got {fold}")
     ids = sorted(ids)
-    held = ids[::HOLDOUT_EVERY]
+    held = ids[fold::HOLDOUT_EVERY]
     return [i for i in ids if i not in held], held
+
+
+def london_face_id(subject: str) -> str | None:
+    """The London face id of a photo-real data set's subject ("L001" or "photoreal:L001" -> "001")."""
+    m = LONDON_SUBJECT.search(subject)
+    return m.group(1) if m else None
 
 
 def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 # Container families we accept: FFmpeg demuxer name by file signature.
 # mp4/mov/m4v/3gp, mkv/webm, avi, flv (CREMA-D ships .flv), MPEG-TS.
@@ -56,6 +59,10 @@ def sniff_container(head: bytes) -> str | None:
 
 
 def _open(path: Path) -> tuple[av.container.InputContainer, str]:
+    # PyAV is imported where a file is opened, not with the module: training on a pack
+    # (training.data.load_pack) then runs on machines without it.
+    import av
+
     with open(path, "rb") as f:
         head = f.read(256)
     if not head:
@@ -109,6 +116,8 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
     yields what it holds); raises VideoError if no frame at all can be decoded.
     `threads` = 0 lets FFmpeg choose.
     """
+    import av
+
     container, _ = _open(Path(path))
     with container:
         stream = container.streams.video[0]
