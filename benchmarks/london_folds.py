@@ -10,9 +10,9 @@ on people other than fold 0's.
 The folds train as concurrent processes, each with its share of the CPU cores (this small
 network's training is bound by the CPU that feeds and launches it: on an H200 one fold alone
 ran at 14 s an epoch, about 5 times this project's 2-core machine). The first fold named has
-the highest priority: while the
-progress bars' estimates say some fold would end after --deadline, the lowest-priority one
-still running is stopped (never the last one), so the others finish inside the machine's time.
+the highest priority: while the progress bars' estimates say some fold would end after
+--deadline, the lowest-priority one still running is stopped (never the last one), so the
+others finish inside the machine's time.
 
     python -m training synth --photoreal LONDON --out data/photoreal-held --only-held-out --seed 0
     python -m training pack --data data/synth40 --data data/photoreal --data data/photoreal-held --neutral \\
@@ -68,7 +68,7 @@ def main() -> None:
 
     if "--threads" not in extra:
         # torch's CPU threads default to every core in every process: five folds on 16 cores ran at
-        # 110 s an epoch each (load 53) where one alone ran at 14 s (docs/real-faces.md)
+        # 110 s an epoch each (load 53) where one alone ran at 14 s (docs/performance.md)
         extra = [*extra, "--threads", str(max(1, (os.cpu_count() or 1) // len(args.folds)))]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,9 +88,9 @@ def main() -> None:
             if proc.poll() is not None:
                 status[k] = {"returncode": proc.returncode, "seconds": round(now)}
                 del running[k]
-        ends = {k: now + p[2] for k, (_, log) in running.items() if (p := progress(log)) and p[0] > 0}
-        print(f"{now:5.0f} s: " + ", ".join(f"fold {k} {progress(log)[:2] if progress(log) else '-'}"
-                                             for k, (_, log) in running.items()), flush=True)
+        bars = {k: progress(log) for k, (_, log) in running.items()}
+        ends = {k: now + p[2] for k, p in bars.items() if p and p[0] > 0}
+        print(f"{now:5.0f} s: " + ", ".join(f"fold {k} {p[:2] if p else '-'}" for k, p in bars.items()), flush=True)
         # the highest-priority fold is never stopped: there would be no one left to free the machine for
         if args.deadline and len(running) > 1 and ends and max(ends.values()) > args.deadline and now - last_stop > 2 * args.poll:
             k = [k for k in args.folds if k in running][-1]  # the lowest priority still running
