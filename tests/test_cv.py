@@ -102,6 +102,27 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     assert config["weights_sha256"] in card and "Reproduce" in card and "Design decisions" in card
 
 
+def test_train_with_another_input_size_is_served_at_that_size(tiny_set, tmp_path):
+    """--input-size reaches the crops, the network and the checkpoint, and the service reads it back."""
+    from service.pipeline import Predictor, analyse_video
+    from service.settings import Settings
+    from training.checkpoint import load_checkpoint
+    from training.data import preprocess_video_file
+    from videos import astronaut_frames, write_video
+
+    out = tmp_path / "ckpt64"
+    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--input-size", "64",
+        "--cache", str(tmp_path / "cache"), "--quiet")
+    model, config = load_checkpoint(out)
+    assert config["crop"]["size"] == 64 and config["model"]["input_size"] == 64
+    predictor = Predictor(out)
+    assert predictor.crop.size == 64
+    video = write_video(tmp_path / "astro.mp4", astronaut_frames(24))
+    result = analyse_video(video, predictor, Settings(model_dir=out, storage_dir=tmp_path))
+    assert result["expression"] in config["classes"] and len(result["clips"]) == (24 - 8) // 2 + 1
+    assert preprocess_video_file(video, predictor.crop).shape[1:] == (64, 64)
+
+
 def test_cv_adds_variants_to_a_run_of_the_same_experiment(tiny_set, tmp_path):
     out = tmp_path / "run"
     common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import LONDON
 from training.faces import (
-    FaceDetector, box_from_eyes_mouth, crop_face, fill_missing, landmarks_box, smooth_boxes, to_gray, track_faces,
+    FaceDetector, box_from_eyes_mouth, fallback_to_default, crop_face, fill_missing, landmarks_box, smooth_boxes, to_gray, track_faces,
 )
 from training.video import Frame
 
@@ -112,3 +112,45 @@ def test_landmark_boxes_match_detector_boxes_on_synthetic_faces():
         if found is not None:
             scores.append(iou(found, landmarks_box(landmarks[0])))
     assert len(scores) >= 6 and np.median(scores) > 0.6
+
+
+@pytest.mark.skipif(not LONDON.is_dir(), reason="the London set (../shared/datasets) is not on this machine")
+def test_fallback_cascade_finds_the_face_the_default_misses_and_frames_it_alike(tmp_path):
+    """Person 042's video frame: the default cascade finds no face; the fallback's box, mapped
+    onto the default's, frames him as the default frames the faces it finds (from his template)."""
+    from benchmarks.calibrate_face_box import read_template
+    from training.video import read_frames
+    from videos import write_video
+
+    photo = LONDON / "neutral" / "042_03.jpg"
+    video = write_video(tmp_path / "042.mp4", [cv2.imread(str(photo))] * 2)  # H.264, as the evaluation sends it
+    gray = next(iter(read_frames(video))).gray
+    assert FaceDetector(fallback=False)(gray) is None  # why the fallback exists
+    box = FaceDetector()(gray)
+    assert box is not None
+    pts = read_template(photo.with_suffix(".tem"))
+    assert iou(box, box_from_eyes_mouth(pts[0], pts[1], pts[87:109].mean(0))) > 0.8
+
+
+@pytest.mark.skipif(not LONDON.is_dir(), reason="the London set (../shared/datasets) is not on this machine")
+def test_fallback_boxes_map_onto_the_default_cascades_boxes():
+    detector = FaceDetector()
+    scores = []
+    for photo in sorted((LONDON / "smiling").glob("*.jpg"))[:30]:
+        gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+        default, fallback = detector.detect(detector.cascade, gray), detector.detect(detector.fallback, gray)
+        if default is not None and fallback is not None:
+            scores.append(iou(default, fallback_to_default(fallback)))
+    assert len(scores) >= 25 and np.median(scores) > 0.9 and min(scores) > 0.75
+
+
+def test_no_face_found_in_pictures_without_one():
+    """The fallback runs exactly where there is no face: it must not invent one."""
+    from skimage import data
+
+    pictures = [data.chelsea(), data.coffee(), data.rocket(), data.page(), data.text(), data.brick(), data.grass(), data.moon()]
+    rng = np.random.default_rng(0)
+    pictures += [cv2.GaussianBlur(rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma) for sigma in (0.5, 2, 5)]
+    detector = FaceDetector()
+    found = [i for i, p in enumerate(pictures) if detector(to_gray(p if p.ndim == 2 else cv2.cvtColor(p, cv2.COLOR_RGB2BGR))) is not None]
+    assert found == []

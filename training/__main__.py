@@ -33,11 +33,36 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 even where bf16 is available")
     p.add_argument("--hidden", type=int, default=None, help="recurrent layers' channels (default: the model's)")
+    add_input_size_arg(p)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when present)")
     p.add_argument("--cache", default=None, help="where preprocessed arrays are cached (default ~/.cache/ramfer or $RAMFER_CACHE)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_input_size_arg(p: argparse.ArgumentParser) -> None:
+    from training.faces import CropConfig
+
+    p.add_argument("--input-size", type=int, default=CropConfig.size, metavar="PX",
+                   help=f"side of the gray face crops, the network's input (a multiple of 8; default {CropConfig.size}, "
+                        "the served model's). The checkpoint records it and the service crops to match.")
+
+
+def crop_config(args):
+    from training.faces import CropConfig
+
+    return CropConfig(size=args.input_size)
+
+
+def model_overrides(args) -> dict:
+    """ModelConfig fields the command line changes (only those, so results.json of default runs compare equal)."""
+    from training.faces import CropConfig
+
+    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    if args.input_size != CropConfig.size:
+        overrides["input_size"] = args.input_size
+    return overrides
 
 
 def recipe(args):
@@ -51,11 +76,10 @@ def recipe(args):
 
 def load(args):
     from training.data import load_datasets
-    from training.faces import CropConfig
 
     start = time.perf_counter()
     classes = CLASSES_WITH_NEUTRAL if args.neutral else CLASSES
-    dataset = load_datasets(args.data, CropConfig(), cache_dir=args.cache, classes=classes, progress=not args.quiet)
+    dataset = load_datasets(args.data, crop_config(args), cache_dir=args.cache, classes=classes, progress=not args.quiet)
     log.info(
         "%s (%s layout): %d videos, %d subjects, %d frames, classes %s, loaded in %.1f s",
         dataset.root, dataset.layout, len(dataset.videos), len(set(dataset.subjects)),
@@ -115,7 +139,7 @@ def cmd_cv(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = recipe(args)
-    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    overrides = model_overrides(args)
     results = {
         "folds": int(folds.max() + 1),
         "data": {
@@ -163,7 +187,6 @@ def cmd_cv(args) -> None:
 
 def cmd_train(args) -> None:
     from training.checkpoint import save_checkpoint
-    from training.faces import CropConfig
     from training.model import ExpressionNet, ModelConfig
     from training.train import fit, predict_videos
 
@@ -172,7 +195,7 @@ def cmd_train(args) -> None:
     if args.london_fold is not None:
         dataset = without_london_fold(dataset, args.london, args.london_fold)
     cfg = recipe(args)
-    overrides = {"hidden_channels": args.hidden} if args.hidden else {}
+    overrides = model_overrides(args)
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
     report = fit(model, dataset.videos, cfg, device, progress=not args.quiet)
     preds = predict_videos(model, dataset.videos, device)
@@ -203,7 +226,7 @@ def cmd_train(args) -> None:
         record["licences"] = "\n".join(f"* {t}" for t in args.licence)
     if args.limits:
         record["limits"] = args.limits
-    save_checkpoint(args.out, model.cpu(), CropConfig(), dataset.classes, record)
+    save_checkpoint(args.out, model.cpu(), crop_config(args), dataset.classes, record)
     log.info("wrote %s: %s", args.out, metrics)
 
 
@@ -225,10 +248,9 @@ def without_london_fold(dataset, london_dir, fold: int):
 
 def cmd_pack(args) -> None:
     from training.data import save_pack
-    from training.faces import CropConfig
 
     dataset = load(args)
-    path = save_pack(dataset, args.out, CropConfig())
+    path = save_pack(dataset, args.out, crop_config(args))
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
 
 
@@ -295,6 +317,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("pack", help="preprocess --data once into one .npz that --data reads anywhere (e.g. on a GPU machine)")
     p.add_argument("--data", required=True, action="append", help="as for train; repeat to combine")
     p.add_argument("--neutral", action="store_true", help="pack for the 8-class model (stills included)")
+    add_input_size_arg(p)
     p.add_argument("--out", required=True, help="the .npz to write")
     p.add_argument("--cache", default=None)
     p.add_argument("--quiet", action="store_true")
