@@ -154,3 +154,23 @@ def test_no_face_found_in_pictures_without_one():
     detector = FaceDetector()
     found = [i for i, p in enumerate(pictures) if detector(to_gray(p if p.ndim == 2 else cv2.cvtColor(p, cv2.COLOR_RGB2BGR))) is not None]
     assert found == []
+
+
+def test_fallback_runs_only_where_the_default_finds_nothing():
+    """A frame with a face costs one cascade, and gets the default's box unchanged."""
+    from skimage import data
+
+    class CountingCascade:
+        def __init__(self):
+            self.calls = 0
+
+        def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+            self.calls += 1
+            return ()
+
+    detector = FaceDetector()
+    detector.fallback = counting = CountingCascade()
+    face = to_gray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    np.testing.assert_array_equal(detector(face), FaceDetector(fallback=False)(face))
+    assert counting.calls == 0
+    assert detector(np.full((360, 640), 128, np.uint8)) is None and counting.calls == 1
