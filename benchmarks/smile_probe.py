@@ -1,7 +1,7 @@
 """How much of a real smile survives each crop size: a linear probe on the London stills.
 
 The served model reads 48 px gray crops, and the smiles it misses on held-out people barely move
-the lips. Before paying for a network at a larger input (about 1.8x the compute at 64 px), this
+the lips. Before paying for a network at a larger input (benchmarks/train_step_speed.py), this
 asks a cheap question: with the same people held out as the London folds (photoreal.split_identities),
 how well does a linear classifier on HOG features tell each person's neutral photo from their
 smiling one, from crops made exactly as the service makes them (detector box, scale 1.2) at

