@@ -8,7 +8,7 @@ import pytest
 
 from conftest import LONDON
 from training.faces import (
-    FaceDetector, box_from_eyes_mouth, fallback_to_default, crop_face, fill_missing, landmarks_box, smooth_boxes, to_gray, track_faces,
+    FaceDetector, box_from_eyes_mouth, crop_face, fallback_to_default, fill_missing, landmarks_box, smooth_boxes, to_gray, track_faces,
 )
 from training.video import Frame
 

@@ -49,9 +49,9 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 # frames, the default misses 3 of 408 images, all of one darker-skinned man against the
 # studio's bright background; the alt cascade finds all 408), finds none in the scikit-image
 # sample pictures without faces (the default finds two), and draws a box of nearly the same
-# place and size. Its boxes are mapped onto the default's (fitted by benchmarks/calibrate_face_box.py on
-# the faces both find), so the crop frames a face as the model learned it; frames the default
-# detects are untouched.
+# place and size (benchmarks/detector_coverage.py). Its boxes are mapped onto the default's
+# (fitted by benchmarks/calibrate_face_box.py on the faces both find), so the crop frames a face
+# as the model learned it; frames the default detects are untouched.
 FALLBACK_CASCADE = "haarcascade_frontalface_alt.xml"
 FALLBACK_SIDE_TO_DEFAULT = 1.025  # default side / alt side (median over 203 London photos)
 FALLBACK_DY_TO_DEFAULT = 0.004  # (default cy - alt cy) / default side (median)
@@ -61,7 +61,7 @@ def fallback_to_default(box: np.ndarray) -> np.ndarray:
     """The box the default cascade would have drawn, from the fallback cascade's."""
     cx, cy, side = box
     side = side * FALLBACK_SIDE_TO_DEFAULT
-    return np.array([cx, cy + FALLBACK_DY_TO_DEFAULT * side, side], dtype=np.float32)
+    return np.array([cx, cy + FALLBACK_DY_TO_DEFAULT * side, side], dtype=np.asarray(box).dtype)
 
 
 def load_cascade(name: str) -> cv2.CascadeClassifier:
@@ -82,25 +82,38 @@ class FaceDetector:
         self.max_side = max_side
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
-        box = self.detect(self.cascade, gray)
+        small, scale = self.detection_frame(gray)
+        box = largest_face(self.cascade, small)
         if box is None and self.fallback is not None:
-            box = self.detect(self.fallback, gray)
+            box = largest_face(self.fallback, small)
             box = None if box is None else fallback_to_default(box)
-        return box
+        return None if box is None else (box / scale).astype(np.float32)
 
     def detect(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> np.ndarray | None:
-        """One cascade's largest face as (cx, cy, side) in gray's pixels, or None."""
+        """One cascade's largest face as (cx, cy, side) in gray's pixels, or None (for calibration)."""
+        small, scale = self.detection_frame(gray)
+        box = largest_face(cascade, small)
+        return None if box is None else (box / scale).astype(np.float32)
+
+    def detection_frame(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
+        """The frame the cascades search, and its scale from the original."""
         h, w = gray.shape
         # Downscale big frames (detection cost grows with pixels); upscale tiny ones (the
         # cascade's window is 24 px, and a pre-cropped 48 px face must still be found).
         scale = self.max_side / max(h, w) if max(h, w) > self.max_side else max(1.0, 96 / min(h, w))
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        min_face = max(24, int(min(small.shape) * 0.12))
-        faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
-        if len(faces) == 0:
-            return None
-        x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
-        return np.array([(x + fw / 2) / scale, (y + fh / 2) / scale, (fw + fh) / 2 / scale], dtype=np.float32)
+        if scale == 1.0:
+            return gray, scale
+        return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
+
+
+def largest_face(cascade: cv2.CascadeClassifier, small: np.ndarray) -> np.ndarray | None:
+    """(cx, cy, side) of the cascade's largest detection, in small's pixels, or None."""
+    min_face = max(24, int(min(small.shape) * 0.12))
+    faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
+    if len(faces) == 0:
+        return None
+    x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
+    return np.array([x + fw / 2, y + fh / 2, (fw + fh) / 2], dtype=np.float64)
 
 
 # The detector's box from facial points: centre = eye midpoint + A * (mouth - eye midpoint),
