@@ -1,5 +1,5 @@
-"""What a training step costs at each input size (the recipe's step: batch 16, bf16 autocast
-where the CPU has it, forward + the recipe's loss + backward + AdamW).
+"""What a training step costs at each input size (training.train.train_step, the step `fit` runs:
+batch 16, bf16 autocast where the CPU has it, forward + the recipe's loss + backward + AdamW).
 
 Before training a larger-input network (`training train --input-size`), this says how much longer
 it takes. The sizes run interleaved round by round, so machine noise hits them alike; printed
@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from training.model import ExpressionNet, ModelConfig, loss_fn
-from training.train import TrainConfig, bf16_ok
+from training.model import ExpressionNet, ModelConfig
+from training.train import TrainConfig, bf16_ok, train_step
 
 
 def main():
@@ -38,11 +38,7 @@ def main():
         setups[size] = (model, opt, x, y)
 
     def step(model, opt, x, y):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y, amp=amp)
 
     for size in args.sizes:  # warm-up
         step(*setups[size])

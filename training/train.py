@@ -138,12 +138,7 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
             if cfg.augment:
                 x = augment(x, gen)
             y = torch.tensor([videos[v].label for v, _ in batch], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x.to(device))
-                loss = loss_fn(out, y, weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            out, loss = train_step(model, opt, x.to(device), y, weight, amp)
             sched.step()
             total += loss.item() * len(batch)
             correct += (out.logits.argmax(1) == y).sum().item()
@@ -152,6 +147,17 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
         log.debug("epoch %d loss %.4f acc %.3f", epoch + 1, history[-1]["loss"], history[-1]["train_clip_accuracy"])
     return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device)}
+
+
+def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False):
+    """One optimiser step of the recipe on a batch of clips x (B, T, 1, S, S) already on the device."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(x)
+        loss = loss_fn(out, y, weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return out, loss
 
 
 @dataclass
