@@ -23,12 +23,17 @@ benchmarks/london_folds.py). --flip-average scores every clip with its mirror im
 
     python benchmarks/london_eval.py [--london ../shared/datasets/london-set] [--model models/default]
                                      [--sequences] [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
-                                     [--vote-min-clips N [N ...]]
+                                     [--vote-min-clips N [N ...]] [--json answers.json]
+
+--json writes every video's answer and its face clips' mean probabilities, so that two
+checkpoints can be compared still by still (which people each gets right), not only by count.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -84,6 +89,15 @@ def revote(result: dict, classes: list[str], min_clips: int) -> str:
     return classes[winner]
 
 
+def mean_probabilities(result: dict, classes: list[str]) -> dict[str, float] | None:
+    """The face clips' probabilities averaged (None where no clip had a face): how far each answer
+    was from another, which the label alone does not say."""
+    face = [c for c in result["clips"] if c["face"]]
+    if not face:
+        return None
+    return {k: round(float(np.mean([c["probabilities"][k] for c in face])), 4) for k in classes}
+
+
 def smile_timeline(segments: list[dict]) -> tuple[bool, bool]:
     """(neutral at the start and happy at the end, and no third label on the way)."""
     runs = [s["label"] for s in segments if s["label"] is not None]
@@ -117,6 +131,7 @@ def main():
     ap.add_argument("--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)")
     ap.add_argument("--vote-min-clips", type=int, nargs="+", default=[], metavar="N",
                     help="also report the vote with the service's vote_min_clips = N, re-voted from the same clips")
+    ap.add_argument("--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here")
     args = ap.parse_args()
 
     ids = photoreal.list_identities(args.london)
@@ -137,26 +152,31 @@ def main():
     ours = defaultdict(Counter)
     revoted = {n: defaultdict(Counter) for n in args.vote_min_clips}
     theirs = {reading: defaultdict(Counter) for reading in (baseline.READINGS if baseline else ())}
-    wrong, smiles = [], Counter()
-    for face_id, want, video in videos:
-        try:
-            result = analyse_video(video, predictor, settings)
-        except VideoError as e:  # no face found: a wrong answer, not the end of the evaluation
-            result = {"expression": f"({e.code})", "clips": [], "segments": []}
-        ours[want][result["expression"]] += 1
-        if result["expression"] != want:
-            wrong.append(f"{face_id} {want} -> {result['expression']}")
-        for n, outcomes in revoted.items():
-            outcomes[want][revote(result, predictor.classes, n)] += 1
-        if args.sequences and want == "happy":
-            starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])
-            smiles["ok"] += starts_neutral_ends_happy
-            smiles["clean"] += only_those
-            smiles["videos"] += 1
-        if baseline:
-            for reading, label in baseline.video_labels(f.gray for f in read_frames(video)).items():
-                theirs[reading][want][label or "(no face)"] += 1
-        video.unlink()
+    wrong, smiles, records = [], Counter(), []
+    try:
+        for face_id, want, video in videos:
+            try:
+                result = analyse_video(video, predictor, settings)
+            except VideoError as e:  # no face found: a wrong answer, not the end of the evaluation
+                result = {"expression": f"({e.code})", "clips": [], "segments": []}
+            ours[want][result["expression"]] += 1
+            if result["expression"] != want:
+                wrong.append(f"{face_id} {want} -> {result['expression']}")
+            records.append({"id": face_id, "want": want, "expression": result["expression"],
+                            "mean_probabilities": mean_probabilities(result, predictor.classes)})
+            for n, outcomes in revoted.items():
+                outcomes[want][revote(result, predictor.classes, n)] += 1
+            if args.sequences and want == "happy":
+                starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])
+                smiles["ok"] += starts_neutral_ends_happy
+                smiles["clean"] += only_those
+                smiles["videos"] += 1
+            if baseline:
+                for reading, label in baseline.video_labels(f.gray for f in read_frames(video)).items():
+                    theirs[reading][want][label or "(no face)"] += 1
+            video.unlink()
+    finally:  # the videos are deleted one by one; this is for a run cut short
+        shutil.rmtree(tmp, ignore_errors=True)
 
     kind = "lead-rise-hold photo-real videos" if args.sequences else "stills (neutral, smiling photo)"
     print(f"# {'all' if args.all else f'fold {args.fold} held-out'} London identities: {len(chosen)} people, {kind}; "
@@ -171,6 +191,11 @@ def main():
               f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})")
     for reading, outcomes in theirs.items():
         report(f"per-frame FER2013 CNN, {reading} (no contempt class)", outcomes)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "model": args.model, "sha256": predictor.sha256, "fold": None if args.all else args.fold,
+            "kind": "sequences" if args.sequences else "stills", "flip_average": args.flip_average,
+            "videos": records}, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ for what they print (never for their timings)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,22 @@ def test_train_step_speed_prints_a_row_per_size():
     out = run_script("benchmarks/train_step_speed.py", "--sizes", "16", "32", "--rounds", "1", "--steps", "1")
     rows = [line for line in out.splitlines() if line.startswith("| ") and " px |" in line]
     assert [r.split("|")[1].strip() for r in rows] == ["16 px", "32 px"] and rows[0].endswith("| 1.00x |")
+
+
+LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+
+
+@pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
+def test_london_eval_json_feeds_smile_size(tmp_path):
+    answers = tmp_path / "answers.json"
+    run_script("benchmarks/london_eval.py", "--london", str(LONDON), "--people", "2", "--json", str(answers))
+    videos = json.loads(answers.read_text())["videos"]
+    from training import photoreal
+
+    first_two = photoreal.split_identities(photoreal.list_identities(LONDON), 0)[1][:2]  # fold 0's held-out people
+    assert [(v["id"], v["want"]) for v in videos] == [(i, want) for i in first_two for want in ("neutral", "happy")]
+    assert all(abs(sum(v["mean_probabilities"].values()) - 1) < 1e-3 for v in videos)
+    out = run_script("benchmarks/smile_size.py", "--london", str(LONDON), "--answers", str(answers))
+    assert "102 London people's smiles" in out and "2 smiling stills judged" in out
+    happy = sum(v["expression"] == "happy" for v in videos if v["want"] == "happy")
+    assert f"missed smiles ({2 - happy})" in out

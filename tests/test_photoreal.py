@@ -237,3 +237,12 @@ def test_contact_sheet(tree, tmp_path):
     sheet = cv2.imread(str(out))
     assert sheet is not None and sheet.shape[0] > 8 * 90 and sheet.shape[1] >= 84 + 3 * 90
     assert out.stat().st_size < 600_000
+
+
+def test_mouth_corner_motion_tells_a_broad_smile_from_a_faint_one():
+    # 012's smile shows teeth; 131's "smiling" photo barely moves the mouth (benchmarks/smile_size.py)
+    (lx, ly), (rx, ry) = photoreal.mouth_corner_motion(LONDON, "012")
+    assert lx < -0.03 and rx > 0.03  # the corners pull outwards...
+    assert ly < -0.02 and ry < -0.02  # ...and up (y runs down the face)
+    faint = np.abs(photoreal.mouth_corner_motion(LONDON, "131")).max()
+    assert faint < 0.5 * min(-lx, rx, -ly, -ry)

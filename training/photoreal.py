@@ -451,6 +451,26 @@ def _smile_data(ident: _Identity) -> tuple[np.ndarray, np.ndarray]:
     return ident.smile
 
 
+def mouth_corner_motion(london_dir, face_id: str) -> np.ndarray:
+    """(2, 2): how far each mouth corner (template points 87, 93) moves from the neutral photo to
+    the smiling one, in inter-ocular distances, along (ex: towards the right eye, ey: down the
+    face); the median of the smile morph's own flow in a disc of 0.05 iod around the corner.
+    A broad smile pulls the corners outwards and up: left (-x, -y), right (+x, -y)."""
+    ident = _identity(str(london_dir), face_id)
+    _, flow = _smile_data(ident)
+    h, w = flow.shape[:2]
+    r = max(1, int(round(0.05 * ident.iod)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = xx**2 + yy**2 <= r * r
+    motion = []
+    for x, y in ident.pts[[87, 93]]:
+        xs = np.clip(int(round(x)) + xx[disc], 0, w - 1)
+        ys = np.clip(int(round(y)) + yy[disc], 0, h - 1)
+        d = np.median(flow[ys, xs], axis=0)  # (dx, dy) in pixels
+        motion.append([d @ ident.ex, d @ ident.ey])
+    return np.array(motion) / ident.iod
+
+
 # --------------------------------------------------------------------------------------------
 # Expressions: point displacements, the warp, texture and the mouth interior
 # --------------------------------------------------------------------------------------------
