@@ -246,3 +246,10 @@ def test_mouth_corner_motion_tells_a_broad_smile_from_a_faint_one():
     assert ly < -0.02 and ry < -0.02  # ...and up (y runs down the face)
     faint = np.abs(photoreal.mouth_corner_motion(LONDON, "131")).max()
     assert faint < 0.5 * min(-lx, rx, -ly, -ry)
+
+
+def test_resting_corner_lift_sees_upturned_corners():
+    # 009's neutral photo has corners above the lips' line (read happy by fold 3's checkpoint);
+    # 105's sit well below it (the lowest of the 102: benchmarks/smile_size.py)
+    assert photoreal.resting_corner_lift(LONDON, "009") > 0.03
+    assert photoreal.resting_corner_lift(LONDON, "105") < -0.06

@@ -471,6 +471,17 @@ def mouth_corner_motion(london_dir, face_id: str) -> np.ndarray:
     return np.array(motion) / ident.iod
 
 
+def resting_corner_lift(london_dir, face_id: str) -> float:
+    """How high the mouth corners sit in the neutral photo: the corners' (template points 87, 93)
+    mean height above the line between the lips (the middle of the inner lip edges, 96 and 101),
+    in inter-ocular distances along the face's vertical. Above 0, a resting face with upturned
+    corners, which a viewer (or a model) may read as a faint smile."""
+    pts = read_template(_paths(london_dir, face_id)[1])
+    _, iod, _, ey = _face_frame(pts)
+    mid = (pts[96] + pts[101]) / 2
+    return float(np.mean([(mid - pts[c]) @ ey for c in (87, 93)]) / iod)
+
+
 # --------------------------------------------------------------------------------------------
 # Expressions: point displacements, the warp, texture and the mouth interior
 # --------------------------------------------------------------------------------------------
