@@ -44,15 +44,6 @@ def still_answers(paths: list[str], want: str) -> dict[str, dict]:
     return answers
 
 
-def by_quarter(judged: list[str], measure: dict[str, float], answers: dict[str, dict], want: str) -> None:
-    """judged is sorted by measure; print each quarter's range and how many read `want`."""
-    for q, part in enumerate(np.array_split(judged, 4)):
-        if not len(part):  # fewer than four stills judged
-            continue
-        right = sum(answers[i]["expression"] == want for i in part)
-        print(f"| {q + 1} | {measure[part[0]]:.3f} to {measure[part[-1]]:.3f} | {right}/{len(part)} |")
-
-
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho, ties broken by input order (probabilities of 0.0 tie): read it to one decimal."""
     return float(np.corrcoef(np.argsort(np.argsort(x)), np.argsort(np.argsort(y)))[0, 1])
@@ -60,6 +51,30 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def p_of(record: dict, label: str) -> float:
     return (record["mean_probabilities"] or {}).get(label, 0.0)
+
+
+def report(measure: dict[str, float], answers: dict[str, dict], want: str, name: str, first: str) -> None:
+    """The stills that should read `want`, ordered by `measure` (ascending, or descending where
+    first == "largest"): right per quarter, every wrong one with its rank among all the people,
+    and the rank correlation of the measure with p(happy)."""
+    descending = first == "largest"
+    order = sorted(measure, key=measure.get, reverse=descending)
+    rank = {face_id: k + 1 for k, face_id in enumerate(order)}
+    judged = [i for i in order if i in answers]
+    values = list(measure.values())
+    print(f"\n# {name} of {len(measure)} London people (iod): median {np.median(values):.3f}, "
+          f"range {min(values):.3f} to {max(values):.3f}; {len(judged)} {want} stills judged")
+    print(f"\n| quarter of the judged (1: {first} {name}) | {name} | read {want} |\n|---|---|---|")
+    for q, part in enumerate(np.array_split(judged, 4)):
+        if len(part):  # fewer than four stills judged leave quarters empty
+            right = sum(answers[i]["expression"] == want for i in part)
+            print(f"| {q + 1} | {measure[part[0]]:.3f} to {measure[part[-1]]:.3f} | {right}/{len(part)} |")
+    wrong = [i for i in judged if answers[i]["expression"] != want]
+    print(f"\n{want} stills read otherwise ({len(wrong)}), with their rank by {name} (1 = {first}):")
+    for i in wrong:
+        print(f"  {i}: {name} {measure[i]:.3f}, rank {rank[i]}, read {answers[i]['expression']} (p happy {p_of(answers[i], 'happy'):.2f})")
+    rho = spearman(np.array([measure[i] for i in judged]), np.array([p_of(answers[i], "happy") for i in judged]))
+    print(f"Spearman's rho between {name} and p(happy) on the {want} stills: {rho:.2f}")
 
 
 def main():
@@ -70,34 +85,9 @@ def main():
 
     ids = photoreal.list_identities(args.london)
     pull = {face_id: corner_pull(args.london, face_id) for face_id in ids}
-    rank = {face_id: k + 1 for k, face_id in enumerate(sorted(ids, key=pull.get))}
-    answers = still_answers(args.answers, "happy")
-    judged = sorted(answers, key=pull.get)
-    print(f"# {len(ids)} London people's smiles by corner pull (iod): median {np.median(list(pull.values())):.3f}, "
-          f"range {min(pull.values()):.3f} to {max(pull.values()):.3f}; {len(judged)} smiling stills judged")
-    print("\n| quarter of the judged smiles (1: smallest pull) | corner pull | read happy |\n|---|---|---|")
-    by_quarter(judged, pull, answers, "happy")
-    missed = [i for i in judged if answers[i]["expression"] != "happy"]
-    print(f"\nmissed smiles ({len(missed)}), with their rank among the {len(ids)} by corner pull (1 = smallest):")
-    for i in missed:
-        print(f"  {i}: pull {pull[i]:.3f}, rank {rank[i]}, read {answers[i]['expression']} (p happy {p_of(answers[i], 'happy'):.2f})")
-    rho = spearman(np.array([pull[i] for i in judged]), np.array([p_of(answers[i], "happy") for i in judged]))
-    print(f"Spearman's rho between corner pull and p(happy) on the smiling stills: {rho:.2f}")
-
+    report(pull, still_answers(args.answers, "happy"), "happy", "corner pull", "smallest")
     lift = {face_id: photoreal.resting_corner_lift(args.london, face_id) for face_id in ids}
-    lift_rank = {face_id: k + 1 for k, face_id in enumerate(sorted(ids, key=lift.get, reverse=True))}
-    calm = still_answers(args.answers, "neutral")
-    judged = sorted(calm, key=lift.get, reverse=True)
-    print(f"\n# neutral photos by resting corner lift (iod, > 0: corners above the lips' line): median "
-          f"{np.median(list(lift.values())):.3f}; {len(judged)} neutral stills judged")
-    print("\n| quarter of the judged calm faces (1: most upturned) | corner lift | read neutral |\n|---|---|---|")
-    by_quarter(judged, lift, calm, "neutral")
-    wrong = [i for i in judged if calm[i]["expression"] != "neutral"]
-    print(f"\ncalm faces read as an expression ({len(wrong)}), with their rank among the {len(ids)} by corner lift (1 = most upturned):")
-    for i in wrong:
-        print(f"  {i}: lift {lift[i]:.3f}, rank {lift_rank[i]}, read {calm[i]['expression']} (p happy {p_of(calm[i], 'happy'):.2f})")
-    rho = spearman(np.array([lift[i] for i in judged]), np.array([p_of(calm[i], "happy") for i in judged]))
-    print(f"Spearman's rho between resting corner lift and p(happy) on the neutral stills: {rho:.2f}")
+    report(lift, still_answers(args.answers, "neutral"), "neutral", "resting corner lift", "largest")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     assert [(v["id"], v["want"]) for v in videos] == [(i, want) for i in first_two for want in ("neutral", "happy")]
     assert all(abs(sum(v["mean_probabilities"].values()) - 1) < 1e-3 for v in videos)
     out = run_script("benchmarks/smile_size.py", "--london", str(LONDON), "--answers", str(answers))
-    assert "102 London people's smiles" in out and "2 smiling stills judged" in out and "2 neutral stills judged" in out
+    assert "corner pull of 102 London people" in out and "2 happy stills judged" in out and "2 neutral stills judged" in out
     happy = sum(v["expression"] == "happy" for v in videos if v["want"] == "happy")
     calm = sum(v["expression"] == "neutral" for v in videos if v["want"] == "neutral")
-    assert f"missed smiles ({2 - happy})" in out and f"calm faces read as an expression ({2 - calm})" in out
+    assert f"happy stills read otherwise ({2 - happy})" in out and f"neutral stills read otherwise ({2 - calm})" in out
