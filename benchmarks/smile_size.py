@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from training import photoreal
 
@@ -34,19 +35,13 @@ def corner_pull(london: str, face_id: str) -> float:
     return float(((-lx - ly) + (rx - ry)) / 2)
 
 
-def still_answers(paths: list[str], want: str) -> dict[str, dict]:
-    """identity -> the record (answer, mean probabilities) of its still that should read `want`."""
-    answers = {}
+def answers_by_want(paths: list[str]) -> dict[str, dict[str, dict]]:
+    """wanted label -> identity -> that still's record (answer, mean probabilities), over all the files."""
+    answers: dict[str, dict[str, dict]] = {}
     for path in paths:
         for video in json.loads(Path(path).read_text())["videos"]:
-            if video["want"] == want:
-                answers[video["id"]] = video
+            answers.setdefault(video["want"], {})[video["id"]] = video
     return answers
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho, ties broken by input order (probabilities of 0.0 tie): read it to one decimal."""
-    return float(np.corrcoef(np.argsort(np.argsort(x)), np.argsort(np.argsort(y)))[0, 1])
 
 
 def p_of(record: dict, label: str) -> float:
@@ -73,7 +68,7 @@ def report(measure: dict[str, float], answers: dict[str, dict], want: str, name:
     print(f"\n{want} stills read otherwise ({len(wrong)}), with their rank by {name} (1 = {first}):")
     for i in wrong:
         print(f"  {i}: {name} {measure[i]:.3f}, rank {rank[i]}, read {answers[i]['expression']} (p happy {p_of(answers[i], 'happy'):.2f})")
-    rho = spearman(np.array([measure[i] for i in judged]), np.array([p_of(answers[i], "happy") for i in judged]))
+    rho = spearmanr([measure[i] for i in judged], [p_of(answers[i], "happy") for i in judged]).statistic
     print(f"Spearman's rho between {name} and p(happy) on the {want} stills: {rho:.2f}")
 
 
@@ -85,9 +80,10 @@ def main():
 
     ids = photoreal.list_identities(args.london)
     pull = {face_id: corner_pull(args.london, face_id) for face_id in ids}
-    report(pull, still_answers(args.answers, "happy"), "happy", "corner pull", "smallest")
+    answers = answers_by_want(args.answers)
+    report(pull, answers["happy"], "happy", "corner pull", "smallest")
     lift = {face_id: photoreal.resting_corner_lift(args.london, face_id) for face_id in ids}
-    report(lift, still_answers(args.answers, "neutral"), "neutral", "resting corner lift", "largest")
+    report(lift, answers["neutral"], "neutral", "resting corner lift", "largest")
 
 
 if __name__ == "__main__":
