@@ -4,8 +4,8 @@ The London set photographs every person "smiling", but some smiles barely move t
 measures each person's smile from the photos themselves, with no model: how far the mouth corners
 travel from the neutral photo to the smiling one (training.photoreal.mouth_corner_motion, the
 smile morph's own optical flow at the template's corner points), in inter-ocular distances,
-outwards plus upwards, averaged over the two corners ("corner pull"). Then it joins that with
-the answers of `benchmarks/london_eval.py --json` (one file per London fold, each from a checkpoint
+outwards plus upwards, averaged over the two corners ("corner pull", training.photoreal.corner_pull).
+Then it joins that with the answers of `benchmarks/london_eval.py --json` (one file per London fold, each from a checkpoint
 trained without that fold's people) and prints the smiles right per quarter of corner pull, and
 every missed smile with its rank (1 = the smallest of the 102).
 
@@ -27,12 +27,6 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from training import photoreal
-
-
-def corner_pull(london: str, face_id: str) -> float:
-    """Mean over the two mouth corners of (outward + upward) travel, in inter-ocular distances."""
-    (lx, ly), (rx, ry) = photoreal.mouth_corner_motion(london, face_id)
-    return float(((-lx - ly) + (rx - ry)) / 2)
 
 
 def answers_by_want(paths: list[str]) -> dict[str, dict[str, dict]]:
@@ -79,7 +73,7 @@ def main():
     args = ap.parse_args()
 
     ids = photoreal.list_identities(args.london)
-    pull = {face_id: corner_pull(args.london, face_id) for face_id in ids}
+    pull = {face_id: photoreal.corner_pull(args.london, face_id) for face_id in ids}
     answers = answers_by_want(args.answers)
     report(pull, answers["happy"], "happy", "corner pull", "smallest")
     lift = {face_id: photoreal.resting_corner_lift(args.london, face_id) for face_id in ids}

@@ -253,3 +253,37 @@ def test_resting_corner_lift_sees_upturned_corners():
     # 105's sit well below it (the lowest of the 102: benchmarks/smile_size.py)
     assert photoreal.resting_corner_lift(LONDON, "009") > 0.03
     assert photoreal.resting_corner_lift(LONDON, "105") < -0.06
+
+
+def test_faint_smiles_stop_the_real_smile_early(tree, tmp_path):
+    root, _ = tree
+    s = write_dataset(LONDON, tmp_path, seed=0, identities=["012"], size=SIZE, faint=2, progress=False)
+    assert s["per_class"]["happy"] == 3 and s["sequences"] == len(KINDS) + 2 and s["faint_smiles"] == 2
+    full, more = files_of(root), files_of(tmp_path)
+    assert all(more[k] == v for k, v in full.items() if "L012" in k)  # the plain tree is a subset
+    extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
+    assert [k.split("/")[2] for k in extra] == ["009", "010"]
+    assert {more[k].decode() for k in extra} == {photoreal._fmt(5.0) + "\n"}  # labelled happy
+    # 012 smiles broadly: each faint smile is a fraction of it that moves the corners by FAINT_PULL
+    pull = photoreal.corner_pull(LONDON, "012")
+    peaks = s["faint_peaks"]["L012"]
+    assert len(peaks) == 2 and all(0 < p < 1 for p in peaks)
+    lo, hi = photoreal.FAINT_PULL
+    assert all(lo - 1e-3 <= p * pull <= hi + 1e-3 for p in peaks), (peaks, pull)
+
+
+def test_a_faint_smile_moves_the_face_less_than_the_full_one():
+    def last(peak):  # the same rng each time: the same camera, so only the smile differs
+        f = render_identity_sequence(LONDON, "012", "happy", 8, np.random.default_rng(4), size=SIZE, peak=peak)
+        return gray(f[-1]).astype(int)
+
+    calm, faint, full = last(1e-6), last(0.3), last(1.0)
+    moved_faint, moved_full = np.abs(faint - calm).mean(), np.abs(full - calm).mean()
+    assert 0 < moved_faint < 0.6 * moved_full, (moved_faint, moved_full)
+    with pytest.raises(ValueError, match="only for happy"):
+        render_identity_sequence(LONDON, "012", "anger", 8, np.random.default_rng(4), size=SIZE, peak=0.5)
+
+
+def test_a_person_whose_smile_is_already_faint_keeps_it_whole():
+    assert photoreal.corner_pull(LONDON, "131") < photoreal.FAINT_PULL[0]
+    assert photoreal.faint_smile_peak(LONDON, "131", np.random.default_rng(0)) == 1.0

@@ -114,7 +114,8 @@ def cmd_synth(args) -> None:
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
         summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
-                                           smiles=args.smiles, progress=not args.quiet, workers=args.workers)
+                                           smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
+                                           workers=args.workers)
         summary["left_out"] = sorted(set(ids) - set(chosen))
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
@@ -287,6 +288,9 @@ def main(argv=None) -> None:
                    help="with --photoreal: N happy sequences of each person's real smile, each under its own camera "
                         "(extra ones are numbered last, so the --smiles 1 tree is a subset; the served set uses 1, "
                         "docs/real-faces.md says what 3 did)")
+    p.add_argument("--faint-smiles", type=int, default=0, metavar="F",
+                   help="with --photoreal: F more happy sequences per person whose morph stops at a faint smile "
+                        "(mouth corners moved 0.04-0.10 inter-ocular distances; numbered after the smiles)")
     p.add_argument("--workers", type=int, default=1, help="with --photoreal: render people in this many processes (same bytes)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)

@@ -471,6 +471,28 @@ def mouth_corner_motion(london_dir, face_id: str) -> np.ndarray:
     return np.array(motion) / ident.iod
 
 
+def corner_pull(london_dir, face_id: str) -> float:
+    """One number for how broad a person's real smile is: the mean over the two mouth corners of
+    their outward plus upward travel (mouth_corner_motion), in inter-ocular distances. On the 102
+    London people: median 0.12, range -0.001 to 0.275."""
+    (lx, ly), (rx, ry) = mouth_corner_motion(london_dir, face_id)
+    return float(((-lx - ly) + (rx - ry)) / 2)
+
+
+# The corner pull a faint smile is rendered at, drawn per sequence: where 15 of the 17 held-out smiles
+# that recipe 3 missed lie (all 17 are below 0.12; docs/real-faces.md). Not lower: at 0.03 a morph
+# of a broad smile looks like the person's neutral photo, and calm faces would learn to read happy.
+FAINT_PULL = (0.04, 0.10)
+
+
+def faint_smile_peak(london_dir, face_id: str, rng) -> float:
+    """The fraction of a person's real smile that moves the mouth corners by a faint smile's pull
+    (drawn from FAINT_PULL): 1 for a person whose own smile is already that faint."""
+    target = float(rng.uniform(*FAINT_PULL))
+    pull = corner_pull(london_dir, face_id)
+    return 1.0 if pull <= target else target / pull
+
+
 def resting_corner_lift(london_dir, face_id: str) -> float:
     """How high the mouth corners sit in the neutral photo: the corners' (template points 87, 93)
     mean height above the line between the lips (the middle of the inner lip edges, 96 and 101),
@@ -887,10 +909,14 @@ def _blinks(n_frames: int, rng) -> np.ndarray:
     return closed
 
 
-def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False) -> list[np.ndarray]:
+def render_identity_sequence(
+    london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False, peak: float = 1.0
+) -> list[np.ndarray]:
     """One CK+-style sequence of a London Set face: frame 0 neutral, `emotion` peaking at the
     last frame. Returns uint8 frames, (H, W) gray or (H, W, 3) BGR when `color`; size is (W, H).
     `emotion` is one of CLASSES or "neutral" (head motion and maybe a blink only).
+    `peak` < 1 (happy only) stops the smile morph at that fraction of the person's real smile: a
+    faint smile (see `faint_smile_peak`).
 
     Draws from `rng` in a fixed order: the onset (1-4 neutral frames), then the camera (framing,
     head motion, light, blur, noise, JPEG quality), then the expression. So one rng state gives
@@ -913,6 +939,8 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
             im = cv2.resize(im, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
         return im if color else cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
 
+    if not 0.0 < peak <= 1.0 or (peak < 1.0 and emotion != "happy"):
+        raise ValueError(f"peak must be in (0, 1], and below 1 only for happy, got {peak} for {emotion}")
     frames = []
     if emotion == "happy":
         aligned, flow = _smile_data(ident)
@@ -922,7 +950,7 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
         hh, ww = neutral.shape[:2]
         gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
         for i in range(n_frames):
-            t = float(curve[i])
+            t = peak * float(curve[i])
             if t <= 0:
                 img = neutral
             elif t >= 1:
@@ -930,7 +958,10 @@ def render_identity_sequence(london_dir, face_id, emotion, n_frames, rng, size=(
             else:
                 a = cv2.remap(neutral, gx - t * flow[..., 0], gy - t * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 b = cv2.remap(smile, gx + (1 - t) * flow[..., 0], gy + (1 - t) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                img = cv2.addWeighted(a, 1 - t, b, t, 0)
+                # A faint smile is mostly the face's shape: dissolving in only t**2 of the smiling
+                # photo's texture keeps its teeth from showing through as a ghost at low t.
+                w = t if peak >= 1.0 else t * t
+                img = cv2.addWeighted(a, 1 - w, b, w, 0)
             frames.append(_camera(scene, img, i))
         return frames
 
@@ -980,28 +1011,37 @@ def _seq_length(rng) -> int:
     return int(rng.integers(12, 19))
 
 
-def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1) -> tuple[bool, list[str]]:
+FAINT = "faint happy"  # a plan's name for a faint smile: labelled happy
+
+
+def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1, faint: int = 0) -> tuple[bool, list[str]]:
     rng = np.random.default_rng([seed, int(face_id)])
     color = bool(rng.random() < 0.2)
     kinds = [str(k) for k in rng.permutation(KINDS)]
     if not neutral:
         kinds.remove("neutral")
-    # Extra smiles go last, so a tree written with more smiles holds the one with fewer as is.
-    return color, kinds + ["happy"] * (smiles - 1)
+    # Extra smiles, then faint ones, go last, so a tree written with more of them holds the one
+    # with fewer as is.
+    return color, kinds + ["happy"] * (smiles - 1) + [FAINT] * faint
 
 
 def _write_identity(args) -> dict:
-    london_dir, out, seed, face_id, size, neutral, smiles, threads = args
+    london_dir, out, seed, face_id, size, neutral, smiles, faint, threads = args
     if threads is not None:
         cv2.setNumThreads(threads)
     out = Path(out)
-    color, kinds = _plan(seed, face_id, neutral, smiles)
+    color, kinds = _plan(seed, face_id, neutral, smiles, faint)
     subj = f"L{face_id}"
-    frames = 0
-    for k, emotion in enumerate(kinds, start=1):
+    frames, peaks = 0, []
+    for k, kind in enumerate(kinds, start=1):
         rng = np.random.default_rng([seed, int(face_id), k])
         n = _seq_length(rng)
-        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color)
+        # drawn before the sequence, so its camera is what any sequence with this rng state gets
+        peak = faint_smile_peak(london_dir, face_id, rng) if kind == FAINT else 1.0
+        emotion = "happy" if kind == FAINT else kind
+        if kind == FAINT:
+            peaks.append(round(peak, 3))
+        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color, peak=peak)
         num = f"{k:03d}"
         img_dir = out / "cohn-kanade-images" / subj / num
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -1012,18 +1052,22 @@ def _write_identity(args) -> dict:
         (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{_fmt(float(CODES[emotion]))}\n")
         frames += len(seq)
     _identity.cache_clear()  # one identity at a time: keep the worker's memory flat
-    return {"face_id": face_id, "subject": subj, "frames": frames, "labels": kinds, "color": color}
+    labels = ["happy" if k == FAINT else k for k in kinds]
+    return {"face_id": face_id, "subject": subj, "frames": frames, "labels": labels, "color": color, "faint_peaks": peaks}
 
 
 def write_dataset(
-    london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, progress=True, workers: int = 1
+    london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, faint: int = 0,
+    progress=True, workers: int = 1,
 ) -> dict:
     """Write the CK+ tree of London Set faces under out_dir: for every identity (or the given
     ids) one sequence per class and, with `neutral`, one neutral sequence (label code 0), in a
     seeded random order. With `smiles` = N > 1, each person's real smile is N happy sequences,
     each under its own camera (framing, light, noise): the real smiles are the set's only real
-    expressions, and their peak frames its only real expressive stills. Subject folders are
-    "L" + face id. Returns a summary dict.
+    expressions, and their peak frames its only real expressive stills. With `faint` = F, F more
+    happy sequences per person stop the morph of the real smile where it moves the mouth corners
+    by a faint smile's pull (faint_smile_peak), so the peak stills include faint smiles of people
+    whose own smile is broad. Subject folders are "L" + face id. Returns a summary dict.
     `workers` > 1 renders identities in that many processes (same bytes either way)."""
     london_dir = str(Path(london_dir).resolve())
     out = Path(out_dir)
@@ -1033,9 +1077,9 @@ def write_dataset(
     if missing:
         raise FileNotFoundError(f"London Set identities without neutral photo, template and smile: {missing}")
     size = (int(size[0]), int(size[1]))
-    if smiles < 1:
-        raise ValueError("smiles must be at least 1")
-    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), 1 if workers > 1 else None) for i in ids]
+    if smiles < 1 or faint < 0:
+        raise ValueError("smiles must be at least 1 and faint at least 0")
+    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), int(faint), 1 if workers > 1 else None) for i in ids]
     results = []
     t0 = time.monotonic()
 
@@ -1067,6 +1111,8 @@ def write_dataset(
         "per_class": per_class,
         "seed": seed,
         "smiles": int(smiles),
+        "faint_smiles": int(faint),
+        "faint_peaks": {r["subject"]: r["faint_peaks"] for r in results if r["faint_peaks"]},
         "size": list(size),
         "attribution": ATTRIBUTION,
     }

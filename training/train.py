@@ -127,9 +127,12 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
     amp = cfg.amp and bf16_ok(device)
     history, start = [], time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="epochs", disable=not progress, leave=False)
+    cuda = device.type == "cuda"
     for epoch in bar:
         items = epoch_items(videos, cfg.clips_per_video, rng)
-        total, correct, seen = 0.0, 0, 0
+        # Sums stay on the device until the epoch ends: reading them every step (.item()) would make
+        # the CPU wait for the GPU at each step instead of queueing the next one while it works.
+        total, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0
         for b in range(0, len(items), cfg.batch_size):
             batch = items[b : b + cfg.batch_size]
             if len(batch) < 2:  # BatchNorm needs more than one sample
@@ -137,13 +140,16 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
             x = gather_clips(videos, batch).float()
             if cfg.augment:
                 x = augment(x, gen)
-            y = torch.tensor([videos[v].label for v, _ in batch], device=device)
-            out, loss = train_step(model, opt, x.to(device), y, weight, amp)
+            if cuda:
+                x = x.pin_memory()  # so the copy below does not wait for the GPU either
+            y = torch.tensor([videos[v].label for v, _ in batch])
+            y = (y.pin_memory() if cuda else y).to(device, non_blocking=cuda)
+            out, loss = train_step(model, opt, x.to(device, non_blocking=cuda), y, weight, amp)
             sched.step()
-            total += loss.item() * len(batch)
-            correct += (out.logits.argmax(1) == y).sum().item()
+            total += loss.detach().float() * len(batch)
+            correct += (out.logits.argmax(1) == y).sum()
             seen += len(batch)
-        history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), "train_clip_accuracy": correct / max(seen, 1)})
+        history.append({"epoch": epoch + 1, "loss": total.item() / max(seen, 1), "train_clip_accuracy": correct.item() / max(seen, 1)})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
         log.debug("epoch %d loss %.4f acc %.3f", epoch + 1, history[-1]["loss"], history[-1]["train_clip_accuracy"])
     return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device)}
