@@ -100,3 +100,20 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     happy = sum(v["expression"] == "happy" for v in videos if v["want"] == "happy")
     calm = sum(v["expression"] == "neutral" for v in videos if v["want"] == "neutral")
     assert f"happy stills read otherwise ({2 - happy})" in out and f"neutral stills read otherwise ({2 - calm})" in out
+
+
+def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
+    from smile_size import best_happy_weight
+
+    def still(happy, neutral):
+        return {"mean_probabilities": {"happy": happy, "neutral": neutral, "anger": 1 - happy - neutral}}
+
+    # a faint smile under the line, a calm face and a broad smile above it: weighting happy by more
+    # than 0.6/0.3 = 2 wins the faint smile, and by 0.8/0.15 = 5.3 or more loses the calm face
+    answers = {"happy": {"a": still(0.3, 0.6), "b": still(0.9, 0.05)}, "neutral": {"c": still(0.15, 0.8)}}
+    n, at_one, w, at_best = best_happy_weight(answers)
+    assert (n, at_one, at_best) == (3, 2, 3) and 2 < w < 5.3
+    # where no weight separates them, none is claimed to
+    answers["neutral"]["d"] = still(0.35, 0.6)
+    n, at_one, w, at_best = best_happy_weight(answers)
+    assert n == 4 and at_best == at_one == 3
