@@ -1032,15 +1032,15 @@ def _write_identity(args) -> dict:
     out = Path(out)
     color, kinds = _plan(seed, face_id, neutral, smiles, faint)
     subj = f"L{face_id}"
-    frames, peaks = 0, []
+    frames, labels, peaks = 0, [], []
     for k, kind in enumerate(kinds, start=1):
         rng = np.random.default_rng([seed, int(face_id), k])
         n = _seq_length(rng)
-        # drawn before the sequence, so its camera is what any sequence with this rng state gets
-        peak = faint_smile_peak(london_dir, face_id, rng) if kind == FAINT else 1.0
-        emotion = "happy" if kind == FAINT else kind
+        emotion, peak = kind, 1.0
         if kind == FAINT:
+            emotion, peak = "happy", faint_smile_peak(london_dir, face_id, rng)
             peaks.append(round(peak, 3))
+        labels.append(emotion)
         seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color, peak=peak)
         num = f"{k:03d}"
         img_dir = out / "cohn-kanade-images" / subj / num
@@ -1052,7 +1052,6 @@ def _write_identity(args) -> dict:
         (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{_fmt(float(CODES[emotion]))}\n")
         frames += len(seq)
     _identity.cache_clear()  # one identity at a time: keep the worker's memory flat
-    labels = ["happy" if k == FAINT else k for k in kinds]
     return {"face_id": face_id, "subject": subj, "frames": frames, "labels": labels, "color": color, "faint_peaks": peaks}
 
 
