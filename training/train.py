@@ -128,6 +128,10 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
     history, start = [], time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="epochs", disable=not progress, leave=False)
     cuda = device.type == "cuda"
+
+    def to_device(t: torch.Tensor) -> torch.Tensor:  # from pinned memory on CUDA: the copy does not wait for the GPU
+        return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
+
     for epoch in bar:
         items = epoch_items(videos, cfg.clips_per_video, rng)
         # Sums stay on the device until the epoch ends: reading them every step (.item()) would make
@@ -140,11 +144,8 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
             x = gather_clips(videos, batch).float()
             if cfg.augment:
                 x = augment(x, gen)
-            if cuda:
-                x = x.pin_memory()  # so the copy below does not wait for the GPU either
-            y = torch.tensor([videos[v].label for v, _ in batch])
-            y = (y.pin_memory() if cuda else y).to(device, non_blocking=cuda)
-            out, loss = train_step(model, opt, x.to(device, non_blocking=cuda), y, weight, amp)
+            y = to_device(torch.tensor([videos[v].label for v, _ in batch]))
+            out, loss = train_step(model, opt, to_device(x), y, weight, amp)
             sched.step()
             total += loss.detach().float() * len(batch)
             correct += (out.logits.argmax(1) == y).sum()
