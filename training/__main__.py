@@ -38,6 +38,9 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when present)")
     p.add_argument("--cache", default=None, help="where preprocessed arrays are cached (default ~/.cache/ramfer or $RAMFER_CACHE)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network for training: the same recipe, a step ~1.6x faster on a bf16 CPU, "
+                        "after minutes of compiling (docs/performance.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -152,6 +155,7 @@ def cmd_cv(args) -> None:
         "train": cfg.to_dict(),
         "model_overrides": overrides,
         "device": str(device),
+        "compiled": args.compile,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "fold_videos": np.bincount(folds).tolist(),
@@ -169,7 +173,7 @@ def cmd_cv(args) -> None:
     all_preds = {}
     for variant in variants:
         summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet,
-                                        first_folds=args.first_folds)
+                                        first_folds=args.first_folds, compiled=args.compile)
         results["variants"][variant] = summary
         results["variants"] = {v: results["variants"][v] for v in VARIANTS if v in results["variants"]}  # Table 1 order
         all_preds[variant] = preds
@@ -198,7 +202,7 @@ def cmd_train(args) -> None:
     cfg = recipe(args)
     overrides = model_overrides(args)
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
-    report = fit(model, dataset.videos, cfg, device, progress=not args.quiet)
+    report = fit(model, dataset.videos, cfg, device, progress=not args.quiet, compiled=args.compile)
     preds = predict_videos(model, dataset.videos, device)
     train_acc = float(np.mean([p.label == v.label for p, v in zip(preds, dataset.videos)]))
     metrics = {"train_video_accuracy": round(train_acc, 4), "final_loss": round(report["history"][-1]["loss"], 4)}
@@ -216,7 +220,8 @@ def cmd_train(args) -> None:
         "seed": args.seed,
         "train": cfg.to_dict(),
         "train_seconds": round(report["seconds"], 1),
-        "trained_on": f"{report['device']} ({platform.processor() or platform.machine()}), torch {torch.__version__}, bf16 autocast {report['amp_bf16']}",
+        "trained_on": f"{report['device']} ({platform.processor() or platform.machine()}), torch {torch.__version__}, bf16 autocast {report['amp_bf16']}"
+                      + (", torch.compile" if report["compiled"] else ""),
         "data": {"root": dataset.root, "layout": dataset.layout, "videos": len(dataset.videos),
                  "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts()},
         "data_description": args.data_description or f"{len(dataset.videos)} videos of {len(set(dataset.subjects))} subjects from `{dataset.root}` ({dataset.layout} layout).",

@@ -79,6 +79,7 @@ def cross_validate(
     model_overrides: dict | None = None,
     progress: bool = True,
     first_folds: int | None = None,
+    compiled: bool = False,
 ) -> tuple[dict, list[VideoPrediction | None]]:
     """Train and test one variant on every fold (or only the first `first_folds`, a cheaper
     comparison on the same split); returns its summary and every tested video's prediction."""
@@ -93,7 +94,7 @@ def cross_validate(
         cfg = ModelConfig(variant=variant, num_classes=len(dataset.classes), **(model_overrides or {}))
         model = ExpressionNet(cfg)
         start = time.perf_counter()
-        fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress)
+        fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
         seconds += time.perf_counter() - start
         fold_preds = predict_videos(model, [dataset.videos[i] for i in test_ids], device, keep_attention=cfg.ram)
         for i, p in zip(test_ids, fold_preds):

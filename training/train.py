@@ -114,8 +114,16 @@ def epoch_items(videos: list[Video], k: int, rng: np.random.Generator) -> list[t
     return [items[i] for i in order]
 
 
-def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: torch.device, progress: bool = True) -> dict:
-    """Train `model` in place on all clips of `videos`; returns the loss history and timing."""
+def fit(
+    model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: torch.device, progress: bool = True,
+    compiled: bool = False,
+) -> dict:
+    """Train `model` in place on all clips of `videos`; returns the loss history and timing.
+
+    compiled: run full batches through torch.compile(model). The recurrent cells are many small ops
+    whose launches dominate a step; fused, a bf16 CPU step is about 1.6x faster (docs/performance.md)
+    after a few minutes of compiling once per process (inductor caches it on disk for the next).
+    The same weights, recipe and random draws: only dropout's mask comes from another generator."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -128,6 +136,9 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
     history, start = [], time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc="epochs", disable=not progress, leave=False)
     cuda = device.type == "cuda"
+    # Compiled for the full batch only: the epoch's last, smaller batch runs eagerly on the same weights,
+    # since a second shape would compile again (and dynamic shapes fail to compile this network in torch 2.13).
+    full_batch_model = torch.compile(model, dynamic=False) if compiled else model
 
     def to_device(t: torch.Tensor) -> torch.Tensor:  # from pinned memory on CUDA: the copy does not wait for the GPU
         return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
@@ -145,7 +156,8 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
             if cfg.augment:
                 x = augment(x, gen)
             y = to_device(torch.tensor([videos[v].label for v, _ in batch]))
-            out, loss = train_step(model, opt, to_device(x), y, weight, amp)
+            step_model = full_batch_model if len(batch) == cfg.batch_size else model
+            out, loss = train_step(step_model, opt, to_device(x), y, weight, amp)
             sched.step()
             total += loss.detach().float() * len(batch)
             correct += (out.logits.argmax(1) == y).sum()
@@ -153,7 +165,7 @@ def fit(model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: tor
         history.append({"epoch": epoch + 1, "loss": total.item() / max(seen, 1), "train_clip_accuracy": correct.item() / max(seen, 1)})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
         log.debug("epoch %d loss %.4f acc %.3f", epoch + 1, history[-1]["loss"], history[-1]["train_clip_accuracy"])
-    return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device)}
+    return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
 
 
 def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False):
