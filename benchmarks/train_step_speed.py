@@ -44,11 +44,11 @@ def main():
     def step(model, opt, x, y):
         train_step(model, opt, x, y, amp=amp)
 
-    for way in ways:  # warm-up; the first compiled step compiles
+    for size, compiled in ways:  # warm-up; the first compiled step compiles
         start = time.perf_counter()
-        step(*setups[way])
-        if way[1]:
-            print(f"compiling at {way[0]} px: {time.perf_counter() - start:.0f} s (inductor's disk cache makes later runs quicker)")
+        step(*setups[size, compiled])
+        if compiled:
+            print(f"compiling at {size} px: {time.perf_counter() - start:.0f} s (inductor's disk cache makes later runs quicker)")
     times = {way: [] for way in ways}
     for _ in range(args.rounds):
         for way in ways:

@@ -155,7 +155,6 @@ def cmd_cv(args) -> None:
         "train": cfg.to_dict(),
         "model_overrides": overrides,
         "device": str(device),
-        "compiled": args.compile,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "fold_videos": np.bincount(folds).tolist(),
