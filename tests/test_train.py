@@ -14,7 +14,7 @@ def test_compiled_training_takes_the_same_steps_as_eager():
     """`training train|cv --compile` must train the weights eager training would. Without dropout (whose
     mask comes from another generator when compiled) and in fp32, both runs take the same steps,
     including each epoch's last, smaller batch, which the compiled loop runs eagerly so that it does
-    not compile a second shape. Compiling takes a minute or two here (real inductor, C++ on the CPU)."""
+    not compile a second shape. Compiling takes up to ~3 min here with an empty cache (real inductor, C++ on the CPU)."""
     rng = np.random.default_rng(0)
     videos = [Video(f"S{i}", f"S{i}/001", i % 3, rng.integers(0, 256, (12, 16, 16), dtype=np.uint8)) for i in range(5)]
     cfg = TrainConfig(epochs=2, batch_size=4, clips_per_video=2, augment=False, amp=False)  # 10 clips: 4 + 4 + 2
