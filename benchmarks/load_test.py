@@ -1,7 +1,7 @@
 """Load test: N real videos, C at a time, against the embedded service (`python -m service serve`
 with W worker processes), loopback only, bounded in count and time.
 
-Videos: synthetic expression clips (training.synth, 3 s, 640x490, H.264), 10 distinct ones sent
+Videos: synthetic expression clips (training.synthesis.drawn, 3 s, 640x490, H.264), 10 distinct ones sent
 round-robin. Each answer must be a 200 whose result equals what the pipeline gives in-process
 for that video (expression and vote counts): "answered correctly", and none lost. Prints p50/p95
 latency, throughput, and the peak resident memory (VmHWM) of the API process and each worker.
@@ -44,7 +44,7 @@ def children(pid: int) -> list[int]:
 
 
 def make_videos(folder: Path, n: int) -> list[Path]:
-    from training.synth import CLASSES, make_subject, render_sequence
+    from training.synthesis.drawn import CLASSES, make_subject, render_sequence
     from videos import write_video
 
     paths = []

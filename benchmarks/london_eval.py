@@ -1,13 +1,13 @@
 """Real faces the model never trained on: the London set's held-out identities.
 
 Stills (the default, issue 5's bar): for every held-out identity
-(training.photoreal.split_identities: every 5th id), its real neutral photo and its real smiling
+(training.synthesis.photoreal.split_identities: every 5th id), its real neutral photo and its real smiling
 photo are each turned into a short constant video (16 frames, 30 fps, H.264, the photo as is)
 and sent through the full pipeline (`analyse_video`). The neutral one should come out
 "neutral", the smiling one "happy".
 
 Sequences (--sequences): for every held-out identity, one photo-real video of each class made
-the way the training data is made (training/photoreal.py, with a seed the training set never
+the way the training data is made (training/synthesis/photoreal.py, with a seed the training set never
 used): 1 s of the still neutral face, 1 s rising to the peak, then the peak held for 1 s,
 90 frames at 30 fps.
 Happy is the person's real smile; the other six are warps of their neutral photo. The timeline
@@ -21,7 +21,7 @@ per-frame FER2013 CNN (benchmarks/fer2013_baseline.py) on the same videos' decod
 set); the model must have been trained without them (`training train --london-fold K`,
 benchmarks/london_folds.py). --flip-average scores every clip with its mirror image too.
 
-    python benchmarks/london_eval.py [--london ../shared/datasets/london-set] [--model models/default]
+    python benchmarks/london_eval.py [--london LONDON_DIR] [--model models/default]
                                      [--sequences] [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
                                      [--vote-min-clips N [N ...]] [--json answers.json]
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
-from training import photoreal  # noqa: E402
+from training.synthesis import photoreal  # noqa: E402
 from training.clips import majority_vote  # noqa: E402
 from training.video import VideoError, read_frames  # noqa: E402
 
@@ -118,7 +118,7 @@ def report(name: str, outcomes: dict[str, Counter]) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=str(photoreal.DEFAULT_LONDON_DIR))
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--frames", type=int, default=16, help="length of the still videos")
     ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
@@ -133,6 +133,7 @@ def main():
                     help="also report the vote with the service's vote_min_clips = N, re-voted from the same clips")
     ap.add_argument("--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here")
     args = ap.parse_args()
+    args.london = str(photoreal.find_london(args.london))
 
     ids = photoreal.list_identities(args.london)
     _, held = photoreal.split_identities(ids, args.fold)

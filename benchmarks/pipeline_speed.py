@@ -1,7 +1,7 @@
 """End-to-end pipeline speed per configuration, per stage, and agreement with the baseline.
 
 A fixed set of videos: a 20 s, 640x360, 30 fps real face (skimage's astronaut, panned and
-zoomed) and 14 synthetic expression clips (7 classes x 2 subjects, drawn by training.synth,
+zoomed) and 14 synthetic expression clips (7 classes x 2 subjects, drawn by training.synthesis.drawn,
 640x490, H.264). Every configuration runs every video, interleaved round by round, through
 `analyse_video` (what `python -m service predict` and the workers run). Printed: the long
 video's per-stage milliseconds and speed (x real time, and against decoding alone), and for all
@@ -39,7 +39,7 @@ CONFIGS = {  # name: (detect_every, detect_max_side, bf16)
 
 
 def make_videos(folder: Path) -> list[Path]:
-    from training.synth import CLASSES, make_subject, render_sequence
+    from training.synthesis.drawn import CLASSES, make_subject, render_sequence
     from videos import astronaut_frames, write_video
 
     paths = [write_video(folder / "astronaut_20s.mp4", astronaut_frames(600, zoom=(0.8, 1.3)))]

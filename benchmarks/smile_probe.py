@@ -9,7 +9,7 @@ each size? Two HOG designs, both printed: cells of 6 px (a larger crop gives mor
 the detail the size offers), and an 8x8 grid of cells at every size (the same features, only
 the pixels behind each cell change).
 
-    python benchmarks/smile_probe.py [--london ../shared/datasets/london-set] [--sizes 32 48 64 96]
+    python benchmarks/smile_probe.py [--london LONDON_DIR] [--sizes 32 48 64 96]
 
 It is a diagnostic, not a model: a probe that gains little from 48 to 64 px says resolution is not
 what the network lacks.
@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training import photoreal
+from training.synthesis import photoreal
 from training.faces import CropConfig, FaceDetector, crop_face, to_gray
 
 
@@ -39,9 +39,10 @@ def features(crop: np.ndarray, cell: int | None) -> np.ndarray:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=photoreal.DEFAULT_LONDON_DIR)
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 48, 64, 96])
     args = ap.parse_args()
+    args.london = str(photoreal.find_london(args.london))
     ids = photoreal.list_identities(args.london)
     detector = FaceDetector()
     crops = {size: [] for size in args.sizes}  # (face_id, label, crop)

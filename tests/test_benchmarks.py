@@ -90,7 +90,7 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     answers = tmp_path / "answers.json"
     run_script("benchmarks/london_eval.py", "--london", str(LONDON), "--people", "2", "--json", str(answers))
     videos = json.loads(answers.read_text())["videos"]
-    from training import photoreal
+    from training.synthesis import photoreal
 
     first_two = photoreal.split_identities(photoreal.list_identities(LONDON), 0)[1][:2]  # fold 0's held-out people
     assert [(v["id"], v["want"]) for v in videos] == [(i, want) for i in first_two for want in ("neutral", "happy")]

@@ -178,7 +178,7 @@ def fake_london(root, n=10):
 
 
 def test_london_folds_hold_out_every_person_once(tmp_path):
-    from training.photoreal import list_identities, london_face_id, split_identities
+    from training.synthesis.photoreal import list_identities, london_face_id, split_identities
 
     ids = list_identities(fake_london(tmp_path / "london", 12))
     held = [split_identities(ids, k)[1] for k in range(5)]

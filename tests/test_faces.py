@@ -101,7 +101,7 @@ def test_landmark_boxes_match_detector_boxes_on_real_faces():
 
 
 def test_landmark_boxes_match_detector_boxes_on_synthetic_faces():
-    from training.synth import make_subject, render_sequence
+    from training.synthesis.drawn import make_subject, render_sequence
 
     detector = FaceDetector()
     scores = []

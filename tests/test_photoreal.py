@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from training import photoreal
+from training.synthesis import photoreal
 from training.data import peak_still_classes
-from training.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
+from training.synthesis.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 pytestmark = pytest.mark.skipif(

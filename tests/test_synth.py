@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from training import synth
-from training.synth import CLASSES, make_subject, plan_subject, render_sequence, write_dataset
+from training.synthesis import drawn as synth
+from training.synthesis.drawn import CLASSES, make_subject, plan_subject, render_sequence, write_dataset
 
 SMALL = (128, 98)  # tiny frames: the layout tests don't need detail, and they stay fast
 NUMBER = r"   -?\d\.\d{7}e[+-]\d{2}"

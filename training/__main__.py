@@ -108,11 +108,12 @@ def command_line() -> str:
 def cmd_synth(args) -> None:
     start = time.perf_counter()
     if args.photoreal:
-        from training import photoreal
+        from training.synthesis import photoreal
 
-        ids = photoreal.list_identities(args.photoreal)
-        if not ids:
-            sys.exit(f"no London-set identities in {args.photoreal} (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)")
+        try:
+            ids = photoreal.list_identities(photoreal.find_london(args.photoreal))
+        except photoreal.LondonSetMissing as e:
+            sys.exit(str(e))
         train_ids, held = photoreal.split_identities(ids)
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
@@ -125,7 +126,7 @@ def cmd_synth(args) -> None:
             f"{photoreal.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
         )
     else:
-        from training.synth import write_dataset
+        from training.synthesis.drawn import write_dataset
 
         summary = write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
     log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
@@ -239,11 +240,12 @@ def without_london_fold(dataset, london_dir, fold: int):
     """The data set less the photo-real sequences of one fold's London people (photoreal.split_identities),
     so benchmarks/london_eval.py --fold K can judge the model on people it never saw."""
     from training.data import Dataset
-    from training.photoreal import DEFAULT_LONDON_DIR, list_identities, london_face_id, split_identities
+    from training.synthesis.photoreal import LondonSetMissing, find_london, list_identities, london_face_id, split_identities
 
-    ids = list_identities(london_dir or DEFAULT_LONDON_DIR)
-    if not ids:
-        raise SystemExit(f"--london-fold needs the London set to know its folds; none at {london_dir or DEFAULT_LONDON_DIR} (--london DIR)")
+    try:
+        ids = list_identities(find_london(london_dir))
+    except LondonSetMissing as e:
+        raise SystemExit(f"--london-fold needs the London set to know its folds: {e}") from None
     held = set(split_identities(ids, fold)[1])
     kept = [v for v in dataset.videos if london_face_id(v.subject) not in held]
     dropped = {london_face_id(v.subject) for v in dataset.videos} & held
@@ -319,7 +321,7 @@ def main(argv=None) -> None:
     p.add_argument("--london-fold", type=int, default=None, metavar="K", choices=range(5),
                    help="leave out the photo-real sequences of London fold K's people (0 is the served split's held-out "
                         "people; benchmarks/london_eval.py --fold K then judges the model on them)")
-    p.add_argument("--london", default=None, metavar="LONDON_DIR", help="the London set, for --london-fold (default: ../shared/datasets/london-set)")
+    p.add_argument("--london", default=None, metavar="LONDON_DIR", help="the London set, for --london-fold (default: $RAMFER_LONDON_DIR)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("pack", help="preprocess --data once into one .npz that --data reads anywhere (e.g. on a GPU machine)")

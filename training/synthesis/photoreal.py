@@ -1,6 +1,6 @@
 """Photo-real CK+-style expression sequences from real faces (the Face Research Lab London Set).
 
-The drawn faces of `training.synth` teach a model what an expression *is*, but not what a real
+The drawn faces of `training.synthesis.drawn` teach a model what an expression *is*, but not what a real
 face looks like. This module turns the London Set (102 adults, one neutral and one smiling studio
 photo each, a 189-point template on the neutral one) into CK+-layout sequences of real faces:
 neutral first, the expression rising to its peak at the last frame, label named after the last
@@ -77,7 +77,8 @@ CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise
 CODES = {"neutral": 0} | {name: i + 1 for i, name in enumerate(CLASSES)}
 KINDS = CLASSES + ("neutral",)
 N_POINTS = 189
-DEFAULT_LONDON_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+LONDON_ENV = "RAMFER_LONDON_DIR"  # where a user's copy of the London set is, when no --london is given
+LONDON_SOURCE = "https://doi.org/10.6084/m9.figshare.5047666.v5"
 ATTRIBUTION = (
     "Faces: Face Research Lab London Set, DeBruine & Jones (2017), figshare, "
     "doi:10.6084/m9.figshare.5047666.v5, CC BY 4.0; expressions other than happy are synthetic warps"
@@ -269,6 +270,26 @@ def london_face_id(subject: str) -> str | None:
 def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:
     d = Path(london_dir)
     return d / "neutral" / f"{face_id}_03.jpg", d / "neutral" / f"{face_id}_03.tem", d / "smiling" / f"{face_id}_08.jpg"
+
+
+class LondonSetMissing(FileNotFoundError):
+    pass
+
+
+def find_london(london_dir=None) -> Path:
+    """The user's copy of the London set: `london_dir` if given, else $RAMFER_LONDON_DIR. The set is
+    not part of this repository (nor of its default paths): a missing one is an error that says
+    where to get it."""
+    import os
+
+    given = london_dir or os.environ.get(LONDON_ENV)
+    where = f"{given} holds no London-set faces (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)" if given else "no London set given"
+    if given and list_identities(given):
+        return Path(given)
+    raise LondonSetMissing(
+        f"{where}. Download the Face Research Lab London Set (CC BY 4.0) from {LONDON_SOURCE}, "
+        f"unpack it, and name its folder on the command line (--london DIR, or `training synth --photoreal DIR`) or in {LONDON_ENV}."
+    )
 
 
 def list_identities(london_dir) -> list[str]:
@@ -1170,22 +1191,23 @@ def _photo_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.
 
 
 def write_contact_sheet(dataset_dir, out_png, per_class=6) -> None:
-    """training.synth's sheet, one row per class and neutral, with Haar face crops (1.2 x the box)
+    """training.synthesis.drawn's sheet, one row per class and neutral, with Haar face crops (1.2 x the box)
     and the London Set's CC BY attribution drawn under the rows."""
-    from training.synth import write_contact_sheet as sheet
+    from training.synthesis.drawn import write_contact_sheet as sheet
 
     caption = ("Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
                "https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0. Happy = real smile (morphed);",
-               "other expressions are synthetic warps of the neutral photos (training/photoreal.py).")
+               "other expressions are synthetic warps of the neutral photos (training/synthesis/photoreal.py).")
     rows = [(CODES[c], c) for c in CLASSES] + [(0, "neutral")]
     sheet(dataset_dir, out_png, per_class, rows_of=rows, tile_of=_photo_tile, caption=caption, noun="identity")
 
 
-if __name__ == "__main__":  # python -m training.photoreal OUT_DIR [N_IDENTITIES]
+if __name__ == "__main__":  # python -m training.synthesis.photoreal OUT_DIR [N_IDENTITIES]
     import json
 
     target = sys.argv[1] if len(sys.argv) > 1 else "data/photoreal"
-    ids = list_identities(DEFAULT_LONDON_DIR)
+    london = find_london()
+    ids = list_identities(london)
     if len(sys.argv) > 2:
         ids = ids[: int(sys.argv[2])]
-    print(json.dumps(write_dataset(DEFAULT_LONDON_DIR, target, identities=ids), indent=1))
+    print(json.dumps(write_dataset(london, target, identities=ids), indent=1))

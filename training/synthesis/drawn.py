@@ -1299,7 +1299,7 @@ def write_contact_sheet(dataset_dir, out_png, per_class: int = 6, rows_of=None, 
     """One row per class: a neutral first frame, then the peak frames of `per_class` different
     subjects (the first of them the neutral frame's own sequence), face crops labelled with
     the class name. `rows_of` ((code, name) pairs, default the 7 classes) and `tile_of` (how a
-    frame becomes a face tile) let other CK+-layout sets (training.photoreal) use the same sheet."""
+    frame becomes a face tile) let other CK+-layout sets (training.synthesis.photoreal) use the same sheet."""
     root = Path(dataset_dir)
     tile, gap, label_w, head_h = 90, 2, 84, 20  # sized so a sheet of noisy colour crops stays < 600 KB
     found = _labelled_sequences(root)
