@@ -76,6 +76,35 @@ def sequence_videos(london: str, ids: list[str], out: Path):
             yield face_id, emotion, write_video(out / f"{face_id}_{emotion}.mp4", frames)
 
 
+TALK_SEED = 2000  # talking videos: neither the training set's seed nor --sequences'
+TALK_FPS, TALK_FRAMES = 30, 72  # 2.4 s: 33 clips
+
+
+def talking_videos(london: str, ids: list[str], out: Path):
+    """(identity, wanted label, video path): each person talking calmly (neutral), and talking while
+    holding each expression (motion.envelope "held", strength 0.6-1), 640x360 at 30 fps, with head
+    turns up to 20 degrees, nods, blinks (training.synthesis.motion)."""
+    from videos import write_video
+
+    from training.synthesis import motion
+
+    for face_id in ids:
+        for k, emotion in enumerate(photoreal.KINDS):
+            rng = np.random.default_rng([TALK_SEED, int(face_id), k])
+            calm = emotion == "neutral"
+            perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None if calm else "held",
+                                      strength=None if calm else float(rng.uniform(0.6, 1.0)))
+            frames = photoreal.render_performance(london, face_id, emotion, perf, rng)
+            yield face_id, emotion, write_video(out / f"{face_id}_{emotion}_talking.mp4", frames, fps=TALK_FPS)
+
+
+def flicker(result: dict) -> float:
+    """Clip-label changes per second of face clips (the timeline's restlessness)."""
+    labels = [c["label"] for c in result["clips"] if c["face"]]
+    seconds = result["video"]["duration_s"] if result.get("video") else 0
+    return sum(a != b for a, b in zip(labels, labels[1:])) / seconds if seconds else 0.0
+
+
 def revote(result: dict, classes: list[str], min_clips: int) -> str:
     """The video's label had the service run with vote_min_clips = min_clips: the pipeline's own
     vote (training.clips.majority_vote) over the same clips' labels and probabilities (as the
@@ -122,6 +151,8 @@ def main():
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--frames", type=int, default=16, help="length of the still videos")
     ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
+    ap.add_argument("--talking", action="store_true",
+                    help="photo-real talking videos instead of stills: calm (neutral) and holding each expression")
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
     ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY),
                     help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
@@ -149,7 +180,13 @@ def main():
         baseline = Fer2013Baseline(args.baseline)
 
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-london-"))
-    videos = sequence_videos(args.london, chosen, tmp) if args.sequences else still_videos(args.london, chosen, tmp, args.frames)
+    if args.talking:
+        videos = talking_videos(args.london, chosen, tmp)
+    elif args.sequences:
+        videos = sequence_videos(args.london, chosen, tmp)
+    else:
+        videos = still_videos(args.london, chosen, tmp, args.frames)
+    flickers = defaultdict(list)
     ours = defaultdict(Counter)
     revoted = {n: defaultdict(Counter) for n in args.vote_min_clips}
     theirs = {reading: defaultdict(Counter) for reading in (baseline.READINGS if baseline else ())}
@@ -163,8 +200,12 @@ def main():
             ours[want][result["expression"]] += 1
             if result["expression"] != want:
                 wrong.append(f"{face_id} {want} -> {result['expression']}")
+            face_clips = [c for c in result["clips"] if c["face"]]
             records.append({"id": face_id, "want": want, "expression": result["expression"],
-                            "mean_probabilities": mean_probabilities(result, predictor.classes)})
+                            "mean_probabilities": mean_probabilities(result, predictor.classes),
+                            "duration_s": result.get("video", {}).get("duration_s"),
+                            "clip_probabilities": [[c["probabilities"][k] for k in predictor.classes] for c in face_clips]})
+            flickers[want].append(flicker(result) if face_clips else 0.0)
             for n, outcomes in revoted.items():
                 outcomes[want][revote(result, predictor.classes, n)] += 1
             if args.sequences and want == "happy":
@@ -179,7 +220,8 @@ def main():
     finally:  # the videos are deleted one by one; this is for a run cut short
         shutil.rmtree(tmp, ignore_errors=True)
 
-    kind = "lead-rise-hold photo-real videos" if args.sequences else "stills (neutral, smiling photo)"
+    kind = ("talking photo-real videos" if args.talking else "lead-rise-hold photo-real videos" if args.sequences
+            else "stills (neutral, smiling photo)")
     print(f"# {'all' if args.all else f'fold {args.fold} held-out'} London identities: {len(chosen)} people, {kind}; "
           f"model {predictor.variant} {predictor.sha256[:12]}{', flip-averaged' if args.flip_average else ''}")
     report("served model", ours)
@@ -190,12 +232,18 @@ def main():
     if args.sequences:
         print(f"\nhappy videos whose timeline starts neutral and ends happy: {smiles['ok']}/{smiles['videos']} "
               f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})")
+    if args.talking:
+        calm = flickers["neutral"]
+        every = [f for fs in flickers.values() for f in fs]
+        print(f"\nflicker (clip-label changes per second): calm talking {np.mean(calm):.2f} (max {np.max(calm):.2f}), "
+              f"all talking videos {np.mean(every):.2f}")
     for reading, outcomes in theirs.items():
         report(f"per-frame FER2013 CNN, {reading} (no contempt class)", outcomes)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "model": args.model, "sha256": predictor.sha256, "fold": None if args.all else args.fold,
-            "kind": "sequences" if args.sequences else "stills", "flip_average": args.flip_average,
+            "kind": "talking" if args.talking else "sequences" if args.sequences else "stills", "flip_average": args.flip_average,
+            "classes": predictor.classes,
             "videos": records}, indent=1))
 
 

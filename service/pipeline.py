@@ -24,7 +24,7 @@ import numpy as np
 
 from service.render import render_attention
 from service.settings import Settings
-from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, label_runs, majority_vote
+from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, decide_video, label_runs, merge_short_runs
 from training.faces import FaceDetector, crop_face, track_faces
 from training.video import VideoError, VideoInfo, probe_video, read_frames
 
@@ -257,7 +257,8 @@ def analyse_video(
         probs = np.stack([scorer.probs[c] for c in face_clips])
         labels = probs.argmax(1)
         neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
-        winner, votes = majority_vote(labels, probs, num_classes=K, abstain=neutral, min_run=settings.vote_min_clips)
+        winner, votes, decided = decide_video(probs, K, abstain=neutral, radius=settings.vote_smooth_clips,
+                                              min_run=settings.vote_min_clips)
         _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
         voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
 
@@ -269,6 +270,7 @@ def analyse_video(
 
     fps = info.fps
     label_of = dict(zip(face_clips, labels))
+    decided_of = dict(zip(face_clips, decided))
     timeline = []
     for c, idx in enumerate(clips):
         first, last = int(idx[0]), int(idx[-1])
@@ -284,7 +286,10 @@ def analyse_video(
             "face": face,
         })
     # Segments tile the timeline: clips overlap, so one ends where the next run's first clip starts.
-    runs = label_runs([c["label"] for c in timeline])
+    # They are read from the same evidence as the answer (smoothed labels, no run shorter than the
+    # vote's minimum), not from each clip's own label.
+    runs = label_runs(merge_short_runs(
+        [predictor.classes[decided_of[c]] if c in decided_of else None for c in range(len(clips))], settings.vote_min_clips))
     segments = [{
         "label": label,
         "start_s": timeline[first]["start_s"],

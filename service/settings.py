@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
         "clips; 1 is the issue's rule (any expressive clip), 2 ignores one-clip blips (docs/real-faces.md)",
     )
+    vote_smooth_clips: int = Field(
+        0, ge=0,
+        description="the answer and the timeline read each clip's probabilities averaged with its neighbours' within "
+        "+-N clips (evidence over time); 0: every clip as it is (docs/real-faces.md)",
+    )
     flip_average: bool = Field(
         False,
         description="average each clip's probabilities with its mirror image's (twice the model's work; "

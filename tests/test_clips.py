@@ -77,3 +77,38 @@ def test_label_runs_merge_consecutive_clips_only():
         ("neutral", 0, 1), ("sadness", 2, 2), (None, 3, 3), ("happy", 4, 5), ("neutral", 6, 6)]
     assert label_runs([4, 4, 4]) == [(4, 0, 2)]
     assert label_runs([]) == []
+
+
+def test_smoothing_averages_neighbours_and_radius_0_keeps_clips():
+    from training.clips import smooth_probabilities
+
+    p = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    assert np.array_equal(smooth_probabilities(p, 0), p)
+    s = smooth_probabilities(p, 1)
+    assert np.allclose(s[0], [0.5, 0.5]) and np.allclose(s[1], [2 / 3, 1 / 3]) and np.allclose(s[3], [1.0, 0.0])
+    assert np.allclose(s.sum(1), 1)
+
+
+def test_short_runs_merge_into_the_longer_neighbour_and_no_face_stays():
+    from training.clips import merge_short_runs
+
+    assert merge_short_runs(list("aaabaaa"), 2) == list("aaaaaaa")
+    assert merge_short_runs(list("aabbbbc"), 3) == list("bbbbbbb")
+    assert merge_short_runs(["a", "a", None, "b", "b", "b"], 3) == ["a", "a", None, "b", "b", "b"]  # nowhere to go
+    assert merge_short_runs(list("abab"), 1) == list("abab")
+
+
+def test_decide_video_radius_0_is_the_vote_and_smoothing_silences_a_blip():
+    from training.clips import decide_video
+
+    neutral, happy = 7, 4
+    probs = np.full((9, 8), 0.01)
+    probs[:, neutral] = 0.93
+    probs[4] = 0.01
+    probs[4, happy] = 0.93  # one clip where the mouth opened
+    winner, votes, labels = decide_video(probs, 8, abstain=neutral)
+    assert winner == happy and winner == majority_vote(probs.argmax(1), probs, 8, abstain=neutral)[0]
+    winner, votes, labels = decide_video(probs, 8, abstain=neutral, radius=2)
+    assert winner == neutral and (labels == neutral).all()
+    probs[2:8, :] = probs[4]  # an expression held for 6 clips survives the same smoothing
+    assert decide_video(probs, 8, abstain=neutral, radius=2)[0] == happy

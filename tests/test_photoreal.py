@@ -287,3 +287,45 @@ def test_a_faint_smile_moves_the_face_less_than_the_full_one():
 def test_a_person_whose_smile_is_already_faint_keeps_it_whole():
     assert photoreal.corner_pull(LONDON, "131") < photoreal.FAINT_PULL[0]
     assert photoreal.faint_smile_peak(LONDON, "131", np.random.default_rng(0)) == 1.0
+
+
+def still_performance(n: int, jaw: float = 0.0, yaw: float = 0.0):
+    from training.synthesis import motion
+
+    zeros = np.zeros(n)
+    return motion.Performance(jaw=np.full(n, jaw), spread=zeros, press=zeros, yaw=np.full(n, yaw), pitch=zeros,
+                              roll=zeros, shift=np.zeros((n, 2)), scale=np.ones(n), blink=zeros, gaze=np.zeros((n, 2)),
+                              intensity=zeros)
+
+
+def test_a_talking_face_opens_its_mouth_dark_and_a_turned_head_moves_the_face():
+    from training.faces import FaceDetector
+
+    def render(**kw):
+        return gray(photoreal.render_performance(LONDON, "001", "neutral", still_performance(2, **kw), np.random.default_rng(0), size=SIZE)[0])
+
+    rest, open_mouth, turned = render(), render(jaw=1.0), render(yaw=20.0)
+    cx, cy, side = FaceDetector()(rest)
+    changed = np.abs(open_mouth.astype(int) - rest) > 12
+    ys, xs = np.nonzero(changed)
+    assert len(ys) > 0.003 * side * side and ys.mean() > cy + 0.1 * side, "the open mouth is not below the face's centre"
+    assert abs(xs.mean() - cx) < 0.15 * side
+    # darker where it changed (the mouth's inside), on average and in its darkest pixels
+    assert open_mouth[changed].mean() < rest[changed].mean() - 10, "an open mouth is darker inside"
+    assert np.percentile(open_mouth[changed], 5) < np.percentile(rest[changed], 5) - 10
+    moved = np.abs(turned.astype(int) - rest) > 12
+    assert moved.sum() > 3 * changed.sum(), "a 20 degree turn moves more of the face than the jaw does"
+
+
+def test_talking_performance_is_deterministic_and_every_class_renders():
+    from training.synthesis import motion
+
+    for emotion in KINDS:
+        rng = np.random.default_rng([1, 2])
+        perf = motion.performance(6, 30, rng, talking=True, expression=None if emotion == "neutral" else "held")
+        a = photoreal.render_performance(LONDON, "012", emotion, perf, rng, size=SIZE)
+        rng = np.random.default_rng([1, 2])
+        perf = motion.performance(6, 30, rng, talking=True, expression=None if emotion == "neutral" else "held")
+        b = photoreal.render_performance(LONDON, "012", emotion, perf, rng, size=SIZE)
+        assert len(a) == 6 and a[0].shape[:2] == SIZE[::-1]
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -78,3 +78,50 @@ def label_runs(labels) -> list[tuple[object, int, int]]:
         else:
             runs.append((label, i, i))
     return runs
+
+
+def smooth_probabilities(probabilities, radius: int) -> np.ndarray:
+    """Each clip's class probabilities averaged with its neighbours' within +-radius clips (fewer at
+    the ends): evidence over time, so one clip where the mouth happens to open cannot flip the label.
+    radius 0 returns them as they are."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if radius <= 0 or len(p) < 2:
+        return p
+    csum = np.vstack([np.zeros((1, p.shape[1])), np.cumsum(p, axis=0)])
+    idx = np.arange(len(p))
+    lo, hi = np.clip(idx - radius, 0, len(p)), np.clip(idx + radius + 1, 0, len(p))
+    return (csum[hi] - csum[lo]) / (hi - lo)[:, None]
+
+
+def merge_short_runs(labels, min_run: int) -> list:
+    """Runs of fewer than min_run clips take the label of the longer neighbouring run (the earlier
+    one on a tie), shortest first, until every run is at least min_run long or only one is left:
+    a timeline a person can read, without one-clip blips. None (no face) is never merged."""
+    labels = list(labels)
+    if min_run <= 1:
+        return labels
+    while True:
+        runs = label_runs(labels)
+        short = [(last - first + 1, k) for k, (label, first, last) in enumerate(runs)
+                 if label is not None and last - first + 1 < min_run]
+        if not short or len(runs) == 1:
+            return labels
+        _, k = min(short)
+        label, first, last = runs[k]
+        neighbours = [runs[j] for j in (k - 1, k + 1) if 0 <= j < len(runs) and runs[j][0] is not None]
+        if not neighbours:
+            return labels
+        winner = max(neighbours, key=lambda r: r[2] - r[1])[0]
+        labels[first : last + 1] = [winner] * (last - first + 1)
+
+
+def decide_video(probabilities, num_classes: int | None = None, abstain: int | None = None,
+                 radius: int = 0, min_run: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """The service's answer for a video from its clips' probabilities (N, K): the clips' labels after
+    smoothing (`smooth_probabilities` over +-radius clips) and the majority vote of those labels
+    (`majority_vote`, with `abstain` and `min_run`). Returns (winner, votes, per-clip labels).
+    radius 0 is the paper's vote of the clips as they are (what `training cv` reports)."""
+    smoothed = smooth_probabilities(probabilities, radius)
+    labels = smoothed.argmax(1)
+    winner, votes = majority_vote(labels, smoothed, num_classes or smoothed.shape[1], abstain=abstain, min_run=min_run)
+    return winner, votes, labels

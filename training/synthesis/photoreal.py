@@ -842,7 +842,9 @@ def _ease(n_frames: int, onset: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * s)
 
 
-def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
+def _make_scene(ident: _Identity, size, n: int, color: bool, rng, head=None) -> _Scene:
+    """The camera of one sequence. `head` = (roll degrees (n,), shift in face heights (n, 2), scale (n,)),
+    a motion.Performance's tracks, moves the head; without it, a small drift and wobble of its own."""
     w, h = size
     pts = ident.pts
     chin = pts[129]
@@ -855,22 +857,28 @@ def _make_scene(ident: _Identity, size, n: int, color: bool, rng) -> _Scene:
     half = 0.5 * frac * h
     cy = float(rng.uniform(max(0.02 * h + half, 0.42 * h), min(0.98 * h - half, 0.58 * h))) if half < 0.46 * h else 0.5 * h
     roll0 = float(rng.uniform(-5, 5)) + np.degrees(np.arctan2(ident.ex[1], ident.ex[0]))  # level the eyes, then tilt
-    # head motion over the sequence: smooth drift plus a little wobble
-    t = np.linspace(0, 1, n)
-    drift = rng.normal(0, 0.018, 2) * face_h * scale
-    wob_f, wob_ph = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0, 2 * np.pi))
-    wob = rng.normal(0, 0.006, 2) * face_h * scale
-    droll, dscale = float(rng.normal(0, 1.5)), float(rng.normal(0, 0.025))
+    if head is None:
+        # head motion over the sequence: smooth drift plus a little wobble
+        t = np.linspace(0, 1, n)
+        drift = rng.normal(0, 0.018, 2) * face_h * scale
+        wob_f, wob_ph = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0, 2 * np.pi))
+        wob = rng.normal(0, 0.006, 2) * face_h * scale
+        droll, dscale = float(rng.normal(0, 1.5)), float(rng.normal(0, 0.025))
+        rolls = roll0 + droll * t
+        sizes = 1 + dscale * t
+        shifts = [drift * t[i] + wob * np.sin(2 * np.pi * wob_f * t[i] + wob_ph) + rng.normal(0, 0.15, 2) for i in range(n)]
+    else:
+        roll, shift, hscale = head
+        rolls, sizes = roll0 + np.asarray(roll), np.asarray(hscale)
+        dscale = float(np.abs(sizes - 1).max())
+        shifts = list(np.asarray(shift) * face_h * scale)
     work = float(min(1.0, 1.6 * scale * (1 + abs(dscale) * 2)))
     if work > 0.8:
         work = 1.0
     poses = []
     for i in range(n):
-        s = scale * (1 + dscale * t[i]) / work
-        ang = np.radians(roll0 + droll * t[i])
-        shift = drift * t[i] + wob * np.sin(2 * np.pi * wob_f * t[i] + wob_ph) + rng.normal(0, 0.15, 2)
-        m = cv2.getRotationMatrix2D((float(centre[0] * work), float(centre[1] * work)), float(np.degrees(ang)), float(s))
-        m[:, 2] += np.array([cx, cy]) + shift - centre * work
+        m = cv2.getRotationMatrix2D((float(centre[0] * work), float(centre[1] * work)), float(np.degrees(np.radians(rolls[i]))), float(scale * sizes[i] / work))
+        m[:, 2] += np.array([cx, cy]) + shifts[i] - centre * work
         poses.append(m)
     # light: contrast, a brightness gradient in a random direction, white balance, gamma, and an
     # exposure that keeps the skin near its own level (as a camera's auto-exposure would)
@@ -1008,6 +1016,134 @@ def render_identity_sequence(
         if c > 0:
             img = _texture(img, p, frame_of, expr.tex, c, expr.side)
             img = _mouth_interior(img, p, p0, iod, ident.ey, expr, c)
+        frames.append(_camera(scene, img, i))
+    return frames
+
+
+# --------------------------------------------------------------------------------------------
+# Performances: a face that talks, turns, blinks and shows an expression as it comes and goes
+# (the tracks come from training.synthesis.motion, shared with the drawn renderer)
+# --------------------------------------------------------------------------------------------
+
+# Speech mouth shapes on the template, {left or midline point: (outward, down)} in inter-pupil
+# distances at full strength, as _AU. The jaw itself reuses _AU["jaw"] (lower lip, chin and jaw down).
+_SPEECH = {
+    # lips spread ("ee"): corners out, lips thinned a little
+    "spread": {87: (0.06, -0.005), 94: (0.05, 0), 99: (0.05, 0), 88: (0.03, 0.003), 104: (0.03, -0.003),
+               89: (0.01, 0.004), 105: (0.01, -0.004), 95: (0.02, 0), 100: (0.02, 0), 160: (0.015, 0)},
+    # lips rounded ("oo"): corners in, lips pushed out (taller in the picture)
+    "round": {87: (-0.07, 0.0), 94: (-0.055, 0), 99: (-0.055, 0), 88: (-0.035, -0.012), 104: (-0.035, 0.012),
+              89: (-0.012, -0.015), 105: (-0.012, 0.015), 95: (-0.02, 0), 100: (-0.02, 0), 90: (0, -0.015), 106: (0, 0.015)},
+    # lips pressed (m, b, p): the red of the lips narrowed
+    "press": {88: (0, 0.012), 89: (0, 0.015), 90: (0, 0.015), 104: (0, -0.015), 105: (0, -0.018), 106: (0, -0.018)},
+}
+JAW_SPEECH = 0.14  # inter-pupil distances of chin drop at jaw = 1 (a wide "ah"; AU26 is 0.15, AU27 0.32)
+
+
+def _depth(ident: _Identity) -> np.ndarray:
+    """(189,) how far each template point stands out towards the camera, in inter-pupil distances:
+    a smooth dome over the face (1 iod at its centre, falling off with no edge, so the warp does not
+    fold where the cheek meets the ears and hair) with the nose standing out from it. Enough for the
+    parallax of a head turned by up to ~20 degrees."""
+    centre = ident.eye + 0.55 * ident.iod * ident.ey
+    rel = ident.pts - centre
+    u, v = rel @ ident.ex / ident.iod, rel @ ident.ey / ident.iod
+    z = np.exp(-((u / 1.3) ** 2) - (v / np.where(v < 0, 2.0, 1.6)) ** 2)
+    tip = ident.pts[[53, 59, 55]].mean(0)
+    return z + 0.45 * np.exp(-(np.linalg.norm(ident.pts - tip, axis=1) / (0.3 * ident.iod)) ** 2)
+
+
+def _turn(p: np.ndarray, centre: np.ndarray, iod: float, ex, ey, depth: np.ndarray, yaw: float, pitch: float) -> np.ndarray:
+    """Template points of a frontal face as they appear with the head turned by yaw (degrees, + to
+    the image right) and pitched by pitch (+ down): rotation of (u, v, depth) seen by an orthographic
+    camera. Points beyond the template (the image border ring) stay."""
+    n = len(depth)
+    rel = p[:n] - centre
+    u, v, z = rel @ ex, rel @ ey, depth * iod
+    a, b = np.radians(yaw), np.radians(pitch)
+    u, z = u * np.cos(a) + z * np.sin(a), z * np.cos(a) - u * np.sin(a)
+    v = v * np.cos(b) + z * np.sin(b)
+    out = p.copy()
+    out[:n] = centre + np.outer(u, ex) + np.outer(v, ey)
+    return out
+
+
+def _speech_disp(ident: _Identity, jaw: float, spread: float, press: float) -> np.ndarray:
+    """(189, 2) pixels: the mouth shape of one speech frame (motion.speech's units)."""
+    d = jaw * JAW_SPEECH * _au_disp(ident, _AU["jaw"])
+    d += min(1.0, 3 * jaw) * (1 - press) * 0.6 * _au_disp(ident, _AU["25"])  # the lips part as the jaw opens
+    d += max(spread, 0.0) * _au_disp(ident, _SPEECH["spread"]) + max(-spread, 0.0) * _au_disp(ident, _SPEECH["round"])
+    return d + press * _au_disp(ident, _SPEECH["press"])
+
+
+def _smile_points(ident: _Identity, t: float) -> np.ndarray:
+    """Where the template points are in the smile morph at fraction t: each carried by t x the flow."""
+    _, flow = _smile_data(ident)
+    h, w = flow.shape[:2]
+    xi = np.clip(np.round(ident.pts[:, 0]).astype(int), 0, w - 1)
+    yi = np.clip(np.round(ident.pts[:, 1]).astype(int), 0, h - 1)
+    return ident.pts + t * flow[yi, xi].astype(np.float64)
+
+
+def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 360), color: bool = False) -> list[np.ndarray]:
+    """Frames of a London face performing `perf` (a motion.Performance): `emotion` (one of CLASSES, or
+    "neutral") shown at perf.intensity, speech moving the jaw and lips over it, the head turning,
+    nodding and drifting, blinks. Happy is the person's real smile (the morph, at the intensity), the
+    other six the FACS warps. Returns uint8 frames, gray (H, W) or BGR (H, W, 3); size is (W, H)."""
+    if emotion not in _EMOTIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; expected one of {KINDS}")
+    face_id = str(face_id)
+    ident = _identity(str(Path(london_dir).resolve()), face_id)
+    n = len(perf)
+    scene = _make_scene(ident, (int(size[0]), int(size[1])), n, color, rng, head=(perf.roll, perf.shift, perf.scale))
+    k = scene.work
+
+    def prep(im):
+        if k != 1.0:
+            im = cv2.resize(im, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        return im if color else cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
+
+    if emotion in ("neutral", "happy"):
+        expr = _Expression(np.zeros((N_POINTS, 2)), {}, 1, 0.0, 0.0)
+    else:
+        expr = _expression(ident, emotion, _gains(face_id), rng)
+    speech = _Expression(expr.disp, expr.tex, expr.side, max(expr.teeth, float(rng.uniform(0.5, 0.9))),
+                         max(expr.lower_teeth, float(rng.uniform(0.0, 0.5))))
+    ring = np.zeros((len(ident.ring), 2))
+    depth = _depth(ident)
+    iod, ey, ex = ident.iod * k, ident.ey, ident.ex
+    centre = (ident.eye + 0.55 * ident.iod * ident.ey) * k
+    frame_of = (iod, ident.eye * k, ex, ey)
+    neutral = prep(ident.neutral)
+    if emotion == "happy":
+        aligned, flow = _smile_data(ident)
+        smile = prep(aligned)
+        if k != 1.0:
+            flow = cv2.resize(flow, neutral.shape[1::-1], interpolation=cv2.INTER_AREA) * k
+        gx, gy = np.meshgrid(np.arange(neutral.shape[1], dtype=np.float32), np.arange(neutral.shape[0], dtype=np.float32))
+    frames = []
+    for i in range(n):
+        c = float(perf.intensity[i])
+        if emotion == "happy" and c > 0.01:
+            a = cv2.remap(neutral, gx - c * flow[..., 0], gy - c * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            b = cv2.remap(smile, gx + (1 - c) * flow[..., 0], gy + (1 - c) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            base = cv2.addWeighted(a, 1 - c, b, c, 0)
+            src = np.vstack([_smile_points(ident, c), ident.ring]) * k
+        else:
+            base, src = neutral, np.vstack([ident.pts, ident.ring]) * k
+            c = c if emotion != "happy" else 0.0
+        move = _speech_disp(ident, perf.jaw[i], perf.spread[i], perf.press[i])
+        if emotion not in ("neutral", "happy"):
+            move = move + c * expr.disp
+        p = src + np.vstack([move, ring]) * k
+        if perf.blink[i] > 0.02:
+            p[:N_POINTS] = _blink(p[:N_POINTS], float(perf.blink[i]), ey)
+        p = _untangle(p, src, ey)
+        p = _turn(p, centre, iod, ex, ey, depth, float(perf.yaw[i]), float(perf.pitch[i]))
+        img = _pwa_warp(base, src, p, ident.tris)
+        if c > 0.01 and expr.tex:
+            img = _texture(img, p, frame_of, expr.tex, c, expr.side)
+        img = _mouth_interior(img, p, _turn(src, centre, iod, ex, ey, depth, float(perf.yaw[i]), float(perf.pitch[i])), iod, ey, speech, 1.0)
         frames.append(_camera(scene, img, i))
     return frames
 
