@@ -329,3 +329,17 @@ def test_talking_performance_is_deterministic_and_every_class_renders():
         b = photoreal.render_performance(LONDON, "012", emotion, perf, rng, size=SIZE)
         assert len(a) == 6 and a[0].shape[:2] == SIZE[::-1]
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
+
+    summary = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6),
+                                              progress=False)
+    assert summary["per_class"] == {c: 1 for c in KINDS}
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4"))
+    assert files == sorted(f"{c}/L012_talk{k:02d}.mp4" for k, c in enumerate(["neutral", *CLASSES], start=1))
+    data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
+    assert set(data.subjects) == {"L012"} and photoreal.london_face_id(data.subjects[0]) == "012"
+    assert sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(KINDS)
+    assert all(15 <= len(v.frames) <= 18 for v in data.videos)  # 0.5-0.6 s at 30 fps, a face in every frame

@@ -117,9 +117,13 @@ def cmd_synth(args) -> None:
         train_ids, held = photoreal.split_identities(ids)
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
-        summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
-                                           smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
-                                           workers=args.workers)
+        if args.talking:
+            summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
+                                                      calm=args.calm, progress=not args.quiet, workers=args.workers)
+        else:
+            summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
+                                               smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
+                                               workers=args.workers)
         summary["left_out"] = sorted(set(ids) - set(chosen))
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
@@ -298,6 +302,10 @@ def main(argv=None) -> None:
                    help="with --photoreal: F more happy sequences per person whose morph stops at a faint smile "
                         "(mouth corners moved 0.04-0.10 inter-ocular distances; numbered after the smiles)")
     p.add_argument("--workers", type=int, default=1, help="with --photoreal: render people in this many processes (same bytes)")
+    p.add_argument("--talking", action="store_true",
+                   help="with --photoreal: instead of CK+ sequences, class folders of talking videos (calm talking is "
+                        "neutral; talking while holding each expression), H.264, read back with --data like any videos")
+    p.add_argument("--calm", type=int, default=2, metavar="N", help="with --talking: calm talking videos per person")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)
 

@@ -140,3 +140,27 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
                 raise VideoError("undecodable_video", f"No frame of the video could be decoded: {e}") from e
     if index == 0:
         raise VideoError("no_frames", "The video holds no decodable frames.")
+
+
+def write_video(path: str | Path, frames, fps: float = 30.0, crf: int = 20) -> Path:
+    """Encode gray or BGR uint8 frames as H.264 in an MP4 (what phones and webcams hand over), for
+    the synthetic talking videos. Odd sizes lose their last row or column (yuv420p needs even)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = None
+        for f in frames:
+            if stream is None:
+                h, w = f.shape[:2]
+                stream = out.add_stream("libx264", rate=int(round(fps)))
+                stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+                stream.options = {"preset": "veryfast", "crf": str(crf)}
+            f = np.ascontiguousarray(f[: stream.height, : stream.width])
+            frame = av.VideoFrame.from_ndarray(f, format="gray" if f.ndim == 2 else "bgr24")
+            out.mux(stream.encode(frame))
+        if stream is None:
+            raise ValueError("no frames to write")
+        out.mux(stream.encode())
+    return path

@@ -1212,6 +1212,27 @@ def _write_identity(args) -> dict:
     return {"face_id": face_id, "subject": subj, "frames": frames, "labels": labels, "color": color, "faint_peaks": peaks}
 
 
+def _per_identity(render, jobs: list, workers: int, progress: bool, describe) -> list[dict]:
+    """render(job) for every identity's job, in `workers` processes when > 1 (same bytes either way),
+    with a progress line per identity."""
+    results, t0 = [], time.monotonic()
+
+    def done(r):
+        results.append(r)
+        if progress:
+            print(f"{describe(r)} ({len(results)}/{len(jobs)}, {time.monotonic() - t0:.0f} s)", file=sys.stderr)
+
+    if workers > 1 and len(jobs) > 1:
+        # spawn, not fork: a fork after OpenCV/torch threads have run can hang the child
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for r in pool.map(render, jobs):
+                done(r)
+    else:
+        for job in jobs:
+            done(render(job))
+    return results
+
+
 def write_dataset(
     london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, faint: int = 0,
     progress=True, workers: int = 1,
@@ -1236,23 +1257,8 @@ def write_dataset(
     if smiles < 1 or faint < 0:
         raise ValueError("smiles must be at least 1 and faint at least 0")
     jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), int(faint), 1 if workers > 1 else None) for i in ids]
-    results = []
-    t0 = time.monotonic()
-
-    def done(r):
-        results.append(r)
-        if progress:
-            print(f"photoreal: {r['subject']} {len(r['labels'])} sequences, {r['frames']} frames "
-                  f"({len(results)}/{len(ids)}, {time.monotonic() - t0:.0f} s)", file=sys.stderr)
-
-    if workers > 1 and len(ids) > 1:
-        # spawn, not fork: a fork after OpenCV/torch threads have run can hang the child
-        with ProcessPoolExecutor(min(workers, len(ids)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            for r in pool.map(_write_identity, jobs):
-                done(r)
-    else:
-        for job in jobs:
-            done(_write_identity(job))
+    results = _per_identity(_write_identity, jobs, workers, progress, lambda r: f"photoreal: {r['subject']} "
+                            f"{len(r['labels'])} sequences, {r['frames']} frames")
     (out / PEAK_STILLS_FILE).write_text(json.dumps(PEAK_STILLS) + "\n")
     per_class = {c: 0 for c in KINDS if neutral or c != "neutral"}
     for r in results:
@@ -1272,6 +1278,54 @@ def write_dataset(
         "size": list(size),
         "attribution": ATTRIBUTION,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Talking videos (class folders of H.264 MP4s, read by training.data's class-folder loader)
+# --------------------------------------------------------------------------------------------
+
+TALK_FPS = 30
+TALK_SECONDS = (2.0, 3.0)
+TALK_SIZE = (640, 360)  # 16:9, as phones, webcams and calls film
+
+
+def _write_talking_identity(args) -> dict:
+    london_dir, out, seed, face_id, calm, seconds, threads = args
+    if threads is not None:
+        cv2.setNumThreads(threads)
+    from training.synthesis import motion
+    from training.video import write_video
+
+    color, _ = _plan(seed, face_id, True)
+    written = []
+    for k, emotion in enumerate(["neutral"] * calm + list(CLASSES), start=1):
+        rng = np.random.default_rng([seed, int(face_id), 1000 + k])
+        n = int(round(float(rng.uniform(*seconds)) * TALK_FPS))
+        quiet = emotion == "neutral"
+        # The expression is held through the whole video ("held"), so every clip of it shows what its label says.
+        perf = motion.performance(n, TALK_FPS, rng, talking=True, expression=None if quiet else "held",
+                                  strength=None if quiet else float(rng.uniform(0.5, 1.0)))
+        frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color)
+        name = f"L{face_id}_talk{k:02d}.mp4"  # the subject is the name up to its first underscore
+        write_video(Path(out) / emotion / name, frames, fps=TALK_FPS)
+        written.append(emotion)
+    _identity.cache_clear()
+    return {"face_id": face_id, "labels": written}
+
+
+def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=TALK_SECONDS, progress=True,
+                          workers: int = 1) -> dict:
+    """Class folders of talking London faces under out_dir (`<class>/L<id>_talkNN.mp4`): per person
+    `calm` videos of calm talking (neutral) and one of talking while holding each of the 7
+    expressions, `seconds` (2-3 s) long at 30 fps, 640x360, with head turns, nods and blinks (training.synthesis.motion).
+    Deterministic per seed and identity, like write_dataset."""
+    london_dir = str(Path(london_dir).resolve())
+    ids = list_identities(london_dir) if identities is None else [str(i) for i in identities]
+    jobs = [(london_dir, str(out_dir), seed, i, int(calm), tuple(seconds), 1 if workers > 1 else None) for i in ids]
+    results = _per_identity(_write_talking_identity, jobs, workers, progress, lambda r: f"talking: L{r['face_id']}")
+    per_class = {c: sum(r["labels"].count(c) for r in results) for c in KINDS}
+    return {"identities": len(results), "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
+            "calm": int(calm), "fps": TALK_FPS, "size": list(TALK_SIZE), "attribution": ATTRIBUTION}
 
 
 # --------------------------------------------------------------------------------------------
