@@ -197,3 +197,28 @@ def test_contact_sheet(tree, tmp_path):
 def test_docs_contact_sheet_is_small():
     sheet = Path(__file__).resolve().parents[1] / "docs" / "synthetic-contact-sheet.png"
     assert sheet.is_file() and sheet.stat().st_size < 600_000
+
+
+def test_talking_drawn_faces_are_class_folders_the_loader_reads(tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
+
+    summary = synth.write_talking_dataset(tmp_path, subjects=1, seed=0, calm=1, seconds=(0.5, 0.6), progress=False, workers=1)
+    assert summary["per_class"] == {c: 1 for c in ("neutral", *CLASSES)}
+    data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
+    assert len(set(data.subjects)) == 1 and sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(CLASSES_WITH_NEUTRAL)
+    assert all(15 <= len(v.frames) <= 18 for v in data.videos)
+
+
+def test_a_drawn_face_talks_and_turns():
+    from training.synthesis import motion
+
+    subject = make_subject(np.random.default_rng(4))
+    rng = np.random.default_rng(1)
+    perf = motion.performance(45, 30, rng, talking=True, expression=None)
+    frames, marks = synth.render_performance(subject, "neutral", perf, rng)
+    marks = np.stack(marks)
+    gap = np.linalg.norm(marks[:, 66] - marks[:, 62], axis=1)  # inner lips apart: the mouth opens and closes
+    assert gap.max() > 3 * max(gap.min(), 0.5)
+    assert np.corrcoef(gap, perf.jaw)[0, 1] > 0.8
+    nose_off = marks[:, 30, 0] - (marks[:, 0, 0] + marks[:, 16, 0]) / 2  # the nose moves across the face as it turns
+    assert np.corrcoef(nose_off, perf.yaw)[0, 1] > 0.8

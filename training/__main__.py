@@ -130,9 +130,13 @@ def cmd_synth(args) -> None:
             f"{photoreal.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
         )
     else:
-        from training.synthesis.drawn import write_dataset
+        from training.synthesis import drawn
 
-        summary = write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
+        if args.talking:
+            summary = drawn.write_talking_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, calm=args.calm,
+                                                  progress=not args.quiet)
+        else:
+            summary = drawn.write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
     log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
 
 
@@ -303,8 +307,8 @@ def main(argv=None) -> None:
                         "(mouth corners moved 0.04-0.10 inter-ocular distances; numbered after the smiles)")
     p.add_argument("--workers", type=int, default=1, help="with --photoreal: render people in this many processes (same bytes)")
     p.add_argument("--talking", action="store_true",
-                   help="with --photoreal: instead of CK+ sequences, class folders of talking videos (calm talking is "
-                        "neutral; talking while holding each expression), H.264, read back with --data like any videos")
+                   help="instead of CK+ sequences, class folders of talking videos (calm talking is neutral; talking "
+                        "while holding each expression), H.264, read back with --data like any videos; drawn or --photoreal")
     p.add_argument("--calm", type=int, default=2, metavar="N", help="with --talking: calm talking videos per person")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)

@@ -1116,6 +1116,76 @@ def render_sequence(
 
 
 # --------------------------------------------------------------------------------------------
+# Performances: a drawn face that talks, turns, blinks and shows an expression as it comes and goes
+# (the tracks come from training.synthesis.motion, shared with the photo-real renderer)
+# --------------------------------------------------------------------------------------------
+
+# Speech mouth shapes on the 68 points, as _AU entries (face units at full strength). The jaw reuses
+# AU26's pattern (lower lip, chin and jaw down) and the parting lips AU25's.
+_SPEECH = {
+    "round": [((48, 54), -0.022, 0), ((60, 64), -0.02, 0), ((49, 53), -0.01, -0.004), ((59, 55), -0.01, 0.004),
+              ((50, 51, 52), 0, -0.005), ((56, 57, 58), 0, 0.005)],
+}
+JAW_SPEECH = 0.75  # AU26 at jaw = 1: a wide "ah" drops the chin ~0.045 face units (~0.14 inter-eye distances)
+
+
+def _speech_disp(jaw: float, spread: float, press: float) -> np.ndarray:
+    """(68, 2) face units: the mouth shape of one speech frame (motion.speech's units)."""
+    d = jaw * JAW_SPEECH * _au_disp("AU26") + min(1.0, 3 * jaw) * (1 - press) * 0.6 * _au_disp("AU25")
+    d += max(spread, 0.0) * 0.55 * _au_disp("AU20")
+    if spread < 0:
+        for idx, dx, dy in _SPEECH["round"]:
+            idx = list(idx)
+            d[idx, 0] += -spread * _SIDE[idx] * dx
+            d[idx, 1] += -spread * dy
+    return d + press * 0.5 * _au_disp("AU23")
+
+
+def _depth(p0: np.ndarray) -> np.ndarray:
+    """(68,) face units towards the camera: a smooth dome over the face and the nose standing out."""
+    c = np.array([0.0, 0.5 * p0[51, 1]])
+    z = 0.3 * np.exp(-(((p0[:, 0] - c[0]) / 0.4) ** 2) - ((p0[:, 1] - c[1]) / 0.55) ** 2)
+    return z + 0.12 * np.exp(-((np.linalg.norm(p0 - p0[30], axis=1) / 0.08) ** 2))
+
+
+def _turn(p: np.ndarray, depth: np.ndarray, yaw: float, pitch: float, c: np.ndarray) -> np.ndarray:
+    """The points of a frontal face with the head turned by yaw (+ to the image right) and pitched by pitch (+ down)."""
+    a, b = np.radians(yaw), np.radians(pitch)
+    u, v = p[:, 0] - c[0], p[:, 1] - c[1]
+    u, z = u * np.cos(a) + depth * np.sin(a), depth * np.cos(a) - u * np.sin(a)
+    v = v * np.cos(b) + z * np.sin(b)
+    return np.stack([u + c[0], v + c[1]], 1)
+
+
+def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360), color: bool = False):
+    """Frames and landmarks of a drawn face performing `perf` (a motion.Performance): `emotion` shown
+    at perf.intensity, speech moving the jaw and lips over it, the head turning, nodding, drifting,
+    blinks. Returns (frames, landmarks) as render_sequence does."""
+    if emotion not in _EMOTIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; expected one of {CLASSES + ('neutral',)}")
+    n = len(perf)
+    nch = 3 if color else 1
+    scene, ppu = _make_scene(subject, size, nch, n, rng)
+    look = _make_look(subject, ppu, nch, rng)
+    expr = _expression(subject, emotion, rng)
+    p0 = neutral_shape(subject)
+    depth, centre = _depth(p0), np.array([0.0, 0.5 * p0[51, 1]])
+    origin = _px(look, (0.0, 0.0)) @ scene.poses[0][:, :2].T + scene.poses[0][:, 2]  # the face origin in the frame
+    frames, marks = [], []
+    for i in range(n):
+        c = float(perf.intensity[i]) if emotion != "neutral" else 0.0
+        p = p0 + c * expr.disp + _speech_disp(float(perf.jaw[i]), float(perf.spread[i]), float(perf.press[i]))
+        p = _turn(_blink(p, float(perf.blink[i])), depth, float(perf.yaw[i]), float(perf.pitch[i]), centre)
+        canvas = _draw_face(look, p, {k: v * c for k, v in expr.tex.items()}, expr.side)
+        head = cv2.getRotationMatrix2D((float(origin[0]), float(origin[1])), float(perf.roll[i]), float(perf.scale[i]))
+        head[:, 2] += perf.shift[i] * ppu
+        m = head @ np.vstack([scene.poses[0], [0, 0, 1]])
+        frames.append(_compose(scene, canvas, m, rng))
+        marks.append((_px(look, p) @ m[:, :2].T + m[:, 2]).astype(np.float32))
+    return frames, marks
+
+
+# --------------------------------------------------------------------------------------------
 # The CK+ tree
 # --------------------------------------------------------------------------------------------
 
@@ -1254,6 +1324,49 @@ def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), p
         "seed": seed,
         "size": list(size),
     }
+
+
+def _write_talking_subject(args) -> tuple[int, list[str]]:
+    out, seed, index, sid, calm, seconds, threads = args
+    if threads is not None:
+        cv2.setNumThreads(threads)
+    from training.synthesis import motion
+    from training.video import write_video
+
+    plan = plan_subject(seed, index, sid)
+    written = []
+    for k, emotion in enumerate(motion.talking_kinds(CLASSES, calm), start=1):
+        rng = np.random.default_rng([seed, index, 1000 + k])
+        perf = motion.talking_performance(emotion, rng, seconds)
+        frames, _ = render_performance(plan.subject, emotion, perf, rng, size=(640, 360), color=plan.color)
+        write_video(Path(out) / emotion / f"S{sid:03d}_talk{k:02d}.mp4", frames, fps=motion.TALK_FPS)
+        written.append(emotion)
+    return index, written
+
+
+def write_talking_dataset(out_dir, subjects: int = 40, seed: int = 0, calm: int = 2, seconds=(2.0, 3.0),
+                          progress: bool = True, workers: int | None = None) -> dict:
+    """Class folders of talking drawn faces under out_dir (`<class>/S<id>_talkNN.mp4`, H.264, 640x360,
+    30 fps): per subject `calm` videos of calm talking (neutral) and one of talking while holding each
+    of the 7 expressions (training.synthesis.motion). The subjects are write_dataset's (same ids,
+    same faces); the files are the same whatever the number of workers."""
+    ids = subject_ids(seed, subjects)
+    workers = workers or min(os.cpu_count() or 1, subjects)
+    jobs = [(str(out_dir), seed, i, ids[i], int(calm), tuple(seconds), 1 if workers > 1 else None) for i in range(subjects)]
+    labels: dict[int, list[str]] = {}
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_write_talking_subject, jobs)
+            for i, written in results:
+                labels[i] = written
+                if progress:
+                    print(f"talking: S{ids[i]:03d} ({len(labels)}/{subjects})", file=sys.stderr)
+    else:
+        for job in jobs:
+            i, labels[job[2]] = _write_talking_subject(job)
+    every = [lab for written in labels.values() for lab in written]
+    return {"subjects": subjects, "videos": len(every), "per_class": {c: every.count(c) for c in ("neutral", *CLASSES)},
+            "seed": seed, "calm": int(calm)}
 
 
 # --------------------------------------------------------------------------------------------

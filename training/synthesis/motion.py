@@ -222,3 +222,22 @@ def performance(n: int, fps: float, rng, talking: bool = True, expression: str |
     else:
         intensity = envelope(n, fps, rng, None if expression == "random" else expression, strength)
     return Performance(jaw, spread, press, yaw, pitch, roll, shift, scale, closed, look, intensity)
+
+
+# The talking videos a person gets in a training set (both renderers write them the same way).
+TALK_FPS = 30
+TALK_SECONDS = (2.0, 3.0)
+
+
+def talking_kinds(classes, calm: int) -> list[str]:
+    """What a person's talking videos show: `calm` of calm talking (neutral), then one per class."""
+    return ["neutral"] * calm + [c for c in classes if c != "neutral"]
+
+
+def talking_performance(emotion: str, rng, seconds=TALK_SECONDS, fps: float = TALK_FPS) -> Performance:
+    """One training video's performance: talking throughout; an expression other than neutral is held
+    from the first frame to the last ("held", strength 0.5-1), so every clip shows what the label says."""
+    n = int(round(float(rng.uniform(*seconds)) * fps))
+    if emotion == "neutral":
+        return performance(n, fps, rng, talking=True, expression=None)
+    return performance(n, fps, rng, talking=True, expression="held", strength=float(rng.uniform(0.5, 1.0)))

@@ -72,6 +72,7 @@ import cv2
 import numpy as np
 
 from training.data import PEAK_STILLS_FILE
+from training.synthesis import motion
 
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")  # CK+ codes 1..7
 CODES = {"neutral": 0} | {name: i + 1 for i, name in enumerate(CLASSES)}
@@ -483,13 +484,13 @@ def mouth_corner_motion(london_dir, face_id: str) -> np.ndarray:
     r = max(1, int(round(0.05 * ident.iod)))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = xx**2 + yy**2 <= r * r
-    motion = []
+    moves = []
     for x, y in ident.pts[[87, 93]]:
         xs = np.clip(int(round(x)) + xx[disc], 0, w - 1)
         ys = np.clip(int(round(y)) + yy[disc], 0, h - 1)
         d = np.median(flow[ys, xs], axis=0)  # (dx, dy) in pixels
-        motion.append([d @ ident.ex, d @ ident.ey])
-    return np.array(motion) / ident.iod
+        moves.append([d @ ident.ex, d @ ident.ey])
+    return np.array(moves) / ident.iod
 
 
 def corner_pull(london_dir, face_id: str) -> float:
@@ -1284,8 +1285,6 @@ def write_dataset(
 # Talking videos (class folders of H.264 MP4s, read by training.data's class-folder loader)
 # --------------------------------------------------------------------------------------------
 
-TALK_FPS = 30
-TALK_SECONDS = (2.0, 3.0)
 TALK_SIZE = (640, 360)  # 16:9, as phones, webcams and calls film
 
 
@@ -1293,27 +1292,22 @@ def _write_talking_identity(args) -> dict:
     london_dir, out, seed, face_id, calm, seconds, threads = args
     if threads is not None:
         cv2.setNumThreads(threads)
-    from training.synthesis import motion
     from training.video import write_video
 
     color, _ = _plan(seed, face_id, True)
     written = []
-    for k, emotion in enumerate(["neutral"] * calm + list(CLASSES), start=1):
+    for k, emotion in enumerate(motion.talking_kinds(CLASSES, calm), start=1):
         rng = np.random.default_rng([seed, int(face_id), 1000 + k])
-        n = int(round(float(rng.uniform(*seconds)) * TALK_FPS))
-        quiet = emotion == "neutral"
-        # The expression is held through the whole video ("held"), so every clip of it shows what its label says.
-        perf = motion.performance(n, TALK_FPS, rng, talking=True, expression=None if quiet else "held",
-                                  strength=None if quiet else float(rng.uniform(0.5, 1.0)))
+        perf = motion.talking_performance(emotion, rng, seconds)
         frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color)
         name = f"L{face_id}_talk{k:02d}.mp4"  # the subject is the name up to its first underscore
-        write_video(Path(out) / emotion / name, frames, fps=TALK_FPS)
+        write_video(Path(out) / emotion / name, frames, fps=motion.TALK_FPS)
         written.append(emotion)
     _identity.cache_clear()
     return {"face_id": face_id, "labels": written}
 
 
-def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=TALK_SECONDS, progress=True,
+def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=(2.0, 3.0), progress=True,
                           workers: int = 1) -> dict:
     """Class folders of talking London faces under out_dir (`<class>/L<id>_talkNN.mp4`): per person
     `calm` videos of calm talking (neutral) and one of talking while holding each of the 7
@@ -1325,7 +1319,7 @@ def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: in
     results = _per_identity(_write_talking_identity, jobs, workers, progress, lambda r: f"talking: L{r['face_id']}")
     per_class = {c: sum(r["labels"].count(c) for r in results) for c in KINDS}
     return {"identities": len(results), "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
-            "calm": int(calm), "fps": TALK_FPS, "size": list(TALK_SIZE), "attribution": ATTRIBUTION}
+            "calm": int(calm), "fps": motion.TALK_FPS, "size": list(TALK_SIZE), "attribution": ATTRIBUTION}
 
 
 # --------------------------------------------------------------------------------------------
