@@ -356,9 +356,10 @@ _AU: dict[str, list[tuple[tuple[int, ...], float, float]]] = {
 # wrinkles), naso (nasolabial folds), crow (crow's feet), bags (raised lower lids), chin (AU17
 # dimpling), cheek (raised cheek highlight), dimple (AU14, one side), teeth.
 _EMOTIONS = {
-    "anger": ({"AU4": 1.45, "AU5": 0.4, "AU7": 1.2, "AU23": 1.3}, {"glabella": 1.0, "naso": 0.3, "bags": 0.4}),
-    "contempt": ({"AU12": 1.1, "AU14": 1.2}, {"dimple": 1.0, "naso": 0.5}),  # one-sided, see _expression
-    "disgust": ({"AU9": 1.2, "AU10": 1.3, "AU4": 0.5, "AU15": 0.6, "AU17": 0.5, "AU7": 0.5},
+    "anger": ({"AU4": 2.0, "AU5": 0.4, "AU7": 1.5, "AU23": 1.4}, {"glabella": 1.3, "naso": 0.3, "bags": 0.4}),
+    "contempt": ({"AU12": 1.5, "AU14": 1.6}, {"dimple": 1.3, "naso": 0.6}),  # one-sided, see _expression
+    # disgust: nose and upper lip, little brow lowering (with AU4 0.5 it was read as anger: benchmarks/expression_look.py)
+    "disgust": ({"AU9": 1.6, "AU10": 1.8, "AU4": 0.2, "AU15": 0.6, "AU17": 0.5, "AU7": 0.3},
                 {"nose": 1.2, "naso": 1.2, "glabella": 0.5, "bags": 0.6, "teeth": 0.7}),
     "fear": ({"AU1": 1.0, "AU2": 0.7, "AU4": 0.6, "AU5": 1.0, "AU20": 1.0, "AU25": 1.0, "AU26": 0.45},
              {"forehead_c": 0.8, "glabella": 0.3, "teeth": 0.6}),
