@@ -44,15 +44,19 @@ class Settings(BaseSettings):
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     detect_max_side: int | None = None  # frames are shrunk to this for detection; unset: the checkpoint's
-    vote_min_clips: int = Field(
-        1, ge=1,
-        description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
-        "clips; 1 is the issue's rule (any expressive clip), 2 ignores one-clip blips (docs/real-faces.md)",
-    )
+    # The answer and the timeline from evidence over time, not from scattered single clips: chosen on
+    # talking videos of London people the held-out evaluation does not use (docs/real-faces.md,
+    # "The answer from evidence over time"). VOTE_SMOOTH_CLIPS=0 with VOTE_MIN_CLIPS=1 is the paper's
+    # plain vote of every clip (what `training cv` reports).
     vote_smooth_clips: int = Field(
-        0, ge=0,
-        description="the answer and the timeline read each clip's probabilities averaged with its neighbours' within "
-        "+-N clips (evidence over time); 0: every clip as it is (docs/real-faces.md)",
+        1, ge=0,
+        description="each clip's probabilities are averaged with its neighbours' within +-N clips before it is "
+        "labelled (0: every clip as it is)",
+    )
+    vote_min_clips: int = Field(
+        5, ge=1,
+        description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
+        "clips (1: any expressive clip does); the timeline has no run shorter than this",
     )
     flip_average: bool = Field(
         False,

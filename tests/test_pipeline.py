@@ -7,7 +7,7 @@ import pytest
 
 from service.pipeline import Predictor, analyse_video
 from service.settings import Settings
-from training.clips import clip_indices, label_runs, majority_vote
+from training.clips import clip_indices, decide_video, label_runs, majority_vote, merge_short_runs
 from training.data import preprocess_video_file
 
 
@@ -26,7 +26,9 @@ def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos
     assert len(result["clips"]) == len(clips)
     for served, p in zip(result["clips"], probs):
         np.testing.assert_allclose([served["probabilities"][c] for c in predictor.classes], p, atol=2e-4)
-    winner, votes = majority_vote(probs.argmax(1), probs, num_classes=len(predictor.classes))
+    neutral = predictor.classes.index("neutral")
+    winner, votes, _ = decide_video(probs, len(predictor.classes), abstain=neutral, radius=settings.vote_smooth_clips,
+                                    min_run=settings.vote_min_clips)
     assert result["expression"] == predictor.classes[winner]
     assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
 
@@ -53,12 +55,20 @@ def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, m
     assert (tmp_path / "png" / "peak.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_segments_are_the_clip_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir):
-    settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
+@pytest.mark.parametrize("radius, min_run", [(0, 1), (1, 5)])
+def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir, radius, min_run):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run)
     result = analyse_video(videos["face_gap_face"], predictor, settings)
     clips, segments = result["clips"], result["segments"]
     assert None in [s["label"] for s in segments]  # the blank stretch is its own segment
-    assert [(s["label"], s["clips"]) for s in segments] == [(label, b - a + 1) for label, a, b in label_runs([c["label"] for c in clips])]
+    face = [c for c in clips if c["face"]]
+    probs = np.array([[c["probabilities"][k] for k in predictor.classes] for c in face])
+    _, _, decided = decide_video(probs, len(predictor.classes), abstain=predictor.classes.index("neutral"), radius=radius, min_run=min_run)
+    labels = iter(predictor.classes[k] for k in decided)
+    expected = merge_short_runs([next(labels) if c["face"] else None for c in clips], min_run)
+    assert [(s["label"], s["clips"]) for s in segments] == [(label, b - a + 1) for label, a, b in label_runs(expected)]
+    if (radius, min_run) == (0, 1):  # the paper's vote: the timeline is every clip's own label
+        assert expected == [c["label"] for c in clips]
     assert sum(s["clips"] for s in segments) == len(clips)
     assert segments[0]["start_s"] == clips[0]["start_s"] and segments[-1]["end_s"] == clips[-1]["end_s"]
     for before, after in zip(segments, segments[1:]):
@@ -91,3 +101,22 @@ def test_flip_average_is_the_mean_of_a_clip_and_its_mirror(predictor, videos, tm
     result = analyse_video(videos["astronaut_mp4"], flipped, Settings(model_dir=model_dir, storage_dir=tmp_path))
     np.testing.assert_allclose([[c["probabilities"][k] for k in flipped.classes] for c in result["clips"]], both, atol=2e-4)
     assert result["model"]["flip_average"] is True
+
+
+def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(predictor, tmp_path, model_dir):
+    """A drawn face talking calmly for 4 s: the served rule (smoothed probabilities, runs of at least
+    VOTE_MIN_CLIPS) changes label less often than each clip's own label does."""
+    from videos import write_video
+
+    from training.synthesis import drawn, motion
+
+    rng = np.random.default_rng(11)
+    perf = motion.performance(120, 30, rng, talking=True, expression=None)
+    frames, _ = drawn.render_performance(drawn.make_subject(np.random.default_rng(5)), "neutral", perf, rng)
+    video = write_video(tmp_path / "talking.mp4", frames)
+    plain = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=0, vote_min_clips=1))
+    served = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    assert [c["label"] for c in plain["clips"]] == [c["label"] for c in served["clips"]]  # each clip's own label is kept
+    assert len(plain["segments"]) > 3, "the clips do not flicker: the test proves nothing"
+    assert len(served["segments"]) < len(plain["segments"]) / 2
+    assert all(s["clips"] >= Settings().vote_min_clips for s in served["segments"][:-1] if s["label"] is not None) or len(served["segments"]) == 1
