@@ -49,6 +49,9 @@ Design
   background and a shirt, sensor noise (sigma 1-6) and slight optical blur, so it does not
   rely on clean pixels; 80 % gray and 20 % colour files, 10 % short sequences (4-7 frames),
   1-4 neutral onset frames.
+* Performances (`render_performance`, the talking videos of `write_talking_dataset`): the same
+  face driven by training.synthesis.motion's tracks (speech on the mouth and jaw points, a parallax
+  head turn, blinks, drift), written as class folders of H.264 videos.
 * Determinism: subject i draws everything from ``np.random.default_rng([seed, i])`` and its
   k-th sequence from ``default_rng([seed, i, k])``, so a subject's files do not depend on how
   many subjects are written, or on the order workers finish in (bytes are identical).

@@ -27,6 +27,10 @@ How a sequence is made
   for raised brows, the pressed-lip line and the chin crease.
 * **neutral** is the neutral photo with only head motion and, in about half the sequences, a blink
   (the upper lids closed by the same warp for one or two frames).
+* **performances** (`render_performance`, the talking videos of `write_talking_dataset`): the same
+  warps driven over time by training.synthesis.motion's tracks: speech moves the jaw and lips over
+  the expression (happy: the smile morph at the track's intensity, speech warped on top), the head
+  turns (parallax from a smooth depth dome, `_depth`), nods, drifts and blinks.
 * Nuisance per sequence, so a model cannot learn the studio look: gray (80 % of identities) or
   colour with a random white balance; CK+-like framing in a 640x490 frame (face height 40-65 %
   of the frame height, position varied, roll up to 5 degrees) with small head motion over the
