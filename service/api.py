@@ -32,7 +32,7 @@ from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, Pre
 from service.settings import Settings, get_settings
 from service.upload import UploadError, receive_upload
 from training.checkpoint import CheckpointError, read_config
-from training.video import VideoError
+from training.video import ACCEPTED, VideoError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -208,7 +208,7 @@ def routes():
                 "required": True,
                 "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary", "description": "the video (mp4, mov, mkv, webm, avi, flv)"}},
+                    "properties": {"file": {"type": "string", "format": "binary", "description": f"the video ({ACCEPTED})"}},
                 }}},
             }
         },
@@ -277,7 +277,8 @@ def routes():
         try:
             c = read_config(settings.model_dir)
         except CheckpointError as e:
-            raise ApiError(503, "model_unavailable", str(e)) from e
+            log.error("the model cannot be read: %s", e)  # names the folder: for the log, not the caller
+            raise ApiError(503, "model_unavailable", "The served model cannot be read; the operator has been told in the log.") from e
         return {
             "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],
             "clip_length": c["clip"]["length"], "stride": c["clip"]["stride"], "sha256": c["weights_sha256"],

@@ -117,6 +117,9 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "astronaut_mkv": write_video(d / "astronaut.mkv", astro[:20]),
         "astronaut_mov": write_video(d / "astronaut.mov", astro[:20]),
         "astronaut_avi": write_video(d / "astronaut.avi", astro[:20]),
+        "astronaut_mpg": write_video(d / "astronaut.mpg", astro[:20]),  # MPEG-PS, MPEG-2 video
+        "astronaut_mpeg": write_video(d / "astronaut.mpeg", astro[:20]),  # MPEG-PS, MPEG-1 video
+        "astronaut_ogg": write_video(d / "astronaut.ogg", astro[:20]),  # Ogg, VP8
         "one_frame": write_video(d / "one_frame.mp4", astro[:1]),
         "five_frames": write_video(d / "five_frames.mp4", astro[:5]),
         "no_face": write_video(d / "no_face.mp4", blank_frames(20)),

@@ -8,7 +8,9 @@ import av
 import cv2
 import numpy as np
 
-CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg"}
+CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg",
+                   ".mpg": "mpeg2video", ".mpeg": "mpeg1video", ".ogg": "libvpx", ".ogv": "libvpx"}  # Ogg: VP8 (this FFmpeg decodes Theora but cannot encode it)
+BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
 
 
 def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
@@ -23,6 +25,8 @@ def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None)
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "20"}
+        if codec in BIT_RATE:
+            stream.bit_rate = BIT_RATE[codec]
         for f in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
             for packet in stream.encode(vf):
