@@ -338,3 +338,43 @@ def test_openapi_documents_every_route_and_its_errors(client):
     assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
     assert "multipart/form-data" in predict["requestBody"]["content"]
     assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]
+
+
+def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):
+    """/docs and /redoc work air-gapped: every script, style and icon they name is served here."""
+    types = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        urls = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html.text)
+        assert any(u.endswith(".js") for u in urls), urls
+        for url in urls:
+            assert url.startswith("/docs/static/"), url  # this server, not a CDN
+            r = client.get(url)
+            assert r.status_code == 200, url
+            assert types[url[url.rindex("."):]] in r.headers["content-type"], (url, r.headers["content-type"])
+            if url.endswith(".js"):
+                assert len(r.content) > 100_000  # the real bundle, not a stub
+    assert "cdn" not in client.get("/docs").text.lower()
+
+
+def test_openapi_names_the_classes_of_the_served_checkpoint(client, redis_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+    from service.settings import DEFAULT_MODEL_DIR
+
+    def described(spec):
+        return spec["info"]["description"], spec["components"]["schemas"]["Result"]["properties"]["expression"]
+
+    classes = client.get("/model").json()["classes"]
+    assert len(classes) == 8 and "neutral" in classes
+    info, expression = described(client.get("/openapi.json").json())
+    assert "8 classes" in info and "7 CK+" not in info
+    assert all(c in info for c in classes) and expression["enum"] == classes
+    seven = make_settings(redis_url, tmp_path / "s7", DEFAULT_MODEL_DIR.parent / "synthetic-7class")
+    with TestClient(create_app(seven)) as c7:
+        info, expression = described(c7.get("/openapi.json").json())
+        assert "7 classes" in info and "neutral" not in info and len(expression["enum"]) == 7
+        assert expression["enum"] == c7.get("/model").json()["classes"]
