@@ -3,10 +3,10 @@ goes through the same `analyse_video` a job does (decode -> detect -> crop -> mo
 attention PNGs). A worker that cannot (PyAV missing, a broken checkpoint, a detector that finds
 no face) logs why and exits without registering, so /readyz never counts it.
 
-The clip (service/assets/check-face.mp4, ~10 KB of H.264) is the face of scikit-image's
+The clip (service/assets/check-face.mp4, ~6 KB of H.264) is the face of scikit-image's
 "astronaut" photo (Eileen Collins, a NASA photograph in the public domain), panned a few pixels
 over 12 frames; the face is frontal, well lit and ~100 px wide, which any face detector finds.
-Regenerate it with `python -m service.selfcheck` (needs the dev extra, for scikit-image).
+Regenerate it with `python tests/videos.py --check-clip` (needs the dev extra, for scikit-image).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from service.settings import DEFAULT_CHECK_VIDEO as CHECK_VIDEO
 
-CHECK_VIDEO = Path(__file__).parent / "assets" / "check-face.mp4"
+log = logging.getLogger(__name__)
 
 
 class SelfCheckError(Exception):
@@ -53,32 +53,3 @@ def self_check(predictor, settings) -> dict:
              result["faces"]["frames_with_face"], result["faces"]["frames"], result["expression"],
              time.perf_counter() - start)
     return result
-
-
-def make_check_clip(path: Path = CHECK_VIDEO, frames: int = 12, side: int = 176) -> Path:
-    """Write the check clip: the astronaut's face (public domain), panned a few pixels, H.264."""
-    import av
-    import cv2
-    import numpy as np
-    from skimage import data
-
-    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # 512x512, face ~100 px at (223, 113)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "veryslow", "crf": "26"}
-        for i in range(frames):
-            x, y = 223 - side // 2 + i // 2, 113 - side // 2 + 10
-            frame = np.ascontiguousarray(image[y : y + side, x : x + side])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-if __name__ == "__main__":
-    written = make_check_clip()
-    print(f"{written}: {written.stat().st_size} bytes")
