@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +19,32 @@ from service.embedded import EmbeddedRedis  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+SESSION_TMP: Path | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Everything the run writes to a temp dir goes under one private folder, removed at the end:
+    pytest's tmp_path folders (no pytest-of-<user> left behind), and, through TMPDIR, whatever
+    this process and the services it starts make (embedded Redis, predict's folders, benchmarks).
+    RAMFER_KEEP_TMP=1 keeps it (its path is printed) to look at after a failure."""
+    global SESSION_TMP
+    if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller's folder is used
+        return
+    SESSION_TMP = Path(tempfile.mkdtemp(prefix="ramfer-tests-"))
+    os.environ["TMPDIR"] = str(SESSION_TMP)
+    tempfile.tempdir = str(SESSION_TMP)
+    if config.option.basetemp is None:
+        config.option.basetemp = str(SESSION_TMP / "pytest")
+
+
+def pytest_unconfigure(config):
+    if SESSION_TMP is None:
+        return
+    if os.environ.get("RAMFER_KEEP_TMP") == "1":
+        print(f"\ntemporary files kept in {SESSION_TMP}")
+    else:
+        shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
