@@ -88,12 +88,15 @@ def make_inputs(work: Path) -> dict[str, Path]:
     return {"face": face, "empty": work / "empty.mp4", "text": work / "notes.mp4", "truncated": work / "cut.mp4"}
 
 
-def wait_ready(url: str, proc: subprocess.Popen) -> dict:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> dict:
     start = time.monotonic()
     last = -10.0
     while True:
         if proc.poll() is not None:
             raise Failed(f"`python -m service serve` exited with {proc.returncode} before it was ready")
+        failed = [line for line in log.read_text(errors="replace").splitlines() if "self-check failed" in line]
+        if failed:  # the worker will never register: no point waiting out the timeout
+            raise Failed(f"the worker cannot analyse video: {failed[0]}")
         try:
             status, _, body = request("GET", f"{url}/readyz", timeout=3)
             if status == 200:
@@ -198,7 +201,7 @@ def main() -> int:
                                 cwd=clone, env={**clean_env, "TMPDIR": str(work / "tmp")}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         say(f"python -m service serve --port {port} (pid {proc.pid}), from the fresh venv")
-        ready = wait_ready(url, proc)
+        ready = wait_ready(url, proc, work / "serve.log")
         say(f"ready: {ready}")
         check_face_video(url, inputs["face"])
         check_bad_inputs(url, inputs)
