@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,20 @@ from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 SESSION_TMP: Path | None = None
+CONFIG = None  # pytest's, for say()
+
+
+def say(line: str) -> None:
+    """A progress line on the terminal now, past pytest's output capture (long tests say what
+    they are doing instead of sitting silent for minutes)."""
+    if CONFIG is None:
+        return
+    capture = CONFIG.pluginmanager.getplugin("capturemanager")
+    terminal = CONFIG.pluginmanager.getplugin("terminalreporter")
+    if terminal is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        terminal.write_line(f"    | {line}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,7 +43,8 @@ def pytest_configure(config):
     pytest's tmp_path folders (no pytest-of-<user> left behind), and, through TMPDIR, whatever
     this process and the services it starts make (embedded Redis, predict's folders, benchmarks).
     RAMFER_KEEP_TMP=1 keeps it (its path is printed) to look at after a failure."""
-    global SESSION_TMP
+    global SESSION_TMP, CONFIG
+    CONFIG = config
     if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller's folder is used
         return
     SESSION_TMP = Path(tempfile.mkdtemp(prefix="ramfer-tests-"))

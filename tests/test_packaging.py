@@ -78,3 +78,10 @@ def test_the_docker_images_install_the_package_with_its_dependencies():
         assert "RUN pip install .\n" in text
         installs = re.findall(r"pip install ([^\n]+)", text)
         assert all(i == "." or i.startswith("--index-url https://download.pytorch.org") for i in installs), installs
+
+
+def test_the_test_run_says_what_it_is_doing():
+    """Each test is named as it starts (-v) and the slowest are listed (--durations): a long test
+    on a loaded machine shows where the run is, not minutes of silence."""
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert "-v" in addopts and any(a.startswith("--durations") for a in addopts)
