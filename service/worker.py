@@ -134,10 +134,12 @@ def analyse_job(upload: str, out_dir: str) -> dict:
 def run_worker(settings: Settings, burst: bool = False) -> None:
     from service.selfcheck import SelfCheckError
 
+    from training.checkpoint import CheckpointError
+
     redis = connect(settings)
     try:
         worker = ModelWorker([make_queue(redis, settings)], settings, connection=redis)
-    except SelfCheckError as e:
+    except (SelfCheckError, CheckpointError) as e:  # a model that cannot be loaded fails the check too
         log.error("worker self-check failed, not registering: %s", e, exc_info=e.__cause__ is not None)
         sys.exit(3)
     worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

@@ -36,6 +36,7 @@ def no_pyav(tmp_path):
     ("unreadable_check_video", "unsupported_format"),
     ("missing_check_video", "No such file"),
     ("no_pyav", "'av' is not installed"),
+    ("broken_model", "sha256"),
 ])
 def test_a_worker_that_cannot_analyse_says_why_and_never_registers(client, settings, tmp_path, case, expect):
     env = settings_env(settings)
@@ -44,8 +45,16 @@ def test_a_worker_that_cannot_analyse_says_why_and_never_registers(client, setti
         env["CHECK_VIDEO"] = str(tmp_path / "check.mp4")
     elif case == "missing_check_video":
         env["CHECK_VIDEO"] = str(tmp_path / "nowhere.mp4")
-    else:
+    elif case == "no_pyav":
         env.update(no_pyav(tmp_path))
+    else:  # the real checkpoint with its weights damaged
+        import shutil
+
+        broken = shutil.copytree(settings.model_dir, tmp_path / "model")
+        weights = bytearray((broken / "model.safetensors").read_bytes())
+        weights[-100:] = bytes(100)
+        (broken / "model.safetensors").write_bytes(bytes(weights))
+        env["MODEL_DIR"] = str(broken)
     proc = subprocess.run([sys.executable, "-m", "service", "worker"], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "worker self-check failed, not registering" in proc.stderr and expect in proc.stderr, proc.stderr[-2000:]
