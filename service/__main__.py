@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -23,15 +26,21 @@ def cmd_serve(args) -> None:
     settings = Settings()
     workers = args.workers if args.workers is not None else settings.workers
     embedded, procs = None, []
+    exit_on_signals()
     try:
         if settings.redis_url is None:
             embedded = EmbeddedRedis()
+            atexit.register(embedded.cleanup)  # idempotent; for exits that skip the finally below
             url = embedded.start()
             log.info("no REDIS_URL: started an embedded Redis at %s", url)
-            settings = settings.model_copy(update={"redis_url": url})
+            update = {"redis_url": url}
+            if "storage_dir" not in settings.model_fields_set:
+                # jobs live only as long as this Redis, so their files live in its folder, removed with it
+                update["storage_dir"] = embedded.dir / "storage"
+            settings = settings.model_copy(update=update)
             # share the cores: N workers of one torch thread each beat N workers of all threads each
             threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
-            procs = start_workers(workers, worker_env(url, threads))
+            procs = start_workers(workers, worker_env(url, threads, settings.storage_dir))
             log.info("started %d worker(s) with %d torch thread(s) each", workers, threads)
         else:
             log.info("REDIS_URL set: API only; run workers with `python -m service worker`")
@@ -40,6 +49,19 @@ def cmd_serve(args) -> None:
         stop_processes(procs)
         if embedded:
             embedded.cleanup()
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP (a killed process group, a closed terminal) end `serve` through its
+    `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed.
+    (Python's default for both is to die on the spot, leaving them behind. uvicorn handles
+    SIGTERM while it serves and raises it again once it has shut down: this handler then runs.)"""
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
 
 
 def cmd_worker(args) -> None:
@@ -64,7 +86,11 @@ def cmd_predict(args) -> None:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ramfer-"))
     try:
         result = analyse_video(Path(args.video), load_predictor(settings), settings, out_dir=out)
-    except VideoError as e:
+    except BaseException as e:
+        if not args.out:  # the folder was made for this result's images: none will be kept
+            shutil.rmtree(out, ignore_errors=True)
+        if not isinstance(e, VideoError):
+            raise
         print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}", file=sys.stderr)
         sys.exit(2)
     for image in result["attention_maps"]:

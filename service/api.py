@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq import Queue
 from starlette.concurrency import run_in_threadpool
@@ -32,12 +33,16 @@ from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, Pre
 from service.settings import Settings, get_settings
 from service.upload import UploadError, receive_upload
 from training.checkpoint import CheckpointError, read_config
-from training.video import VideoError
+from training.video import ACCEPTED, VideoError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 IMAGE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-OPEN_PATHS = {"/", "/healthz", "/readyz"}  # need no API key: probes, and the page (no data in it)
+# Need no API key: probes, the page, and the API's description with its /docs and /redoc pages
+# (no data in any of them; a browser opening /docs cannot send a key, and Swagger UI's
+# "Authorize" button then adds it to the calls it makes).
+DOCS_ASSETS = "/docs/static"  # Swagger UI's and ReDoc's files, served from the fastapi-offline package
+OPEN_PATHS = {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 # HTTP status of each way a video can be refused (the codes come from training.video,
 # service.pipeline and the worker) and of each way a job can fail.
@@ -74,14 +79,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         janitor.cancel()
 
-    app = FastAPI(
+    classes = served_classes(settings)
+    # FastAPIOffline: FastAPI with /docs and /redoc loading their scripts from this server, not a CDN
+    # (deployments are often air-gapped); the files come with the fastapi-offline package.
+    app = FastAPIOffline(
         title="ramfer: video facial expression recognition",
         version=__version__,
         description=(
-            "Upload a video of a face; get back the expression (one of the 7 CK+ classes), when it "
+            f"Upload a video of a face; get back the expression ({describe_classes(classes)}), when it "
             "happened, and where the model looked. Enhanced ConvLSTM + Recurrent Attention Module."
         ),
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.state.queue = None
@@ -90,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def require_api_key(request: Request, call_next):
-        if settings.api_keys and request.url.path not in OPEN_PATHS and request.method != "OPTIONS":
+        if settings.api_keys and not is_open(request.url.path) and request.method != "OPTIONS":
             if not key_is_valid(request.headers.get("authorization", ""), settings.api_keys):
                 return error_response(401, "unauthorized", "This service needs an API key: send 'Authorization: Bearer <key>'.",
                                       {"WWW-Authenticate": "Bearer"})
@@ -116,9 +125,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Retry-After"],
         )
     app.include_router(routes())
+    describe_served_model(app, classes)
     if settings.api_keys:
         document_bearer_auth(app)
     return app
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(DOCS_ASSETS + "/")
+
+
+def served_classes(settings: Settings) -> list[str] | None:
+    """The classes of the checkpoint this service serves (None while it cannot be read: /model says why)."""
+    try:
+        return list(read_config(settings.model_dir)["classes"])
+    except (CheckpointError, KeyError, TypeError) as e:
+        log.warning("the model's classes cannot be read for the API description: %s", e)
+        return None
+
+
+def describe_classes(classes: list[str] | None) -> str:
+    if not classes:
+        return "one of the served model's classes"
+    return f"one of the served model's {len(classes)} classes: {', '.join(classes)}"
+
+
+def describe_served_model(app: FastAPI, classes: list[str] | None) -> None:
+    """Result.expression in the OpenAPI document names the checkpoint's classes, not a fixed list."""
+    build = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            spec = build()
+            for schema in spec["components"]["schemas"].values():  # Result, and PredictResult built on it
+                expression = schema.get("properties", {}).get("expression")
+                if expression is not None:
+                    expression["description"] = describe_classes(classes)
+                    if classes:
+                        expression["enum"] = classes
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def key_is_valid(header: str, keys: list[str]) -> bool:
@@ -208,7 +256,7 @@ def routes():
                 "required": True,
                 "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary", "description": "the video (mp4, mov, mkv, webm, avi, flv)"}},
+                    "properties": {"file": {"type": "string", "format": "binary", "description": f"the video ({ACCEPTED})"}},
                 }}},
             }
         },
@@ -277,7 +325,8 @@ def routes():
         try:
             c = read_config(settings.model_dir)
         except CheckpointError as e:
-            raise ApiError(503, "model_unavailable", str(e)) from e
+            log.error("the model cannot be read: %s", e)  # names the folder: for the log, not the caller
+            raise ApiError(503, "model_unavailable", "The served model cannot be read; the operator has been told in the log.") from e
         return {
             "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],
             "clip_length": c["clip"]["length"], "stride": c["clip"]["stride"], "sha256": c["weights_sha256"],

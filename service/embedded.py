@@ -90,8 +90,10 @@ def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 15.0) -> No
             p.wait()
 
 
-def worker_env(redis_url: str, threads: int | None) -> dict:
+def worker_env(redis_url: str, threads: int | None, storage_dir: Path | None = None) -> dict:
     env = dict(os.environ, REDIS_URL=redis_url)
+    if storage_dir is not None:
+        env["STORAGE_DIR"] = str(storage_dir)
     if threads:
         env["TORCH_THREADS"] = str(threads)
     return env

@@ -68,7 +68,8 @@ class ModelRef(BaseModel):
 
 
 class Result(BaseModel):
-    expression: str = Field(description="one of the model's classes (the 7 CK+ ones, or neutral)")
+    # the OpenAPI document replaces this with the served checkpoint's classes (service.api.describe_served_model)
+    expression: str = Field(description="one of the served model's classes (GET /model lists them)")
     confidence: float = Field(description="share of the voting clips that voted for it")
     votes: dict[str, int]
     probabilities: dict[str, float] = Field(description="mean clip probability per class")

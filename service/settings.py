@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+DEFAULT_CHECK_VIDEO = Path(__file__).resolve().parent / "assets" / "check-face.mp4"
 
 
 class Settings(BaseSettings):
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
         False,
         description="average each clip's probabilities with its mirror image's (twice the model's work; "
         "docs/real-faces.md measures it)",
+    )
+    check_video: Path = Field(
+        DEFAULT_CHECK_VIDEO,
+        description="the clip a worker analyses at start, before it registers (service/selfcheck.py); a worker that cannot never registers",
     )
     display_size: int = 128  # side of the face crops attention maps are drawn on
     torch_threads: int | None = None

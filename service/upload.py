@@ -95,7 +95,8 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
         raise
     except Exception as e:  # malformed multipart, client gone
         _discard(out, dest)
-        raise UploadError(400, "bad_upload", f"The upload could not be read as multipart/form-data: {e}") from e
+        # the parser's own wording stays in the chained exception (the server's log), not the answer
+        raise UploadError(400, "bad_upload", "The upload could not be read as multipart/form-data.") from e
     if out is None:
         seen = ", ".join(f"'{n}'" for n in state["seen"]) or "none"
         raise UploadError(422, "missing_file_field", f"No form field named '{FIELD}' (fields sent: {seen}).")

@@ -11,6 +11,7 @@ after `heartbeat_grace_s` more the job is marked failed ("worker_lost") instead 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,11 +26,13 @@ from service.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 _predictor = None  # the process's model, set by ModelWorker (or `load_predictor` in tests/CLI)
+_checked = False  # the self-check passed in this process
 
 
-def load_predictor(settings: Settings):
-    """Load the checkpoint into this process (once) and warm it up."""
-    global _predictor
+def load_predictor(settings: Settings, check: bool = False):
+    """Load the checkpoint into this process (once) and warm it up; with `check`, also prove (once)
+    that a video can be analysed end to end (service.selfcheck; raises SelfCheckError)."""
+    global _predictor, _checked
     if _predictor is None:
         import torch
 
@@ -43,17 +46,22 @@ def load_predictor(settings: Settings):
         _predictor.warm_up()
         log.info("model %s (%s) loaded on %s in %.1f s", _predictor.variant, _predictor.sha256[:12],
                  _predictor.device, time.perf_counter() - start)
+    if check and not _checked:
+        from service.selfcheck import self_check
+
+        self_check(_predictor, settings)
+        _checked = True
     return _predictor
 
 
 class ModelWorker(SimpleWorker):
-    """A non-forking worker with the model loaded before it registers (so a registered worker
-    is a ready one) and heartbeats during jobs."""
+    """A non-forking worker with the model loaded and the self-check passed before it registers
+    (so a registered worker is one that has analysed a video) and heartbeats during jobs."""
 
     def __init__(self, queues, settings: Settings, **kwargs):
         self.settings = settings
         self.heartbeat_grace = settings.heartbeat_grace_s
-        load_predictor(settings)
+        load_predictor(settings, check=True)
         super().__init__(queues, serializer=JSONSerializer, job_monitoring_interval=settings.heartbeat_s, **kwargs)
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
@@ -124,6 +132,14 @@ def analyse_job(upload: str, out_dir: str) -> dict:
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
+    from service.selfcheck import SelfCheckError
+
+    from training.checkpoint import CheckpointError
+
     redis = connect(settings)
-    worker = ModelWorker([make_queue(redis, settings)], settings, connection=redis)
+    try:
+        worker = ModelWorker([make_queue(redis, settings)], settings, connection=redis)
+    except (SelfCheckError, CheckpointError) as e:  # a model that cannot be loaded fails the check too
+        log.error("worker self-check failed, not registering: %s", e, exc_info=e.__cause__ is not None)
+        sys.exit(3)
     worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +20,47 @@ from service.embedded import EmbeddedRedis  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+SESSION_TMP: Path | None = None
+CONFIG = None  # pytest's, for say()
+
+
+def say(line: str) -> None:
+    """A progress line on the terminal now, past pytest's output capture (long tests say what
+    they are doing instead of sitting silent for minutes)."""
+    if CONFIG is None:
+        return
+    capture = CONFIG.pluginmanager.getplugin("capturemanager")
+    terminal = CONFIG.pluginmanager.getplugin("terminalreporter")
+    if terminal is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        terminal.write_line(f"    | {line}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Everything the run writes to a temp dir goes under one private folder, removed at the end:
+    pytest's tmp_path folders (no pytest-of-<user> left behind), and, through TMPDIR, whatever
+    this process and the services it starts make (embedded Redis, predict's folders, benchmarks).
+    RAMFER_KEEP_TMP=1 keeps it (its path is printed) to look at after a failure."""
+    global SESSION_TMP, CONFIG
+    CONFIG = config
+    if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller's folder is used
+        return
+    SESSION_TMP = Path(tempfile.mkdtemp(prefix="ramfer-tests-"))
+    os.environ["TMPDIR"] = str(SESSION_TMP)
+    tempfile.tempdir = str(SESSION_TMP)
+    if config.option.basetemp is None:
+        config.option.basetemp = str(SESSION_TMP / "pytest")
+
+
+def pytest_unconfigure(config):
+    if SESSION_TMP is None:
+        return
+    if os.environ.get("RAMFER_KEEP_TMP") == "1":
+        print(f"\ntemporary files kept in {SESSION_TMP}")
+    else:
+        shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +161,9 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "astronaut_mkv": write_video(d / "astronaut.mkv", astro[:20]),
         "astronaut_mov": write_video(d / "astronaut.mov", astro[:20]),
         "astronaut_avi": write_video(d / "astronaut.avi", astro[:20]),
+        "astronaut_mpg": write_video(d / "astronaut.mpg", astro[:20]),  # MPEG-PS, MPEG-2 video
+        "astronaut_mpeg": write_video(d / "astronaut.mpeg", astro[:20]),  # MPEG-PS, MPEG-1 video
+        "astronaut_ogg": write_video(d / "astronaut.ogg", astro[:20]),  # Ogg, VP8
         "one_frame": write_video(d / "one_frame.mp4", astro[:1]),
         "five_frames": write_video(d / "five_frames.mp4", astro[:5]),
         "no_face": write_video(d / "no_face.mp4", blank_frames(20)),

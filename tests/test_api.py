@@ -4,6 +4,7 @@ process, or an in-process worker in burst mode), on real video files."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -29,11 +30,15 @@ def wait_for(client, job_id, statuses=("finished", "failed"), timeout=60):
     raise AssertionError(f"job {job_id} still {view['status']} after {timeout} s")
 
 
+# What no error message may show: a server path, an errno, FFmpeg's or Python's own wording.
+INTERNALS = re.compile(r"(^|[\s'\"(])/[a-z]|\\|\.video\b|errno|invalid data|traceback|ffmpeg|pyav|exception", re.I)
+
+
 def assert_error(response, status, code):
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
-    assert "Traceback" not in response.text
+    assert not INTERNALS.search(body["error"]["message"]), body["error"]["message"]
 
 
 # --- the happy paths ----------------------------------------------------------------------
@@ -78,13 +83,15 @@ def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_work
     assert len(view["result"]["clips"]) == 17
 
 
-@pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi"])
+@pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi",
+                                  "astronaut_mpg", "astronaut_mpeg", "astronaut_ogg"])
 def test_common_containers_and_codecs(client, run_burst_worker, videos, kind):
     job_id = post(client, videos[kind]).json()["job_id"]
     run_burst_worker()
     view = client.get(f"/jobs/{job_id}").json()
     assert view["status"] == "finished", view
     assert view["result"]["video"]["frames"] == 20
+    assert view["result"]["faces"]["frames_with_face"] == 20
 
 
 @pytest.mark.parametrize("kind,frames", [("one_frame", 1), ("five_frames", 5)])
@@ -109,14 +116,31 @@ def test_empty_file(client, tmp_path):
 def test_text_renamed_mp4(client, tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 50)
-    assert_error(post(client, text), 415, "unsupported_format")
+    r = post(client, text)
+    assert_error(r, 415, "unsupported_format")
+    assert "MPEG-PS" in r.json()["error"]["message"] and "Ogg" in r.json()["error"]["message"]
 
 
-def test_truncated_mp4_without_its_index(client, videos, tmp_path):
+def test_truncated_mp4_without_its_index(client, videos, tmp_path, settings):
     data = videos["astronaut_mp4"].read_bytes()  # moov (the index) at the end: cut it off
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    assert_error(post(client, cut), 422, "unreadable_video")
+    r = post(client, cut)
+    assert_error(r, 422, "unreadable_video")
+    message = r.json()["error"]["message"]
+    # says what is wrong with the video, in our words: FFmpeg's named the upload's path on the server
+    assert "MP4" in message and "damaged or cut off" in message
+    assert "/" not in message.replace("MP4/MOV", "") and str(settings.storage_dir) not in message
+    assert "Errno" not in message and "Invalid data" not in message
+
+
+@pytest.mark.parametrize("kind", ["astronaut_mpg", "astronaut_ogg", "astronaut_mkv"])
+def test_truncated_headers_of_other_containers_say_so_in_our_words(client, videos, tmp_path, kind):
+    cut = tmp_path / f"cut{videos[kind].suffix}"
+    cut.write_bytes(videos[kind].read_bytes()[:40])  # the signature, then nothing usable
+    r = post(client, cut)
+    assert r.status_code in (415, 422), r.text
+    assert_error(r, r.status_code, r.json()["error"]["code"])
 
 
 def test_truncated_faststart_mp4_analyses_what_it_holds(client, run_burst_worker, tmp_path):
@@ -155,6 +179,7 @@ def test_video_with_no_decodable_frames_fails_its_job_with_a_message(client, run
     view = client.get(f"/jobs/{r.json()['job_id']}").json()
     assert view["status"] == "failed"
     assert view["error"]["code"] == "undecodable_video" and "decoded" in view["error"]["message"]
+    assert not INTERNALS.search(view["error"]["message"]), view["error"]["message"]
 
 
 def test_video_without_a_face_is_a_clear_error_not_a_guess(client, worker, videos):
@@ -313,3 +338,43 @@ def test_openapi_documents_every_route_and_its_errors(client):
     assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
     assert "multipart/form-data" in predict["requestBody"]["content"]
     assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]
+
+
+def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):
+    """/docs and /redoc work air-gapped: every script, style and icon they name is served here."""
+    types = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        urls = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html.text)
+        assert any(u.endswith(".js") for u in urls), urls
+        for url in urls:
+            assert url.startswith("/docs/static/"), url  # this server, not a CDN
+            r = client.get(url)
+            assert r.status_code == 200, url
+            assert types[url[url.rindex("."):]] in r.headers["content-type"], (url, r.headers["content-type"])
+            if url.endswith(".js"):
+                assert len(r.content) > 100_000  # the real bundle, not a stub
+    assert "cdn" not in client.get("/docs").text.lower()
+
+
+def test_openapi_names_the_classes_of_the_served_checkpoint(client, redis_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+    from service.settings import DEFAULT_MODEL_DIR
+
+    def described(spec):
+        return spec["info"]["description"], spec["components"]["schemas"]["Result"]["properties"]["expression"]
+
+    classes = client.get("/model").json()["classes"]
+    assert len(classes) == 8 and "neutral" in classes
+    info, expression = described(client.get("/openapi.json").json())
+    assert "8 classes" in info and "7 CK+" not in info
+    assert all(c in info for c in classes) and expression["enum"] == classes
+    seven = make_settings(redis_url, tmp_path / "s7", DEFAULT_MODEL_DIR.parent / "synthetic-7class")
+    with TestClient(create_app(seven)) as c7:
+        info, expression = described(c7.get("/openapi.json").json())
+        assert "7 classes" in info and "neutral" not in info and len(expression["enum"]) == 7
+        assert expression["enum"] == c7.get("/model").json()["classes"]

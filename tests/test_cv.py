@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -61,10 +62,29 @@ def tiny_set(tmp_path_factory):
     return out
 
 
-def run(*args, cwd=None):
-    p = subprocess.run([sys.executable, "-m", "training", *args], capture_output=True, text=True, cwd=cwd, timeout=900)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p
+def run(*args, cwd=None, timeout=900):
+    """`python -m training ...`, its log lines (folds, epochs) shown live as it runs."""
+    from conftest import say
+
+    say(f"python -m training {' '.join(a if len(a) < 40 else '...' + a[-30:] for a in args)}")
+    proc = subprocess.Popen([sys.executable, "-m", "training", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=cwd)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            for level in (" INFO ", " WARNING "):
+                if level in line:  # a log line: shown without its timestamp
+                    say((level.strip() + " " + line.split(level, 1)[1].rstrip())[:160])
+                    break
+    finally:
+        timer.cancel()
+        proc.wait()
+    output = "".join(lines)
+    assert proc.returncode == 0, output[-3000:]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, output, output)
 
 
 def test_synth_command_writes_the_ck_layout(tiny_set):
@@ -94,7 +114,8 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     from training.checkpoint import load_checkpoint
 
     out = tmp_path / "ckpt"
-    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "cache"), "--quiet", "--seed", "3")
+    p = run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "cache"), "--quiet", "--seed", "3")
+    assert "INFO training.train: epoch 1/1: loss" in p.stdout  # without the bar, each epoch is a log line (shown live)
     model, config = load_checkpoint(out)
     assert config["seed"] == 3 and "python -m training train" in config["command"]
     assert config["model"]["variant"] == "econvlstm_ram" and config["classes"][4] == "happy"

@@ -27,8 +27,8 @@ def keyed(redis_url, tmp_path, model_dir):
         yield c
 
 
-def test_api_keys_guard_every_route_but_the_probes_and_the_page(keyed, videos):
-    for path in ("/model", "/metrics", "/jobs/" + "0" * 32, "/openapi.json", "/docs"):
+def test_api_keys_guard_every_route_but_the_probes_the_page_and_the_docs(keyed, videos):
+    for path in ("/model", "/metrics", "/jobs/" + "0" * 32, "/jobs/" + "0" * 32 + "/attention/peak.png"):
         r = keyed.get(path)
         assert_error(r, 401, "unauthorized")
         assert r.headers["www-authenticate"] == "Bearer"
@@ -39,6 +39,10 @@ def test_api_keys_guard_every_route_but_the_probes_and_the_page(keyed, videos):
     assert keyed.get("/healthz").status_code == 200
     assert keyed.get("/").status_code == 200
     assert keyed.get("/readyz").status_code in (200, 503)  # open: 503 here only for want of a worker
+    # the API's description and its pages open in a browser, which cannot send the key; no data in them
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"):
+        assert keyed.get(path).status_code == 200, path
+    assert_error(keyed.get("/docs/staticky"), 401, "unauthorized")  # the open prefix is the folder, nothing beside it
     spec = keyed.get("/openapi.json", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert spec["components"]["securitySchemes"]["apiKey"] == {"type": "http", "scheme": "bearer"}
     assert spec["paths"]["/predict"]["post"]["security"] == [{"apiKey": []}]

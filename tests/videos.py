@@ -8,7 +8,9 @@ import av
 import cv2
 import numpy as np
 
-CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg"}
+CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg",
+                   ".mpg": "mpeg2video", ".mpeg": "mpeg1video", ".ogg": "libvpx", ".ogv": "libvpx"}  # Ogg: VP8 (this FFmpeg decodes Theora but cannot encode it)
+BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
 
 
 def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
@@ -23,6 +25,8 @@ def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None)
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "20"}
+        if codec in BIT_RATE:
+            stream.bit_rate = BIT_RATE[codec]
         for f in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
             for packet in stream.encode(vf):
@@ -53,3 +57,39 @@ def blank_frames(n: int, size=(320, 240), value: int = 90) -> list[np.ndarray]:
     w, h = size
     ramp = np.tile(np.linspace(value - 40, value + 40, w, dtype=np.float32), (h, 1))
     return [np.clip(ramp + 3 * i, 0, 255).astype(np.uint8) for i in range(n)]
+
+
+def write_check_clip(path: Path, frames: int = 12, side: int = 176) -> Path:
+    """The worker's self-check clip (service/assets/check-face.mp4): the astronaut's face (public
+    domain), ~100 px wide, panned a few pixels, 176x176 H.264, ~6 KB."""
+    from skimage import data
+
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # 512x512, face ~100 px at (223, 113)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "veryslow", "crf": "26"}
+        for i in range(frames):
+            x, y = 223 - side // 2 + i // 2, 113 - side // 2 + 10
+            frame = np.ascontiguousarray(image[y : y + side, x : x + side])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="write the repository's generated video files")
+    ap.add_argument("--check-clip", action="store_true", help="rewrite service/assets/check-face.mp4")
+    ap.add_argument("--astronaut", metavar="PATH", help="write the 40-frame astronaut test video (any suffix of CODEC_BY_SUFFIX)")
+    args = ap.parse_args()
+    if args.check_clip:
+        written = write_check_clip(Path(__file__).resolve().parents[1] / "service" / "assets" / "check-face.mp4")
+        print(f"{written}: {written.stat().st_size} bytes")
+    if args.astronaut:
+        print(write_video(Path(args.astronaut), astronaut_frames(40)))

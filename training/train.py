@@ -164,7 +164,9 @@ def fit(
             seen += len(batch)
         history.append({"epoch": epoch + 1, "loss": total.item() / max(seen, 1), "train_clip_accuracy": correct.item() / max(seen, 1)})
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
-        log.debug("epoch %d loss %.4f acc %.3f", epoch + 1, history[-1]["loss"], history[-1]["train_clip_accuracy"])
+        # without the bar (--quiet, logs, tests) the epoch is a log line, so a long run shows it is moving
+        log.log(logging.DEBUG if progress else logging.INFO, "epoch %d/%d: loss %.4f, train clip accuracy %.3f",
+                epoch + 1, cfg.epochs, history[-1]["loss"], history[-1]["train_clip_accuracy"])
     return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
 
 

@@ -19,9 +19,20 @@ import numpy as np
 if TYPE_CHECKING:
     import av
 
-# Container families we accept: FFmpeg demuxer name by file signature.
-# mp4/mov/m4v/3gp, mkv/webm, avi, flv (CREMA-D ships .flv), MPEG-TS.
-DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts")
+# Container families we accept (an allowlist): FFmpeg demuxer name by file signature, and how a
+# person calls it. mp4/mov/m4v/3gp, mkv/webm, avi, flv (CREMA-D ships .flv), MPEG-TS, MPEG program
+# streams (.mpg/.mpeg/.vob: MPEG-1/2 video) and Ogg (.ogg/.ogv: Theora).
+FORMAT_NAMES = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "an MP4/MOV",
+    "matroska,webm": "a Matroska/WebM",
+    "avi": "an AVI",
+    "flv": "an FLV",
+    "mpegts": "an MPEG transport stream",
+    "mpeg": "an MPEG program stream (.mpg)",
+    "ogg": "an Ogg",
+}
+DEMUXERS = tuple(FORMAT_NAMES)
+ACCEPTED = "mp4, mov, mkv, webm, avi, flv, MPEG-TS, MPEG-PS (.mpg) or Ogg"
 
 
 class VideoError(Exception):
@@ -53,6 +64,10 @@ def sniff_container(head: bytes) -> str | None:
         return "avi"
     if head[:3] == b"FLV":
         return "flv"
+    if head[:4] == b"\x00\x00\x01\xba":  # an MPEG-1/2 pack header
+        return "mpeg"
+    if head[:4] == b"OggS":
+        return "ogg"
     if len(head) >= 1 and head[0] == 0x47 and (len(head) < 189 or head[188] == 0x47):
         return "mpegts"
     return None
@@ -71,12 +86,14 @@ def _open(path: Path) -> tuple[av.container.InputContainer, str]:
     if demuxer is None:
         raise VideoError(
             "unsupported_format",
-            "Not a video container this service reads (mp4, mov, mkv, webm, avi, flv or MPEG-TS).",
+            f"Not a video container this service reads ({ACCEPTED}).",
         )
     try:
         container = av.open(str(path), format=demuxer.split(",")[0], metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise VideoError("unreadable_video", f"The file looks like {demuxer.split(',')[0]} but cannot be read: {e}") from e
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+        # FFmpeg's wording names our storage path and its own internals: the caller gets ours;
+        # the original stays chained for the server's log.
+        raise VideoError("unreadable_video", f"The file looks like {FORMAT_NAMES[demuxer]} video but its data is damaged or cut off.") from e
     if not container.streams.video:
         container.close()
         raise VideoError("no_video_stream", "The file holds no video stream.")
@@ -137,7 +154,10 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
                 index += 1
         except (av.FFmpegError, ValueError) as e:
             if index == 0:
-                raise VideoError("undecodable_video", f"No frame of the video could be decoded: {e}") from e
+                raise VideoError(
+                    "undecodable_video",
+                    "No frame of the video could be decoded: its video data is damaged, or in a codec this service does not decode.",
+                ) from e
     if index == 0:
         raise VideoError("no_frames", "The video holds no decodable frames.")
 

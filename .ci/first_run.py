@@ -1,0 +1,231 @@
+"""CI: a newcomer's first run. A fresh clone of this commit, the README's first install line run
+verbatim in it (no extras: what `pip install -e .` brings is all the service gets), then
+`python -m service serve` from that venv, and a real face video posted to it: 200 (or 202 and a
+poll) with an expression of the served model and attention PNGs that decode; an empty file, a text
+file named .mp4 and a truncated mp4 answer 4xx JSON. A run-time import that only a test extra
+brings in (PyAV, once) fails here. The service's process group is stopped on every exit path.
+
+Run with the dev venv's python (it writes the test video with PyAV): `python .ci/first_run.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 240
+RESULT_TIMEOUT_S = 300
+EXPECTED_INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 -e ."
+
+
+def say(message: str) -> None:
+    print(f"[first-run {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+def readme_first_command() -> str:
+    """The first command of the README's first bash block (the fresh-machine start)."""
+    block = re.search(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    return next(line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method: str, url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 120):
+    """(status, headers, body) for any status: 4xx/5xx are answers to check, not exceptions."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def upload(url: str, path: Path, wait: float):
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f"Content-Type: video/mp4\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return request("POST", f"{url}/predict?wait={wait}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failed(message)
+
+
+def make_inputs(work: Path) -> dict[str, Path]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from videos import astronaut_frames, write_video
+
+    face = write_video(work / "face.mp4", astronaut_frames(40))  # a real face (public-domain photo), H.264
+    data = face.read_bytes()
+    (work / "empty.mp4").write_bytes(b"")
+    (work / "notes.mp4").write_text("this is not a video\n" * 50)
+    (work / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: cut off
+    return {"face": face, "empty": work / "empty.mp4", "text": work / "notes.mp4", "truncated": work / "cut.mp4"}
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> dict:
+    start = time.monotonic()
+    last = -10.0
+    while True:
+        if proc.poll() is not None:
+            raise Failed(f"`python -m service serve` exited with {proc.returncode} before it was ready")
+        failed = [line for line in log.read_text(errors="replace").splitlines() if "self-check failed" in line]
+        if failed:  # the worker will never register: no point waiting out the timeout
+            raise Failed(f"the worker cannot analyse video: {failed[0]}")
+        try:
+            status, _, body = request("GET", f"{url}/readyz", timeout=3)
+            if status == 200:
+                return json.loads(body)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            status = None
+        waited = time.monotonic() - start
+        if waited > READY_TIMEOUT_S:
+            raise Failed(f"/readyz not 200 after {READY_TIMEOUT_S} s (last answer: {status})")
+        if waited - last >= 10:
+            say(f"waiting for /readyz: {status or 'no answer'} after {waited:.0f} s")
+            last = waited
+        time.sleep(0.5)
+
+
+def check_face_video(url: str, face: Path) -> None:
+    classes = json.loads(request("GET", f"{url}/model")[2])["classes"]
+    status, headers, body = upload(url, face, wait=60)
+    check(status in (200, 202), f"POST /predict of a face video: {status} {body[:500]!r}")
+    if status == 202:
+        job = json.loads(body)
+        say(f"202 (analysis longer than ?wait=60): polling {job['status_url']}")
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        while True:
+            view = json.loads(request("GET", f"{url}/jobs/{job['job_id']}")[2])
+            if view["status"] in ("finished", "failed"):
+                break
+            check(time.monotonic() < deadline, f"job still {view['status']} after {RESULT_TIMEOUT_S} s")
+            time.sleep(1)
+        check(view["status"] == "finished", f"the face video's job failed: {view['error']}")
+        result = view["result"]
+    else:
+        result = json.loads(body)
+    check(result["expression"] in classes, f"expression {result['expression']!r} is not one of {classes}")
+    check(result["faces"]["frames_with_face"] > 0, f"no face found: {result['faces']}")
+    check(len(result["attention_maps"]) >= 1, "no attention maps in the result")
+    for image in result["attention_maps"]:
+        status, headers, png = request("GET", image["url"])
+        check(status == 200 and headers.get("content-type", headers.get("Content-Type")) == "image/png", f"{image['url']}: {status}")
+        decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        check(png.startswith(b"\x89PNG\r\n\x1a\n") and decoded is not None and decoded.size > 0, f"{image['url']} does not decode as a PNG")
+    say(f"face video: {result['expression']} (confidence {result['confidence']}), face in "
+        f"{result['faces']['frames_with_face']}/{result['faces']['frames']} frames, {len(result['attention_maps'])} attention PNGs decode")
+
+
+def check_bad_inputs(url: str, inputs: dict[str, Path]) -> None:
+    for name in ("empty", "text", "truncated"):
+        status, headers, body = upload(url, inputs[name], wait=5)
+        check(400 <= status < 500, f"{name} upload: {status}, not 4xx: {body[:300]!r}")
+        error = json.loads(body).get("error", {})
+        check(bool(error.get("code")) and bool(error.get("message")), f"{name} upload: no error code and message: {body[:300]!r}")
+        say(f"{name} upload: {status} {error['code']}: {error['message']}")
+
+
+def check_docs_offline(url: str) -> None:
+    status, _, html = request("GET", f"{url}/docs")
+    check(status == 200, f"/docs: {status}")
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html.decode())
+    check(bool(assets) and all(a.startswith("/") for a in assets), f"/docs loads files from elsewhere: {assets}")
+    for asset in assets:
+        check(request("GET", url + asset)[0] == 200, f"/docs asset {asset} is not served")
+    say(f"/docs: its {len(assets)} scripts and styles are served by the service")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """The whole process group (API, workers, redis-server), as Ctrl-C would; then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            say("serve did not stop in 30 s: SIGKILL")
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything of the group that outlived serve
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def main() -> int:
+    command = readme_first_command()
+    install, _, start = command.partition(" && python -m service serve")
+    check(install == EXPECTED_INSTALL and start == "", f"the README's first command changed: {command!r}")
+    work = Path(tempfile.mkdtemp(prefix="ramfer-firstrun-"))
+    proc = log = None
+    try:
+        inputs = make_inputs(work)
+        clone = work / "clone"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        say(f"fresh clone of {subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}; "
+            f"the README's install, verbatim: {install}")
+        start_install = time.monotonic()
+        clean_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "REDIS_URL", "STORAGE_DIR", "MODEL_DIR")}
+        clean_env["PATH"] = os.pathsep.join(p for p in clean_env["PATH"].split(os.pathsep) if not p.startswith(str(REPO)))
+        subprocess.run(["bash", "-c", install], cwd=clone, env=clean_env, check=True)
+        say(f"installed in {time.monotonic() - start_install:.0f} s")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        (work / "tmp").mkdir()
+        log = open(work / "serve.log", "wb")
+        proc = subprocess.Popen([str(clone / ".venv" / "bin" / "python"), "-m", "service", "serve", "--port", str(port)],
+                                cwd=clone, env={**clean_env, "TMPDIR": str(work / "tmp")}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        say(f"python -m service serve --port {port} (pid {proc.pid}), from the fresh venv")
+        ready = wait_ready(url, proc, work / "serve.log")
+        say(f"ready: {ready}")
+        check_face_video(url, inputs["face"])
+        check_bad_inputs(url, inputs)
+        check_docs_offline(url)
+        stop(proc)
+        left = [p.name for p in (work / "tmp").iterdir()]
+        check(left == [], f"serve left behind in its TMPDIR: {left}")
+        say("stopped; nothing left in its TMPDIR. PASS")
+        return 0
+    except (Failed, subprocess.CalledProcessError) as e:
+        say(f"FAIL: {e}")
+        if log is not None:
+            log.flush()
+            tail = (work / "serve.log").read_text(errors="replace")[-6000:]
+            print("---- the service's log (last 6000 characters) ----\n" + tail, flush=True)
+        return 1
+    finally:
+        if proc is not None:
+            stop(proc)
+        if log is not None:
+            log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # CI cancelled: the finally still stops serve
+    sys.exit(main())
