@@ -48,19 +48,20 @@ class Residual(nn.Module):
     def __init__(self, cin: int, mid: int, cout: int, stride: int = 1):
         super().__init__()
         self.stride, self.extra = stride, cout - cin
-        self.dw1 = nn.Conv2d(cin, cin, 3, stride, groups=cin)
+        self.dw1 = nn.Conv2d(cin, cin, 3, stride, padding=1 if stride == 1 else 0, groups=cin)
         self.pw1 = nn.Conv2d(cin, mid, 1)
-        self.dw2 = nn.Conv2d(mid, mid, 3, groups=mid)
+        self.dw2 = nn.Conv2d(mid, mid, 3, padding=1, groups=mid)
         self.pw2 = nn.Conv2d(mid, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.pw1(self.dw1(same_pad(x, self.stride))))
-        y = self.pw2(self.dw2(same_pad(y, 1)))
+        y = self.pw1(self.dw1(x if self.stride == 1 else same_pad(x, 2))).relu_()
+        y = self.pw2(self.dw2(y))
         if self.stride == 2:
             x = F.max_pool2d(x, 2)
-        if self.extra:
-            x = F.pad(x, (0, 0, 0, 0, 0, self.extra))
-        return F.relu(x + y)
+        # The shortcut is x with zero channels appended: add x to y's first channels only
+        # (in place, as are the ReLUs: elementwise ops cost as much as the convolutions on a CPU).
+        y[:, : x.shape[1]] += x
+        return y.relu_()
 
 
 class TopDown(nn.Module):
@@ -74,10 +75,10 @@ class TopDown(nn.Module):
         self.blocks = nn.Sequential(*[Residual(c, c // 2, c) for _ in range(blocks)])
 
     def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-        up = F.relu(self.coarse(coarse))
+        up = self.coarse(coarse).relu_()
         # TFLite's RESIZE_BILINEAR with half-pixel centres = PyTorch's align_corners=False
         up = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.blocks(F.relu(self.fine(fine)) + up)
+        return self.blocks(self.fine(fine).relu_().add_(up))
 
 
 class BlazeFaceFull(nn.Module):
@@ -99,7 +100,7 @@ class BlazeFaceFull(nn.Module):
         self.regressor = nn.Conv2d(48, 16, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.relu(self.stem(same_pad(x, 2)))
+        x = self.stem(same_pad(x, 2)).relu_()
         f48 = self.stage48(self.stage96(x))
         f24 = self.stage24(f48)
         f12 = self.stage12(f24)
