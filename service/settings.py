@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     batch_size: int = 32  # clips per forward pass
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
-    detect_max_side: int | None = None  # frames are shrunk to this for detection; unset: the checkpoint's
+    detect_max_side: int | None = None  # the Haar detector's frame size; BlazeFace (issue 19) always sees 192x192 and ignores it
     vote_min_clips: int = Field(
         1, ge=1,
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "

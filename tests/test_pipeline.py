@@ -91,3 +91,11 @@ def test_flip_average_is_the_mean_of_a_clip_and_its_mirror(predictor, videos, tm
     result = analyse_video(videos["astronaut_mp4"], flipped, Settings(model_dir=model_dir, storage_dir=tmp_path))
     np.testing.assert_allclose([[c["probabilities"][k] for k in flipped.classes] for c in result["clips"]], both, atol=2e-4)
     assert result["model"]["flip_average"] is True
+
+
+def test_a_video_without_a_face_is_the_no_face_error(predictor, videos, tmp_path, model_dir):
+    from training.video import VideoError
+
+    with pytest.raises(VideoError) as e:
+        analyse_video(videos["no_face"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    assert e.value.code == "no_face"
