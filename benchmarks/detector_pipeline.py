@@ -10,8 +10,11 @@ Speed (--rounds rounds, each runs every contender once, in turn):
   this tree's code (BlazeFace);
 * ours before (--before DIR): the same command in an older checkout of ramfer (the Haar one);
 * fer: the `fer` package's own process on the same file, `--fer-python` being the python of a
-  venv where `pip install fer` ran: FER(mtcnn=False) (OpenCV's Haar cascade and fer's CNN) through
-  fer.Video.analyze, as fer's README runs a video (no frames or video written).
+  venv where `pip install fer` ran: FER(mtcnn=False) (OpenCV's Haar cascade and fer's CNN, its defaults otherwise)
+  through fer's Video.analyze, as fer's README runs a video (no frames or video written).
+  fer pulls torch < 2.3 (CUDA wheels) through facenet-pytorch, used only for mtcnn=True: install
+  it with `pip install --no-deps fer && pip install tensorflow opencv-python-headless pandas
+  'moviepy<2' ffmpeg-python Pillow requests`.
 Printed: median seconds, and the ratios (fer / ours, ours / decode only).
 
 Stability (--stability, in this process, analyse_video as the service runs it): the share of
@@ -45,7 +48,11 @@ from benchmarks.face_video import LONDON, write_face_video  # noqa: E402
 
 FER_SCRIPT = """
 import sys
-from fer import FER, Video
+try:
+    from fer import FER, Video
+except ImportError:  # fer >= 25: the classes live in submodules
+    from fer.fer import FER
+    from fer.classes import Video
 video = Video(sys.argv[1], outdir=sys.argv[2])
 raw = video.analyze(FER(mtcnn=False), display=False, save_frames=False, save_video=False, annotate_frames=False, zip_images=False)
 print(len(raw), "frames with a face")
