@@ -72,8 +72,8 @@ def main():
 def fit_detector(london: str):
     """A and B for BlazeFace's points (0, 1 eyes, 3 mouth centre), on the photos Haar finds;
     and the aligned crop's eye distance and height that match the box crop (scale 1.2)."""
-    haar, blaze = FaceDetector(max_side=320, fallback=False), BlazeFaceDetector()
-    along, across, side_ratio, eye_dist, eye_h = [], [], [], [], []
+    haar, blaze = FaceDetector(max_side=320), BlazeFaceDetector()  # Haar with its fallback, as served before
+    along, across, side_ratio, eye_dist, eye_h, downs, ipds, sides = [], [], [], [], [], [], [], []
     photos = sorted(Path(london, "neutral").glob("*.jpg")) + sorted(Path(london, "smiling").glob("*.jpg"))
     for photo in photos:
         gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
@@ -89,11 +89,20 @@ def fit_detector(london: str):
         along.append(rel @ unit / length)
         across.append((rel @ np.array([-unit[1], unit[0]])) / length)
         side_ratio.append(box[2] / length)
+        downs.append(length)
+        ipds.append(np.hypot(*(k[1] - k[0])))
+        sides.append(box[2])
         crop_side = box[2] * CropConfig.scale
         eye_dist.append(np.hypot(*(k[1] - k[0])) / crop_side)
         eye_h.append((eyes[1] - (box[1] - crop_side / 2)) / crop_side)
     print(f"BlazeFace points, {len(along)} photos both find: A = {np.median(along):.3f} (IQR {np.percentile(along, 25):.3f}..{np.percentile(along, 75):.3f}), "
           f"sideways {np.median(across):.3f}, B = {np.median(side_ratio):.3f} (IQR {np.percentile(side_ratio, 25):.3f}..{np.percentile(side_ratio, 75):.3f})")
+    # side = B' |eyes->mouth| + C |eye to eye|, least squares: the eye distance carries the face's width
+    downs, ipds, sides = map(np.array, (downs, ipds, sides))
+    X = np.column_stack([downs, ipds])
+    (b, c), *_ = np.linalg.lstsq(X, sides, rcond=None)
+    print(f"least squares: A = {np.mean(along):.3f}, side = {b:.3f} |eyes->mouth| + {c:.3f} |eye to eye| "
+          f"(relative side error sd {np.std((X @ [b, c]) / sides):.3f}, against {np.std(np.median(side_ratio) * downs / sides):.3f} with B alone)")
     print(f"aligned crop matching the box crop: eye_distance = {np.median(eye_dist):.3f}, eye_height = {np.median(eye_h):.3f}")
 
 

@@ -82,10 +82,11 @@ def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> t
 def speed(video: Path, args) -> None:
     runs: dict[str, list[float]] = {"decode only (PyAV)": []}
     stages: dict[str, list[dict]] = {}
-    contenders = {"ours (BlazeFace)": ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT)}
+    ours_env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    contenders = {"ours (BlazeFace)": ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(ROOT)}, ROOT)}
     if args.before:
         before = Path(args.before).resolve()
-        contenders["ours before (Haar)"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**os.environ, "PYTHONPATH": str(before)}, before)
+        contenders["ours before (Haar)"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
     if args.fer_python:
         out = Path(tempfile.mkdtemp(prefix="fer-out-"))
         contenders["fer package (own process)"] = ([args.fer_python, "-c", FER_SCRIPT, str(video), str(out)], None, out)
@@ -168,7 +169,14 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--people", nargs="+", default=["013"], help="London ids: the speed video is the first's")
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for our processes (OMP_NUM_THREADS; fer keeps its defaults). On a shared, "
+                         "oversubscribed machine 1 avoids torch's threads spinning against each other")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="ramfer-detector-"))
     videos = [write_face_video(folder / f"london_{p}.mp4", Path(args.london), p, args.seconds) for p in args.people]
     if not args.no_speed:
