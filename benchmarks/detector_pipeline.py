@@ -13,8 +13,9 @@ Speed (--rounds rounds, each runs every contender once, in turn):
   venv where `pip install fer` ran: FER(mtcnn=False) (OpenCV's Haar cascade and fer's CNN, its defaults otherwise)
   through fer's Video.analyze, as fer's README runs a video (no frames or video written).
   fer pulls torch < 2.3 (CUDA wheels) through facenet-pytorch, used only for mtcnn=True: install
-  it with `pip install --no-deps fer && pip install tensorflow opencv-python-headless pandas
-  'moviepy<2' ffmpeg-python Pillow requests`.
+  it with `pip install --no-deps fer && pip install tensorflow 'opencv-contrib-python<5' pandas
+  'moviepy<2' ffmpeg-python Pillow requests` (fer calls cv2.waitKey even with display=False,
+  so OpenCV must be a GUI build, and < 5 for its Haar cascade).
 Printed: median seconds, and the ratios (fer / ours, ours / decode only).
 
 Stability (--stability, in this process, analyse_video as the service runs it): the share of
