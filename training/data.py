@@ -11,7 +11,7 @@ Two layouts are read:
   Only sequences with a non-empty Emotion file are used; the code is read as a float
   ("   3.0000000e+00"); the subject is the S### folder. Gray, colour and 16-bit frames are
   all turned gray; hidden files (.DS_Store, ._*) are ignored. Each frame's face box comes from
-  its landmarks when there are any, else from the Haar detector, else it is the whole frame
+  its landmarks when there are any, else from the face detector (BlazeFace), else it is the whole frame
   (copies that hold ready-made face crops).
 
 * **One folder per class of video files** (`load_class_folders`)::
