@@ -1,14 +1,19 @@
 """Fit the constants that turn facial points into the box the Haar detector draws.
 
-training/faces.py crops CK+ frames from their landmarks and served frames from Haar detections;
-both must frame a face alike. On real faces (the London set: photos with hand-placed templates)
-this runs the service's detector and fits, by least squares,
+training/faces.py crops CK+ frames from their landmarks and served frames from BlazeFace's
+landmarks, in the framing of the Haar boxes today's checkpoint was trained on; all must frame a
+face alike. On real faces (the London set: photos with hand-placed templates) this runs the Haar
+detector (benchmarks/haar_baseline.py, OpenCV < 5) and fits, by least squares,
     box centre = eye midpoint + A * (mouth - eye midpoint)      (A along, plus the sideways residual)
     box side   = B * |mouth - eye midpoint|
 and prints A, B and how well they fit. Then, for the fallback cascade (tried where the default
 finds no face), it fits how its box maps onto the default's on every photo both find:
     default side = S * fallback side,   default cy = fallback cy + D * default side
-(FALLBACK_SIDE_TO_DEFAULT and FALLBACK_DY_TO_DEFAULT in training/faces.py).
+(FALLBACK_SIDE_TO_DEFAULT and FALLBACK_DY_TO_DEFAULT in benchmarks/haar_baseline.py).
+Then the same A and B with BlazeFace's eye and mouth points instead of the template's
+(DETECTOR_BOX in training/faces.py; TEMPLATE_BOX is the first fit), and the aligned crop's
+defaults that frame a face as the box crop does: eye distance / crop side and eye height / crop
+side, medians over the photos (CropConfig.eye_distance, eye_height).
 
     python benchmarks/calibrate_face_box.py [--london ../shared/datasets/london-set]
 """
@@ -19,7 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.faces import FaceDetector, to_gray
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.haar_baseline import HaarDetector as FaceDetector  # noqa: E402
+from training.faces import CropConfig, FaceDetector as BlazeFaceDetector, to_gray  # noqa: E402
 
 
 def read_template(path: Path) -> np.ndarray:
@@ -55,7 +65,45 @@ def main():
     print(f"A (centre along eyes->mouth) = {np.median(along):.3f}  (IQR {np.percentile(along, 25):.3f}..{np.percentile(along, 75):.3f})")
     print(f"sideways offset / |eyes->mouth| = {np.median(across):.3f}  (should be ~0)")
     print(f"B (side / |eyes->mouth|) = {np.median(side_ratio):.3f}  (IQR {np.percentile(side_ratio, 25):.3f}..{np.percentile(side_ratio, 75):.3f})")
+    fit_detector(args.london)
     fit_fallback(args.london)
+
+
+def fit_detector(london: str):
+    """A and B for BlazeFace's points (0, 1 eyes, 3 mouth centre), on the photos Haar finds;
+    and the aligned crop's eye distance and height that match the box crop (scale 1.2)."""
+    haar, blaze = FaceDetector(max_side=320), BlazeFaceDetector()  # Haar with its fallback, as served before
+    along, across, side_ratio, eye_dist, eye_h, downs, ipds, sides = [], [], [], [], [], [], [], []
+    photos = sorted(Path(london, "neutral").glob("*.jpg")) + sorted(Path(london, "smiling").glob("*.jpg"))
+    for photo in photos:
+        gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+        box, face = haar(gray), blaze(gray)
+        if box is None or face is None:
+            continue
+        k = face[3:].reshape(6, 2)
+        eyes = (k[0] + k[1]) / 2
+        down = k[3] - eyes
+        length = np.hypot(*down)
+        unit = down / length
+        rel = box[:2] - eyes
+        along.append(rel @ unit / length)
+        across.append((rel @ np.array([-unit[1], unit[0]])) / length)
+        side_ratio.append(box[2] / length)
+        downs.append(length)
+        ipds.append(np.hypot(*(k[1] - k[0])))
+        sides.append(box[2])
+        crop_side = box[2] * CropConfig.scale
+        eye_dist.append(np.hypot(*(k[1] - k[0])) / crop_side)
+        eye_h.append((eyes[1] - (box[1] - crop_side / 2)) / crop_side)
+    print(f"BlazeFace points, {len(along)} photos both find: A = {np.median(along):.3f} (IQR {np.percentile(along, 25):.3f}..{np.percentile(along, 75):.3f}), "
+          f"sideways {np.median(across):.3f}, B = {np.median(side_ratio):.3f} (IQR {np.percentile(side_ratio, 25):.3f}..{np.percentile(side_ratio, 75):.3f})")
+    # side = B' |eyes->mouth| + C |eye to eye|, least squares: the eye distance carries the face's width
+    downs, ipds, sides = map(np.array, (downs, ipds, sides))
+    X = np.column_stack([downs, ipds])
+    (b, c), *_ = np.linalg.lstsq(X, sides, rcond=None)
+    print(f"least squares: A = {np.mean(along):.3f}, side = {b:.3f} |eyes->mouth| + {c:.3f} |eye to eye| "
+          f"(relative side error sd {np.std((X @ [b, c]) / sides):.3f}, against {np.std(np.median(side_ratio) * downs / sides):.3f} with B alone)")
+    print(f"aligned crop matching the box crop: eye_distance = {np.median(eye_dist):.3f}, eye_height = {np.median(eye_h):.3f}")
 
 
 def fit_fallback(london: str):

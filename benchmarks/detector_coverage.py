@@ -23,8 +23,10 @@ import numpy as np
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.faces import FaceDetector, load_cascade, to_gray  # noqa: E402
+from benchmarks.haar_baseline import HaarDetector as FaceDetector, load_cascade  # noqa: E402
+from training.faces import to_gray  # noqa: E402
 from training.video import read_frames  # noqa: E402
 
 CASCADES = ["haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt.xml", "haarcascade_frontalface_alt2.xml"]

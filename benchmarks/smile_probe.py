@@ -53,7 +53,7 @@ def main():
             if box is None:
                 raise SystemExit(f"no face found in {photo}")
             for size in args.sizes:
-                crops[size].append((face_id, label, crop_face(gray, box, size, CropConfig.scale)))
+                crops[size].append((face_id, label, crop_face(gray, box[:3], size, CropConfig.scale)))
     print(f"{len(ids)} people, neutral vs smiling photo, 5 person-independent folds (the London folds)")
     print("| HOG cells | crop side | right | accuracy | neutral right | smiles right |")
     print("|---|---|---|---|---|---|")

@@ -19,7 +19,8 @@ import time
 import torch
 
 from training.model import ExpressionNet, ModelConfig
-from training.train import TrainConfig, bf16_ok, train_step
+from training.device import bf16_ok
+from training.train import TrainConfig, train_step
 
 
 def main():

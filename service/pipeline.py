@@ -25,7 +25,7 @@ import numpy as np
 from service.render import render_attention
 from service.settings import Settings
 from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, decide_video, label_runs, merge_short_runs
-from training.faces import FaceDetector, crop_face, track_faces
+from training.faces import FaceDetector, crop_frame, track_faces
 from training.video import VideoError, VideoInfo, probe_video, read_frames
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Predictor:
         import torch
 
         from training.checkpoint import crop_config, load_checkpoint
-        from training.train import bf16_ok, pick_device
+        from training.device import bf16_ok, pick_device
 
         self.torch = torch
         self.device = pick_device(device)
@@ -68,7 +68,9 @@ class Predictor:
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
         # face it knows); the two probabilities are averaged. Twice the network's work.
         self.flip_average = flip_average
-        self.detector = FaceDetector(detect_max_side or self.crop.detect_max_side)
+        # BlazeFace on the same device as the model; frames are detected detect_batch at a time
+        self.detector = FaceDetector(device=str(self.device))
+        self.detect_batch = 16
 
     def warm_up(self) -> None:
         self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))
@@ -202,7 +204,7 @@ def analyse_video(
     info = check_video(path, settings)
     crop = predictor.crop
     frames = watch.iterate("decode", read_frames(path, max_frames=settings.max_frames))
-    detector = watch.wrap("detect", predictor.detector)
+    detector = watch.wrap("detect", predictor.detector.detect_batch)
     radius = max(crop.smooth_radius, settings.detect_every)
     crops: list[np.ndarray] = []  # one 48 px crop per frame
     scorer = ClipScorer(predictor, watch, crops)
@@ -220,15 +222,15 @@ def analyse_video(
             first = len(crops) - len(displays)  # frame index of displays[0]
             scorer.add(PendingClip(number, frame_idx, [displays[i - first] for i in frame_idx]))
 
-    for tracked in track_faces(frames, detector, radius=radius, detect_every=settings.detect_every):
+    for tracked in track_faces(frames, detector, radius=radius, detect_every=settings.detect_every, batch=predictor.detect_batch):
         with watch.stage("crop"):
-            if tracked.box is not None:
-                crops.append(crop_face(tracked.gray, tracked.box, crop.size, crop.scale))
-                displays.append(crop_face(tracked.gray, tracked.box, settings.display_size, crop.scale))
+            if tracked.face is not None:
+                crops.append(crop_frame(tracked.gray, tracked.face, crop))
+                displays.append(crop_frame(tracked.gray, tracked.face, crop, settings.display_size))
             else:
                 crops.append(blank)
                 displays.append(None)
-        has_face.append(tracked.box is not None)
+        has_face.append(tracked.face is not None)
         times.append(tracked.time_s)
         n = len(crops)
         # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.

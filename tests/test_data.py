@@ -282,3 +282,23 @@ def test_a_pack_reads_back_as_the_data_set_it_was_made_of(ck_tree, tmp_path):
         load_pack(path, classes=CLASSES)  # a 7-class run must not read 8-class labels
     with pytest.raises(ValueError, match="crop settings"):
         load_pack(path, CropConfig(size=64), classes=CLASSES_WITH_NEUTRAL)
+
+
+def test_align_flag_makes_aligned_crops_from_the_landmarks(ck_tree, tmp_path):
+    """`training cv|train|pack --align`: crops aligned on the CK+ eyes (landmarks_face), recorded in the crop settings."""
+    import argparse
+
+    from training.__main__ import crop_config
+    from training.faces import align_face, landmarks_face
+
+    args = argparse.Namespace(input_size=48, align=True)
+    crop = crop_config(args)
+    assert crop.align and crop.to_dict()["align"] is True
+    aligned = load_ckplus(ck_tree, crop, cache_dir=tmp_path, progress=False)
+    boxed = load_ckplus(ck_tree, cache_dir=tmp_path, progress=False)
+    v = max(aligned.videos, key=lambda v: len(v.frames))
+    assert not np.array_equal(v.frames, next(b for b in boxed.videos if b.name == v.name).frames)
+    frame = sorted((ck_tree / "cohn-kanade-images" / v.name).glob("S*.png"))[-1]
+    lm = np.loadtxt(ck_tree / "Landmarks" / v.name / f"{frame.stem}_landmarks.txt")
+    own = align_face(cv2.imread(str(frame), cv2.IMREAD_GRAYSCALE), landmarks_face(lm)[3:].reshape(6, 2), crop)
+    assert np.abs(own.astype(int) - v.frames[-1]).mean() < 12  # the last frame's own aligned crop, up to smoothing

@@ -14,6 +14,7 @@ import pytest
 
 from training.synthesis import photoreal
 from training.data import peak_still_classes
+from training.faces import FaceDetector, crop_face
 from training.synthesis.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
@@ -151,9 +152,10 @@ def test_neutral_first_peak_last(fid):
     less from its frame 0 than an expressive one under the same head motion."""
     n = 10
     seqs = {e: render_identity_sequence(LONDON, fid, e, n, np.random.default_rng([3, int(fid)]), size=SIZE) for e in KINDS}
-    box = photoreal.detect_face(seqs["neutral"][-1])
-    assert box is not None
-    crops = {e: [photoreal.face_crop(f, 48, 1.2, box) for f in fr] for e, fr in seqs.items()}
+    face = FaceDetector()(gray(seqs["neutral"][-1]))
+    assert face is not None
+    box = face[:3]
+    crops = {e: [crop_face(gray(f), box, 48, 1.2) for f in fr] for e, fr in seqs.items()}
     for e in CLASSES:
         assert np.array_equal(seqs[e][0], seqs["neutral"][0]), e  # neutral first
         change = [max(_regions(c, t)) for c, t in zip(crops[e], crops["neutral"])]
@@ -163,7 +165,7 @@ def test_neutral_first_peak_last(fid):
     # The neutral sequence's last frame against its frame 0, after the best rigid/affine
     # registration (head motion is undone by one, a changed mouth or brow is not).
     def self_change(fr):
-        first, last = (photoreal.face_crop(f, 48, 1.2, box) for f in (fr[0], fr[-1]))
+        first, last = (crop_face(gray(f), box, 48, 1.2) for f in (fr[0], fr[-1]))
         return min(max(_regions(first, r)) for r in _registered(last, first))
 
     still = self_change(seqs["neutral"])
@@ -206,9 +208,9 @@ def test_happy_peak_is_the_real_smile(fid):
 
     def crop(img):
         g = gray(img)
-        box = photoreal.detect_face(g)
-        assert box is not None
-        return photoreal.face_crop(g, size, 1.2, box).astype(np.float32)
+        face = FaceDetector()(g)
+        assert face is not None
+        return crop_face(g, face[:3], size, 1.2).astype(np.float32)
 
     peak = crop(frames[-1])
     neutral = _ecc_onto(crop(cv2.imread(str(LONDON / "neutral" / f"{fid}_03.jpg"))), peak)
@@ -219,13 +221,13 @@ def test_happy_peak_is_the_real_smile(fid):
     assert to_smile < to_neutral, (to_smile, to_neutral)
 
 
-def test_haar_finds_the_face_in_first_and_last_frames(tree):
+def test_detector_finds_the_face_in_first_and_last_frames(tree):
     root, _ = tree
     missed = []
     for seq in sorted((root / "cohn-kanade-images").glob("*/*")):
         frames = sorted(seq.glob("*.png"))
         for f in (frames[0], frames[-1]):
-            if photoreal.detect_face(gray(cv2.imread(str(f), cv2.IMREAD_UNCHANGED))) is None:
+            if FaceDetector()(gray(cv2.imread(str(f), cv2.IMREAD_UNCHANGED))) is None:
                 missed.append(f.name)
     assert not missed
 

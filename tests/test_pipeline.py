@@ -120,3 +120,11 @@ def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(pre
     assert len(plain["segments"]) > 3, "the clips do not flicker: the test proves nothing"
     assert len(served["segments"]) < len(plain["segments"]) / 2
     assert all(s["clips"] >= Settings().vote_min_clips for s in served["segments"][:-1] if s["label"] is not None) or len(served["segments"]) == 1
+
+
+def test_a_video_without_a_face_is_the_no_face_error(predictor, videos, tmp_path, model_dir):
+    from training.video import VideoError
+
+    with pytest.raises(VideoError) as e:
+        analyse_video(videos["no_face"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    assert e.value.code == "no_face"

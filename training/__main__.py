@@ -50,12 +50,15 @@ def add_input_size_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=CropConfig.size, metavar="PX",
                    help=f"side of the gray face crops, the network's input (a multiple of 8; default {CropConfig.size}, "
                         "the served model's). The checkpoint records it and the service crops to match.")
+    p.add_argument("--align", action="store_true",
+                   help="aligned crops: eyes level at a fixed place (from the detector's or CK+'s landmarks) instead of "
+                        "the face box's square; the checkpoint records it and the service crops to match")
 
 
 def crop_config(args):
     from training.faces import CropConfig
 
-    return CropConfig(size=args.input_size)
+    return CropConfig(size=args.input_size, align=getattr(args, "align", False))
 
 
 def model_overrides(args) -> dict:
@@ -92,7 +95,7 @@ def load(args):
 
 
 def setup(args) -> torch.device:
-    from training.train import pick_device
+    from training.device import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -106,7 +106,7 @@ def load_checkpoint(ckpt_dir, device="cpu"):
 def crop_config(config: dict):
     from training.faces import CropConfig
 
-    return CropConfig(**config["crop"])
+    return CropConfig.from_dict(config["crop"])  # no align fields (checkpoints before issue 19): box crops
 
 
 def model_card(config: dict) -> str:

@@ -11,7 +11,7 @@ Two layouts are read:
   Only sequences with a non-empty Emotion file are used; the code is read as a float
   ("   3.0000000e+00"); the subject is the S### folder. Gray, colour and 16-bit frames are
   all turned gray; hidden files (.DS_Store, ._*) are ignored. Each frame's face box comes from
-  its landmarks when there are any, else from the Haar detector, else it is the whole frame
+  its landmarks when there are any, else from the face detector (BlazeFace), else it is the whole frame
   (copies that hold ready-made face crops).
 
 * **One folder per class of video files** (`load_class_folders`)::
@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.faces import CropConfig, FaceDetector, crop_face, fill_missing, full_frame_box, landmarks_box, smooth_boxes, to_gray
+from training.faces import FACE_DIM, CropConfig, FaceDetector, crop_frame, fill_missing, full_frame_face, landmarks_face, smooth_boxes, to_gray
 from training.video import VideoError, read_frames
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happ
 CREMAD_NAME = re.compile(r"^(\d{4})_[A-Z0-9]{3}_(ANG|DIS|FEA|HAP|NEU|SAD)_[A-Z]{2}$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
-CACHE_VERSION = 1  # bump when preprocessing changes, so stale caches are not reused
+CACHE_VERSION = 2  # 2: BlazeFace faces and landmarks (issue 19). Bump when preprocessing changes, so stale caches are not reused
 
 
 @dataclass
@@ -127,14 +127,15 @@ def read_landmarks(path: Path) -> np.ndarray | None:
     return pts if pts.shape == (68, 2) and np.isfinite(pts).all() else None
 
 
-def crop_sequence(grays: list[np.ndarray], boxes: np.ndarray, crop: CropConfig) -> np.ndarray:
-    """(T, S, S) crops of a training sequence: boxes smoothed as the service smooths them,
-    gaps filled from the nearest frame, the whole frame where no face was found at all."""
-    boxes = fill_missing(smooth_boxes(boxes, crop.smooth_radius))
+def crop_sequence(grays: list[np.ndarray], faces: np.ndarray, crop: CropConfig) -> np.ndarray:
+    """(T, S, S) crops of a training sequence from its (T, FACE_DIM) faces: smoothed as the
+    service smooths them, gaps filled from the nearest frame, the whole frame where no face was
+    found at all; aligned on the eyes when crop.align, as the service crops."""
+    faces = fill_missing(smooth_boxes(faces, crop.smooth_radius))
     out = np.empty((len(grays), crop.size, crop.size), dtype=np.uint8)
     for t, gray in enumerate(grays):
-        box = full_frame_box(gray.shape) if np.isnan(boxes[t, 0]) else boxes[t]
-        out[t] = crop_face(gray, box, crop.size, crop.scale)
+        face = full_frame_face(gray.shape, crop) if np.isnan(faces[t, 0]) else faces[t]
+        out[t] = crop_frame(gray, face, crop)
     return out
 
 
@@ -184,9 +185,9 @@ def preprocess_ck_sequence(seq: CKSequence, crop: CropConfig, detector: FaceDete
             raise ValueError(f"cannot read image {frame_path}")
         gray = to_gray(image)
         points = read_landmarks(lm_path) if lm_path is not None else None
-        box = landmarks_box(points) if points is not None else detector(gray)
+        face = landmarks_face(points) if points is not None else detector(gray)
         grays.append(gray)
-        boxes.append(np.full(3, np.nan, np.float32) if box is None else box)
+        boxes.append(np.full(FACE_DIM, np.nan, np.float32) if face is None else face)
     return crop_sequence(grays, np.stack(boxes), crop)
 
 
@@ -220,7 +221,7 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
     meta = [(s.subject, s.name, classes.index(names[s.code])) for s in seqs]
     arrays = _cached(
         "ckplus", root, files, crop, classes, cache_dir,
-        lambda: _map(lambda s: preprocess_ck_sequence(s, crop, FaceDetector(crop.detect_max_side)), seqs, progress, "CK+ sequences"),
+        lambda: _map(lambda s, d=FaceDetector(): preprocess_ck_sequence(s, crop, d), seqs, progress, "CK+ sequences"),
     )
     videos = [Video(subj, name, label, frames) for (subj, name, label), frames in zip(meta, arrays)]
     if NEUTRAL in classes:
@@ -246,13 +247,11 @@ def subject_from_filename(path: Path) -> str:
 
 
 def preprocess_video_file(path: Path, crop: CropConfig, max_frames: int = 900) -> np.ndarray:
-    detector = FaceDetector(crop.detect_max_side)
-    grays, boxes = [], []
-    for frame in read_frames(path, max_frames=max_frames):
-        box = detector(frame.gray)
-        grays.append(frame.gray)
-        boxes.append(np.full(3, np.nan, np.float32) if box is None else box)
-    return crop_sequence(grays, np.stack(boxes), crop)
+    detector = FaceDetector()
+    grays = [frame.gray for frame in read_frames(path, max_frames=max_frames)]
+    faces = [face for b in range(0, len(grays), 16) for face in detector.detect_batch(grays[b : b + 16])]
+    faces = [np.full(FACE_DIM, np.nan, np.float32) if f is None else f for f in faces]
+    return crop_sequence(grays, np.stack(faces).reshape(-1, FACE_DIM), crop)
 
 
 def class_folder_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
@@ -386,7 +385,7 @@ def load_pack(path, crop: CropConfig = CropConfig(), classes=CLASSES) -> Dataset
         meta = json.loads(str(z["meta"]))
         if meta.get("format") != PACK_FORMAT:
             raise ValueError(f"{path}: pack format {meta.get('format')}, this code reads {PACK_FORMAT}")
-        if meta["crop"] != crop.to_dict():
+        if CropConfig.from_dict(meta["crop"]) != crop:  # packs from before the align fields read as unaligned
             raise ValueError(f"{path}: packed with crop settings {meta['crop']}, wanted {crop.to_dict()}")
         if tuple(meta["classes"]) != tuple(classes):
             raise ValueError(f"{path}: packed for the classes {', '.join(meta['classes'])} "

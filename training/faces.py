@@ -1,12 +1,16 @@
 """Where the face is in each frame, and the crop the network sees. One implementation for
 training and serving, so the served model gets exactly the kind of input it learned from.
 
-    frame -> face box (Haar detector, or CK+ landmarks) -> boxes smoothed over time -> square gray crop
+    frame -> face (BlazeFace: 6 landmarks; or CK+'s 68) -> smoothed over time -> square gray crop
 
-A box is (cx, cy, side): a square in frame pixels, the size and place of a Haar frontal-face
-detection. CK+ landmarks are turned into the box the detector would have drawn (a fit on real
-faces, see `landmarks_box`), so a model trained on landmark crops sees the same framing when
-it is served behind the detector.
+A face is a row of FACE_DIM numbers: the box (cx, cy, side), then MediaPipe's 6 landmarks
+(x, y each: right eye, left eye, nose tip, mouth centre, right ear, left ear; "right" is the
+person's, on the image's left). The box is a square in frame pixels, the size and place of the
+Haar frontal-face box ramfer's first models were trained on: it is computed from the eyes and
+the mouth (constants fitted on real faces by benchmarks/calibrate_face_box.py), so a checkpoint
+trained on Haar-box crops keeps its framing behind the CNN detector, and CK+ landmarks give the
+same box. Two crops: `crop_face` (the box's square, today's checkpoints) and `align_face` (eyes
+level at a fixed place: CropConfig.align, for checkpoints trained that way).
 """
 
 from __future__ import annotations
@@ -20,16 +24,30 @@ import numpy as np
 
 from training.video import Frame
 
+FACE_DIM = 3 + 12  # box (cx, cy, side) + 6 landmarks (x, y)
+
 
 @dataclass(frozen=True)
 class CropConfig:
     size: int = 48  # side of the crop given to the network (the model's input_size)
     scale: float = 1.2  # crop side / detector box side: forehead to chin, as common FER crops
-    smooth_radius: int = 3  # a box is the mean of the detections within +-radius frames
-    detect_max_side: int = 320  # frames are downscaled to this before detection (speed)
+    smooth_radius: int = 3  # a face is the mean of the detections within +-radius frames
+    detect_max_side: int = 320  # the Haar detector's frame size; BlazeFace always sees 192x192 (kept: checkpoints record it)
+    # Aligned crops (align_face): rotated so the eyes are level, scaled so they are eye_distance
+    # of the side apart, their midpoint centred at eye_height of the side from the top. The
+    # defaults frame a face as the box crop does on average (benchmarks/calibrate_face_box.py).
+    # Checkpoints without these fields (all before issue 19) read as align=False.
+    align: bool = False
+    eye_distance: float = 0.32
+    eye_height: float = 0.42
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CropConfig:
+        """A checkpoint's or pack's crop section; fields it lacks take the defaults of its time."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -44,96 +62,105 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, code)
 
 
-# A second cascade, tried only on frames where the default one finds nothing. OpenCV's "alt"
-# cascade finds faces the default misses (on the London set's 204 photos and their H.264
-# frames, the default misses 3 of 408 images, all of one darker-skinned man against the
-# studio's bright background; the alt cascade finds all 408), finds none in the scikit-image
-# sample pictures without faces (the default finds two), and draws a box of nearly the same
-# place and size (benchmarks/detector_coverage.py). Its boxes are mapped onto the default's
-# (fitted by benchmarks/calibrate_face_box.py on the faces both find), so the crop frames a face
-# as the model learned it; frames the default detects are untouched.
-FALLBACK_CASCADE = "haarcascade_frontalface_alt.xml"
-FALLBACK_SIDE_TO_DEFAULT = 1.025  # default side / alt side (median over 203 London photos)
-FALLBACK_DY_TO_DEFAULT = 0.004  # (default cy - alt cy) / default side (median)
-
-
-def fallback_to_default(box: np.ndarray) -> np.ndarray:
-    """The box the default cascade would have drawn, from the fallback cascade's."""
-    cx, cy, side = box
-    side = side * FALLBACK_SIDE_TO_DEFAULT
-    return np.array([cx, cy + FALLBACK_DY_TO_DEFAULT * side, side], dtype=np.asarray(box).dtype)
-
-
-def load_cascade(name: str) -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + name
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path} (opencv-python-headless<5 ships it)")
-    return cascade
-
-
 class FaceDetector:
-    """OpenCV's Haar frontal-face cascade (then the alt cascade, where it finds nothing); the
-    largest face of a frame, or None."""
+    """The largest face of a frame as a FACE_DIM row (box and landmarks), or None: MediaPipe's
+    BlazeFace full-range (training/detector.py), on the CPU or CUDA. `detect_batch` runs a list
+    of frames through the network at once (what the service does); `__call__` one frame."""
 
-    def __init__(self, max_side: int = 320, fallback: bool = True):
-        self.cascade = load_cascade("haarcascade_frontalface_default.xml")
-        self.fallback = load_cascade(FALLBACK_CASCADE) if fallback else None
-        self.max_side = max_side
+    def __init__(self, max_side: int | None = None, device: str = "cpu"):
+        from training.detector import BlazeFace
+
+        self.net = BlazeFace(device)  # max_side: accepted for old callers; the network letterboxes to 192
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
-        small, scale = self.detection_frame(gray)
-        box = largest_face(self.cascade, small)
-        if box is None and self.fallback is not None:
-            box = largest_face(self.fallback, small)
-            box = None if box is None else fallback_to_default(box)
-        return None if box is None else (box / scale).astype(np.float32)
+        return self.detect_batch([gray])[0]
 
-    def detect(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> np.ndarray | None:
-        """One cascade's largest face as (cx, cy, side) in gray's pixels, or None (for calibration)."""
-        small, scale = self.detection_frame(gray)
-        box = largest_face(cascade, small)
-        return None if box is None else (box / scale).astype(np.float32)
-
-    def detection_frame(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
-        """The frame the cascades search, and its scale from the original."""
-        h, w = gray.shape
-        # Downscale big frames (detection cost grows with pixels); upscale tiny ones (the
-        # cascade's window is 24 px, and a pre-cropped 48 px face must still be found).
-        scale = self.max_side / max(h, w) if max(h, w) > self.max_side else max(1.0, 96 / min(h, w))
-        if scale == 1.0:
-            return gray, scale
-        return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR), scale
+    def detect_batch(self, grays: list[np.ndarray]) -> list[np.ndarray | None]:
+        framed = [framed_small(g) for g in grays]
+        rows = [largest_row(faces, (pad, pad)) for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)]
+        # Frames with no face: searched again in square tiles, so a small face is seen larger.
+        # Letterboxed whole, a 640x360 frame shrinks 3.3x to 192 px and the network finds 7 of
+        # 102 London faces 40 px wide (benchmarks/detector_choice.py); a 360 px tile shrinks 1.9x.
+        tiles = [(i, x, y, t) for i, (g, row) in enumerate(zip(grays, rows)) if row is None for x, y, t in square_tiles(g)]
+        if tiles:
+            for (i, x, y, _), faces in zip(tiles, self.net.detect([t for *_, t in tiles])):
+                row = largest_row(faces, (-x, -y))
+                if row is not None and (rows[i] is None or row[2] > rows[i][2]):
+                    rows[i] = row
+        return rows
 
 
-def largest_face(cascade: cv2.CascadeClassifier, small: np.ndarray) -> np.ndarray | None:
-    """(cx, cy, side) of the cascade's largest detection, in small's pixels, or None."""
-    min_face = max(24, int(min(small.shape) * 0.12))
-    faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face))
-    if len(faces) == 0:
+def largest_row(faces, shift) -> np.ndarray | None:
+    """The largest of BlazeFace's faces as a FACE_DIM row, its points moved by -shift; or None."""
+    if not faces:
         return None
-    x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
-    return np.array([x + fw / 2, y + fh / 2, (fw + fh) / 2], dtype=np.float64)
+    _, points, _ = max(faces, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
+    return face_row(points - np.asarray(shift, np.float32))
 
 
-# The detector's box from facial points: centre = eye midpoint + A * (mouth - eye midpoint),
-# side = B * |mouth - eye midpoint|. A and B were fitted on real faces (the London set: Haar
-# boxes against the templates' eye and mouth points), by benchmarks/calibrate_face_box.py.
-BOX_CENTRE_ALONG_EYES_TO_MOUTH = 0.27
-BOX_SIDE_PER_EYES_TO_MOUTH = 2.50
+def square_tiles(gray: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(x, y, tile): squares of the frame's short side along its long side, overlapping by at
+    least a quarter, for frames at least 1.5x longer than wide (a square frame is one tile: itself)."""
+    h, w = gray.shape[:2]
+    short, long_ = min(h, w), max(h, w)
+    if long_ < 1.5 * short:
+        return []
+    n = int(np.ceil((long_ - short) / (0.75 * short))) + 1
+    starts = np.linspace(0, long_ - short, n).round().astype(int)
+    return [(s, 0, gray[:, s : s + short]) if w > h else (0, s, gray[s : s + short]) for s in starts]
 
 
-def box_from_eyes_mouth(left_eye, right_eye, mouth) -> np.ndarray:
-    eyes = (np.asarray(left_eye, np.float64) + np.asarray(right_eye, np.float64)) / 2
+def framed_small(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """A frame under 160 px (a ready-made face crop, as some CK+ copies hold) gets a border of
+    half its side (repeated edge pixels): the full-range network was trained on faces that do
+    not fill the picture. Returns the frame and the border width to subtract from points."""
+    side = min(gray.shape[:2])
+    if side >= 160:
+        return gray, 0
+    pad = side // 2
+    return cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad
+
+
+def face_row(points: np.ndarray) -> np.ndarray:
+    """(6, 2) BlazeFace landmarks -> a FACE_DIM row: the Haar-like box from the eyes and mouth, then the points."""
+    p = np.asarray(points, np.float32)
+    box = box_from_eyes_mouth(p[0], p[1], p[3], DETECTOR_BOX)
+    return np.concatenate([box, p.reshape(-1)]).astype(np.float32)
+
+
+# The Haar box from facial points: centre = eye midpoint + A * (mouth - eye midpoint),
+# side = B * |mouth - eye midpoint| + C * |right eye - left eye|. Fitted on real faces (the
+# London set's Haar boxes) by benchmarks/calibrate_face_box.py: against the templates' pupils and
+# lip outline (what CK+'s landmarks give; medians, C = 0), and against BlazeFace's own eye and
+# mouth points (what the detector gives; least squares: the eye distance predicts the Haar box's
+# size better than the eye-mouth distance alone, mean IoU 0.920 against 0.901 on 204 photos).
+TEMPLATE_BOX = (0.27, 2.50, 0.0)  # pupils and lip outline, 102 London templates
+DETECTOR_BOX = (0.244, 0.349, 2.241)  # BlazeFace eyes and mouth centre, 204 London photos (Haar with its fallback)
+
+
+def box_from_eyes_mouth(left_eye, right_eye, mouth, fit: tuple[float, float, float] = TEMPLATE_BOX) -> np.ndarray:
+    along, per_down, per_eyes = fit
+    left_eye, right_eye = np.asarray(left_eye, np.float64), np.asarray(right_eye, np.float64)
+    eyes = (left_eye + right_eye) / 2
     down = np.asarray(mouth, np.float64) - eyes
-    centre = eyes + BOX_CENTRE_ALONG_EYES_TO_MOUTH * down
-    return np.array([centre[0], centre[1], BOX_SIDE_PER_EYES_TO_MOUTH * np.hypot(*down)], dtype=np.float32)
+    centre = eyes + along * down
+    side = per_down * np.hypot(*down) + per_eyes * np.hypot(*(right_eye - left_eye))
+    return np.array([centre[0], centre[1], side], dtype=np.float32)
+
+
+def landmarks_face(points: np.ndarray) -> np.ndarray:
+    """A FACE_DIM row from the 68 iBUG landmarks CK+ ships: eyes are the means of 36-41 (the
+    person's right eye, the image's left) and 42-47, the mouth the mean of 48-67, the nose tip
+    30, the ears the jaw line's ends (0, 16) - the canonical points BlazeFace gives."""
+    p = np.asarray(points, dtype=np.float64)
+    six = np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48:68].mean(0), p[0], p[16]])
+    box = box_from_eyes_mouth(six[0], six[1], six[3], TEMPLATE_BOX)
+    return np.concatenate([box, six.reshape(-1)]).astype(np.float32)
 
 
 def landmarks_box(points: np.ndarray) -> np.ndarray:
-    """The detector's box from the 68 iBUG landmarks CK+ ships (eyes 36-41 / 42-47, mouth 48-67)."""
-    p = np.asarray(points, dtype=np.float64)
-    return box_from_eyes_mouth(p[36:42].mean(0), p[42:48].mean(0), p[48:68].mean(0))
+    """The detector's box from CK+'s 68 landmarks."""
+    return landmarks_face(points)[:3]
 
 
 def full_frame_box(shape) -> np.ndarray:
@@ -142,17 +169,30 @@ def full_frame_box(shape) -> np.ndarray:
     return np.array([w / 2, h / 2, min(h, w) / CropConfig.scale], dtype=np.float32)
 
 
+def full_frame_face(shape, crop: CropConfig) -> np.ndarray:
+    """full_frame_box as a FACE_DIM row, its eyes where an aligned crop of the frame puts them."""
+    h, w = shape[:2]
+    side = min(h, w)
+    half = crop.eye_distance * side / 2
+    y = h / 2 + (crop.eye_height - 0.5) * side
+    points = np.full((6, 2), np.nan, np.float32)
+    points[0], points[1] = (w / 2 - half, y), (w / 2 + half, y)
+    return np.concatenate([full_frame_box(shape), points.reshape(-1)]).astype(np.float32)
+
+
 def mean_box(boxes: np.ndarray) -> np.ndarray:
-    """Mean of the valid (non-NaN) rows of (n, 3) boxes; NaN when there are none."""
+    """Mean of the valid rows (first value not NaN) of (n, D) boxes or faces; NaN when there are none."""
     boxes = np.asarray(boxes, dtype=np.float32)
     valid = boxes[~np.isnan(boxes[:, 0])]
-    return valid.mean(axis=0) if len(valid) else np.full(3, np.nan, dtype=np.float32)
+    return valid.mean(axis=0) if len(valid) else np.full(boxes.shape[1], np.nan, dtype=np.float32)
 
 
 def smooth_boxes(boxes: np.ndarray, radius: int) -> np.ndarray:
-    """Centred moving average of (N, 3) boxes over +-radius frames; NaN rows are missing
-    detections and are skipped. A frame with no detection within its window stays NaN."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 3)
+    """Centred moving average of (N, D) boxes or faces (D = 3, or FACE_DIM: landmarks are
+    smoothed with their box) over +-radius frames; NaN rows are missing detections and are
+    skipped. A frame with no detection within its window stays NaN."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    boxes = boxes.reshape(len(boxes), -1) if boxes.ndim > 1 else boxes.reshape(-1, 3)
     return np.stack([mean_box(boxes[max(0, i - radius) : i + radius + 1]) for i in range(len(boxes))]) if len(boxes) else boxes
 
 
@@ -184,37 +224,91 @@ def crop_face(gray: np.ndarray, box: np.ndarray, size: int, scale: float) -> np.
     return cv2.resize(region, (size, size), interpolation=interp)
 
 
+def align_face(gray: np.ndarray, points: np.ndarray, crop: CropConfig, size: int | None = None) -> np.ndarray:
+    """(size, size) uint8 crop with the eyes level, crop.eye_distance * size apart, their
+    midpoint at (size / 2, crop.eye_height * size): one similarity transform from the two eye
+    points (points (6, 2) or (>=2, 2): the person's right eye, then left). Outside the frame
+    repeats the border, as crop_face does."""
+    size = size or crop.size
+    right, left = np.asarray(points[0], np.float64), np.asarray(points[1], np.float64)
+    d = left - right  # the image-left eye to the image-right eye
+    k = crop.eye_distance * size / max(np.hypot(*d), 1e-6)  # output pixels per frame pixel
+    # Shrinking by more than 2x: INTER_AREA first (warpAffine has no area filter), the rest in the warp.
+    if k < 0.5:
+        f = 2 * k
+        gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        right, left, k = right * f, left * f, k / f
+    mid = (right + left) / 2
+    m = cv2.getRotationMatrix2D((float(mid[0]), float(mid[1])), float(np.degrees(np.arctan2(d[1], d[0]))), float(k))
+    m[:, 2] += np.array([size / 2, crop.eye_height * size]) - mid
+    return cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_frame(gray: np.ndarray, face: np.ndarray, crop: CropConfig, size: int | None = None) -> np.ndarray:
+    """The crop the network sees, of a FACE_DIM row (or a bare box when not aligning): aligned
+    on the eyes when crop.align, else the box's square. size: another output side (display crops)."""
+    face = np.asarray(face, np.float32)
+    if crop.align and len(face) >= 7 and not np.isnan(face[3:7]).any():
+        return align_face(gray, face[3:].reshape(-1, 2), crop, size)
+    return crop_face(gray, face[:3], size or crop.size, crop.scale)
+
+
 @dataclass(frozen=True)
 class TrackedFrame:
     index: int
     time_s: float
     gray: np.ndarray  # the full frame
-    box: np.ndarray | None  # smoothed face box, None where no face was seen within the window
+    face: np.ndarray | None  # smoothed FACE_DIM row, None where no face was seen within the window
+
+    @property
+    def box(self) -> np.ndarray | None:
+        return None if self.face is None else self.face[:3]
+
+    @property
+    def points(self) -> np.ndarray | None:
+        """(6, 2) smoothed landmarks, or None."""
+        return None if self.face is None else self.face[3:].reshape(6, 2)
 
 
 def track_faces(
-    frames: Iterable[Frame], detector: FaceDetector, radius: int, detect_every: int = 1
+    frames: Iterable[Frame], detector, radius: int, detect_every: int = 1, batch: int = 1
 ) -> Iterator[TrackedFrame]:
-    """Frames with their smoothed face boxes, streamed with a lag of `radius` frames.
+    """Frames with their smoothed faces (box and landmarks), streamed with a lag of `radius`
+    frames (plus up to `batch` - 1 frames waiting to be detected together).
 
-    Each frame's box is `smooth_boxes` over the detections within +-radius frames, the same
-    numbers the offline function gives for the whole video; only 2*radius+1 frames are held.
+    Each frame's face is `smooth_boxes` over the detections within +-radius frames, the same
+    numbers the offline function gives for the whole video; only 2*radius+batch frames are held.
     With detect_every = k > 1 the detector runs on every k-th frame only (radius >= k keeps
-    every frame within reach of a detection).
+    every frame within reach of a detection). `detector` is a FaceDetector (its detect_batch
+    runs `batch` frames at once: one network call, on CUDA a real batch) or any function of
+    a list of frames giving a row or None for each.
     """
+    detect = getattr(detector, "detect_batch", detector)
     pending: deque[Frame] = deque()  # frames waiting for the detections after them
-    window: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * radius + 1)  # (index, raw box or NaN)
-    nan = np.full(3, np.nan, dtype=np.float32)
+    window: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * radius + 1)  # (index, raw face or NaN)
+    waiting: list[Frame] = []  # frames not detected yet
 
     def emit(frame: Frame) -> TrackedFrame:
-        box = mean_box(np.stack([b for i, b in window if abs(i - frame.index) <= radius]))
-        return TrackedFrame(frame.index, frame.time_s, frame.gray, None if np.isnan(box[0]) else box)
+        face = mean_box(np.stack([b for i, b in window if abs(i - frame.index) <= radius]))
+        return TrackedFrame(frame.index, frame.time_s, frame.gray, None if np.isnan(face[0]) else face)
+
+    def detect_waiting() -> Iterator[TrackedFrame]:
+        todo = [f for f in waiting if f.index % detect_every == 0]
+        found = dict(zip((f.index for f in todo), detect([f.gray for f in todo]) if todo else []))
+        for frame in waiting:
+            row = np.full(FACE_DIM, np.nan, np.float32)
+            if (raw := found.get(frame.index)) is not None:
+                row[: len(raw)] = raw  # a bare box (3 values) leaves the landmarks NaN
+            window.append((frame.index, row))
+            pending.append(frame)
+            if frame.index - pending[0].index >= radius:  # its last detection in reach has arrived
+                yield emit(pending.popleft())
+        waiting.clear()
 
     for frame in frames:
-        raw = detector(frame.gray) if frame.index % detect_every == 0 else None
-        window.append((frame.index, nan if raw is None else raw))
-        pending.append(frame)
-        if frame.index - pending[0].index >= radius:  # its last detection in reach has arrived
-            yield emit(pending.popleft())
+        waiting.append(frame)
+        if len(waiting) >= batch:
+            yield from detect_waiting()
+    yield from detect_waiting()
     while pending:
         yield emit(pending.popleft())

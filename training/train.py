@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from training.clips import clip_indices, majority_vote
 from training.data import Video
+from training.device import bf16_ok
 from training.model import ExpressionNet, loss_fn
 
 log = logging.getLogger(__name__)
@@ -49,19 +50,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def bf16_ok(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # Without native bf16, CPU autocast is emulated and slower than fp32.
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def clips_of(video: Video) -> np.ndarray:

@@ -1336,54 +1336,26 @@ def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: in
 
 
 @lru_cache(maxsize=1)
-def _cascade():
-    c = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    if c.empty():
-        raise RuntimeError("cannot load OpenCV's Haar frontal-face cascade")
-    return c
+def _detector():
+    from training.faces import FaceDetector
 
-
-def detect_face(gray: np.ndarray):
-    """(cx, cy, side) of the largest Haar frontal face, detected as the service does (frames
-    downscaled to 320 px), or None."""
-    h, w = gray.shape[:2]
-    scale = 320 / max(h, w) if max(h, w) > 320 else max(1.0, 96 / min(h, w))
-    small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    mf = max(24, int(min(small.shape) * 0.12))
-    faces = _cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(mf, mf))
-    if len(faces) == 0:
-        return None
-    x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
-    return np.array([(x + fw / 2) / scale, (y + fh / 2) / scale, (fw + fh) / 2 / scale], np.float64)
-
-
-def face_crop(image: np.ndarray, size: int = 48, scale: float = 1.2, box=None) -> np.ndarray:
-    """Square crop of `scale` x the Haar box (the whole frame's centre when none is found),
-    resized to size x size; gray in, gray out, colour in, colour out."""
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if box is None:
-        box = detect_face(gray)
-    h, w = gray.shape[:2]
-    if box is None:
-        box = np.array([w / 2, h / 2, min(h, w) / scale])
-    cx, cy, side = box
-    half = max(side * scale / 2, 1.0)
-    x0, y0, x1, y1 = (int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
-    pad = max(0, -x0, -y0, x1 - w, y1 - h)
-    if pad:
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-    region = image[y0:y1, x0:x1]
-    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_LINEAR)
+    return FaceDetector()
 
 
 def _photo_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.ndarray:
+    """A colour face crop, framed as the served model's crops are (training.faces: the detector's
+    box, 1.2 x; the whole picture where no face is found)."""
+    from training.faces import crop_face, full_frame_box, to_gray
+
     img = cv2.imread(str(root / "cohn-kanade-images" / subject / seq / f"{stem}.png"), cv2.IMREAD_COLOR)
-    return face_crop(img, tile) if img is not None else np.full((tile, tile, 3), 255, np.uint8)
+    if img is None:
+        return np.full((tile, tile, 3), 255, np.uint8)
+    face = _detector()(to_gray(img))
+    return crop_face(img, full_frame_box(img.shape) if face is None else face[:3], tile, 1.2)
 
 
 def write_contact_sheet(dataset_dir, out_png, per_class=6) -> None:
-    """training.synthesis.drawn's sheet, one row per class and neutral, with Haar face crops (1.2 x the box)
+    """training.synthesis.drawn's sheet, one row per class and neutral, with face crops (1.2 x the detector's box)
     and the London Set's CC BY attribution drawn under the rows."""
     from training.synthesis.drawn import write_contact_sheet as sheet
 
