@@ -1,4 +1,5 @@
-"""Real video files for the tests, encoded with PyAV (OpenCV here cannot write H.264)."""
+"""Real video files for the tests, encoded with PyAV (OpenCV here cannot write H.264): training.video.write_video,
+and the worker's check clip."""
 
 from __future__ import annotations
 
@@ -8,32 +9,7 @@ import av
 import cv2
 import numpy as np
 
-CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg",
-                   ".mpg": "mpeg2video", ".mpeg": "mpeg1video", ".ogg": "libvpx", ".ogv": "libvpx"}  # Ogg: VP8 (this FFmpeg decodes Theora but cannot encode it)
-BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
-
-
-def write_video(path: Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
-    """Encode gray or BGR uint8 frames into `path` (container from the suffix)."""
-    path = Path(path)
-    frames = [f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in frames]
-    h, w = frames[0].shape[:2]
-    codec = codec or CODEC_BY_SUFFIX[path.suffix]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=int(round(fps)))
-        stream.width, stream.height = w - w % 2, h - h % 2
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        if codec == "libx264":
-            stream.options = {"preset": "veryfast", "crf": "20"}
-        if codec in BIT_RATE:
-            stream.bit_rate = BIT_RATE[codec]
-        for f in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
-            for packet in stream.encode(vf):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+from training.video import CODEC_BY_SUFFIX, write_video  # noqa: F401 (the tests import them from here)
 
 
 def astronaut_frames(n: int = 45, size=(640, 360), zoom=(0.9, 1.25)) -> list[np.ndarray]:

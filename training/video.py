@@ -162,25 +162,42 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
         raise VideoError("no_frames", "The video holds no decodable frames.")
 
 
-def write_video(path: str | Path, frames, fps: float = 30.0, crf: int = 20) -> Path:
-    """Encode gray or BGR uint8 frames as H.264 in an MP4 (what phones and webcams hand over), for
-    the synthetic talking videos. Odd sizes lose their last row or column (yuv420p needs even)."""
+
+# What write_video encodes each container with: H.264 where the container takes it (what phones and
+# webcams hand over), else the format's usual codec. Ogg: VP8 (this FFmpeg decodes Theora but cannot encode it).
+CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg",
+                   ".mpg": "mpeg2video", ".mpeg": "mpeg1video", ".ogg": "libvpx", ".ogv": "libvpx"}
+BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
+
+
+def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
+    """Encode gray or BGR uint8 frames into `path`, the container from its suffix (CODEC_BY_SUFFIX):
+    the synthetic talking videos and the tests' videos. Odd sizes lose their last row or column."""
     import av
+    import cv2
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    codec = codec or CODEC_BY_SUFFIX[path.suffix]
     with av.open(str(path), "w") as out:
         stream = None
         for f in frames:
+            if f.ndim == 2:
+                f = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)
             if stream is None:
                 h, w = f.shape[:2]
-                stream = out.add_stream("libx264", rate=int(round(fps)))
-                stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-                stream.options = {"preset": "veryfast", "crf": str(crf)}
-            f = np.ascontiguousarray(f[: stream.height, : stream.width])
-            frame = av.VideoFrame.from_ndarray(f, format="gray" if f.ndim == 2 else "bgr24")
-            out.mux(stream.encode(frame))
+                stream = out.add_stream(codec, rate=int(round(fps)))
+                stream.width, stream.height = w - w % 2, h - h % 2
+                stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+                if codec == "libx264":
+                    stream.options = {"preset": "veryfast", "crf": "20"}
+                if codec in BIT_RATE:
+                    stream.bit_rate = BIT_RATE[codec]
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
         if stream is None:
             raise ValueError("no frames to write")
-        out.mux(stream.encode())
+        for packet in stream.encode():
+            out.mux(packet)
     return path
