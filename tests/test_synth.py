@@ -169,19 +169,21 @@ def test_render_options():
     assert all((x == y).all() for x, y in zip(a[0], b[0]))
 
 
-def test_haar_cascade_finds_the_faces():
-    """The product finds faces with OpenCV's frontal Haar cascade; drawn faces must pass it too
-    (and at the landmarks, not somewhere in the background)."""
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+def test_the_face_detector_finds_the_faces():
+    """The product finds faces with its face detector (training.faces, BlazeFace); drawn faces must
+    pass it too (and at the landmarks, not somewhere in the background)."""
+    from training.faces import FaceDetector
+
+    detector = FaceDetector()
     hits, total = 0, 0
     for i, emotion in enumerate(["anger", "disgust", "happy", "surprise", "sadness", "fear"]):
         rng = np.random.default_rng([77, i])
         frames, marks = render_sequence(make_subject(rng), emotion, 5, rng)
         for k in (0, -1):  # neutral and peak
             gray = frames[k] if frames[k].ndim == 2 else cv2.cvtColor(frames[k], cv2.COLOR_BGR2GRAY)
-            faces = cascade.detectMultiScale(gray, 1.1, 5, minSize=(gray.shape[0] // 8,) * 2)
+            face = detector(gray)
             centre = marks[k][[36, 39, 42, 45, 48, 54]].mean(0)
-            hits += any(x < centre[0] < x + w and y < centre[1] < y + h for x, y, w, h in faces)
+            hits += face is not None and bool(np.all(np.abs(centre - face[:2]) < face[2] / 2))
             total += 1
     assert hits >= total - 2, f"{hits}/{total}"
 
