@@ -30,12 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.haar_baseline import HaarDetector as FaceDetector  # noqa: E402
 from training.faces import CropConfig, FaceDetector as BlazeFaceDetector, to_gray  # noqa: E402
+from training.synthesis.photoreal import read_template  # noqa: E402
 
 
-def read_template(path: Path) -> np.ndarray:
-    lines = path.read_text().split("\n")
-    n = int(lines[0])
-    return np.array([[float(v) for v in line.split()] for line in lines[1 : 1 + n]])
+def box_on_eyes_mouth(box, eyes, mouth) -> tuple[float, float, float, float]:
+    """A detector box in the frame of the eyes->mouth line: its centre along and across the line and its
+    side, each over the line's length, and that length (what box_from_eyes_mouth's A and B are fitted from)."""
+    down = mouth - eyes
+    length = float(np.hypot(*down))
+    unit = down / length
+    rel = box[:2] - eyes
+    return rel @ unit / length, (rel @ np.array([-unit[1], unit[0]])) / length, box[2] / length, length
 
 
 def main():
@@ -51,15 +56,11 @@ def main():
             misses += 1
             continue
         pts = read_template(tem)
-        eyes = (pts[0] + pts[1]) / 2  # pupils
-        mouth = pts[87:109].mean(axis=0)  # outer and inner lip outline
-        down = mouth - eyes
-        length = np.hypot(*down)
-        unit = down / length
-        rel = box[:2] - eyes
-        along.append(rel @ unit / length)
-        across.append((rel @ np.array([-unit[1], unit[0]])) / length)
-        side_ratio.append(box[2] / length)
+        # pupils; outer and inner lip outline
+        a, b, r, _ = box_on_eyes_mouth(box, (pts[0] + pts[1]) / 2, pts[87:109].mean(axis=0))
+        along.append(a)
+        across.append(b)
+        side_ratio.append(r)
     along, across, side_ratio = map(np.array, (along, across, side_ratio))
     print(f"faces: {len(along)} detected, {misses} missed")
     print(f"A (centre along eyes->mouth) = {np.median(along):.3f}  (IQR {np.percentile(along, 25):.3f}..{np.percentile(along, 75):.3f})")
@@ -82,13 +83,10 @@ def fit_detector(london: str):
             continue
         k = face[3:].reshape(6, 2)
         eyes = (k[0] + k[1]) / 2
-        down = k[3] - eyes
-        length = np.hypot(*down)
-        unit = down / length
-        rel = box[:2] - eyes
-        along.append(rel @ unit / length)
-        across.append((rel @ np.array([-unit[1], unit[0]])) / length)
-        side_ratio.append(box[2] / length)
+        a, b, r, length = box_on_eyes_mouth(box, eyes, k[3])
+        along.append(a)
+        across.append(b)
+        side_ratio.append(r)
         downs.append(length)
         ipds.append(np.hypot(*(k[1] - k[0])))
         sides.append(box[2])

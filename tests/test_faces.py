@@ -147,7 +147,7 @@ def test_no_face_found_in_pictures_without_one(detector):
 def test_landmarks_match_the_london_templates(detector):
     """Eyes near the templates' pupils, the mouth near the lips' centre, the box where the
     calibration puts the Haar box (from the template's points), on 40 real faces."""
-    from benchmarks.calibrate_face_box import read_template
+    from training.synthesis.photoreal import read_template
 
     eye_err, mouth_err, ious = [], [], []
     for tem in sorted((LONDON / "neutral").glob("*.tem"))[:40]:
