@@ -124,7 +124,7 @@ def stability(videos: list[Path], args) -> None:
         from benchmarks.haar_baseline import HaarDetector
 
         class Haar:  # boxes only: the pipeline crops them as today's checkpoint was trained
-            detect_batch = staticmethod(lambda grays, h=HaarDetector(): [h(g) for g in grays])
+            detect_batch = staticmethod(lambda grays, near=None, h=HaarDetector(): [h(g) for g in grays])
 
         detectors = {"haar": Haar(), **detectors}
     crop_frame = pipeline.crop_frame

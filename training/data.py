@@ -249,9 +249,7 @@ def subject_from_filename(path: Path) -> str:
 def preprocess_video_file(path: Path, crop: CropConfig, max_frames: int = 900) -> np.ndarray:
     detector = FaceDetector()
     grays = [frame.gray for frame in read_frames(path, max_frames=max_frames)]
-    faces = [face for b in range(0, len(grays), 16) for face in detector.detect_batch(grays[b : b + 16])]
-    faces = [np.full(FACE_DIM, np.nan, np.float32) if f is None else f for f in faces]
-    return crop_sequence(grays, np.stack(faces).reshape(-1, FACE_DIM), crop)
+    return crop_sequence(grays, detector.detect_video(grays), crop)
 
 
 def class_folder_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:

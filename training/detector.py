@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face-detector" / "blazeface_full_range.safetensors"
-INPUT = 192  # the network's input side
-GRID = 48  # one anchor per cell of a 48x48 grid (stride 4)
+INPUT = 192  # the network's input side for a whole frame
+REGION_INPUT = 128  # its input side for a region around a face already found (see detect_regions)
+STRIDE = 4  # one anchor per 4x4 input pixels
 MIN_SCORE = 0.6  # MediaPipe's threshold for this model (face_detection_full_range.pbtxt)
 NMS_IOU = 0.3  # MediaPipe's weighted-NMS overlap
 RIGHT_EYE, LEFT_EYE, NOSE, MOUTH = 0, 1, 2, 3
@@ -111,10 +112,12 @@ class BlazeFaceFull(nn.Module):
         return scores, boxes
 
 
-def anchors() -> torch.Tensor:
-    """(2304, 2) anchor centres in [0, 1], row by row (MediaPipe's SSD anchors for this model:
-    one layer, stride 4, fixed anchor size, so an anchor is only a centre)."""
-    c = (torch.arange(GRID, dtype=torch.float32) + 0.5) / GRID
+def anchors(side: int = INPUT) -> torch.Tensor:
+    """((side/4)^2, 2) anchor centres in input pixels, row by row (MediaPipe's SSD anchors for
+    this model: one layer, stride 4, fixed anchor size, so an anchor is only a centre). The
+    network is fully convolutional and regresses in input pixels, so any side that is a
+    multiple of 32 has its grid of anchors the same way (192: MediaPipe's 48x48 = 2304)."""
+    c = (torch.arange(side // STRIDE, dtype=torch.float32) + 0.5) * STRIDE
     y, x = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([x.flatten(), y.flatten()], 1)
 
@@ -130,6 +133,15 @@ def letterbox(gray: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     out = np.zeros((INPUT, INPUT), np.uint8)
     out[py : py + nh, px : px + nw] = small
     return out, scale, px, py
+
+
+def region_input(gray: np.ndarray, x0: float, y0: float, side: float, n: int = REGION_INPUT) -> tuple[np.ndarray, float]:
+    """The square region (x0, y0, side) of the frame, in frame pixels, scaled to n x n; what
+    lies outside the frame is black, as the letterbox's padding. frame = input / scale + (x0, y0)."""
+    scale = n / side
+    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(gray, m, (n, n), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0), scale
 
 
 def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -160,7 +172,7 @@ def decode(scores: torch.Tensor, raw: torch.Tensor, anchor: torch.Tensor, min_sc
     pixels, and their scores (n,): only those above min_score, the few NMS then looks at."""
     p = torch.sigmoid(scores.float().clamp(-100, 100))
     keep = p > min_score
-    raw, a, p = raw[keep].float(), anchor[keep] * INPUT, p[keep]
+    raw, a, p = raw[keep].float(), anchor[keep], p[keep]
     centre = raw[:, :2] + a
     half = raw[:, 2:4] / 2
     boxes = torch.cat([centre - half, centre + half], 1)
@@ -180,10 +192,11 @@ class BlazeFace:
         self.net.load_state_dict(load_file(str(weights)))
         # channels-last: 1.5x faster on a CPU (depthwise convolutions; measured by hand, batches of 1 and 8)
         self.net.eval().to(self.device, memory_format=torch.channels_last)
-        self.anchor = anchors().to(self.device)
+        self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}
 
     def raw(self, inputs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 192, 192) uint8 letterboxed frames -> the network's (scores, regressions)."""
+        """(B, n, n) uint8 inputs (letterboxed frames, n = 192, or regions) -> the network's
+        (scores, regressions)."""
         x = torch.from_numpy(inputs).to(self.device)[:, None].float().div(127.5).sub(1.0).expand(-1, 3, -1, -1)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -191,14 +204,35 @@ class BlazeFace:
 
     def detect(self, grays: list[np.ndarray], min_score: float = MIN_SCORE) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
         boxed = [letterbox(g) for g in grays]
-        scores, raw = self.raw(np.stack([b[0] for b in boxed]))
+        # letterbox: frame = (input - pad) / scale = input / scale + offset
+        return self._faces(np.stack([b[0] for b in boxed]), [(s, -px / s, -py / s) for _, s, px, py in boxed], min_score)
+
+    def detect_regions(
+        self, grays: list[np.ndarray], regions: list[tuple[float, float, float]], min_score: float = MIN_SCORE
+    ) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
+        """Faces inside square regions (x0, y0, side) of the frames, one region a frame, each
+        region seen at REGION_INPUT px: where a face is known to be, a 128 px look around it
+        costs a third of the whole frame's 192 px (benchmarks/detector_speed.py), and a small
+        face is seen larger. Faces in frame pixels, as detect gives them."""
+        inputs, maps = [], []
+        for gray, (x0, y0, side) in zip(grays, regions):
+            image, scale = region_input(gray, x0, y0, side)
+            inputs.append(image)
+            maps.append((scale, x0, y0))
+        return self._faces(np.stack(inputs), maps, min_score)
+
+    def _faces(self, inputs: np.ndarray, maps: list[tuple[float, float, float]], min_score: float):
+        """Network on (B, n, n) inputs -> each input's faces mapped to frame pixels by its
+        (scale, x0, y0): frame = input / scale + (x0, y0)."""
+        scores, raw = self.raw(inputs)
+        n = inputs.shape[1]
+        anchor = self.anchor[n] if n in self.anchor else anchors(n).to(self.device)
         out = []
-        for (_, scale, px, py), s, r in zip(boxed, scores, raw):
-            boxes, points, p = decode(s, r, self.anchor, min_score)
-            shift = np.array([px, py], np.float32)
+        for (scale, x0, y0), s, r in zip(maps, scores, raw):
+            boxes, points, p = decode(s, r, anchor, min_score)
+            offset = np.array([x0, y0], np.float32)
             faces = []
             for box, pts, score in weighted_nms(boxes, points, p):
-                box = (box - np.tile(shift, 2)) / scale
-                faces.append((box.astype(np.float32), ((pts - shift) / scale).astype(np.float32), score))
+                faces.append(((box / scale + np.tile(offset, 2)).astype(np.float32), (pts / scale + offset).astype(np.float32), score))
             out.append(faces)
         return out

@@ -25,6 +25,15 @@ import numpy as np
 from training.video import Frame
 
 FACE_DIM = 3 + 12  # box (cx, cy, side) + 6 landmarks (x, y)
+# Where a face was just found, the next frames are searched in a square this many box sides wide
+# around it first (the box is about the face's width): room for a head that moves or turns for half
+# a second (a batch of 16 frames at 30 fps), the face a third of the 128 px input. The square is at
+# most 2/3 of the frame's long side, so the network never sees the face smaller than in the whole
+# frame at 192 px (a close-up keeps its detail). Margins 2-4 were tried against the London
+# templates and on rolled faces (benchmarks/detector_regions.py, tests/test_faces.py); see
+# docs/performance.md.
+REGION_MARGIN = 3.0
+SMALL_FRAME = 160  # frames below this side are ready-made crops: searched whole (framed_small)
 
 
 @dataclass(frozen=True)
@@ -65,17 +74,46 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 class FaceDetector:
     """The largest face of a frame as a FACE_DIM row (box and landmarks), or None: MediaPipe's
     BlazeFace full-range (training/detector.py), on the CPU or CUDA. `detect_batch` runs a list
-    of frames through the network at once (what the service does); `__call__` one frame."""
+    of frames through the network at once (what the service does); `__call__` one frame;
+    `detect_video` a whole video, each batch looking first where the face was in the batch
+    before. Training and the service both go through detect_batch."""
 
     def __init__(self, max_side: int | None = None, device: str = "cpu"):
-        from training.detector import BlazeFace
+        from training.detector import INPUT, REGION_INPUT, BlazeFace
 
-        self.net = BlazeFace(device)  # max_side: accepted for old callers; the network letterboxes to 192
+        self.net = BlazeFace(device)
+        self.region_cap = REGION_INPUT / INPUT  # a region's side, at most this share of the frame's long side  # max_side: accepted for old callers; the network letterboxes to 192
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
         return self.detect_batch([gray])[0]
 
-    def detect_batch(self, grays: list[np.ndarray]) -> list[np.ndarray | None]:
+    def detect_batch(self, grays: list[np.ndarray], near: np.ndarray | None = None) -> list[np.ndarray | None]:
+        """The largest face of each frame. Frames of a video are searched in a square of
+        REGION_MARGIN box sides around `near` (a FACE_DIM row: the face found just before these
+        frames) at 128 px; without `near`, around the first face a whole-frame search finds in
+        them, so every face of a video is measured the same way. Frames where the region shows
+        no face are searched whole (and in tiles). Frames under SMALL_FRAME px are searched whole."""
+        if min(grays[0].shape[:2]) < SMALL_FRAME:
+            return self.detect_whole(grays)
+        whole: list[np.ndarray | None] | None = None
+        if near is None or np.isnan(near[:3]).any():
+            whole = self.detect_whole(grays)
+            near = next((r for r in whole if r is not None), None)
+            if near is None:
+                return whole
+        cx, cy, side = (float(v) for v in near[:3])
+        side = min(REGION_MARGIN * side, max(grays[0].shape[:2]) * self.region_cap)
+        region = (cx - side / 2, cy - side / 2, side)
+        rows = [largest_row(faces, (0, 0)) for faces in self.net.detect_regions(grays, [region] * len(grays))]
+        if whole is not None:
+            return [r if r is not None else w for r, w in zip(rows, whole)]
+        todo = [i for i, row in enumerate(rows) if row is None]
+        if todo:
+            for i, row in zip(todo, self.detect_whole([grays[i] for i in todo])):
+                rows[i] = row
+        return rows
+
+    def detect_whole(self, grays: list[np.ndarray]) -> list[np.ndarray | None]:
         framed = [framed_small(g) for g in grays]
         rows = [largest_row(faces, (pad, pad)) for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)]
         # Frames with no face: searched again in square tiles, so a small face is seen larger.
@@ -88,6 +126,17 @@ class FaceDetector:
                 if row is not None and (rows[i] is None or row[2] > rows[i][2]):
                     rows[i] = row
         return rows
+
+    def detect_video(self, grays: list[np.ndarray], batch: int = 16) -> np.ndarray:
+        """(T, FACE_DIM) raw faces of a video's frames (NaN where none), detected `batch` frames
+        at a time, each batch near the last face found before it: the service's track_faces
+        does the same as it streams."""
+        rows, last = [], None
+        for b in range(0, len(grays), batch):
+            found = self.detect_batch(grays[b : b + batch], near=last)
+            last = next((r for r in reversed(found) if r is not None), None)  # a faceless batch: whole frames next
+            rows += [np.full(FACE_DIM, np.nan, np.float32) if r is None else r for r in found]
+        return np.stack(rows).reshape(-1, FACE_DIM)
 
 
 def largest_row(faces, shift) -> np.ndarray | None:
@@ -115,7 +164,7 @@ def framed_small(gray: np.ndarray) -> tuple[np.ndarray, int]:
     half its side (repeated edge pixels): the full-range network was trained on faces that do
     not fill the picture. Returns the frame and the border width to subtract from points."""
     side = min(gray.shape[:2])
-    if side >= 160:
+    if side >= SMALL_FRAME:
         return gray, 0
     pad = side // 2
     return cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE), pad
@@ -280,10 +329,18 @@ def track_faces(
     numbers the offline function gives for the whole video; only 2*radius+batch frames are held.
     With detect_every = k > 1 the detector runs on every k-th frame only (radius >= k keeps
     every frame within reach of a detection). `detector` is a FaceDetector (its detect_batch
-    runs `batch` frames at once: one network call, on CUDA a real batch) or any function of
-    a list of frames giving a row or None for each.
+    runs `batch` frames at once: one network call, on CUDA a real batch) or any function
+    `(frames, near=row or None) -> [row or None per frame]` (FaceDetector.detect_batch's);
+    `near` is the last face found, as FaceDetector.detect_video passes it.
     """
-    detect = getattr(detector, "detect_batch", detector)
+    detect_near = getattr(detector, "detect_batch", detector)
+    last: list[np.ndarray | None] = [None]  # the last face detected, where the next batch looks first
+
+    def detect(grays: list[np.ndarray]) -> list[np.ndarray | None]:
+        rows = detect_near(grays, near=last[0])
+        last[0] = next((r for r in reversed(rows) if r is not None), None)  # a faceless batch: whole frames next
+        return rows
+
     pending: deque[Frame] = deque()  # frames waiting for the detections after them
     window: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * radius + 1)  # (index, raw face or NaN)
     waiting: list[Frame] = []  # frames not detected yet
