@@ -8,6 +8,7 @@ Speed (--rounds rounds, each runs every contender once, in turn):
 * decode only: PyAV decoding every frame (threaded), nothing else, in this process;
 * ours: `python -m service predict VIDEO --json`, its own process (model load included), with
   this tree's code (BlazeFace);
+* ours with DETECT_EVERY=K (--detect-every K ...): the same, the detector on every K-th frame;
 * ours before (--before DIR): the same command in an older checkout of ramfer (the Haar one);
 * fer: the `fer` package's own process on the same file, `--fer-python` being the python of a
   venv where `pip install fer` ran: FER(mtcnn=False) (OpenCV's Haar cascade and fer's CNN, its defaults otherwise)
@@ -85,6 +86,8 @@ def speed(video: Path, args) -> None:
     stages: dict[str, list[dict]] = {}
     ours_env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
     contenders = {"ours (BlazeFace)": ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(ROOT)}, ROOT)}
+    for k in args.detect_every:
+        contenders[f"ours (BlazeFace, DETECT_EVERY={k})"] = (contenders["ours (BlazeFace)"][0], {**contenders["ours (BlazeFace)"][1], "DETECT_EVERY": str(k)}, ROOT)
     if args.before:
         before = Path(args.before).resolve()
         contenders["ours before (Haar)"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
@@ -168,6 +171,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fer-python", default=None, help="python of a venv with `pip install fer`")
     ap.add_argument("--before", default=None, help="an older ramfer checkout to time too (the Haar pipeline)")
+    ap.add_argument("--detect-every", type=int, nargs="*", default=[], metavar="K",
+                    help="also time ours with the detector on every K-th frame (Settings.detect_every)")
     ap.add_argument("--stability", action="store_true", help="also measure clip-label stability")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--people", nargs="+", default=["013"], help="London ids: the speed video is the first's")

@@ -50,7 +50,7 @@ class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False,
-                 detect_max_side: int | None = None, flip_average: bool = False):
+                 flip_average: bool = False):
         import torch
 
         from training.checkpoint import crop_config, load_checkpoint

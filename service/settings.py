@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     batch_size: int = 32  # clips per forward pass
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
-    detect_max_side: int | None = None  # the Haar detector's frame size; BlazeFace (issue 19) always sees 192x192 and ignores it
     # The answer and the timeline from evidence over time, not from scattered single clips: chosen on
     # talking videos of London people the held-out evaluation does not use (docs/real-faces.md,
     # "The answer from evidence over time"). VOTE_SMOOTH_CLIPS=0 with VOTE_MIN_CLIPS=1 is the paper's

@@ -42,7 +42,7 @@ def load_predictor(settings: Settings, check: bool = False):
             torch.set_num_threads(settings.torch_threads)
         start = time.perf_counter()
         _predictor = Predictor(settings.model_dir, settings.device, settings.batch_size, settings.inference_bf16,
-                               settings.detect_max_side, settings.flip_average)
+                               flip_average=settings.flip_average)
         _predictor.warm_up()
         log.info("model %s (%s) loaded on %s in %.1f s", _predictor.variant, _predictor.sha256[:12],
                  _predictor.device, time.perf_counter() - start)

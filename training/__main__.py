@@ -120,6 +120,7 @@ def cmd_synth(args) -> None:
         train_ids, held = photoreal.split_identities(ids)
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
+        chosen = chosen[: args.people] if args.people else chosen
         if args.talking:
             summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                                       calm=args.calm, progress=not args.quiet, workers=args.workers)
@@ -312,6 +313,9 @@ def main(argv=None) -> None:
     p.add_argument("--talking", action="store_true",
                    help="instead of CK+ sequences, class folders of talking videos (calm talking is neutral; talking "
                         "while holding each expression), H.264, read back with --data like any videos; drawn or --photoreal")
+    p.add_argument("--people", type=int, default=None, metavar="N",
+                   help="with --photoreal: only the first N of the chosen identities (in id order; each person's "
+                        "videos are the same bytes whatever N is)")
     p.add_argument("--calm", type=int, default=2, metavar="N", help="with --talking: calm talking videos per person")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)

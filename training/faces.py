@@ -41,7 +41,6 @@ class CropConfig:
     size: int = 48  # side of the crop given to the network (the model's input_size)
     scale: float = 1.2  # crop side / detector box side: forehead to chin, as common FER crops
     smooth_radius: int = 3  # a face is the mean of the detections within +-radius frames
-    detect_max_side: int = 320  # the Haar detector's frame size; BlazeFace always sees 192x192 (kept: checkpoints record it)
     # Aligned crops (align_face): rotated so the eyes are level, scaled so they are eye_distance
     # of the side apart, their midpoint centred at eye_height of the side from the top. The
     # defaults frame a face as the box crop does on average (benchmarks/calibrate_face_box.py).
