@@ -55,6 +55,31 @@ def test_fewer_subjects_than_folds():
     assert len(set(folds)) == 3
 
 
+def test_summary_scores_each_fold_and_the_spread_of_their_accuracies():
+    from training.cv import summarize
+    from training.data import CLASSES, Dataset, Video
+    from training.train import VideoPrediction
+
+    def pred(label, clip_labels):
+        return VideoPrediction(label, np.zeros(7), np.zeros((len(clip_labels), 7)), np.array(clip_labels), None)
+
+    frames = np.zeros((10, 48, 48), np.uint8)
+    videos = [Video("a", "a/1", 0, frames), Video("a", "a/2", 4, frames), Video("b", "b/1", 4, frames),
+              Video("b", "b/2", 6, frames), Video("c", "c/1", 0, frames)]
+    folds = np.array([0, 0, 1, 1, 2])
+    preds = [pred(0, [0, 0, 1]), pred(4, [4]), pred(4, [4, 4, 6, 6]), pred(0, [6, 0]), None]  # fold 3 not run
+    s = summarize(Dataset(videos, CLASSES, "ckplus", "tiny"), preds, folds)
+    assert s["folds_run"] == 2 and s["fold_videos"] == [2, 2] and s["videos"] == 4
+    assert [f["video_accuracy"] for f in s["per_fold"]] == s["fold_video_accuracy"] == [1.0, 0.5]
+    assert [f["clip_accuracy"] for f in s["per_fold"]] == [pytest.approx(3 / 4), pytest.approx(3 / 6)]
+    assert s["video_accuracy"] == 0.75 and s["clip_accuracy"] == pytest.approx(6 / 10)  # clips alone vs the vote
+    assert s["video_accuracy_over_folds"] == {"mean": 0.75, "std": pytest.approx(np.std([1, 0.5], ddof=1)), "min": 0.5, "max": 1.0}
+    second = s["per_fold"][1]
+    assert second["fold"] == 2 and second["per_class_recall"]["happy"] == 1.0 and second["per_class_recall"]["surprise"] == 0.0
+    assert second["per_class_recall"]["anger"] is None and second["confusion"][6][0] == 1
+    assert np.array_equal(np.array(s["confusion"]), sum(np.array(f["confusion"]) for f in s["per_fold"]))
+
+
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
