@@ -21,6 +21,7 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from training.data import Dataset
 from training.model import ExpressionNet, ModelConfig
 from training.train import TrainConfig, VideoPrediction, fit, predict_videos
+from training.warmstart import StartingPoint, describe, start_from
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,13 @@ def cross_validate(
     progress: bool = True,
     first_folds: int | None = None,
     compiled: bool = False,
+    start: StartingPoint | None = None,
 ) -> tuple[dict, list[VideoPrediction | None]]:
     """Train and test one variant on every fold (or only the first `first_folds`, a cheaper
-    comparison on the same split); returns its summary and every tested video's prediction."""
+    comparison on the same split); returns its summary and every tested video's prediction.
+    start: a checkpoint every fold's network starts from (--init) instead of from scratch."""
     preds: list[VideoPrediction | None] = [None] * len(dataset.videos)
+    init = None
     seconds = 0.0
     k = int(folds.max() + 1)
     for f in range(k if first_folds is None else min(first_folds, k)):
@@ -119,6 +123,10 @@ def cross_validate(
         torch.manual_seed(train_cfg.seed * 1000 + f)
         cfg = ModelConfig(variant=variant, num_classes=len(dataset.classes), **(model_overrides or {}))
         model = ExpressionNet(cfg)
+        if start is not None:  # the same tensors load in every fold: say once what did
+            init = start_from(model, start, dataset.classes)
+            if f == 0:
+                log.info("%s: %s", variant, describe(init))
         began = time.perf_counter()
         fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
         seconds += time.perf_counter() - began
@@ -131,6 +139,7 @@ def cross_validate(
     summary = summarize(dataset, preds, folds)
     summary["train_seconds"] = seconds
     summary["compiled"] = compiled  # the seconds depend on it
+    summary["init"] = init  # None: trained from scratch, the paper's protocol
     return summary, preds
 
 

@@ -15,6 +15,7 @@ from training.cv import spread  # noqa: E402
 from training.data import Dataset  # noqa: E402
 from training.train import VideoPrediction  # noqa: E402
 from training.visualize import heat_overlay  # noqa: E402
+from training.warmstart import describe  # noqa: E402
 
 PAPER_ACCURACY = {"convlstm": 86.85, "convlstm_ram": 92.97, "econvlstm": 90.21, "econvlstm_ram": 95.11}
 TITLES = {
@@ -26,11 +27,12 @@ TITLES = {
 
 
 def markdown_table(results: dict) -> str:
-    """Table 1's accuracies with the folds' spread, and per-class recall."""
+    """Table 1's accuracies with the folds' spread, per-class recall, and where the networks started."""
     lines = [
         f"Person-independent {results['folds']}-fold cross-validation on {results['data']['root']} "
         f"({results['data']['videos']} videos, {results['data']['subjects']} subjects). Video accuracy is the "
         "vote of a video's clips; clip accuracy scores each clip's own prediction, without the vote.",
+        *init_notes(results),  # before the table, whose Paper column such runs do not compare with
         "",
         "| Method | Folds run | Video accuracy (vote) | Video accuracy per fold: mean ± std (min–max) | Clip accuracy (no vote) "
         "| Paper (CK+) | Train time |",
@@ -72,6 +74,16 @@ def recall_table(variants: dict) -> list[str]:
         cells = ["–" if r["per_class_recall"].get(c) is None else f"{r['per_class_recall'][c]:.2f}" for c in classes]
         lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def init_notes(results: dict) -> list[str]:
+    """Where the networks started: the paper trains from scratch, so a run from a checkpoint says so."""
+    started = {v: r["init"] for v, r in results["variants"].items() if r.get("init")}
+    if not started:
+        return []
+    lines = ["", "**Not the paper's protocol**: these networks started from a checkpoint's weights (`--init`), "
+             "not from scratch:", ""]
+    return lines + [f"* {TITLES[v]}: {describe(init)}" for v, init in started.items()]
 
 
 def confusion_png(path: Path, results: dict) -> None:
