@@ -9,7 +9,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+from training.checkpoint import SERVED_CHECKPOINT
+
+DEFAULT_MODEL_DIR = SERVED_CHECKPOINT
 DEFAULT_CHECK_VIDEO = Path(__file__).resolve().parent / "assets" / "check-face.mp4"
 
 

@@ -55,6 +55,31 @@ def test_fewer_subjects_than_folds():
     assert len(set(folds)) == 3
 
 
+def test_summary_scores_each_fold_and_the_spread_of_their_accuracies():
+    from training.cv import summarize
+    from training.data import CLASSES, Dataset, Video
+    from training.train import VideoPrediction
+
+    def pred(label, clip_labels):
+        return VideoPrediction(label, np.zeros(7), np.zeros((len(clip_labels), 7)), np.array(clip_labels), None)
+
+    frames = np.zeros((10, 48, 48), np.uint8)
+    videos = [Video("a", "a/1", 0, frames), Video("a", "a/2", 4, frames), Video("b", "b/1", 4, frames),
+              Video("b", "b/2", 6, frames), Video("c", "c/1", 0, frames)]
+    folds = np.array([0, 0, 1, 1, 2])
+    preds = [pred(0, [0, 0, 1]), pred(4, [4]), pred(4, [4, 4, 6, 6]), pred(0, [6, 0]), None]  # fold 3 not run
+    s = summarize(Dataset(videos, CLASSES, "ckplus", "tiny"), preds, folds)
+    assert s["folds_run"] == 2 and s["fold_videos"] == [2, 2] and s["videos"] == 4
+    assert [f["video_accuracy"] for f in s["per_fold"]] == s["fold_video_accuracy"] == [1.0, 0.5]
+    assert [f["clip_accuracy"] for f in s["per_fold"]] == [pytest.approx(3 / 4), pytest.approx(3 / 6)]
+    assert s["video_accuracy"] == 0.75 and s["clip_accuracy"] == pytest.approx(6 / 10)  # clips alone vs the vote
+    assert s["video_accuracy_over_folds"] == {"mean": 0.75, "std": pytest.approx(np.std([1, 0.5], ddof=1)), "min": 0.5, "max": 1.0}
+    second = s["per_fold"][1]
+    assert second["fold"] == 2 and second["per_class_recall"]["happy"] == 1.0 and second["per_class_recall"]["surprise"] == 0.0
+    assert second["per_class_recall"]["anger"] is None and second["confusion"][6][0] == 1
+    assert np.array_equal(np.array(s["confusion"]), sum(np.array(f["confusion"]) for f in s["per_fold"]))
+
+
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
@@ -186,6 +211,76 @@ def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_p
     table = (out / "table.md").read_text()
     assert "| 1 of 3 |" in table and "folds 1 to 1" in table
     assert (out / "attention.png").read_bytes() and (out / "attention-convlstm_ram.png").is_file()  # the first figure kept
+
+
+def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path):
+    """A bare --init starts every fold from models/default: on a CK+-layout set of the paper's 7
+    classes the checkpoint's neutral is dropped and nothing starts fresh; the records say so, and
+    a run from scratch in the same folder is another experiment."""
+    from training.checkpoint import SERVED_CHECKPOINT, read_config
+
+    out = tmp_path / "run"
+    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "2", "--first-folds", "1", "--epochs", "1",
+              "--cache", str(tmp_path / "c"), "--quiet"]
+    p = run("cv", *common, "--init")
+    results = json.loads((out / "results.json").read_text())
+    assert results["init"] == {"checkpoint": str(SERVED_CHECKPOINT), "sha256": read_config(SERVED_CHECKPOINT)["weights_sha256"]}
+    r = results["variants"]["econvlstm_ram"]
+    assert r["init"]["fresh"] == [] and r["init"]["classes_dropped"] == ["neutral"] and r["init"]["loaded"] > 0
+    assert "econvlstm_ram: started from" in p.stdout and "dropped: neutral" in p.stdout
+    assert r["folds_run"] == len(r["per_fold"]) == 1 and r["video_accuracy_over_folds"]["std"] is None
+    table = (out / "table.md").read_text()
+    assert "Not the paper's protocol" in table and "dropped: neutral" in table and "Per-class recall" in table
+
+    run("cv", *common)
+    results = json.loads((out / "results.json").read_text())
+    assert results["init"] is None and results["variants"]["econvlstm_ram"]["init"] is None
+    assert "Not the paper's protocol" not in (out / "table.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    """Class folders of drawn faces' videos (as test_data's): two people, happy, surprise and neutral."""
+    from training.synthesis.drawn import make_subject, render_sequence
+    from training.video import write_video
+
+    root = tmp_path_factory.mktemp("folders")
+    for s, person in enumerate(("alice", "bob")):
+        rng = np.random.default_rng(s)
+        subject = make_subject(rng)
+        for cls in ("happy", "surprise", "neutral"):
+            frames, _ = render_sequence(subject, cls, 12, rng, size=(320, 240))
+            (root / cls).mkdir(exist_ok=True)
+            write_video(root / cls / f"{person}_1.mp4", frames)
+    return root
+
+
+def test_train_from_a_7_class_checkpoint_on_class_folders(tiny_folders, tmp_path):
+    """--init onto --neutral's 8 classes: neutral starts fresh, and config.json and the model card say
+    so. --lr 0 leaves the weights where --init put them, so the checkpoint shows what was loaded."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.checkpoint import SERVED_CHECKPOINT, load_checkpoint
+    from training.data import CLASSES
+
+    seven = SERVED_CHECKPOINT.parent / "synthetic-7class"
+    out = tmp_path / "ckpt"
+    run("train", "--data", str(tiny_folders), "--neutral", "--init", str(seven), "--out", str(out), "--epochs", "1",
+        "--lr", "0", "--cache", str(tmp_path / "c"), "--quiet")
+    model, config = load_checkpoint(out)
+    init = config["init"]
+    assert init["checkpoint"] == str(seven) and init["fresh"] == [] and init["classes_fresh"] == ["neutral"]
+    theirs = load_file(seven / "model.safetensors")
+    ours = config["classes"].index("happy")
+    assert torch.equal(model.fc.weight[ours], theirs["fc.weight"][CLASSES.index("happy")])
+    assert torch.equal(model.ram.conv_s.weight[:7, :7], theirs["ram.conv_s.weight"])
+    assert "fresh: neutral" in (out / "MODEL_CARD.md").read_text()
+
+    p = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(tiny_folders), "--init", str(seven),
+                        "--input-size", "64", "--out", str(tmp_path / "x"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "--init:" in p.stderr and "--input-size 48" in p.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def fake_london(root, n=10):

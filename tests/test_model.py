@@ -160,6 +160,21 @@ def test_gradients_reach_every_parameter(variant):
         assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_class_axes_name_every_tensor_that_depends_on_the_classes(variant):
+    """--init maps exactly these by class name: a per-class layer missing from class_axes would be
+    loaded whole (or dropped) instead of matched by name."""
+    seven = ExpressionNet(ModelConfig(variant=variant, num_classes=7)).state_dict()
+    nine = ExpressionNet(ModelConfig(variant=variant, num_classes=9))
+    differ = {
+        name: tuple(a for a, (m, n) in enumerate(zip(t.shape, seven[name].shape)) if m != n)
+        for name, t in nine.state_dict().items()
+        if t.shape != seven[name].shape
+    }
+    assert differ == nine.class_axes()
+    assert ("ram.conv_s.weight" in differ) == variant.endswith("_ram")
+
+
 def test_features_shared_across_overlapping_clips_give_the_same_scores():
     """What the service does: per-frame features once, gathered into clips (stride 2)."""
     torch.manual_seed(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from training.data import Video
@@ -41,3 +42,85 @@ def test_compiled_training_takes_the_same_steps_as_eager():
         assert torch.allclose(a.float(), trained[name].float(), atol=1e-4), name
     # the compiled wrapper trained the model's own parameters, not copies
     assert not torch.equal(trained["fc.weight"], initial["fc.weight"])
+
+
+def fresh_net(classes, variant="econvlstm_ram", seed=0) -> ExpressionNet:
+    torch.manual_seed(seed)
+    return ExpressionNet(ModelConfig(variant=variant, num_classes=len(classes)))
+
+
+def test_init_maps_the_served_8_classes_onto_7_by_name():
+    """--init from models/default onto a data set's 7 classes, in another order than the checkpoint's,
+    so a row copied by position instead of by name would be another class's."""
+    from training.checkpoint import SERVED_CHECKPOINT
+    from training.data import CLASSES, CLASSES_WITH_NEUTRAL
+    from training.faces import CropConfig
+    from training.warmstart import read_starting_point, start_from
+
+    start = read_starting_point(SERVED_CHECKPOINT, CropConfig())
+    assert start.classes == CLASSES_WITH_NEUTRAL
+    classes = tuple(reversed(CLASSES))  # surprise, sadness, happy, ...
+    model = fresh_net(classes)
+    record = start_from(model, start, classes)
+    ours, theirs = model.state_dict(), start.state
+    happy, their_happy = classes.index("happy"), CLASSES_WITH_NEUTRAL.index("happy")
+    assert happy != their_happy
+    assert torch.equal(ours["fc.weight"][happy], theirs["fc.weight"][their_happy])
+    assert torch.equal(ours["fc.bias"][happy], theirs["fc.bias"][their_happy])
+    rows = [CLASSES_WITH_NEUTRAL.index(c) for c in classes]
+    assert torch.equal(ours["ram.conv_s.weight"], theirs["ram.conv_s.weight"][rows][:, rows])  # class to class
+    assert torch.equal(ours["ram.conv_m.weight"], theirs["ram.conv_m.weight"][:, rows])
+    assert torch.equal(ours["temporal.0.conv_x.weight"], theirs["temporal.0.conv_x.weight"])  # not per class: as is
+    assert record["loaded"] == len(ours) and record["fresh"] == [] and record["sha256"] == start.sha256
+    assert record["classes_dropped"] == ["neutral"] and record["classes_fresh"] == []
+    assert set(record["mapped_by_class"]) == set(model.class_axes())
+
+
+def test_init_starts_the_classes_the_checkpoint_lacks_fresh():
+    """A 7-class checkpoint onto 8 classes: neutral's slices keep the new network's own initialisation."""
+    from training.checkpoint import SERVED_CHECKPOINT
+    from training.data import CLASSES_WITH_NEUTRAL
+    from training.faces import CropConfig
+    from training.warmstart import describe, read_starting_point, start_from
+
+    start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())
+    model = fresh_net(CLASSES_WITH_NEUTRAL)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    record = start_from(model, start, CLASSES_WITH_NEUTRAL)
+    after = model.state_dict()
+    assert torch.equal(after["fc.weight"][7], before["fc.weight"][7])  # neutral: fresh
+    assert torch.equal(after["fc.weight"][:7], start.state["fc.weight"])
+    assert torch.equal(after["ram.conv_z.weight"][7], before["ram.conv_z.weight"][7])
+    assert torch.equal(after["ram.conv_z.weight"][:7, :7], start.state["ram.conv_z.weight"])
+    assert record["classes_fresh"] == ["neutral"] and record["classes_dropped"] == []
+    assert "fresh: neutral" in describe(record)
+
+
+def test_init_loads_what_fits_into_another_variant_and_names_the_rest():
+    from training.checkpoint import SERVED_CHECKPOINT
+    from training.data import CLASSES
+    from training.faces import CropConfig
+    from training.warmstart import describe, read_starting_point, start_from
+
+    start = read_starting_point(SERVED_CHECKPOINT, CropConfig())
+    model = fresh_net(CLASSES, variant="convlstm")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    record = start_from(model, start, CLASSES)
+    after = model.state_dict()
+    fresh = [k for k in after if k.startswith("temporal.")]  # ConvLSTM's tensors: other names or shapes than eq. 2's
+    assert fresh and record["fresh"] == fresh and record["loaded"] == len(after) - len(fresh)
+    assert record["mapped_by_class"] == ["fc.bias", "fc.weight"]
+    assert all(torch.equal(after[k], before[k]) for k in fresh)
+    assert torch.equal(after["frame_encoder.0.weight"], start.state["frame_encoder.0.weight"])
+    assert f"{len(fresh)} fresh (temporal.0.w_ci" in describe(record)
+
+
+def test_init_refuses_a_checkpoint_of_other_crops():
+    from training.checkpoint import SERVED_CHECKPOINT, CheckpointError
+    from training.faces import CropConfig
+    from training.warmstart import read_starting_point
+
+    with pytest.raises(CheckpointError, match="48 px box crops .* 64 px box crops.*--input-size 48"):
+        read_starting_point(SERVED_CHECKPOINT, CropConfig(size=64))
+    with pytest.raises(CheckpointError, match="48 px aligned crops.*without --align"):
+        read_starting_point(SERVED_CHECKPOINT, CropConfig(align=True))

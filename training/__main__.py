@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.checkpoint import SERVED_CHECKPOINT
 from training.data import CLASSES, CLASSES_WITH_NEUTRAL
 
 log = logging.getLogger("training")
@@ -42,6 +43,10 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the network for training: the same recipe, a step ~1.6x faster on a bf16 CPU, "
                         "after minutes of compiling (docs/performance.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--init", nargs="?", const=str(SERVED_CHECKPOINT), default=None, metavar="CHECKPOINT",
+                   help="start from a checkpoint's weights instead of from scratch (bare: the served models/default): "
+                        "every tensor whose name and shape fit, the per-class ones matched by class name; the crop "
+                        "must be the checkpoint's. Not the paper's protocol; results and model card record it")
 
 
 def add_input_size_arg(p: argparse.ArgumentParser) -> None:
@@ -104,6 +109,19 @@ def setup(args) -> torch.device:
     return pick_device(args.device)
 
 
+def starting_point(args):
+    """The --init checkpoint, read and checked against the run's crops before any data is loaded."""
+    from training.checkpoint import CheckpointError
+    from training.warmstart import read_starting_point
+
+    if args.init is None:
+        return None
+    try:
+        return read_starting_point(args.init, crop_config(args))
+    except CheckpointError as e:
+        raise SystemExit(f"--init: {e}") from None
+
+
 def command_line() -> str:
     return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -150,6 +168,7 @@ def cmd_cv(args) -> None:
     from training.report import attention_png, confusion_png, markdown_table
 
     device = setup(args)
+    start = starting_point(args)
     dataset = load(args)
     variants = list(VARIANTS) if args.variant == "all" else [args.variant]
     folds = make_folds(dataset.subjects, dataset.labels, args.folds, args.seed)
@@ -167,6 +186,8 @@ def cmd_cv(args) -> None:
         "seed": args.seed,
         "train": cfg.to_dict(),
         "model_overrides": overrides,
+        # null: every network trained from scratch, the paper's protocol; else the checkpoint they started from
+        "init": None if start is None else {"checkpoint": start.path, "sha256": start.sha256},
         "device": str(device),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
@@ -176,16 +197,16 @@ def cmd_cv(args) -> None:
     previous = out / "results.json"
     if previous.is_file():  # a run folder with other variants of the same experiment: add to it
         old = json.loads(previous.read_text())
-        same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides"))
+        same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides", "init"))
         if same:
             results["variants"] = {v: r for v, r in old["variants"].items() if v not in variants}
             log.info("adding to %s, which has %s", previous, ", ".join(results["variants"]) or "no variants")
         else:
-            log.warning("%s is another experiment (data, folds, seed or recipe differ): replacing it", previous)
+            log.warning("%s is another experiment (data, folds, seed, recipe or --init differ): replacing it", previous)
     all_preds = {}
     for variant in variants:
         summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet,
-                                        first_folds=args.first_folds, compiled=args.compile)
+                                        first_folds=args.first_folds, compiled=args.compile, start=start)
         results["variants"][variant] = summary
         results["variants"] = {v: results["variants"][v] for v in VARIANTS if v in results["variants"]}  # Table 1 order
         all_preds[variant] = preds
@@ -206,14 +227,19 @@ def cmd_train(args) -> None:
     from training.checkpoint import save_checkpoint
     from training.model import ExpressionNet, ModelConfig
     from training.train import fit, predict_videos
+    from training.warmstart import describe, start_from
 
     device = setup(args)
+    start = starting_point(args)
     dataset = load(args)
     if args.london_fold is not None:
         dataset = without_london_fold(dataset, args.london, args.london_fold)
     cfg = recipe(args)
     overrides = model_overrides(args)
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
+    init = None if start is None else start_from(model, start, dataset.classes)
+    if init:
+        log.info("%s", describe(init))
     report = fit(model, dataset.videos, cfg, device, progress=not args.quiet, compiled=args.compile)
     preds = predict_videos(model, dataset.videos, device)
     train_acc = float(np.mean([p.label == v.label for p, v in zip(preds, dataset.videos)]))
@@ -238,6 +264,7 @@ def cmd_train(args) -> None:
                  "subjects": len(set(dataset.subjects)), "class_counts": dataset.class_counts()},
         "data_description": args.data_description or f"{len(dataset.videos)} videos of {len(set(dataset.subjects))} subjects from `{dataset.root}` ({dataset.layout} layout).",
         "metrics": metrics,
+        "init": init,  # None: trained from scratch
         "history": report["history"],
     }
     if args.licence:

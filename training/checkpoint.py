@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "MODEL_CARD.md"
+SERVED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default"  # the service's default, and a bare --init's
 
 
 class CheckpointError(Exception):
@@ -140,6 +141,12 @@ def model_card(config: dict) -> str:
         f"* seed: {config.get('seed')}",
         f"* recipe: `{json.dumps(config.get('train', {}))}`",
         f"* trained on: {config.get('trained_on', '(not recorded)')}, {config.get('train_seconds', 0):.0f} s",
+    ]
+    if config.get("init"):  # --init: reproducing it needs that checkpoint too
+        from training.warmstart import describe
+
+        lines.append(f"* {describe(config['init'])} (`--init`; the paper trains from scratch)")
+    lines += [
         "",
         "## Metrics",
     ]

@@ -259,6 +259,22 @@ class ExpressionNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(ch * size * size, cfg.num_classes)
 
+    def class_axes(self) -> dict[str, tuple[int, ...]]:
+        """The state_dict entries that hold one slice per class, and the axes those slices lie on:
+        FC's rows and, with RAM, every tensor of its K-channel map z (ABN's design: one channel per
+        class, which W_s turns into RAM's scores). `--init` maps these by class name
+        (training/warmstart.py); test_model checks that no other tensor depends on the classes."""
+        axes = {"fc.weight": (0,), "fc.bias": (0,)}
+        if self.ram is not None:
+            axes |= {
+                "ram.conv_g.weight": (0,),  # W_gz (K, C, 1, 1)
+                "ram.conv_z.weight": (0, 1),  # W_zz (K, K, 3, 3): class to class
+                "ram.bn_z.weight": (0,), "ram.bn_z.bias": (0,), "ram.bn_z.running_mean": (0,), "ram.bn_z.running_var": (0,),
+                "ram.conv_m.weight": (1,),  # W_m (1, K, 1, 1)
+                "ram.conv_s.weight": (0, 1), "ram.conv_s.bias": (0,),  # W_s (K, K, 1, 1) and its bias
+            }
+        return axes
+
     def frame_features(self, frames):  # (N, 1, S, S) uint8 or float 0..255 -> (N, P, S', S')
         """Everything that depends on a single frame: standardisation, the convolution, the
         poolings before the first recurrent layer, and that layer's input convolutions. A video

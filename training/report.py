@@ -11,9 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from training.cv import spread  # noqa: E402
 from training.data import Dataset  # noqa: E402
 from training.train import VideoPrediction  # noqa: E402
 from training.visualize import heat_overlay  # noqa: E402
+from training.warmstart import describe  # noqa: E402
 
 PAPER_ACCURACY = {"convlstm": 86.85, "convlstm_ram": 92.97, "econvlstm": 90.21, "econvlstm_ram": 95.11}
 TITLES = {
@@ -25,17 +27,22 @@ TITLES = {
 
 
 def markdown_table(results: dict) -> str:
+    """Table 1's accuracies with the folds' spread, per-class recall, and where the networks started."""
     lines = [
         f"Person-independent {results['folds']}-fold cross-validation on {results['data']['root']} "
-        f"({results['data']['videos']} videos, {results['data']['subjects']} subjects).",
+        f"({results['data']['videos']} videos, {results['data']['subjects']} subjects). Video accuracy is the "
+        "vote of a video's clips; clip accuracy scores each clip's own prediction, without the vote.",
+        *init_notes(results),  # before the table, whose Paper column such runs do not compare with
         "",
-        "| Method | Folds run | Video accuracy (vote) | Clip accuracy | Paper (CK+) | Train time |",
-        "|---|---|---|---|---|---|",
+        "| Method | Folds run | Video accuracy (vote) | Video accuracy per fold: mean ± std (min–max) | Clip accuracy (no vote) "
+        "| Paper (CK+) | Train time |",
+        "|---|---|---|---|---|---|---|",
     ]
     k = results["folds"]
     for variant, r in results["variants"].items():
         lines.append(
-            f"| {TITLES[variant]} | {r.get('folds_run', k)} of {k} | {100 * r['video_accuracy']:.2f} % | {100 * r['clip_accuracy']:.2f} % "
+            f"| {TITLES[variant]} | {r.get('folds_run', k)} of {k} | {100 * r['video_accuracy']:.2f} % "
+            f"| {fold_spread(r)} | {100 * r['clip_accuracy']:.2f} % "
             f"| {PAPER_ACCURACY[variant]:.2f} % | {r['train_seconds'] / 60:.1f} min |"
         )
     runs = {r.get("folds_run", k) for r in results["variants"].values()}
@@ -47,7 +54,36 @@ def markdown_table(results: dict) -> str:
         for variant, r in results["variants"].items():
             acc = float(np.dot(r["fold_video_accuracy"][:n], sizes) / sizes.sum())
             lines.append(f"| {TITLES[variant]} | {100 * acc:.2f} % |")
+    lines += recall_table(results["variants"])
     return "\n".join(lines) + "\n"
+
+
+def fold_spread(r: dict) -> str:
+    """"95.0 ± 3.1 % (90.0–100.0)" of a variant's per-fold video accuracies (std: none for one fold)."""
+    s = r.get("video_accuracy_over_folds") or spread(r["fold_video_accuracy"])  # results.json from before it was kept
+    std = f" ± {100 * s['std']:.1f}" if s["std"] is not None else ""
+    return f"{100 * s['mean']:.1f}{std} % ({100 * s['min']:.1f}–{100 * s['max']:.1f})"
+
+
+def recall_table(variants: dict) -> list[str]:
+    """Per-class recall of the videos' votes, one row per variant (the confusion matrices are in confusion.png)."""
+    classes = next(iter(variants.values()))["classes"]
+    lines = ["", "Per-class recall (video vote, all tested videos):", "",
+             "| Method | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    for variant, r in variants.items():
+        cells = ["–" if r["per_class_recall"].get(c) is None else f"{r['per_class_recall'][c]:.2f}" for c in classes]
+        lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def init_notes(results: dict) -> list[str]:
+    """Where the networks started: the paper trains from scratch, so a run from a checkpoint says so."""
+    started = {v: r["init"] for v, r in results["variants"].items() if r.get("init")}
+    if not started:
+        return []
+    lines = ["", "**Not the paper's protocol**: these networks started from a checkpoint's weights (`--init`), "
+             "not from scratch:", ""]
+    return lines + [f"* {TITLES[v]}: {describe(init)}" for v, init in started.items()]
 
 
 def confusion_png(path: Path, results: dict) -> None:
