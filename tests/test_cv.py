@@ -217,11 +217,12 @@ def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path)
     """A bare --init starts every fold from models/default: on a CK+-layout set of the paper's 7
     classes the checkpoint's neutral is dropped and nothing starts fresh; the records say so, and
     a run from scratch in the same folder is another experiment."""
-    from training.checkpoint import SERVED_CHECKPOINT, read_config
+    from training.checkpoint import SERVED_CHECKPOINT, crop_config, read_config
 
     out = tmp_path / "run"
+    aligned = ["--align"] if crop_config(read_config(SERVED_CHECKPOINT)).align else []  # the run's crops must be the checkpoint's
     common = ["--data", str(tiny_set), "--out", str(out), "--folds", "2", "--first-folds", "1", "--epochs", "1",
-              "--cache", str(tmp_path / "c"), "--quiet"]
+              "--cache", str(tmp_path / "c"), "--quiet", *aligned]
     p = run("cv", *common, "--init")
     results = json.loads((out / "results.json").read_text())
     assert results["init"] == {"checkpoint": str(SERVED_CHECKPOINT), "sha256": read_config(SERVED_CHECKPOINT)["weights_sha256"]}

@@ -57,7 +57,9 @@ def test_init_maps_the_served_8_classes_onto_7_by_name():
     from training.faces import CropConfig
     from training.warmstart import read_starting_point, start_from
 
-    start = read_starting_point(SERVED_CHECKPOINT, CropConfig())
+    from training.checkpoint import crop_config, read_config
+
+    start = read_starting_point(SERVED_CHECKPOINT, crop_config(read_config(SERVED_CHECKPOINT)))  # its own crop: box or aligned
     assert start.classes == CLASSES_WITH_NEUTRAL
     classes = tuple(reversed(CLASSES))  # surprise, sadness, happy, ...
     model = fresh_net(classes)
@@ -102,7 +104,7 @@ def test_init_loads_what_fits_into_another_variant_and_names_the_rest():
     from training.faces import CropConfig
     from training.warmstart import describe, read_starting_point, start_from
 
-    start = read_starting_point(SERVED_CHECKPOINT, CropConfig())
+    start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())  # box crops, 7 classes
     model = fresh_net(CLASSES, variant="convlstm")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     record = start_from(model, start, CLASSES)
@@ -120,7 +122,8 @@ def test_init_refuses_a_checkpoint_of_other_crops():
     from training.faces import CropConfig
     from training.warmstart import read_starting_point
 
+    box_crops = SERVED_CHECKPOINT.parent / "synthetic-7class"  # trained before aligned crops existed
     with pytest.raises(CheckpointError, match="48 px box crops .* 64 px box crops.*--input-size 48"):
-        read_starting_point(SERVED_CHECKPOINT, CropConfig(size=64))
+        read_starting_point(box_crops, CropConfig(size=64))
     with pytest.raises(CheckpointError, match="48 px aligned crops.*without --align"):
-        read_starting_point(SERVED_CHECKPOINT, CropConfig(align=True))
+        read_starting_point(box_crops, CropConfig(align=True))
