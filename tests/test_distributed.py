@@ -25,7 +25,8 @@ VIDEOS = 20
 
 @pytest.fixture
 def tcp_redis():
-    server = EmbeddedRedis(port=free_port())
+    """Redis on TCP with a password, as docker-compose.yml publishes it to the workers of other hosts."""
+    server = EmbeddedRedis(port=free_port(), password=uuid.uuid4().hex)
     yield server.start()
     server.cleanup()
 
@@ -77,6 +78,11 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
     try:
         wait_for(lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200 and r.json()["workers"] == 2,
                  240, "API and two workers ready", procs)
+        from redis import Redis
+        from redis.exceptions import AuthenticationError
+
+        with pytest.raises(AuthenticationError):  # the password is needed: they all used it
+            Redis.from_url(tcp_redis.replace(tcp_redis.split(":")[2].split("@")[0], "wrong")).ping()
         say("API and 2 workers ready; 20 videos")
 
         # 20 short videos, each with its own length: a result is recognised as its video's own
@@ -103,7 +109,6 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
         # both workers took jobs (RQ records who ran each)
         from rq.job import Job
         from rq.serializers import JSONSerializer
-        from redis import Redis
 
         redis = Redis.from_url(tcp_redis)
         ran_by = {Job.fetch(j, connection=redis, serializer=JSONSerializer).worker_name for j in lengths}
