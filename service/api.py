@@ -51,7 +51,7 @@ STATUS = {
     "empty_file": 422, "unsupported_format": 415, "unreadable_video": 422, "no_video_stream": 422,
     "undecodable_video": 422, "no_frames": 422, "no_face": 422,
     "resolution_too_large": 413, "video_too_long": 413,
-    "worker_lost": 500, "job_timeout": 500, "internal_error": 500, "storage_unavailable": 503,
+    "worker_lost": 500, "job_timeout": 500, "internal_error": 500, "storage_unavailable": 503, "upload_missing": 500,
 }
 ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 500, 503)}
 

@@ -36,6 +36,8 @@ INTERNAL = {"code": "internal_error", "message": "The analysis failed because of
 STORAGE_DOWN = {"code": "storage_unavailable",
                 "message": "The storage holding videos and results could not be reached while this video was analysed. "
                            "Please submit it again."}
+UPLOAD_MISSING = {"code": "upload_missing",
+                  "message": "The uploaded video was no longer in the storage when its turn came (expired or removed). Please submit it again."}
 
 
 def connect(settings: Settings) -> Redis:

@@ -37,6 +37,13 @@ class StorageUnavailable(Exception):
     """The storage cannot be reached (or refused us); the message is for the operator's log."""
 
 
+def missing(key: str) -> FileNotFoundError:
+    """A key not in the storage; `storage_key` tells it from any other missing file."""
+    e = FileNotFoundError(f"not in the storage: {key}")
+    e.storage_key = key
+    return e
+
+
 @dataclass
 class Entry:
     key: str
@@ -72,10 +79,16 @@ class LocalStorage:
         tmp.replace(dest)  # readers never see half a file
 
     def get(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise missing(key) from None
 
     def stream(self, key: str) -> Iterator[bytes]:
-        f = open(self.path(key), "rb")  # opened now: a missing file raises here, not mid-answer
+        try:
+            f = open(self.path(key), "rb")  # opened now: a missing file raises here, not mid-answer
+        except FileNotFoundError:
+            raise missing(key) from None
 
         def chunks():
             with f:
@@ -88,7 +101,7 @@ class LocalStorage:
     def local_copy(self, key: str) -> Iterator[Path]:
         path = self.path(key)
         if not path.is_file():
-            raise FileNotFoundError(key)
+            raise missing(key)
         yield path  # already a file here: nothing to download
 
     def exists(self, key: str) -> bool:
@@ -159,7 +172,7 @@ class S3Storage:
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
-                raise FileNotFoundError(key) from e
+                raise missing(key) from e
             raise StorageUnavailable(f"S3 bucket {self.bucket!r} refused {key or 'the request'}: {code}") from e
         except BotoCoreError as e:  # connection refused, timeouts, DNS, no credentials
             raise StorageUnavailable(f"S3 storage at {self.client.meta.endpoint_url} cannot be reached: {type(e).__name__}") from e

@@ -138,6 +138,7 @@ def analyse_job(upload: str, results: str) -> dict:
     told to submit again, and the API answers 503 to new uploads until the storage is back)."""
     import tempfile
 
+    from service import jobs
     from service.pipeline import analyse_video
     from service.storage import StorageUnavailable
     from training.video import VideoError
@@ -166,12 +167,15 @@ def analyse_job(upload: str, results: str) -> dict:
     except VideoError as e:
         fail({"code": e.code, "message": e.message})
         raise
-    except (StorageUnavailable, FileNotFoundError) as e:
-        # FileNotFoundError: the upload is not in the storage (expired, or a storage that lost it)
+    except StorageUnavailable as e:
         log.error("job %s: storage: %s", job.id, e)
-        from service.jobs import STORAGE_DOWN
-
-        fail(STORAGE_DOWN)
+        fail(jobs.STORAGE_DOWN)
+        raise
+    except FileNotFoundError as e:
+        if not getattr(e, "storage_key", None):  # a file of the pipeline's own, not the upload: an internal error
+            raise
+        log.error("job %s: the upload %s is not in the storage", job.id, e.storage_key)
+        fail(jobs.UPLOAD_MISSING)
         raise
     finally:
         try:

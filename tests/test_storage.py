@@ -161,3 +161,13 @@ def test_storage_down_is_503_for_uploads_and_readiness(s3_settings, videos, tmp_
         assert_error(client.get("/readyz"), 503, "storage_unavailable")
         assert client.get("/healthz").status_code == 200
     assert not Path(dead.storage_dir).exists()
+
+
+def test_a_job_whose_upload_is_gone_fails_saying_so(s3_settings, s3_server, videos):
+    with TestClient(create_app(s3_settings)) as client:
+        job_id = post(client, videos["five_frames"]).json()["job_id"]
+        s3_server.client().delete_object(Bucket=s3_server.bucket, Key=f"uploads/{job_id}.video")
+        burst(s3_settings)
+        view = client.get(f"/jobs/{job_id}").json()
+    assert view["status"] == "failed" and view["error"]["code"] == "upload_missing", view
+    assert "submit it again" in view["error"]["message"]
