@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.storage = make_storage(settings)
     app.state.queue = None
-    app.state.metrics = Metrics(lambda: queue_of(app))
+    app.state.metrics = Metrics(lambda: queue_of(app), app.state.storage)
     install_error_handlers(app)
 
     @app.middleware("http")

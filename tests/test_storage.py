@@ -125,6 +125,7 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
             png = client.get(image["url"])
             assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
         assert_error(client.get(f"/jobs/{job_id}/attention/nope.png"), 404, "unknown_image")
+        assert "ramfer_storage_up 1.0" in client.get("/metrics").text
     assert not s3_settings.storage_dir.exists()  # nothing went through a local folder
 
     # presigned: the API answers with a redirect to the bucket, and the bucket serves the PNG
@@ -160,6 +161,7 @@ def test_storage_down_is_503_for_uploads_and_readiness(s3_settings, videos, tmp_
         assert_error(post(client, videos["five_frames"]), 503, "storage_unavailable")
         assert_error(client.get("/readyz"), 503, "storage_unavailable")
         assert client.get("/healthz").status_code == 200
+        assert "ramfer_storage_up 0.0" in client.get("/metrics").text
     assert not Path(dead.storage_dir).exists()
 
 
