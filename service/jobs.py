@@ -1,13 +1,12 @@
 """The job queue as the API and the workers see it: submitting, reading back, failing the lost,
-and deleting what has expired. Jobs and results travel as JSON (no pickle); videos travel as
-files in the shared storage directory, never as bytes inside Redis."""
+and deleting what has expired. Jobs and results travel as JSON (no pickle); videos travel through
+the storage (service/storage.py: a shared directory or an S3 bucket), never as bytes inside Redis."""
 
 from __future__ import annotations
 
 import logging
 import re
 import secrets
-import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from service.settings import Settings
+from service.storage import Storage, StorageUnavailable, results_prefix, upload_key
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)  # job seconds,
 LOST = {"code": "worker_lost", "message": "The worker analysing this video stopped (it was killed or crashed). Please submit it again."}
 TIMEOUT = {"code": "job_timeout", "message": "The analysis took longer than this service allows."}
 INTERNAL = {"code": "internal_error", "message": "The analysis failed because of an internal error. It has been logged."}
+STORAGE_DOWN = {"code": "storage_unavailable",
+                "message": "The storage holding videos and results could not be reached while this video was analysed. "
+                           "Please submit it again."}
+UPLOAD_MISSING = {"code": "upload_missing",
+                  "message": "The uploaded video was no longer in the storage when its turn came (expired or removed). Please submit it again."}
 
 
 def connect(settings: Settings) -> Redis:
@@ -49,17 +54,20 @@ def new_job_id() -> str:
 
 
 def upload_path(settings: Settings, job_id: str) -> Path:
-    return settings.uploads_dir / f"{job_id}.video"
+    """Where the local storage keeps an upload (STORAGE_BACKEND=local)."""
+    return settings.storage_dir / upload_key(job_id)
 
 
 def result_dir(settings: Settings, job_id: str) -> Path:
-    return settings.results_dir / job_id
+    """Where the local storage keeps a job's images (STORAGE_BACKEND=local)."""
+    return settings.storage_dir / results_prefix(job_id)
 
 
-def submit(queue: Queue, settings: Settings, job_id: str, video: Path, meta: dict) -> Job:
+def submit(queue: Queue, settings: Settings, job_id: str, meta: dict) -> Job:
+    # storage keys, not paths: a worker on another machine finds them in the same bucket
     return queue.enqueue(
         ANALYSE,
-        kwargs={"upload": str(video), "out_dir": str(result_dir(settings, job_id))},
+        kwargs={"upload": upload_key(job_id), "results": results_prefix(job_id)},
         job_id=job_id,
         job_timeout=settings.job_timeout_s,
         result_ttl=settings.result_ttl_s,
@@ -126,20 +134,29 @@ def queue_depth(queue: Queue) -> int:
     return queue.count
 
 
-def delete_expired_files(redis: Redis, settings: Settings, min_age_s: float = 60.0) -> int:
-    """Remove uploads and result folders whose job no longer exists in Redis (expired or
-    deleted). Files younger than `min_age_s` are left alone: their job may be being created."""
-    removed = 0
+def delete_expired_files(redis: Redis, storage: Storage, min_age_s: float = 60.0) -> int:
+    """Remove uploads and result images whose job no longer exists in Redis (expired after
+    result_ttl_s / failure_ttl_s, or deleted): files live as long as their job. A job's files are
+    left alone while any is younger than `min_age_s`: the job may be being created. Returns how
+    many uploads and result sets were removed."""
     now = time.time()
-    for folder, suffix in ((settings.uploads_dir, ".video"), (settings.results_dir, "")):
-        if not folder.is_dir():
+    newest: dict[str, float] = {}  # an upload key or a results prefix -> its newest file's time
+    for prefix in ("uploads", "results"):
+        for entry in storage.list(prefix):
+            rest = entry.key[len(prefix) + 1:]
+            group = entry.key if prefix == "uploads" else f"results/{rest.split('/', 1)[0]}"
+            newest[group] = max(newest.get(group, 0.0), entry.modified)
+    removed = 0
+    for group, modified in newest.items():
+        if now - modified < min_age_s:
             continue
-        for path in folder.iterdir():
-            job_id = path.name.removesuffix(suffix) if suffix else path.name
-            if now - path.stat().st_mtime < min_age_s:
-                continue
-            if JOB_ID.match(job_id) and redis.exists(f"rq:job:{job_id}"):
-                continue
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        job_id = group.split("/", 1)[1].removesuffix(".video")
+        if JOB_ID.match(job_id) and redis.exists(f"rq:job:{job_id}"):
+            continue
+        try:
+            storage.delete(group) if group.startswith("uploads/") else storage.delete_prefix(group)
             removed += 1
+        except StorageUnavailable as e:
+            log.warning("expired files not deleted: %s", e)
+            break
     return removed

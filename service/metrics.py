@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Metrics:
-    def __init__(self, queue_getter):
+    def __init__(self, queue_getter, storage=None):
         self.registry = CollectorRegistry()
         self.requests = Counter("ramfer_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram(
@@ -28,6 +28,24 @@ class Metrics:
         self.submitted = Counter("ramfer_jobs_submitted", "videos accepted and queued", registry=self.registry)
         self.rejected = Counter("ramfer_uploads_rejected", "uploads refused before queueing", ["code"], registry=self.registry)
         self.registry.register(QueueCollector(queue_getter))
+        if storage is not None:
+            self.registry.register(StorageCollector(storage))
+
+
+class StorageCollector:
+    """Whether the uploads' and results' storage (folder or S3 bucket) answers, at every scrape."""
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def collect(self):
+        try:
+            self.storage.ping()
+            up = 1
+        except Exception as e:
+            log.warning("metrics: storage unavailable: %s", e)
+            up = 0
+        yield GaugeMetricFamily("ramfer_storage_up", "whether the storage answered this scrape", value=up)
 
 
 class QueueCollector:

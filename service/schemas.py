@@ -121,5 +121,6 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"]
     redis: bool
+    storage: bool = True  # the uploads' and results' storage (directory or S3 bucket) answered
     workers: int
     queue_depth: int

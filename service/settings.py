@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training.checkpoint import SERVED_CHECKPOINT
@@ -15,16 +17,39 @@ DEFAULT_MODEL_DIR = SERVED_CHECKPOINT
 DEFAULT_CHECK_VIDEO = Path(__file__).resolve().parent / "assets" / "check-face.mp4"
 
 
+def secrets_dir() -> str | None:
+    """Files named like a setting (e.g. /run/secrets/s3_secret_access_key, Docker's and Kubernetes'
+    secrets) are read as that setting; SECRETS_DIR moves the folder."""
+    folder = os.environ.get("SECRETS_DIR", "/run/secrets")
+    return folder if os.path.isdir(folder) else None
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", secrets_dir=secrets_dir())
 
     # Where things are
     redis_url: str | None = Field(None, description="Redis for the job queue; unset: `serve` starts an embedded one")
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="checkpoint folder (model.safetensors, config.json, MODEL_CARD.md)")
     storage_dir: Path = Field(
         Path(tempfile.gettempdir()) / "ramfer-storage",
-        description="uploads and result images; API and workers must share it (a volume in compose)",
+        description="STORAGE_BACKEND=local: uploads and result images; API and workers must share it (a volume in compose)",
     )
+    # Uploads and result images in an S3-compatible bucket instead: nothing shared between the API
+    # and the workers but Redis and the bucket (workers on other machines; service/storage.py).
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = Field(None, description="e.g. http://seaweedfs:8333; unset: AWS S3")
+    s3_bucket: str = "ramfer"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = Field(None, description="unset: boto3's own chain (AWS_* variables, ~/.aws, instance role)")
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["path", "virtual", "auto"] = "path"  # path: what self-hosted S3 servers expect
+    s3_timeout_s: float = 3.0  # connect timeout: an unreachable storage makes a quick 503, not a hang
+    s3_create_bucket: bool = False  # create the bucket at start when missing (a fresh compose stack)
+    s3_presigned_urls: bool = Field(
+        False, description="attention images: redirect (307) to a presigned URL of the bucket instead of streaming them through the API",
+    )
+    s3_public_endpoint_url: str | None = Field(None, description="the storage's address as callers reach it, for presigned URLs; unset: S3_ENDPOINT_URL")
+    s3_url_ttl_s: int = 900  # lifetime of a presigned URL
     queue_name: str = "ramfer"
 
     # Limits on what is accepted (checked before any frame is decoded)
@@ -78,7 +103,8 @@ class Settings(BaseSettings):
         description='JSON list, e.g. ["k1","k2"]; when set, every route but /, /healthz and /readyz needs "Authorization: Bearer <key>"',
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser; empty: CORS off")
-    max_queued_jobs: int = 100  # beyond this, POST /predict answers 429 with Retry-After
+    max_queued_jobs: int = 100  # beyond this, POST /predict answers 429 with Retry-After ...
+    queue_full_retry_after_s: int = 10  # ... of this many seconds
     rate_limit_per_minute: int = 0  # uploads per client (API key, else IP) per minute; 0: no limit
 
     # serve

@@ -27,6 +27,28 @@ log = logging.getLogger(__name__)
 
 _predictor = None  # the process's model, set by ModelWorker (or `load_predictor` in tests/CLI)
 _checked = False  # the self-check passed in this process
+_settings: Settings | None = None  # the settings of this process's ModelWorker (jobs read them)
+_storage = None  # the process's storage client (boto3's holds a connection pool)
+
+
+def use_settings(settings: Settings) -> None:
+    """The settings (and so the storage) jobs in this process run with."""
+    global _settings, _storage
+    if settings is not _settings:
+        _settings, _storage = settings, None
+
+
+def job_settings() -> Settings:
+    return _settings or get_settings()
+
+
+def get_storage(settings: Settings):
+    global _storage
+    if _storage is None:
+        from service.storage import make_storage
+
+        _storage = make_storage(settings)
+    return _storage
 
 
 def load_predictor(settings: Settings, check: bool = False):
@@ -61,6 +83,7 @@ class ModelWorker(SimpleWorker):
     def __init__(self, queues, settings: Settings, **kwargs):
         self.settings = settings
         self.heartbeat_grace = settings.heartbeat_grace_s
+        use_settings(settings)
         load_predictor(settings, check=True)
         super().__init__(queues, serializer=JSONSerializer, job_monitoring_interval=settings.heartbeat_s, **kwargs)
 
@@ -105,30 +128,60 @@ def record_duration(redis, seconds: float, ok: bool) -> None:
         p.execute()
 
 
-def analyse_job(upload: str, out_dir: str) -> dict:
-    """The job: analyse one uploaded video, write its attention PNGs, return the result."""
+def analyse_job(upload: str, results: str) -> dict:
+    """The job: analyse one uploaded video (a storage key), put its attention PNGs under the
+    `results` prefix of the storage, return the result.
+
+    With S3 the video is downloaded to a private temporary folder first (FFmpeg reads files) and
+    the PNGs are rendered to another; both are removed when the job ends, however it ends. When the
+    storage cannot be reached the job fails with "storage_unavailable" (not retried: the client is
+    told to submit again, and the API answers 503 to new uploads until the storage is back)."""
+    import tempfile
+
+    from service import jobs
     from service.pipeline import analyse_video
+    from service.storage import StorageUnavailable
     from training.video import VideoError
 
     job = get_current_job()
-    settings = get_settings()
+    settings = job_settings()
+    storage = get_storage(settings)
 
     def report(progress: dict) -> None:
         job.meta["progress"] = progress
         job.save_meta()
 
+    def fail(error: dict) -> None:
+        job.meta["error"] = error
+        job.meta["progress"] = {"stage": "failed"}
+        job.save_meta()
+
     try:
         report({"stage": "analysing", "frames_done": 0})
-        result = analyse_video(Path(upload), load_predictor(settings), settings, Path(out_dir), on_progress=report)
+        with storage.local_copy(upload) as video, tempfile.TemporaryDirectory(prefix="ramfer-render-") as out:
+            result = analyse_video(video, load_predictor(settings), settings, Path(out), on_progress=report)
+            for image in result["attention_maps"]:
+                storage.put_file(f"{results}/{image['name']}.png", Path(out) / f"{image['name']}.png")
         report({"stage": "done", "percent": 100.0})
         return result
     except VideoError as e:
-        job.meta["error"] = {"code": e.code, "message": e.message}
-        job.meta["progress"] = {"stage": "failed"}
-        job.save_meta()
+        fail({"code": e.code, "message": e.message})
+        raise
+    except StorageUnavailable as e:
+        log.error("job %s: storage: %s", job.id, e)
+        fail(jobs.STORAGE_DOWN)
+        raise
+    except FileNotFoundError as e:
+        if not getattr(e, "storage_key", None):  # a file of the pipeline's own, not the upload: an internal error
+            raise
+        log.error("job %s: the upload %s is not in the storage", job.id, e.storage_key)
+        fail(jobs.UPLOAD_MISSING)
         raise
     finally:
-        Path(upload).unlink(missing_ok=True)  # the video is not kept once its job has ended
+        try:
+            storage.delete(upload)  # the video is not kept once its job has ended
+        except StorageUnavailable as e:  # the expiry cleanup removes it later
+            log.warning("job %s: upload not deleted: %s", job.id, e)
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:

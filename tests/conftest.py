@@ -100,9 +100,16 @@ def client(settings):
 
 
 def settings_env(settings: Settings) -> dict:
+    from pydantic import SecretStr
+
     env = dict(os.environ)
-    for name in ("redis_url", "storage_dir", "model_dir", "queue_name", "heartbeat_s", "heartbeat_grace_s", "torch_threads"):
-        env[name.upper()] = str(getattr(settings, name))
+    names = ["redis_url", "storage_dir", "model_dir", "queue_name", "heartbeat_s", "heartbeat_grace_s", "torch_threads",
+             "storage_backend"]
+    if settings.storage_backend == "s3":
+        names += ["s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key", "s3_timeout_s"]
+    for name in names:
+        value = getattr(settings, name)
+        env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     return env
 
 
@@ -171,3 +178,21 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "long_astronaut": write_video(d / "long_astronaut.mp4", astronaut_frames(600, zoom=(0.95, 1.05))),
     }
     return v
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server (SeaweedFS) for the session, with the bucket made; tests that stop it
+    start it again before they end."""
+    from s3server import SeaweedS3
+
+    server = SeaweedS3()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def s3_settings(redis_url, tmp_path, model_dir, s3_server) -> Settings:
+    """Settings for the S3 storage; storage_dir is set to a folder that must stay empty."""
+    return make_settings(redis_url, tmp_path / "unused-storage", model_dir, **s3_server.settings())

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from conftest import make_settings
 from service import jobs
 from service.api import create_app
+from service.storage import LocalStorage
 from test_api import assert_error, post
 
 KEY = "s3cret-key-for-tests"
@@ -151,10 +152,10 @@ def test_files_of_ended_and_expired_jobs_are_deleted(client, settings, run_burst
     (settings.results_dir / gone / "peak.png").write_bytes(b"x")
     jobs.upload_path(settings, gone).write_bytes(b"x")
     old = time.time() - 3600
-    for p in (settings.results_dir / gone, jobs.upload_path(settings, gone), settings.results_dir / job_id):
+    for p in (settings.results_dir / gone / "peak.png", jobs.upload_path(settings, gone), *(settings.results_dir / job_id).iterdir()):
         os.utime(p, (old, old))
     redis = jobs.connect(settings)
-    assert jobs.delete_expired_files(redis, settings) == 2
+    assert jobs.delete_expired_files(redis, LocalStorage(settings.storage_dir)) == 2
     assert not (settings.results_dir / gone).exists() and not jobs.upload_path(settings, gone).exists()
     assert (settings.results_dir / job_id).exists()  # its job still exists: kept
 

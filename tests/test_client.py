@@ -1,0 +1,92 @@
+"""service/client.py and `python -m service submit` against the live service (`python -m service
+serve` in a subprocess: embedded Redis, a real worker), with an API key and a one-job queue, so
+the bad answers are real ones: 401, 415, and 429 until the queue has room."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from live_service import running_service
+from service.client import Client, ServiceError
+from test_api import PNG
+from videos import astronaut_frames, write_video
+
+KEY = "test-key-1"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, model_dir):
+    storage = tmp_path_factory.mktemp("client-storage")
+    env = {"STORAGE_DIR": str(storage), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1", "API_KEYS": json.dumps([KEY]),
+           "MAX_QUEUED_JOBS": "1", "QUEUE_FULL_RETRY_AFTER_S": "1"}
+    with running_service(env) as (url, _):
+        yield url
+
+
+def submit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "service", "submit", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_submit_prints_the_result(service, videos):
+    done = submit(str(videos["astronaut_webm"]), "--url", service, "--api-key", KEY, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["video"]["frames"] == 20 and result["expression"]
+    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip"}
+    done = submit(str(videos["five_frames"]), "--url", service, "--api-key", KEY)
+    assert done.returncode == 0, done.stderr
+    assert "five_frames.mp4: " in done.stdout and "confidence" in done.stdout and "/attention/peak.png" in done.stdout
+
+
+def test_client_follows_the_job_with_progress_and_fetches_the_images(service, videos):
+    seen = []
+    with Client(service, api_key=KEY, poll_s=0.1) as client:
+        result = client.predict(videos["astronaut_mp4"], wait=0, on_progress=seen.append)
+        assert result["video"]["frames"] == 40 and result["job_id"]
+        assert seen and seen[-1]["stage"] == "done" and seen[-1]["percent"] == 100.0
+        assert client.image(result["attention_maps"][0]["url"]).startswith(PNG)
+        assert "happy" in client.model()["classes"]
+
+
+def test_the_services_error_messages_reach_the_caller(service, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    with Client(service) as no_key, pytest.raises(ServiceError) as refused:
+        no_key.predict(text)
+    assert refused.value.status == 401 and refused.value.code == "unauthorized" and "API key" in refused.value.message
+    with Client(service, api_key=KEY) as client, pytest.raises(ServiceError) as refused:
+        client.predict(text)
+    assert refused.value.status == 415 and refused.value.code == "unsupported_format"
+    done = submit(str(text), "--url", service, "--api-key", KEY)
+    assert done.returncode == 2 and done.stderr.startswith("error (unsupported_format): Not a video container")
+    done = submit(str(text), "--url", service, "--json")  # no key: the 401, as JSON
+    assert done.returncode == 2 and json.loads(done.stderr.strip().splitlines()[-1])["error"]["code"] == "unauthorized"
+    done = submit(str(text), "--url", "http://127.0.0.1:1", "--retries", "1")  # nothing listens there
+    assert done.returncode == 2 and "cannot be reached" in done.stderr
+
+
+def test_a_full_queue_is_asked_again_after_its_retry_after(service, tmp_path, videos):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    busy = write_video(tmp_path / "busy.mp4", astronaut_frames(150, size=(320, 240)))
+
+    def post(path):
+        return httpx.post(f"{service}/predict", files={"file": (path.name, path.read_bytes(), "video/mp4")}, headers=headers, timeout=30)
+
+    first = post(busy).json()["job_id"]  # the worker takes it ...
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{service}/jobs/{first}", headers=headers).json()["status"] == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert post(busy).status_code == 202  # ... this one waits: the queue (of 1) is full
+    retries = []
+    with Client(service, api_key=KEY, retries=100, on_retry=lambda why, delay: retries.append((why.status_code, delay))) as client:
+        result = client.predict(videos["five_frames"], wait=0)
+    assert result["video"]["frames"] == 5
+    assert retries and {status for status, _ in retries} == {429}
+    assert all(delay == 1.0 for _, delay in retries)  # the service's Retry-After, not the client's own backoff
