@@ -4,17 +4,15 @@ them is written to for good. Then the S3 server goes down mid-run and comes back
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import say
+from live_cluster import get, running_cluster, wait_for
 from live_service import free_port
 from service.embedded import EmbeddedRedis
 from test_api import PNG
@@ -31,35 +29,14 @@ def tcp_redis():
     server.cleanup()
 
 
-def machine(root: Path, name: str) -> dict[str, str]:
-    """A process's private folders: what another machine's disk would be."""
-    folders = {"STORAGE_DIR": root / name / "storage", "TMPDIR": root / name / "tmp"}
-    folders["TMPDIR"].mkdir(parents=True)
-    return {k: str(v) for k, v in folders.items()}
-
-
-def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "service", *args], env=env, stdout=f, stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate, timeout: float, what: str, procs=()):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        for p in procs:
-            assert p.poll() is None, f"{what}: process {p.args} exited with {p.returncode}"
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.2)
-
-
-def get(url: str) -> httpx.Response | None:
+@contextmanager
+def started_again_after(s3_server):
+    """The session's S3 server running when the block ends, for the tests after this one."""
     try:
-        return httpx.get(url, timeout=5)
-    except httpx.HTTPError:
-        return None
+        yield
+    finally:
+        if s3_server.proc is None:
+            s3_server.start()
 
 
 def files_in(folder: str) -> list[str]:
@@ -67,17 +44,9 @@ def files_in(folder: str) -> list[str]:
 
 
 def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tmp_path, tcp_redis, s3_server):
-    common = {k: v for k, v in os.environ.items() if k not in ("STORAGE_DIR", "TMPDIR")}
-    common.update(s3_server.env(), REDIS_URL=tcp_redis, QUEUE_NAME=f"dist-{uuid.uuid4().hex[:8]}", TORCH_THREADS="1",
-                  HEARTBEAT_S="1", HEARTBEAT_GRACE_S="5")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    envs = {name: {**common, **machine(tmp_path, name)} for name in ("api", "worker1", "worker2")}
-    procs = [start(["serve", "--port", str(port)], envs["api"], tmp_path / "api.log")]
-    procs += [start(["worker"], envs[w], tmp_path / f"{w}.log") for w in ("worker1", "worker2")]
-    try:
-        wait_for(lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200 and r.json()["workers"] == 2,
-                 240, "API and two workers ready", procs)
+    env = {"TORCH_THREADS": "1", "HEARTBEAT_S": "1", "HEARTBEAT_GRACE_S": "5"}
+    with running_cluster(tmp_path, tcp_redis, s3_server.env(), workers=2, env=env) as cluster, started_again_after(s3_server):
+        url, procs, envs = cluster.url, cluster.procs, cluster.envs
         from redis import Redis
         from redis.exceptions import AuthenticationError
 
@@ -154,17 +123,3 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
         assert r.json()["video"]["frames"] == 8
         assert httpx.get(r.json()["attention_maps"][0]["url"], timeout=5).content.startswith(PNG)
         assert all(p.poll() is None for p in procs)  # nobody crashed over it
-    except BaseException:
-        for log in sorted(tmp_path.glob("*.log")):  # what the processes said, for the failure report
-            print(f"--- {log.name}\n" + log.read_text(errors="replace")[-4000:])
-        raise
-    finally:
-        if s3_server.proc is None:
-            s3_server.start()  # the session's server, for the tests after this one
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
