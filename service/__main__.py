@@ -11,6 +11,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger("service")
@@ -42,6 +44,7 @@ def cmd_serve(args) -> None:
             threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
             procs = start_workers(workers, worker_env(url, threads, settings.storage_dir))
             log.info("started %d worker(s) with %d torch thread(s) each", workers, threads)
+            stop_when_workers_are_gone(procs)
         else:
             log.info("REDIS_URL set: API only; run workers with `python -m service worker`")
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
@@ -51,6 +54,29 @@ def cmd_serve(args) -> None:
             embedded.cleanup()
 
 
+WORKERS_GONE = 3  # serve's exit status when its workers all exited (as a worker's failed self-check)
+workers_gone = threading.Event()
+
+
+def stop_when_workers_are_gone(procs: list) -> None:
+    """If every embedded worker exits on its own (a failed self-check exits 3 before registering;
+    a crash), nothing will ever answer a job: `serve` stops, saying so, with exit status 3, instead of
+    running on with /readyz at 503. A worker stopped by `serve` itself (SIGTERM, on the way out) is
+    not a reason: its exit status is then negative or 0 and `serve` is already stopping."""
+
+    def watch() -> None:
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        codes = [p.returncode for p in procs]
+        if all(c > 0 for c in codes):
+            log.error("every worker exited (exit status %s; the reason is in their log above): stopping, "
+                      "since no job could be analysed", ", ".join(map(str, codes)))
+            workers_gone.set()
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful shutdown, then exit_on_signals' handler
+
+    threading.Thread(target=watch, name="watch-workers", daemon=True).start()
+
+
 def exit_on_signals() -> None:
     """SIGTERM and SIGHUP (a killed process group, a closed terminal) end `serve` through its
     `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed.
@@ -58,7 +84,7 @@ def exit_on_signals() -> None:
     SIGTERM while it serves and raises it again once it has shut down: this handler then runs.)"""
 
     def leave(signum, frame):
-        raise SystemExit(128 + signum)
+        raise SystemExit(WORKERS_GONE if workers_gone.is_set() else 128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, leave)

@@ -3,6 +3,7 @@ before it registers, and one that cannot says why and never registers, so /ready
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -60,3 +61,19 @@ def test_a_worker_that_cannot_analyse_says_why_and_never_registers(client, setti
     assert "worker self-check failed, not registering" in proc.stderr and expect in proc.stderr, proc.stderr[-2000:]
     assert jobs.live_workers(jobs.make_queue(jobs.connect(settings), settings)) == []
     assert_error(client.get("/readyz"), 503, "no_workers")
+
+
+def test_serve_stops_when_its_workers_cannot_analyse(tmp_path):
+    """`serve` whose only worker fails its self-check stops with exit status 3 and says why, instead
+    of running on with /readyz at 503 that nothing will ever turn to 200."""
+    from live_service import free_port
+
+    (tmp_path / "check.mp4").write_text("not a video\n" * 20)
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(CHECK_VIDEO=str(tmp_path / "check.mp4"), TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "service", "serve", "--port", str(free_port())],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "worker self-check failed, not registering" in proc.stderr
+    assert "every worker exited (exit status 3" in proc.stderr, proc.stderr[-2000:]
+    assert not list(tmp_path.glob("ramfer-redis-*"))  # the embedded Redis and its folder went with it
