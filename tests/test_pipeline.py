@@ -103,9 +103,13 @@ def test_flip_average_is_the_mean_of_a_clip_and_its_mirror(predictor, videos, tm
     assert result["model"]["flip_average"] is True
 
 
-def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(predictor, tmp_path, model_dir):
-    """A drawn face talking calmly for 4 s: the served rule (smoothed probabilities, runs of at least
-    VOTE_MIN_CLIPS) changes label less often than each clip's own label does."""
+def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(predictor, tmp_path, model_dir, monkeypatch):
+    """A drawn face talking calmly for 4 s, scored by an unsure model: the served rule (smoothed
+    probabilities, runs of at least VOTE_MIN_CLIPS) changes label less often than each clip's own
+    label does, and keeps each clip's own label. The served checkpoint itself may read this face
+    steadily (the one trained on talking faces does), so its probabilities are mixed half and half
+    with a seeded random class every clip, as an unsure model's would flicker: what is tested is
+    the pipeline's rule on the timeline, not the checkpoint."""
     from videos import write_video
 
     from training.synthesis import drawn, motion
@@ -114,10 +118,23 @@ def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(pre
     perf = motion.performance(120, 30, rng, talking=True, expression=None)
     frames, _ = drawn.render_performance(drawn.make_subject(np.random.default_rng(5)), "neutral", perf, rng)
     video = write_video(tmp_path / "talking.mp4", frames)
+    score = predictor.score
+
+    def unsure(seed):
+        noise = np.random.default_rng(seed)
+
+        def scored(feats):
+            probs, maps = score(feats)
+            flicker = np.eye(probs.shape[1])[noise.integers(0, probs.shape[1], len(probs))]
+            return 0.5 * probs + 0.5 * flicker, maps
+        return scored
+
+    monkeypatch.setattr(predictor, "score", unsure(3))
     plain = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=0, vote_min_clips=1))
+    monkeypatch.setattr(predictor, "score", unsure(3))  # the same flicker, clip for clip
     served = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
     assert [c["label"] for c in plain["clips"]] == [c["label"] for c in served["clips"]]  # each clip's own label is kept
-    assert len(plain["segments"]) > 3, "the clips do not flicker: the test proves nothing"
+    assert len(plain["segments"]) > 10
     assert len(served["segments"]) < len(plain["segments"]) / 2
     assert all(s["clips"] >= Settings().vote_min_clips for s in served["segments"][:-1] if s["label"] is not None) or len(served["segments"]) == 1
 
