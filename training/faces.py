@@ -81,7 +81,7 @@ class FaceDetector:
         from training.detector import INPUT, REGION_INPUT, BlazeFace
 
         self.net = BlazeFace(device)
-        self.region_cap = REGION_INPUT / INPUT  # a region's side, at most this share of the frame's long side  # max_side: accepted for old callers; the network letterboxes to 192
+        self.region_cap = REGION_INPUT / INPUT  # a region's side, at most this share of the frame's long side (max_side: accepted for old callers, unused)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
         return self.detect_batch([gray])[0]
@@ -133,9 +133,15 @@ class FaceDetector:
         rows, last = [], None
         for b in range(0, len(grays), batch):
             found = self.detect_batch(grays[b : b + batch], near=last)
-            last = next((r for r in reversed(found) if r is not None), None)  # a faceless batch: whole frames next
+            last = last_face(found)
             rows += [np.full(FACE_DIM, np.nan, np.float32) if r is None else r for r in found]
         return np.stack(rows).reshape(-1, FACE_DIM)
+
+
+def last_face(rows: list[np.ndarray | None]) -> np.ndarray | None:
+    """Where the next batch of a video is searched first: the batch's last face found; None after
+    a batch with no face, so the next one is searched whole."""
+    return next((r for r in reversed(rows) if r is not None), None)
 
 
 def largest_row(faces, shift) -> np.ndarray | None:
@@ -337,7 +343,7 @@ def track_faces(
 
     def detect(grays: list[np.ndarray]) -> list[np.ndarray | None]:
         rows = detect_near(grays, near=last[0])
-        last[0] = next((r for r in reversed(rows) if r is not None), None)  # a faceless batch: whole frames next
+        last[0] = last_face(rows)
         return rows
 
     pending: deque[Frame] = deque()  # frames waiting for the detections after them
