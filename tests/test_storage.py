@@ -138,6 +138,11 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
 
 
 def test_expired_jobs_lose_their_objects(s3_settings, s3_server, tmp_path):
+    # a bucket of its own: the session's bucket holds other tests' objects, which are older
+    # than a minute when the suite is slow and would be swept here too
+    bucket = f"t{time.time_ns()}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    s3_settings = s3_settings.model_copy(update={"s3_bucket": bucket})
     storage = make_storage(s3_settings)
     redis = jobs.connect(s3_settings)
     live, gone = jobs.new_job_id(), jobs.new_job_id()
@@ -149,8 +154,9 @@ def test_expired_jobs_lose_their_objects(s3_settings, s3_server, tmp_path):
         storage.put_file(f"results/{job_id}/peak.png", src)
     assert jobs.delete_expired_files(redis, storage, min_age_s=60) == 0  # too young: may be being created
     assert jobs.delete_expired_files(redis, storage, min_age_s=0) == 2
-    assert s3_server.keys(f"uploads/{gone}") == [] and s3_server.keys(f"results/{gone}") == []
-    assert s3_server.keys(f"uploads/{live}") == [f"uploads/{live}.video"] and s3_server.keys(f"results/{live}") != []
+    assert s3_server.keys(f"uploads/{gone}", bucket) == [] and s3_server.keys(f"results/{gone}", bucket) == []
+    assert s3_server.keys(f"uploads/{live}", bucket) == [f"uploads/{live}.video"]
+    assert s3_server.keys(f"results/{live}", bucket) != []
     storage.delete(f"uploads/{live}.video")
     storage.delete_prefix(f"results/{live}")
 
