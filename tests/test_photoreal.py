@@ -345,3 +345,13 @@ def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
     assert set(data.subjects) == {"L012"} and photoreal.london_face_id(data.subjects[0]) == "012"
     assert sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(KINDS)
     assert all(15 <= len(v.frames) <= 18 for v in data.videos)  # 0.5-0.6 s at 30 fps, a face in every frame
+
+    # a run for more people adds to the set: a person whose videos are all there is not rendered again,
+    # one with a video missing (an interrupted run) is, to the same bytes, and no partial file is left
+    written = {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")}
+    again = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    assert again["reused_identities"] == 1 and again["per_class"] == summary["per_class"]
+    (tmp_path / "anger" / "L012_talk02.mp4").unlink()
+    redone = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    assert redone["reused_identities"] == 0
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")} == written

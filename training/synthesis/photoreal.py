@@ -1302,17 +1302,22 @@ def _write_talking_identity(args) -> dict:
         cv2.setNumThreads(threads)
     from training.video import write_video
 
+    kinds = motion.talking_kinds(CLASSES, calm)
+    # the subject is the name up to its first underscore
+    paths = [Path(out) / emotion / f"L{face_id}_talk{k:02d}.mp4" for k, emotion in enumerate(kinds, start=1)]
+    if all(p.exists() for p in paths):  # the same bytes would come out: a run for more people adds to a set
+        return {"face_id": face_id, "labels": kinds, "reused": True}
     color, _ = _plan(seed, face_id, True)
-    written = []
-    for k, emotion in enumerate(motion.talking_kinds(CLASSES, calm), start=1):
+    for k, (emotion, path) in enumerate(zip(kinds, paths), start=1):
         rng = np.random.default_rng([seed, int(face_id), 1000 + k])
         perf = motion.talking_performance(emotion, rng, seconds)
         frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color)
-        name = f"L{face_id}_talk{k:02d}.mp4"  # the subject is the name up to its first underscore
-        write_video(Path(out) / emotion / name, frames, fps=motion.TALK_FPS)
-        written.append(emotion)
+        # written under a hidden name (which loaders skip) and renamed when whole, so an interrupted
+        # run never leaves a truncated video that a later run would take as done
+        partial = write_video(path.with_name("." + path.name), frames, fps=motion.TALK_FPS)
+        partial.replace(path)
     _identity.cache_clear()
-    return {"face_id": face_id, "labels": written}
+    return {"face_id": face_id, "labels": kinds, "reused": False}
 
 
 def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=(2.0, 3.0), progress=True,
@@ -1326,7 +1331,8 @@ def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: in
     jobs = [(london_dir, str(out_dir), seed, i, int(calm), tuple(seconds), 1 if workers > 1 else None) for i in ids]
     results = _per_identity(_write_talking_identity, jobs, workers, progress, lambda r: f"talking: L{r['face_id']}")
     per_class = {c: sum(r["labels"].count(c) for r in results) for c in KINDS}
-    return {"identities": len(results), "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
+    return {"identities": len(results), "reused_identities": sum(r["reused"] for r in results),
+            "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
             "calm": int(calm), "fps": motion.TALK_FPS, "size": list(TALK_SIZE), "attribution": ATTRIBUTION}
 
 
