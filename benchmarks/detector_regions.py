@@ -6,6 +6,7 @@ Per video: frames where each finds a face, how far the region's landmarks lie fr
 frame's (eyes, nose, mouth; in inter-eye distances), and milliseconds per frame of each.
 
     python benchmarks/detector_regions.py [--data DIR ...] [--videos 12] [--london DIR]
+    python benchmarks/detector_regions.py --margins 2 2.5 3 3.5 4 --truth-people 25   # how REGION_MARGIN was chosen
 
 The videos: a London person's photos panned and zoomed (benchmarks/face_video.py, 10 s) and the
 tests' astronaut video, plus up to --videos of each --data folder's MP4s (e.g. the talking
@@ -62,7 +63,7 @@ def jitter(rows: np.ndarray) -> list[float]:
     return out
 
 
-def against_truth(det: FaceDetector, london: Path, people: int) -> None:
+def against_truth(det: FaceDetector, london: Path, people: int, quiet: bool = False) -> dict:
     """Eye and mouth error against the London templates (in pupil distances; as
     benchmarks/detector_choice.py measures them), whole frame against region, on each person's
     neutral photo placed in a 640x360 frame with its face box 60, 110 and 160 px wide."""
@@ -90,13 +91,66 @@ def against_truth(det: FaceDetector, london: Path, people: int) -> None:
                 if row is not None:
                     q = row[3:].reshape(6, 2)
                     errs[k].append(np.linalg.norm(np.stack([q[0], q[1], q[3]]) - tp, axis=1) / (ipd * s))
-    print(f"\nagainst the London templates ({people} neutral photos x face boxes 60/110/160 px in 640x360):")
-    print("| search | found | eye error median (p95), iod | mouth error median (p95), iod |")
-    print("|---|---|---|---|")
+    figures = {}
     for k, e in errs.items():
         e = np.array(e)
         eye, mouth = e[:, :2].mean(1), e[:, 2]
-        print(f"| {k} | {len(e)}/{3 * people} | {np.median(eye):.3f} ({np.percentile(eye, 95):.3f}) | {np.median(mouth):.3f} ({np.percentile(mouth, 95):.3f}) |")
+        figures[k] = {"found": len(e), "eye": float(np.median(eye)), "eye_p95": float(np.percentile(eye, 95)),
+                      "mouth": float(np.median(mouth)), "mouth_p95": float(np.percentile(mouth, 95))}
+    if not quiet:
+        print(f"\nagainst the London templates ({people} neutral photos x face boxes 60/110/160 px in 640x360):")
+        print("| search | found | eye error median (p95), iod | mouth error median (p95), iod |")
+        print("|---|---|---|---|")
+        for k, f in figures.items():
+            print(f"| {k} | {f['found']}/{3 * people} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) |")
+    return figures
+
+
+ROLLS = (-25, -15, 15, 25)
+
+
+def rolled_level(det: FaceDetector) -> float:
+    """How far from level the eyes of an aligned crop are when the head rolls between frames: the
+    astronaut upright gives `near`, then rolled by each of ROLLS degrees is searched in the region
+    around it, aligned at 192 px, and its eyes found again in the crop (as tests/test_faces.py
+    does for one roll). The largest vertical gap between the eyes, in pixels of 192."""
+    import cv2
+    from skimage import data
+
+    from training.faces import CropConfig, align_face
+
+    gray = to_gray(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    near = det.detect_whole([gray])[0]
+    worst = 0.0
+    for roll in ROLLS:
+        m = cv2.getRotationMatrix2D((225, 120), roll, 1.0)
+        rolled = cv2.warpAffine(gray, m, gray.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+        row = det.detect_batch([rolled], near=near)[0]
+        big = align_face(rolled, row[3:].reshape(6, 2), CropConfig(align=True), size=192)
+        framed = cv2.copyMakeBorder(big, 96, 96, 96, 96, cv2.BORDER_REPLICATE)  # the network misses faces that fill the picture
+        k = det.detect_whole([framed])[0][3:].reshape(6, 2)
+        worst = max(worst, abs(float(k[0, 1] - k[1, 1])))
+    return worst
+
+
+def margin_study(det: FaceDetector, london: Path, people: int, margins: list[float]) -> None:
+    """The region's side (REGION_MARGIN box sides around the last face) against landmark error on
+    London faces and against the level of a rolled head's aligned crop."""
+    from training import faces
+
+    chosen = faces.REGION_MARGIN
+    print(f"| region side (box sides) | eye error median (p95), iod | mouth error median (p95), iod | rolled {ROLLS} deg: eyes off level, max px of 192 |")
+    print("|---|---|---|---|")
+    try:
+        for margin in margins:
+            faces.REGION_MARGIN = margin
+            f = against_truth(det, london, people, quiet=True)["region"]
+            mark = " (served)" if margin == chosen else ""
+            print(f"| {margin:g}{mark} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | {rolled_level(det):.1f} |")
+    finally:
+        faces.REGION_MARGIN = chosen
+    f = against_truth(det, london, people, quiet=True)["whole"]
+    print(f"| whole frame, for comparison | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | |")
 
 
 def main():
@@ -105,9 +159,15 @@ def main():
     ap.add_argument("--videos", type=int, default=12, help="videos taken from each --data folder, spread over it")
     ap.add_argument("--london", help="the London set (default: $RAMFER_LONDON_DIR), for the panned video")
     ap.add_argument("--truth-people", type=int, default=102, help="London people for the error against their templates (0: skip)")
+    ap.add_argument("--margins", type=float, nargs="+", help="only the study of the region's side: these REGION_MARGIN values "
+                    "against the London templates (--truth-people of them) and a rolled head")
     args = ap.parse_args()
     det = FaceDetector()
     london = args.london or os.environ.get("RAMFER_LONDON_DIR")
+    if args.margins:
+        if not london:
+            sys.exit("--margins needs the London set: --london DIR or RAMFER_LONDON_DIR")
+        return margin_study(det, Path(london), args.truth_people, args.margins)
     if london and args.truth_people:
         against_truth(det, Path(london), args.truth_people)
     det.detect_video(videos(args)[0][1][:16])  # warm-up
