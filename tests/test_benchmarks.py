@@ -86,6 +86,15 @@ LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-s
 
 
 @pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
+def test_margin_study_prints_a_row_per_side_marking_the_served_one():
+    out = run_script("benchmarks/detector_regions.py", "--london", str(LONDON), "--margins", "2", "3", "--truth-people", "1")
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "iod" not in line]
+    assert rows == ["2", "3 (served)", "whole frame, for comparison"], out
+    level = [float(line.split("|")[4]) for line in out.splitlines() if line.startswith("| 2 ") or line.startswith("| 3 ")]
+    assert all(0 <= px < 20 for px in level), out  # a rolled head's eyes found again, within a tenth of the crop
+
+
+@pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
 def test_london_eval_json_feeds_smile_size(tmp_path):
     answers = tmp_path / "answers.json"
     run_script("benchmarks/london_eval.py", "--london", str(LONDON), "--people", "2", "--json", str(answers))
