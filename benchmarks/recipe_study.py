@@ -5,9 +5,10 @@ the same data, split and seed, over the first K folds; the table gives each its 
 over the folds run, its per-class recall and its training time. Runs are long, so a variant whose
 results.json exists is read back rather than run again (delete its folder to rerun it).
 
-    python benchmarks/ckplus_short.py ... # or write_short_copy: the 3-frame, 48 px form of a CK+ tree
-    python benchmarks/recipe_study.py --data runs/photoreal-short --out runs/recipe-photoreal \\
-        --first-folds 2 --compile --init-from models/synthetic-7class default init sampler
+    python -c "from pathlib import Path; from benchmarks.ckplus_short import write_short_copy as w; \\
+               w(Path('data/photoreal'), Path('runs/photoreal-short'))"      # the 3-frame, 48 px form of a CK+ tree
+    python benchmarks/recipe_study.py --data runs/photoreal-short --ckplus-proportions runs/photoreal-short-ckp \\
+        --out runs/recipe-photoreal --first-folds 2 --compile --init-from models/synthetic-7class default init sampler
 
 A variant's folder is OUT/NAME; its flags are VARIANTS[NAME] (added to the common ones), so the
 same name always means the same recipe.
@@ -103,7 +104,8 @@ def row(name: str, results: Path, init: str | None) -> str:
     v = r["variants"]["econvlstm_ram"]
     n = sum(map(sum, v["confusion"]))
     right = sum(v["confusion"][i][i] for i in range(len(v["confusion"])))
-    recall = " ".join(f"{c[:3]} {x:.2f}" if x is not None else f"{c[:3]} -" for c, x in v["per_class_recall"].items())
+    cm = v["confusion"]  # per class right / n: on a few dozen test videos a recall is a handful of them
+    recall = " ".join(f"{c[:3]} {cm[i][i]}/{sum(cm[i])}" for i, c in enumerate(v["classes"]))
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
     flags = " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
@@ -141,7 +143,7 @@ def main(argv=None):
             results = run_variant(name, args)
         if results.is_file():
             done.append((name, results))
-    print("| variant | flags | video accuracy (right / n) | folds | per-class recall | training s (wall s) |")
+    print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | training s (wall s) |")
     print("|---|---|---|---|---|---|")
     for name, results in done:
         print(row(name, results, args.init_from))
