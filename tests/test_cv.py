@@ -365,3 +365,34 @@ def test_london_folds_reads_the_progress_bar(tmp_path):
     assert progress(log) == (3, 30, 351)
     log.write_text("epochs:  97%|#| 29/30 [1:02:03<1:02:10, 13.0s/it]")
     assert progress(log) == (29, 30, 3730)
+
+
+def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
+    """--balance and --label-smoothing are part of the recipe that results.json and the card record; the
+    recipe study runs a variant once (a second call reads its results.json back) and tables it."""
+    from training.checkpoint import load_checkpoint
+
+    study = [sys.executable, str(ROOT / "benchmarks" / "recipe_study.py"), "--data", str(tiny_set), "--out", str(tmp_path / "study"),
+             "--folds", "2", "--first-folds", "1", "--common-flags", f"--epochs 1 --cache {tmp_path / 'c'}"]
+    p = subprocess.run([*study, "default", "sampler", "smooth0.1"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for name, balance, eps in (("default", "loss", 0.0), ("sampler", "sampler", 0.0), ("smooth0.1", "loss", 0.1)):
+        results = json.loads((tmp_path / "study" / name / "results.json").read_text())
+        assert results["train"]["balance"] == balance and results["train"]["label_smoothing"] == eps
+        assert results["variants"]["econvlstm_ram"]["folds_run"] == 1
+    def study_rows(stdout):  # the study's table, printed last (each cv run prints its own tables before it)
+        lines = stdout.splitlines()
+        return lines[lines.index(next(x for x in lines if x.startswith("| variant |"))) + 2:]
+
+    rows = study_rows(p.stdout)
+    assert len(rows) == 3 and "`--balance sampler`" in rows[1] and "`--label-smoothing 0.1`" in rows[2] and "| 1 of 2 |" in rows[0]
+    again = subprocess.run([*study, "sampler"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 0 and "$ python" not in again.stdout  # read back, not rerun
+    assert study_rows(again.stdout) == rows[1:2]
+
+    out = tmp_path / "ckpt"
+    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
+        "--balance", "none", "--label-smoothing", "0.05")
+    _, config = load_checkpoint(out)
+    assert config["train"]["balance"] == "none" and config["train"]["label_smoothing"] == 0.05
+    assert '"balance": "none"' in (out / "MODEL_CARD.md").read_text()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch._inductor.config
+import torch.nn.functional as F
 
 from training.data import Video
 from training.model import ExpressionNet, ModelConfig
@@ -132,3 +133,77 @@ def test_init_refuses_a_checkpoint_of_other_crops():
         read_starting_point(box_crops, CropConfig(size=64))
     with pytest.raises(CheckpointError, match="48 px aligned crops.*without --align"):
         read_starting_point(box_crops, CropConfig(align=True))
+
+
+def test_label_smoothing_spreads_the_target_on_both_scores():
+    """With smoothing eps the target is (1 - eps) on the label plus eps / K on every class, on the FC's and
+    the RAM's cross-entropy alike: a confident right answer then costs more than without, and exactly this."""
+    from training.model import ModelOutput, loss_fn
+
+    logits = torch.tensor([[4.0, 0.0, -1.0], [0.5, 3.0, 0.0]])
+    ram = torch.stack([torch.zeros(2, 3), torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 5.0]])], 1)  # (B, T, K); the last step counts
+    y = torch.tensor([0, 1])
+    out = ModelOutput(logits, ram, None)
+
+    def smoothed_ce(scores, eps):
+        logp = scores.log_softmax(-1)
+        target = torch.full_like(logp, eps / 3) + (1 - eps) * F.one_hot(y, 3)
+        return -(target * logp).sum(-1).mean()
+
+    plain, smooth = loss_fn(out, y), loss_fn(out, y, label_smoothing=0.2)
+    assert torch.allclose(plain, smoothed_ce(logits, 0.0) + smoothed_ce(ram[:, -1], 0.0))
+    assert torch.allclose(smooth, smoothed_ce(logits, 0.2) + smoothed_ce(ram[:, -1], 0.2))
+    assert smooth > plain + 0.1  # not a no-op
+    no_ram = loss_fn(ModelOutput(logits, None, None), y, label_smoothing=0.2)
+    assert torch.allclose(no_ram, smoothed_ce(logits, 0.2))
+
+
+def test_balanced_sampler_draws_the_classes_evenly():
+    """--balance sampler: the epoch has as many items as the plain draw, each class about a third of them
+    although class 0 has 12 videos and class 2 one; the small classes' videos all come round, the one of
+    class 2 several times, each time with a clip of its own."""
+    from training.train import balanced_items, epoch_items
+
+    rng = np.random.default_rng(0)
+    labels = [0] * 12 + [1] * 3 + [2]
+    videos = [Video(f"S{i}", f"S{i}/001", c, rng.integers(0, 256, (14, 8, 8), dtype=np.uint8)) for i, c in enumerate(labels)]
+    plain = epoch_items(videos, 2, np.random.default_rng(1))
+    for seed in range(5):
+        items = balanced_items(videos, 2, np.random.default_rng(seed))
+        assert len(items) == len(plain) == 32
+        counts = np.bincount([videos[v].label for v, _ in items], minlength=3)
+        assert counts.max() - counts.min() <= 1, counts  # 11, 11, 10 in some order
+        per_video = np.bincount([v for v, _ in items], minlength=len(videos))
+        assert per_video[15] >= 10 and all(3 <= per_video[i] <= 4 for i in (12, 13, 14))
+        assert all(len(idx) == 8 and idx.max() < 14 for _, idx in items)
+
+
+def test_balance_and_smoothing_reach_the_loss_fit_uses():
+    """fit: class weights only with --balance loss, smoothing passed on; an unknown balance refused."""
+    import training.train as train
+
+    rng = np.random.default_rng(0)
+    videos = [Video(f"S{i}", f"S{i}/001", int(i > 3), rng.integers(0, 256, (8, 16, 16), dtype=np.uint8)) for i in range(6)]
+    config = ModelConfig(num_classes=2, input_size=16, stem_channels=8, hidden_channels=8)
+    seen = []
+    real = train.loss_fn
+
+    def spy(out, y, weight=None, label_smoothing=0.0):
+        seen.append((weight, label_smoothing))
+        return real(out, y, weight, label_smoothing)
+
+    train.loss_fn = spy
+    try:
+        for balance in ("loss", "sampler", "none"):
+            seen.clear()
+            cfg = TrainConfig(epochs=1, batch_size=6, clips_per_video=1, augment=False, amp=False, balance=balance, label_smoothing=0.1)
+            fit(ExpressionNet(config), videos, cfg, torch.device("cpu"), progress=False)
+            weight, eps = seen[0]
+            assert eps == 0.1
+            assert (weight is not None) == (balance == "loss"), balance
+            if weight is not None:
+                assert torch.allclose(weight, torch.tensor([6 / (2 * 4), 6 / (2 * 2)]))
+    finally:
+        train.loss_fn = real
+    with pytest.raises(ValueError, match="balance"):
+        fit(ExpressionNet(config), videos, TrainConfig(epochs=1, balance="weights"), torch.device("cpu"), progress=False)

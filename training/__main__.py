@@ -21,7 +21,7 @@ log = logging.getLogger("training")
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
-    from training.train import TrainConfig
+    from training.train import BALANCE, TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", required=True, action="append",
@@ -32,6 +32,11 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--clips-per-video", type=int, default=d.clips_per_video, help="clips drawn from each video per epoch")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--balance", choices=BALANCE, default=d.balance,
+                   help="how unequal classes are evened out: class weights in the loss (default), class-balanced "
+                        "drawing of each epoch's videos with an unweighted loss, or neither")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, metavar="X",
+                   help="label smoothing of both cross-entropies, the FC's and the RAM's (default %(default)s)")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 even where bf16 is available")
     p.add_argument("--hidden", type=int, default=None, help="recurrent layers' channels (default: the model's)")
     add_input_size_arg(p)
@@ -81,7 +86,8 @@ def recipe(args):
 
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clips_per_video=args.clips_per_video,
-        augment=not args.no_augment, amp=not args.no_amp, seed=args.seed,
+        augment=not args.no_augment, amp=not args.no_amp, seed=args.seed, balance=args.balance,
+        label_smoothing=args.label_smoothing,
     )
 
 

@@ -304,11 +304,12 @@ class ExpressionNet(nn.Module):
         return self.forward_features(self.frame_features(clips.flatten(0, 1)).unflatten(0, (B, T)))
 
 
-def loss_fn(out: ModelOutput, target, weight=None):
-    """Loss = CE(FC scores) + CE(RAM scores at the last step), weights 1:1 as in ABN."""
-    loss = F.cross_entropy(out.logits, target, weight=weight)
+def loss_fn(out: ModelOutput, target, weight=None, label_smoothing: float = 0.0):
+    """Loss = CE(FC scores) + CE(RAM scores at the last step), weights 1:1 as in ABN; the same class
+    weights and label smoothing on both."""
+    loss = F.cross_entropy(out.logits, target, weight=weight, label_smoothing=label_smoothing)
     if out.ram_logits is not None:
-        loss = loss + F.cross_entropy(out.ram_logits[:, -1], target, weight=weight)
+        loss = loss + F.cross_entropy(out.ram_logits[:, -1], target, weight=weight, label_smoothing=label_smoothing)
     return loss
 
 

@@ -1,0 +1,153 @@
+"""Training recipes compared on a small CK+-layout set (issue 21: "a recipe for small real sets").
+
+Each named variant is one `python -m training cv` run in a subprocess (the command a user runs) on
+the same data, split and seed, over the first K folds; the table gives each its video accuracy
+over the folds run, its per-class recall and its training time. Runs are long, so a variant whose
+results.json exists is read back rather than run again (delete its folder to rerun it).
+
+    python -c "from pathlib import Path; from benchmarks.ckplus_short import write_short_copy as w; \\
+               w(Path('data/photoreal'), Path('runs/photoreal-short'))"      # the 3-frame, 48 px form of a CK+ tree
+    python benchmarks/recipe_study.py --data runs/photoreal-short --ckplus-proportions runs/photoreal-short-ckp \\
+        --out runs/recipe-photoreal --first-folds 2 --compile --init-from models/synthetic-7class default init sampler
+
+A variant's folder is OUT/NAME; its flags are VARIANTS[NAME] (added to the common ones), so the
+same name always means the same recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# CK+'s 327 labelled sequences by class (anger, contempt, disgust, fear, happy, sadness, surprise)
+CKPLUS_COUNTS = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69, "sadness": 28, "surprise": 83}
+
+# name -> the flags it adds to the default recipe; "{init}" is --init-from
+VARIANTS = {
+    "default": [],
+    "init": ["--init", "{init}"],
+    "sampler": ["--balance", "sampler"],
+    "no-balance": ["--balance", "none"],
+    "smooth0.1": ["--label-smoothing", "0.1"],
+    "no-augment": ["--no-augment"],
+    "epochs15": ["--epochs", "15"],
+    "epochs50": ["--epochs", "50"],
+    "init-epochs15": ["--init", "{init}", "--epochs", "15"],
+    "init-lr1e-3": ["--init", "{init}", "--lr", "1e-3"],
+}
+
+
+def ckplus_proportions(source: Path, dest: Path, seed: int = 0) -> dict:
+    """A copy of a CK+-layout tree (a short copy: images and Emotion, no Landmarks) keeping, by a seeded
+    draw, only as many sequences of each class as CK+'s proportions allow (the largest class kept whole):
+    a set as unbalanced as CK+, so that --balance has something to even out. Returns the counts kept."""
+    emotions = sorted((source / "Emotion").glob("*/*/*_emotion.txt"))
+    by_class: dict[int, list[Path]] = {}
+    for e in emotions:
+        by_class.setdefault(int(float(e.read_text().split()[0])), []).append(e)
+    scale = min(len(by_class.get(i + 1, [])) / n for i, n in enumerate(CKPLUS_COUNTS.values()))
+    rng = np.random.default_rng(seed)
+    kept = {}
+    for i, name in enumerate(CKPLUS_COUNTS):
+        files = by_class.get(i + 1, [])
+        keep = round(CKPLUS_COUNTS[name] * scale)
+        for e in sorted(rng.choice(files, size=keep, replace=False)) if keep else []:
+            subject, seq = e.parent.parent.name, e.parent.name
+            shutil.copytree(source / "cohn-kanade-images" / subject / seq, dest / "cohn-kanade-images" / subject / seq)
+            (dest / "Emotion" / subject / seq).mkdir(parents=True)
+            shutil.copy(e, dest / "Emotion" / subject / seq / e.name)
+        kept[name] = keep
+    return kept
+
+
+def flags_of(name: str, init: str | None) -> list[str]:
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    flags = VARIANTS[name]
+    if "{init}" in flags and not init:
+        raise SystemExit(f"variant {name} needs --init-from CHECKPOINT")
+    return [init if f == "{init}" else f for f in flags]
+
+
+def run_variant(name: str, args) -> Path:
+    """The variant's results.json, running its cv first unless it is there already."""
+    out = Path(args.out) / name
+    results = out / "results.json"
+    if results.is_file():
+        return results
+    cmd = [sys.executable, "-m", "training", "cv", "--data", args.data, "--out", str(out), "--folds", str(args.folds),
+           "--first-folds", str(args.first_folds), "--seed", str(args.seed), "--threads", str(args.threads), "--quiet",
+           *flags_of(name, args.init_from)]
+    if args.cache:
+        cmd += ["--cache", args.cache]
+    if args.compile:
+        cmd.append("--compile")
+    cmd += shlex.split(args.common_flags)  # after the variant's own: the same for every variant
+    print("$", shlex.join(["python", *cmd[1:]]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    # wall time beside the training time: it adds loading and, with --compile, compiling
+    (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
+    return results
+
+
+def row(name: str, results: Path, init: str | None) -> str:
+    r = json.loads(results.read_text())
+    v = r["variants"]["econvlstm_ram"]
+    n = sum(map(sum, v["confusion"]))
+    right = sum(v["confusion"][i][i] for i in range(len(v["confusion"])))
+    cm = v["confusion"]  # per class right / n: on a few dozen test videos a recall is a handful of them
+    recall = " ".join(f"{c[:3]} {cm[i][i]}/{sum(cm[i])}" for i, c in enumerate(v["classes"]))
+    wall = results.parent / "wall_seconds.txt"
+    seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
+    flags = " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
+    return (f"| {name} | `{flags}` | {100 * right / n:.1f} % ({right} / {n}) | {v['folds_run']} of {r['folds']} "
+            f"| {recall} | {seconds} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="a CK+-layout tree (e.g. a short copy)")
+    ap.add_argument("--out", required=True, help="one folder per variant under it")
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--first-folds", type=int, default=2, metavar="K")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--common-flags", default="", metavar="FLAGS",
+                    help="more `training cv` flags for every variant, one quoted string (e.g. '--align')")
+    ap.add_argument("--init-from", default=None, metavar="CHECKPOINT", help="what the variants with --init start from")
+    ap.add_argument("--ckplus-proportions", metavar="DIR", default=None,
+                    help="first write DIR, the --data tree cut to CK+'s class proportions (unless DIR exists), and study that")
+    ap.add_argument("--table-only", action="store_true", help="run nothing: the table of the variants already done")
+    ap.add_argument("variants", nargs="*", default=list(VARIANTS))
+    args = ap.parse_args(argv)
+    if args.ckplus_proportions:
+        if not Path(args.ckplus_proportions).is_dir():
+            kept = ckplus_proportions(Path(args.data), Path(args.ckplus_proportions), args.seed)
+            print(f"{args.ckplus_proportions}: {sum(kept.values())} sequences of {args.data}, CK+'s proportions: {kept}")
+        args.data = args.ckplus_proportions
+    done = []
+    for name in args.variants:
+        results = Path(args.out) / name / "results.json"
+        if not args.table_only:
+            results = run_variant(name, args)
+        if results.is_file():
+            done.append((name, results))
+    print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | training s (wall s) |")
+    print("|---|---|---|---|---|---|")
+    for name, results in done:
+        print(row(name, results, args.init_from))
+
+
+if __name__ == "__main__":
+    main()
