@@ -173,7 +173,11 @@ def test_cv_adds_variants_to_a_run_of_the_same_experiment(tiny_set, tmp_path):
     out = tmp_path / "run"
     common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]
     run("cv", *common, "--variant", "econvlstm")
-    first = json.loads((out / "results.json").read_text())["variants"]["econvlstm"]
+    record = json.loads((out / "results.json").read_text())
+    first = record["variants"]["econvlstm"]
+    for newer in ("balance", "label_smoothing"):  # as a run folder of an older version recorded the recipe
+        del record["train"][newer]
+    (out / "results.json").write_text(json.dumps(record))
     run("cv", *common, "--variant", "convlstm")
     results = json.loads((out / "results.json").read_text())
     assert list(results["variants"]) == ["convlstm", "econvlstm"]  # Table 1 order, both kept

@@ -203,6 +203,8 @@ def cmd_cv(args) -> None:
     previous = out / "results.json"
     if previous.is_file():  # a run folder with other variants of the same experiment: add to it
         old = json.loads(previous.read_text())
+        if isinstance(old.get("train"), dict):  # written before these options existed: the recipe did this then
+            old["train"] = {"balance": "loss", "label_smoothing": 0.0, **old["train"]}
         same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides", "init"))
         if same:
             results["variants"] = {v: r for v, r in old["variants"].items() if v not in variants}
