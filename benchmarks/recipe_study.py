@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data import CLASSES
+
 # CK+'s 327 labelled sequences by class (anger, contempt, disgust, fear, happy, sadness, surprise)
 CKPLUS_COUNTS = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69, "sadness": 28, "surprise": 83}
 
@@ -53,11 +55,12 @@ def ckplus_proportions(source: Path, dest: Path, seed: int = 0) -> dict:
     by_class: dict[int, list[Path]] = {}
     for e in emotions:
         by_class.setdefault(int(float(e.read_text().split()[0])), []).append(e)
-    scale = min(len(by_class.get(i + 1, [])) / n for i, n in enumerate(CKPLUS_COUNTS.values()))
+    code = {name: CLASSES.index(name) + 1 for name in CKPLUS_COUNTS}  # the Emotion files' numbers
+    scale = min(len(by_class.get(code[name], [])) / n for name, n in CKPLUS_COUNTS.items())
     rng = np.random.default_rng(seed)
     kept = {}
-    for i, name in enumerate(CKPLUS_COUNTS):
-        files = by_class.get(i + 1, [])
+    for name in CKPLUS_COUNTS:
+        files = by_class.get(code[name], [])
         keep = round(CKPLUS_COUNTS[name] * scale)
         for e in sorted(rng.choice(files, size=keep, replace=False)) if keep else []:
             subject, seq = e.parent.parent.name, e.parent.name

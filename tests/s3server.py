@@ -99,6 +99,12 @@ class SeaweedS3:
                             region_name="us-east-1",
                             config=Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
 
+    def new_bucket(self) -> str:
+        """A bucket of a test's own, whose list() no other test's objects reach."""
+        bucket = f"t{time.time_ns()}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
     def keys(self, prefix: str = "", bucket: str | None = None) -> list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket or self.bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))

@@ -25,9 +25,7 @@ def storage(request, tmp_path, redis_url, model_dir):
         return LocalStorage(tmp_path / "storage")
     server = request.getfixturevalue("s3_server")
     # a bucket of its own: other tests' objects cannot show up in list()
-    bucket = f"t{time.time_ns()}"
-    server.client().create_bucket(Bucket=bucket)
-    return make_storage(make_settings(redis_url, tmp_path / "unused", model_dir, **{**server.settings(), "s3_bucket": bucket}))
+    return make_storage(make_settings(redis_url, tmp_path / "unused", model_dir, **{**server.settings(), "s3_bucket": server.new_bucket()}))
 
 
 def test_one_interface_for_a_directory_and_a_bucket(storage, tmp_path):
@@ -140,8 +138,7 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
 def test_expired_jobs_lose_their_objects(s3_settings, s3_server, tmp_path):
     # a bucket of its own: the session's bucket holds other tests' objects, which are older
     # than a minute when the suite is slow and would be swept here too
-    bucket = f"t{time.time_ns()}"
-    s3_server.client().create_bucket(Bucket=bucket)
+    bucket = s3_server.new_bucket()
     s3_settings = s3_settings.model_copy(update={"s3_bucket": bucket})
     storage = make_storage(s3_settings)
     redis = jobs.connect(s3_settings)
