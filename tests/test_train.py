@@ -18,9 +18,10 @@ def test_compiled_training_takes_the_same_steps_as_eager():
     mask comes from another generator when compiled) and in fp32, both runs take the same steps,
     including each epoch's last, smaller batch, which the compiled loop runs eagerly so that it does
     not compile a second shape. Real inductor, C++ on the CPU, with its SIMD turned off (cpp.simdlen=1):
-    choosing vector tilings for ~1000 kernels was more than half of the compile, 358 s against 153 s on
-    one core here with an empty cache, and the test is about what is compiled and what it trains, which
-    the scalar loops show as well. The vectorised kernels `--compile` runs are not checked against eager here."""
+    choosing vector tilings for ~1000 kernels was more than half of the compile (this test: 334 s with
+    SIMD, 185 s without, one core, an empty cache: `TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) OMP_NUM_THREADS=1
+    pytest tests/test_train.py -k compiled`), and the test is about what is compiled and what it trains,
+    which the scalar loops show as well. The vectorised kernels `--compile` runs are not checked against eager here."""
     rng = np.random.default_rng(0)
     videos = [Video(f"S{i}", f"S{i}/001", i % 3, rng.integers(0, 256, (12, 16, 16), dtype=np.uint8)) for i in range(5)]
     cfg = TrainConfig(epochs=2, batch_size=4, clips_per_video=2, augment=False, amp=False)  # 10 clips: 4 + 4 + 2
