@@ -3,6 +3,7 @@ of ready-made 48 px crops, and class folders of videos."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -228,6 +229,18 @@ def test_neutral_class_from_onset_frames_peak_stills_and_code_0(ck_tree, tmp_pat
     by_name = {v.name: v for v in seven.videos}
     for o in onsets:
         assert o.label == neutral and np.array_equal(o.frames, by_name[o.name.removesuffix("#onset")].frames[:1])
+    # an expression sequence keeps only the frames its late clips need: each clip ends past 2/3 of it
+    cut = 0
+    for v in eight.videos:
+        if "#" in v.name or v.label == neutral:
+            continue
+        whole = by_name[v.name].frames
+        assert np.array_equal(v.frames, whole[len(whole) - len(v.frames):])
+        ends = clip_indices(len(v.frames))[:, -1] + len(whole) - len(v.frames)
+        assert ends.min() >= min(len(whole) - 1, math.ceil(2 / 3 * (len(whole) - 1)))
+        assert len(v.frames) >= min(len(whole), 8)
+        cut += len(v.frames) < len(whole)
+    assert cut > 0
     # and a still of each expression at its peak, so that stillness alone does not mean neutral
     peaks = [v for v in eight.videos if v.name.endswith("#peak")]
     assert len(peaks) == len(onsets)

@@ -30,7 +30,10 @@ also give, for every expression sequence, a neutral still made of its first (ons
 still of the expression made of its last (peak) frame, and CK+ label code 0 reads as neutral.
 A tree may limit the peak stills to some classes with a `peak_stills.json` at its root,
 `{"classes": ["happy"]}`: the photo-real set does, because a single frame of a photo warped
-towards anger or fear looks like some real people's resting face (docs/real-faces.md).
+towards anger or fear looks like some real people's resting face (docs/real-faces.md). For the
+same reason an expression sequence keeps only its late part there (`late_part`): every clip of it
+ends past two thirds of the way to the peak, so no clip of a face that has hardly begun to move is
+labelled with the expression. The 7-class sets of the paper's protocol keep whole sequences.
 
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
@@ -46,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +60,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from training.clips import CLIP_LENGTH
 from training.faces import FACE_DIM, CropConfig, FaceDetector, crop_frame, fill_missing, full_frame_face, landmarks_face, smooth_boxes, to_gray
 from training.video import VideoError, read_frames
 
@@ -235,7 +240,26 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
         videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in expressive]
         videos += [Video(v.subject, v.name + "#peak", v.label, v.frames[-1:]) for v in expressive
                    if still_classes is None or classes[v.label] in still_classes]
+        videos = [late_part(v) if v.label != neutral else v for v in videos]
     return Dataset(videos, tuple(classes), "ckplus", str(root))
+
+
+LATE_FROM = 2 / 3  # where an expression sequence's clips may end, as a fraction of its length
+
+
+def late_part(video: Video, late_from: float = LATE_FROM) -> Video:
+    """An expression sequence cut so that every clip of it ends past `late_from` of the way to its
+    peak frame (a sequence shorter than that allows is kept whole; a still is left alone).
+
+    For the 8-class model only: a clip carries its sequence's label, and the first clips of a
+    neutral-to-peak sequence show a face that has hardly begun to move. Labelled "contempt", such
+    a clip teaches that a resting face is contempt, which is how served-v4 read some held-out
+    people's calm faces (docs/real-faces.md). The protocol's 7-class sets keep whole sequences."""
+    last = len(video.frames) - 1
+    start = max(0, min(last + 1 - CLIP_LENGTH, math.ceil(late_from * last) - (CLIP_LENGTH - 1)))
+    if start == 0:
+        return video
+    return Video(video.subject, video.name, video.label, video.frames[start:])
 
 
 # --- one folder per class ----------------------------------------------------------------
