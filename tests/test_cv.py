@@ -220,15 +220,18 @@ def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_p
 def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path):
     """A bare --init starts every fold from models/default: on a CK+-layout set of the paper's 7
     classes the checkpoint's neutral is dropped and nothing starts fresh; the records say so, and
-    a run from scratch in the same folder is another experiment."""
+    a run from scratch in the same folder is another experiment. Asked for no crops, the run makes the
+    checkpoint's (the served model's are aligned; a run from scratch makes box crops)."""
     from training.checkpoint import SERVED_CHECKPOINT, crop_config, read_config
 
     out = tmp_path / "run"
-    aligned = ["--align"] if crop_config(read_config(SERVED_CHECKPOINT)).align else []  # the run's crops must be the checkpoint's
+    theirs = crop_config(read_config(SERVED_CHECKPOINT))
     common = ["--data", str(tiny_set), "--out", str(out), "--folds", "2", "--first-folds", "1", "--epochs", "1",
-              "--cache", str(tmp_path / "c"), "--quiet", *aligned]
+              "--cache", str(tmp_path / "c"), "--quiet"]
     p = run("cv", *common, "--init")
     results = json.loads((out / "results.json").read_text())
+    assert results["crop"] == theirs.to_dict() and theirs.align
+    assert "--init: making 48 px aligned crops" in p.stdout
     assert results["init"] == {"checkpoint": str(SERVED_CHECKPOINT), "sha256": read_config(SERVED_CHECKPOINT)["weights_sha256"]}
     r = results["variants"]["econvlstm_ram"]
     assert r["init"]["fresh"] == [] and r["init"]["classes_dropped"] == ["neutral"] and r["init"]["loaded"] > 0
@@ -240,6 +243,7 @@ def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path)
     run("cv", *common)
     results = json.loads((out / "results.json").read_text())
     assert results["init"] is None and results["variants"]["econvlstm_ram"]["init"] is None
+    assert results["crop"]["align"] is False
     assert "Not the paper's protocol" not in (out / "table.md").read_text()
 
 

@@ -57,18 +57,21 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
 def add_input_size_arg(p: argparse.ArgumentParser) -> None:
     from training.faces import CropConfig
 
-    p.add_argument("--input-size", type=int, default=CropConfig.size, metavar="PX",
+    # Both default to None ("not asked for"): with --init and neither given, the run makes the crops the
+    # checkpoint was trained on (starting_point), since its weights fit no others.
+    p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help=f"side of the gray face crops, the network's input (a multiple of 8; default {CropConfig.size}, "
-                        "the served model's). The checkpoint records it and the service crops to match.")
-    p.add_argument("--align", action="store_true",
+                        "or with --init the checkpoint's). The checkpoint records it and the service crops to match.")
+    p.add_argument("--align", action="store_true", default=None,
                    help="aligned crops: eyes level at a fixed place (from the detector's or CK+'s landmarks) instead of "
-                        "the face box's square; the checkpoint records it and the service crops to match")
+                        "the face box's square (default: box crops, or with --init the checkpoint's); the checkpoint "
+                        "records it and the service crops to match")
 
 
 def crop_config(args):
     from training.faces import CropConfig
 
-    return CropConfig(size=args.input_size, align=getattr(args, "align", False))
+    return CropConfig(size=args.input_size or CropConfig.size, align=bool(getattr(args, "align", False)))
 
 
 def model_overrides(args) -> dict:
@@ -76,7 +79,7 @@ def model_overrides(args) -> dict:
     from training.faces import CropConfig
 
     overrides = {"hidden_channels": args.hidden} if args.hidden else {}
-    if args.input_size != CropConfig.size:
+    if args.input_size not in (None, CropConfig.size):
         overrides["input_size"] = args.input_size
     return overrides
 
@@ -116,13 +119,18 @@ def setup(args) -> torch.device:
 
 
 def starting_point(args):
-    """The --init checkpoint, read and checked against the run's crops before any data is loaded."""
-    from training.checkpoint import CheckpointError
-    from training.warmstart import read_starting_point
+    """The --init checkpoint, read and checked against the run's crops before any data is loaded. A run
+    that asks for no crops (neither --input-size nor --align) makes the checkpoint's."""
+    from training.checkpoint import CheckpointError, crop_config as checkpoint_crop, read_config
+    from training.warmstart import describe_crop, read_starting_point
 
     if args.init is None:
         return None
     try:
+        if args.input_size is None and args.align is None:
+            theirs = checkpoint_crop(read_config(args.init))
+            args.input_size, args.align = theirs.size, theirs.align
+            log.info("--init: making %s, the crops %s was trained on", describe_crop(theirs), args.init)
         return read_starting_point(args.init, crop_config(args))
     except CheckpointError as e:
         raise SystemExit(f"--init: {e}") from None
@@ -170,6 +178,7 @@ def cmd_synth(args) -> None:
 
 def cmd_cv(args) -> None:
     from training.cv import cross_validate, make_folds, write_results
+    from training.faces import CropConfig
     from training.model import VARIANTS
     from training.report import attention_png, confusion_png, markdown_table
 
@@ -192,6 +201,7 @@ def cmd_cv(args) -> None:
         "seed": args.seed,
         "train": cfg.to_dict(),
         "model_overrides": overrides,
+        "crop": crop_config(args).to_dict(),
         # null: every network trained from scratch, the paper's protocol; else the checkpoint they started from
         "init": None if start is None else {"checkpoint": start.path, "sha256": start.sha256},
         "device": str(device),
@@ -205,12 +215,15 @@ def cmd_cv(args) -> None:
         old = json.loads(previous.read_text())
         if isinstance(old.get("train"), dict):  # written before these options existed: the recipe did this then
             old["train"] = {"balance": "loss", "label_smoothing": 0.0, **old["train"]}
-        same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides", "init"))
+        if "crop" not in old:  # nor the crop: box crops unless its command asked for aligned ones
+            size = old.get("model_overrides", {}).get("input_size")
+            old["crop"] = CropConfig(size=size or CropConfig.size, align="--align" in old.get("command", "").split()).to_dict()
+        same = all(old.get(k) == results[k] for k in ("folds", "data", "seed", "train", "model_overrides", "crop", "init"))
         if same:
             results["variants"] = {v: r for v, r in old["variants"].items() if v not in variants}
             log.info("adding to %s, which has %s", previous, ", ".join(results["variants"]) or "no variants")
         else:
-            log.warning("%s is another experiment (data, folds, seed, recipe or --init differ): replacing it", previous)
+            log.warning("%s is another experiment (data, folds, seed, recipe, crops or --init differ): replacing it", previous)
     all_preds = {}
     for variant in variants:
         summary, preds = cross_validate(dataset, variant, folds, cfg, device, overrides, progress=not args.quiet,
