@@ -31,9 +31,10 @@ still of the expression made of its last (peak) frame, and CK+ label code 0 read
 A tree may limit the peak stills to some classes with a `peak_stills.json` at its root,
 `{"classes": ["happy"]}`: the photo-real set does, because a single frame of a photo warped
 towards anger or fear looks like some real people's resting face (docs/real-faces.md). For the
-same reason an expression sequence keeps only its late part there (`late_part`): every clip of it
-ends past two thirds of the way to the peak, so no clip of a face that has hardly begun to move is
-labelled with the expression. The 7-class sets of the paper's protocol keep whole sequences.
+same reason every expression sequence of an 8-class set keeps only its late part (`late_part`):
+every clip of it ends past two thirds of the way to the peak, so no clip of a face that has hardly
+begun to move is labelled with the expression. The 7-class sets of the paper's protocol keep whole
+sequences.
 
 Preprocessing is `training.faces` - the code the service runs - and the results are cached on
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
