@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import CLASSES
+from training.data import CLASSES, find_ckplus
 
 # CK+'s 327 labelled sequences by class (anger, contempt, disgust, fear, happy, sadness, surprise)
 CKPLUS_COUNTS = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69, "sadness": 28, "surprise": 83}
@@ -51,22 +51,19 @@ def ckplus_proportions(source: Path, dest: Path, seed: int = 0) -> dict:
     """A copy of a CK+-layout tree (a short copy: images and Emotion, no Landmarks) keeping, by a seeded
     draw, only as many sequences of each class as CK+'s proportions allow (the largest class kept whole):
     a set as unbalanced as CK+, so that --balance has something to even out. Returns the counts kept."""
-    emotions = sorted((source / "Emotion").glob("*/*/*_emotion.txt"))
-    by_class: dict[int, list[Path]] = {}
-    for e in emotions:
-        by_class.setdefault(int(float(e.read_text().split()[0])), []).append(e)
+    by_class: dict[int, list[str]] = {}
+    for seq in find_ckplus(source):  # the labelled sequences, as the loader reads them
+        by_class.setdefault(seq.code, []).append(seq.name)
     code = {name: CLASSES.index(name) + 1 for name in CKPLUS_COUNTS}  # the Emotion files' numbers
     scale = min(len(by_class.get(code[name], [])) / n for name, n in CKPLUS_COUNTS.items())
     rng = np.random.default_rng(seed)
     kept = {}
     for name in CKPLUS_COUNTS:
-        files = by_class.get(code[name], [])
+        names = by_class.get(code[name], [])
         keep = round(CKPLUS_COUNTS[name] * scale)
-        for e in sorted(rng.choice(files, size=keep, replace=False)) if keep else []:
-            subject, seq = e.parent.parent.name, e.parent.name
-            shutil.copytree(source / "cohn-kanade-images" / subject / seq, dest / "cohn-kanade-images" / subject / seq)
-            (dest / "Emotion" / subject / seq).mkdir(parents=True)
-            shutil.copy(e, dest / "Emotion" / subject / seq / e.name)
+        for seq in sorted(rng.choice(names, size=keep, replace=False)) if keep else []:
+            for part in ("cohn-kanade-images", "Emotion"):
+                shutil.copytree(source / part / seq, dest / part / seq)
         kept[name] = keep
     return kept
 
@@ -105,9 +102,9 @@ def run_variant(name: str, args) -> Path:
 def row(name: str, results: Path, init: str | None) -> str:
     r = json.loads(results.read_text())
     v = r["variants"]["econvlstm_ram"]
-    n = sum(map(sum, v["confusion"]))
-    right = sum(v["confusion"][i][i] for i in range(len(v["confusion"])))
     cm = v["confusion"]  # per class right / n: on a few dozen test videos a recall is a handful of them
+    n = sum(map(sum, cm))
+    right = sum(cm[i][i] for i in range(len(cm)))
     recall = " ".join(f"{c[:3]} {cm[i][i]}/{sum(cm[i])}" for i, c in enumerate(v["classes"]))
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")

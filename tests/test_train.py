@@ -134,6 +134,8 @@ def test_init_refuses_a_checkpoint_of_other_crops():
         read_starting_point(box_crops, CropConfig(size=64))
     with pytest.raises(CheckpointError, match="48 px aligned crops.*without --align"):
         read_starting_point(box_crops, CropConfig(align=True))
+    # a run that asks for no crops makes the checkpoint's
+    assert read_starting_point(box_crops, None).crop == CropConfig()
 
 
 def test_label_smoothing_spreads_the_target_on_both_scores():

@@ -121,19 +121,20 @@ def setup(args) -> torch.device:
 def starting_point(args):
     """The --init checkpoint, read and checked against the run's crops before any data is loaded. A run
     that asks for no crops (neither --input-size nor --align) makes the checkpoint's."""
-    from training.checkpoint import CheckpointError, crop_config as checkpoint_crop, read_config
+    from training.checkpoint import CheckpointError
     from training.warmstart import describe_crop, read_starting_point
 
     if args.init is None:
         return None
+    asked = args.input_size is not None or args.align is not None
     try:
-        if args.input_size is None and args.align is None:
-            theirs = checkpoint_crop(read_config(args.init))
-            args.input_size, args.align = theirs.size, theirs.align
-            log.info("--init: making %s, the crops %s was trained on", describe_crop(theirs), args.init)
-        return read_starting_point(args.init, crop_config(args))
+        start = read_starting_point(args.init, crop_config(args) if asked else None)
     except CheckpointError as e:
         raise SystemExit(f"--init: {e}") from None
+    if not asked:  # every later crop_config(args) (loading, the checkpoint written) gives the checkpoint's
+        args.input_size, args.align = start.crop.size, start.crop.align
+        log.info("--init: making %s, the crops %s was trained on", describe_crop(start.crop), args.init)
+    return start
 
 
 def command_line() -> str:

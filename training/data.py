@@ -245,7 +245,7 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
     return Dataset(videos, tuple(classes), "ckplus", str(root))
 
 
-LATE_FROM = 2 / 3  # where an expression sequence's clips may end, as a fraction of its length
+LATE_FROM = 2 / 3  # how far from the first frame to the peak a clip of an expression sequence must end, at least
 
 
 def late_part(video: Video, late_from: float = LATE_FROM) -> Video:

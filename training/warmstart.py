@@ -40,18 +40,21 @@ class StartingPoint:
     sha256: str
     classes: tuple[str, ...]
     state: dict[str, torch.Tensor]
+    crop: CropConfig  # what it was trained on, and so what the run makes
 
 
-def read_starting_point(ckpt_dir, crop: CropConfig) -> StartingPoint:
-    """The checkpoint's weights, refused unless they were trained on the crops this run makes."""
+def read_starting_point(ckpt_dir, crop: CropConfig | None) -> StartingPoint:
+    """The checkpoint's weights, refused unless they were trained on the crops this run makes (None: a
+    run that asked for no crops, which then makes the checkpoint's)."""
     model, config = load_checkpoint(ckpt_dir)
     theirs = crop_config(config)
-    if theirs != crop:
+    if crop is not None and theirs != crop:
         raise CheckpointError(
             f"{ckpt_dir} was trained on {describe_crop(theirs)}, this run makes {describe_crop(crop)}: its weights "
             f"do not fit them. Make the run's crops match ({crop_options(theirs)}) or start without --init."
         )
-    return StartingPoint(str(ckpt_dir), config.get("name"), config["weights_sha256"], tuple(config["classes"]), model.state_dict())
+    return StartingPoint(str(ckpt_dir), config.get("name"), config["weights_sha256"], tuple(config["classes"]),
+                         model.state_dict(), theirs)
 
 
 def describe_crop(crop: CropConfig) -> str:
