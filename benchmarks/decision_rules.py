@@ -77,6 +77,9 @@ def main() -> None:
         cells = " | ".join(f"{100 * r['per_class'][c]:.0f}" for c in wanted)
         print(f"| {r['radius']} | {r['min_run']} | {100 * r['overall']:.1f} | {cells} | "
               f"{100 * (r['expressions_mean'] or 0):.1f} | {r['calm_changes_per_s'] or 0:.2f} | {r['changes_per_s']:.2f} |")
+    calm = [np.asarray(v["clip_probabilities"]).mean(0)[classes.index("neutral")] for v in videos if v["want"] == "neutral"]
+    if calm:  # whatever the rule: how sure the network itself is that a calm talker is calm
+        print(f"\ncalm videos' mean probability of neutral (their clips' mean, averaged): {np.mean(calm):.2f} over {len(calm)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

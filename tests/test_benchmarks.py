@@ -126,3 +126,24 @@ def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
     answers["neutral"]["d"] = still(0.35, 0.6)
     n, at_one, w, at_best = best_happy_weight(answers)
     assert n == 4 and at_best == at_one == 3
+
+
+
+def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path):
+    """Saved answers (no network): a calm video with one loud clip and an angry one. Under min run 1 the loud
+    clip outvotes the calm ones (the plain rule), under 2 it does not; the calm videos' mean probability of
+    neutral is printed once, whatever the rule."""
+    classes = ["anger", "neutral"]
+    calm = [[0.1, 0.9], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]]  # p(neutral) averages 0.70
+    angry = [[0.8, 0.2]] * 4
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"classes": classes, "videos": [
+        {"id": "a", "want": "neutral", "clip_probabilities": calm, "duration_s": 1.0},
+        {"id": "b", "want": "anger", "clip_probabilities": angry, "duration_s": 1.0}]}))
+    out = run_script("benchmarks/decision_rules.py", "--answers", str(answers), "--radius", "0", "--min-run", "1", "2")
+    rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
+    assert [r.split(" | ")[1] for r in rows] == ["1", "2"]
+    assert rows[0].startswith("| 0 | 1 | 50.0 | 0 | 100 |")  # columns: overall, neutral, anger
+    assert rows[1].startswith("| 0 | 2 | 100.0 | 100 | 100 |")
+    assert out.count("calm videos' mean probability of neutral") == 1
+    assert "calm videos' mean probability of neutral (their clips' mean, averaged): 0.70 over 1" in out
