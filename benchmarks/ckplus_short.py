@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from training.data import CLASSES, load_ckplus
 
@@ -70,7 +71,8 @@ def main():
     wall = time.perf_counter() - start
     results = json.loads((out / "cv" / "results.json").read_text())
     r = results["variants"][args.variant]
-    folds_run, epochs = r["folds_run"], results["train"]["epochs"]
+    folds_run = r["folds_run"]
+    epochs = round(float(np.mean(r.get("epochs_per_fold") or [results["train"]["epochs"]])))  # min_steps may add some
     per_fold = r["train_seconds"] / folds_run
     print(f"{args.variant}: {folds_run} of {results['folds']} folds in {wall / 60:.1f} min wall "
           f"(training {per_fold:.0f} s per fold, {per_fold / epochs:.1f} s per epoch of {epochs}); "

@@ -23,10 +23,12 @@ benchmarks/london_folds.py). --flip-average scores every clip with its mirror im
 
     python benchmarks/london_eval.py [--london LONDON_DIR] [--model models/default]
                                      [--sequences] [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
-                                     [--vote-min-clips N [N ...]] [--json answers.json]
+                                     [--json answers.json]
 
---json writes every video's answer and its face clips' mean probabilities, so that two
-checkpoints can be compared still by still (which people each gets right), not only by count.
+--json writes every video's answer, its face clips' mean probabilities and every face clip's
+probabilities, so that two checkpoints can be compared video by video (which people each gets
+right), and benchmarks/decision_rules.py can re-decide the same clips under other rules (smoothing,
+minimum run, neutral bias) without running the network again.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training.synthesis import photoreal  # noqa: E402
-from training.clips import majority_vote  # noqa: E402
 from training.video import VideoError, read_frames  # noqa: E402
 
 SEQUENCE_SEED = 1000  # the training set is written with seed 0: these are other sequences
@@ -105,19 +106,6 @@ def flicker(result: dict) -> float:
     return sum(a != b for a, b in zip(labels, labels[1:])) / seconds if seconds else 0.0
 
 
-def revote(result: dict, classes: list[str], min_clips: int) -> str:
-    """The video's label had the service run with vote_min_clips = min_clips: the pipeline's own
-    vote (training.clips.majority_vote) over the same clips' labels and probabilities (as the
-    result rounds them, to 4 places: a tie could in principle break the other way)."""
-    face = [c for c in result["clips"] if c["face"]]
-    if not face:
-        return result["expression"]  # "(no_face)"
-    probs = np.array([[c["probabilities"][k] for k in classes] for c in face])
-    labels = [classes.index(c["label"]) for c in face]
-    winner, _ = majority_vote(labels, probs, len(classes), abstain=classes.index("neutral"), min_run=min_clips)
-    return classes[winner]
-
-
 def mean_probabilities(result: dict, classes: list[str]) -> dict[str, float] | None:
     """The face clips' probabilities averaged (None where no clip had a face): how far each answer
     was from another, which the label alone does not say."""
@@ -160,8 +148,6 @@ def main():
     ap.add_argument("--baseline", default=None, help="fer's emotion_model.hdf5: also score the per-frame FER2013 CNN")
     ap.add_argument("--people", type=int, default=None, help="only the first N identities (a quick look)")
     ap.add_argument("--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)")
-    ap.add_argument("--vote-min-clips", type=int, nargs="+", default=[], metavar="N",
-                    help="also report the vote with the service's vote_min_clips = N, re-voted from the same clips")
     ap.add_argument("--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here")
     args = ap.parse_args()
     args.london = str(photoreal.find_london(args.london))
@@ -188,7 +174,6 @@ def main():
         videos = still_videos(args.london, chosen, tmp, args.frames)
     flickers = defaultdict(list)
     ours = defaultdict(Counter)
-    revoted = {n: defaultdict(Counter) for n in args.vote_min_clips}
     theirs = {reading: defaultdict(Counter) for reading in (baseline.READINGS if baseline else ())}
     wrong, smiles, records = [], Counter(), []
     try:
@@ -206,8 +191,6 @@ def main():
                             "duration_s": result.get("video", {}).get("duration_s"),
                             "clip_probabilities": [[c["probabilities"][k] for k in predictor.classes] for c in face_clips]})
             flickers[want].append(flicker(result) if face_clips else 0.0)
-            for n, outcomes in revoted.items():
-                outcomes[want][revote(result, predictor.classes, n)] += 1
             if args.sequences and want == "happy":
                 starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])
                 smiles["ok"] += starts_neutral_ends_happy
@@ -227,8 +210,6 @@ def main():
     report("served model", ours)
     if wrong:
         print("wrong: " + "; ".join(wrong))
-    for n, outcomes in revoted.items():
-        report(f"served model, vote_min_clips = {n}", outcomes)
     if args.sequences:
         print(f"\nhappy videos whose timeline starts neutral and ends happy: {smiles['ok']}/{smiles['videos']} "
               f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})")

@@ -44,6 +44,11 @@ VARIANTS = {
     "epochs50": ["--epochs", "50"],
     "init-epochs15": ["--init", "{init}", "--epochs", "15"],
     "init-lr1e-3": ["--init", "{init}", "--lr", "1e-3"],
+    "epochs60": ["--epochs", "60"],
+    "epochs100": ["--epochs", "100"],
+    "lr1e-3": ["--lr", "1e-3"],
+    "init-epochs60": ["--init", "{init}", "--epochs", "60"],
+    "sampler-epochs60": ["--balance", "sampler", "--epochs", "60"],
 }
 
 
@@ -77,12 +82,8 @@ def flags_of(name: str, init: str | None) -> list[str]:
     return [init if f == "{init}" else f for f in flags]
 
 
-def run_variant(name: str, args) -> Path:
-    """The variant's results.json, running its cv first unless it is there already."""
+def cv_command(name: str, args) -> list[str]:
     out = Path(args.out) / name
-    results = out / "results.json"
-    if results.is_file():
-        return results
     cmd = [sys.executable, "-m", "training", "cv", "--data", args.data, "--out", str(out), "--folds", str(args.folds),
            "--first-folds", str(args.first_folds), "--seed", str(args.seed), "--threads", str(args.threads), "--quiet",
            *flags_of(name, args.init_from)]
@@ -91,12 +92,35 @@ def run_variant(name: str, args) -> Path:
     if args.compile:
         cmd.append("--compile")
     cmd += shlex.split(args.common_flags)  # after the variant's own: the same for every variant
-    print("$", shlex.join(["python", *cmd[1:]]), flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    # wall time beside the training time: it adds loading and, with --compile, compiling
-    (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
-    return results
+    return cmd
+
+
+def run_variants(names: list[str], args) -> None:
+    """Runs the variants whose results.json is missing, `args.jobs` at a time (on a GPU several small
+    runs share the device; each then writes its output to OUT/NAME.log, whose fold lines survive
+    a run that is stopped)."""
+    todo = [n for n in names if not (Path(args.out) / n / "results.json").is_file()]
+    running: list[tuple[str, subprocess.Popen, float]] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            name = todo.pop(0)
+            cmd = cv_command(name, args)
+            print("$", shlex.join(["python", *cmd[1:]]), flush=True)
+            log = None
+            if args.jobs > 1:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                log = open(Path(args.out) / f"{name}.log", "w")
+            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT if log else None), time.perf_counter()))
+        time.sleep(0.2)
+        for item in [r for r in running if r[1].poll() is not None]:
+            name, proc, start = item
+            running.remove(item)
+            if proc.returncode:
+                for _, other, _ in running:
+                    other.terminate()
+                raise SystemExit(f"variant {name} failed (exit {proc.returncode})")
+            # wall time beside the training time: it adds loading and, with --compile, compiling
+            (Path(args.out) / name / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
 
 
 def row(name: str, results: Path, init: str | None) -> str:
@@ -109,7 +133,9 @@ def row(name: str, results: Path, init: str | None) -> str:
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
     flags = " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
-    return (f"| {name} | `{flags}` | {100 * right / n:.1f} % ({right} / {n}) | {v['folds_run']} of {r['folds']} "
+    sd = v["video_accuracy_over_folds"]["std"]  # None for one fold
+    folds = f"{v['folds_run']} of {r['folds']}" + (f", sd {100 * sd:.1f}" if sd is not None else "")
+    return (f"| {name} | `{flags}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
             f"| {recall} | {seconds} |")
 
 
@@ -122,6 +148,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="variants run at once (a GPU has room for several)")
     ap.add_argument("--cache", default=None)
     ap.add_argument("--common-flags", default="", metavar="FLAGS",
                     help="more `training cv` flags for every variant, one quoted string (e.g. '--align')")
@@ -136,13 +163,9 @@ def main(argv=None):
             kept = ckplus_proportions(Path(args.data), Path(args.ckplus_proportions), args.seed)
             print(f"{args.ckplus_proportions}: {sum(kept.values())} sequences of {args.data}, CK+'s proportions: {kept}")
         args.data = args.ckplus_proportions
-    done = []
-    for name in args.variants:
-        results = Path(args.out) / name / "results.json"
-        if not args.table_only:
-            results = run_variant(name, args)
-        if results.is_file():
-            done.append((name, results))
+    if not args.table_only:
+        run_variants(args.variants, args)
+    done = [(n, Path(args.out) / n / "results.json") for n in args.variants if (Path(args.out) / n / "results.json").is_file()]
     print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | training s (wall s) |")
     print("|---|---|---|---|---|---|")
     for name, results in done:

@@ -260,7 +260,7 @@ def analyse_video(
         labels = probs.argmax(1)
         neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
         winner, votes, decided = decide_video(probs, K, abstain=neutral, radius=settings.vote_smooth_clips,
-                                              min_run=settings.vote_min_clips)
+                                              min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
         _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
         voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
 
@@ -313,6 +313,8 @@ def analyse_video(
                   "width": info.width, "height": info.height},
         "faces": {"frames_with_face": int(sum(has_face)), "frames": n},
         "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average},
+        "decision": {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
+                     "neutral_bias": settings.neutral_bias if neutral is not None else 0.0},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
     }
 

@@ -67,6 +67,13 @@ class ModelRef(BaseModel):
     flip_average: bool = Field(False, description="each clip was also scored in a mirror and the two averaged")
 
 
+class Decision(BaseModel):
+    """How the answer and the timeline were read from the clips (the service's settings)."""
+    smooth_clips: int = Field(description="each clip's probabilities averaged with its neighbours' within +-N clips")
+    min_clips: int = Field(description="an expression outvotes neutral only where it holds this many clips")
+    neutral_bias: float = Field(description="neutral's probability weighed by exp(N) before each clip was labelled")
+
+
 class Result(BaseModel):
     # the OpenAPI document replaces this with the served checkpoint's classes (service.api.describe_served_model)
     expression: str = Field(description="one of the served model's classes (GET /model lists them)")
@@ -80,6 +87,7 @@ class Result(BaseModel):
     video: VideoMeta
     faces: FaceStats
     model: ModelRef
+    decision: Decision | None = Field(None, description="null only in results made by an older worker")
     timings_ms: dict[str, float]
 
 

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
         "clips (1: any expressive clip does); the timeline has no run shorter than this",
     )
+    neutral_bias: float = Field(
+        2.5, ge=0,
+        description="8-class models: neutral's probability is weighed by exp(N) against the expressions' before "
+        "each clip is labelled: a prior for neutral, which real video shows far more often than the training "
+        "data did (0: the network's own). Chosen on held-out London people (docs/real-faces.md, \"A prior "
+        "for neutral\")",
+    )
     flip_average: bool = Field(
         False,
         description="average each clip's probabilities with its mirror image's (twice the model's work; "

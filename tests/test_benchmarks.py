@@ -143,7 +143,18 @@ def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path
     out = run_script("benchmarks/decision_rules.py", "--answers", str(answers), "--radius", "0", "--min-run", "1", "2")
     rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
     assert [r.split(" | ")[1] for r in rows] == ["1", "2"]
-    assert rows[0].startswith("| 0 | 1 | 50.0 | 0 | 100 |")  # columns: overall, neutral, anger
-    assert rows[1].startswith("| 0 | 2 | 100.0 | 100 | 100 |")
+    assert rows[0].startswith("| 0 | 1 | 0 | 50.0 | 0 | 100 |")  # columns: bias, overall, neutral, anger
+    assert rows[1].startswith("| 0 | 2 | 0 | 100.0 | 100 | 100 |")
     assert out.count("calm videos' mean probability of neutral") == 1
     assert "calm videos' mean probability of neutral (their clips' mean, averaged): 0.70 over 1" in out
+    assert "leave-one-person-out" not in out  # one bias: nothing was chosen
+
+    # A prior for neutral (weight e = exp(1)): the loud clip's 0.6 anger loses to 0.4 e neutral, the angry
+    # video's 0.8 beats 0.2 e. Chosen leave-one-person-out, the calm person is judged under the bias best
+    # on the angry one alone, where both tie and the smaller (none) is taken, and the angry one under the
+    # bias best on the calm one (1): the honest figure stays 50 %.
+    out = run_script("benchmarks/decision_rules.py", "--answers", str(answers), "--radius", "0", "--min-run", "1",
+                     "--neutral-bias", "0", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
+    assert rows[0].startswith("| 0 | 1 | 0 | 50.0 |") and rows[1].startswith("| 0 | 1 | 1 | 100.0 | 100 | 100 |")
+    assert "radius 0, min run 1: overall 50.0 %, biases chosen [0.0, 1.0]" in out

@@ -112,3 +112,24 @@ def test_decide_video_radius_0_is_the_vote_and_smoothing_silences_a_blip():
     assert winner == neutral and (labels == neutral).all()
     probs[2:8, :] = probs[4]  # an expression held for 6 clips survives the same smoothing
     assert decide_video(probs, 8, abstain=neutral, radius=2)[0] == happy
+
+
+def test_a_prior_for_neutral_is_bayes_rule_and_only_outweighs_a_doubtful_expression():
+    from training.clips import decide_video, shift_prior
+
+    neutral, happy, sad = 7, 4, 5
+    probs = np.full((6, 8), 0.02)
+    probs[:, happy], probs[:, neutral] = 0.6, 0.2  # a mild smile, six clips long
+    shifted = shift_prior(probs, neutral, 2.0)
+    np.testing.assert_allclose(shifted.sum(1), 1.0)
+    # the odds of neutral against any other class grow by exp(bias); the others' odds among themselves stay
+    np.testing.assert_allclose(shifted[:, neutral] / shifted[:, happy], np.exp(2.0) * 0.2 / 0.6)
+    np.testing.assert_allclose(shifted[:, sad] / shifted[:, happy], 0.02 / 0.6)
+    assert shift_prior(probs, neutral, 0.0) is not None and np.array_equal(shift_prior(probs, neutral, 0.0), probs)
+    assert decide_video(probs, 8, abstain=neutral, min_run=5)[0] == happy
+    assert decide_video(probs, 8, abstain=neutral, min_run=5, abstain_bias=1.0)[0] == happy  # 0.6 > 0.2 e
+    assert decide_video(probs, 8, abstain=neutral, min_run=5, abstain_bias=2.0)[0] == neutral  # 0.6 < 0.2 e^2
+    probs[:, happy], probs[:, neutral] = 0.84, 0.02  # a clear one survives the same prior
+    assert decide_video(probs, 8, abstain=neutral, min_run=5, abstain_bias=2.0)[0] == happy
+    # without a class to abstain (the 7-class protocol) there is nothing to weigh
+    assert decide_video(probs[:, :7], 7, abstain_bias=2.0)[0] == happy

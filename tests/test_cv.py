@@ -136,6 +136,7 @@ def test_cv_command_writes_results_table_and_figures(tiny_set, tmp_path):
 
 
 def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
+    from training.__main__ import TRAIN_JUDGED
     from training.checkpoint import load_checkpoint
 
     out = tmp_path / "ckpt"
@@ -144,6 +145,8 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     model, config = load_checkpoint(out)
     assert config["seed"] == 3 and "python -m training train" in config["command"]
     assert config["model"]["variant"] == "econvlstm_ram" and config["classes"][4] == "happy"
+    assert config["metrics"]["train_videos_judged"] == min(TRAIN_JUDGED, config["data"]["videos"])
+    assert 0 <= config["metrics"]["train_video_accuracy"] <= 1 and config["train"]["epochs_run"] == 1
     card = (out / "MODEL_CARD.md").read_text()
     assert config["weights_sha256"] in card and "Reproduce" in card and "Design decisions" in card
 
@@ -175,7 +178,8 @@ def test_cv_adds_variants_to_a_run_of_the_same_experiment(tiny_set, tmp_path):
     run("cv", *common, "--variant", "econvlstm")
     record = json.loads((out / "results.json").read_text())
     first = record["variants"]["econvlstm"]
-    for newer in ("balance", "label_smoothing"):  # as a run folder of an older version recorded the recipe
+    assert record["train"]["min_steps"] == 0 and first["epochs_per_fold"] == [1, 1, 1]  # --epochs given: exactly that
+    for newer in ("balance", "label_smoothing", "min_steps"):  # as a run folder of an older version recorded the recipe
         del record["train"][newer]
     (out / "results.json").write_text(json.dumps(record))
     run("cv", *common, "--variant", "convlstm")
@@ -377,13 +381,16 @@ def test_london_folds_reads_the_progress_bar(tmp_path):
 
 def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
     """--balance and --label-smoothing are part of the recipe that results.json and the card record; the
-    recipe study runs a variant once (a second call reads its results.json back) and tables it."""
+    recipe study runs a variant once (a second call reads its results.json back), several at a time
+    with --jobs (sharing one preprocessing cache), and tables them."""
     from training.checkpoint import load_checkpoint
 
     study = [sys.executable, str(ROOT / "benchmarks" / "recipe_study.py"), "--data", str(tiny_set), "--out", str(tmp_path / "study"),
              "--folds", "2", "--first-folds", "1", "--common-flags", f"--epochs 1 --cache {tmp_path / 'c'}"]
-    p = subprocess.run([*study, "default", "sampler", "smooth0.1"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    p = subprocess.run([*study, "--jobs", "2", "default", "sampler", "smooth0.1"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
+    for name in ("default", "sampler", "smooth0.1"):  # run two at a time, each one's output in its log
+        assert "econvlstm_ram fold 1/2:" in (tmp_path / "study" / f"{name}.log").read_text()
     for name, balance, eps in (("default", "loss", 0.0), ("sampler", "sampler", 0.0), ("smooth0.1", "loss", 0.1)):
         results = json.loads((tmp_path / "study" / name / "results.json").read_text())
         assert results["train"]["balance"] == balance and results["train"]["label_smoothing"] == eps

@@ -28,9 +28,25 @@ def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos
         np.testing.assert_allclose([served["probabilities"][c] for c in predictor.classes], p, atol=2e-4)
     neutral = predictor.classes.index("neutral")
     winner, votes, _ = decide_video(probs, len(predictor.classes), abstain=neutral, radius=settings.vote_smooth_clips,
-                                    min_run=settings.vote_min_clips)
+                                    min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
     assert result["expression"] == predictor.classes[winner]
     assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
+    assert result["decision"] == {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
+                                  "neutral_bias": settings.neutral_bias}
+
+
+def test_neutral_bias_reaches_the_answer_and_the_timeline(predictor, videos, tmp_path, model_dir):
+    """The clips' own labels and probabilities are the network's whatever the bias; the answer and the
+    segments are read under it. A bias no expression can beat leaves neutral alone; none, the clips' own vote."""
+    plain = analyse_video(videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=0))
+    calm = analyse_video(videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=60))
+    assert [c["probabilities"] for c in calm["clips"]] == [c["probabilities"] for c in plain["clips"]]
+    assert [c["label"] for c in calm["clips"]] == [c["label"] for c in plain["clips"]]
+    assert calm["expression"] == "neutral" and {s["label"] for s in calm["segments"]} == {"neutral"}
+    assert calm["decision"]["neutral_bias"] == 60
+    assert plain["expression"] == "happy"  # she smiles: the bias, not the face, made the calm answer
+    with pytest.raises(ValueError, match="neutral_bias"):
+        Settings(neutral_bias=-1)
 
 
 def test_vote_min_clips_reaches_the_vote(predictor, videos, tmp_path, model_dir):
@@ -55,19 +71,20 @@ def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, m
     assert (tmp_path / "png" / "peak.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("radius, min_run", [(0, 1), (1, 5)])
-def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir, radius, min_run):
-    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run)
+@pytest.mark.parametrize("radius, min_run, bias", [(0, 1, 0), (1, 5, Settings().neutral_bias)])
+def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir, radius, min_run, bias):
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run, neutral_bias=bias)
     result = analyse_video(videos["face_gap_face"], predictor, settings)
     clips, segments = result["clips"], result["segments"]
     assert None in [s["label"] for s in segments]  # the blank stretch is its own segment
     face = [c for c in clips if c["face"]]
     probs = np.array([[c["probabilities"][k] for k in predictor.classes] for c in face])
-    _, _, decided = decide_video(probs, len(predictor.classes), abstain=predictor.classes.index("neutral"), radius=radius, min_run=min_run)
+    _, _, decided = decide_video(probs, len(predictor.classes), abstain=predictor.classes.index("neutral"), radius=radius,
+                                 min_run=min_run, abstain_bias=settings.neutral_bias)
     labels = iter(predictor.classes[k] for k in decided)
     expected = merge_short_runs([next(labels) if c["face"] else None for c in clips], min_run)
     assert [(s["label"], s["clips"]) for s in segments] == [(label, b - a + 1) for label, a, b in label_runs(expected)]
-    if (radius, min_run) == (0, 1):  # the paper's vote: the timeline is every clip's own label
+    if (radius, min_run, settings.neutral_bias) == (0, 1, 0):  # the paper's vote: the timeline is every clip's own label
         assert expected == [c["label"] for c in clips]
     assert sum(s["clips"] for s in segments) == len(clips)
     assert segments[0]["start_s"] == clips[0]["start_s"] and segments[-1]["end_s"] == clips[-1]["end_s"]

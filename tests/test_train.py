@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +26,7 @@ def test_compiled_training_takes_the_same_steps_as_eager():
     which the scalar loops show as well. The vectorised kernels `--compile` runs are not checked against eager here."""
     rng = np.random.default_rng(0)
     videos = [Video(f"S{i}", f"S{i}/001", i % 3, rng.integers(0, 256, (12, 16, 16), dtype=np.uint8)) for i in range(5)]
-    cfg = TrainConfig(epochs=2, batch_size=4, clips_per_video=2, augment=False, amp=False)  # 10 clips: 4 + 4 + 2
+    cfg = TrainConfig(epochs=2, min_steps=0, batch_size=4, clips_per_video=2, augment=False, amp=False)  # 10 clips: 4 + 4 + 2
     config = ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8, dropout=0.0)
     torch.manual_seed(0)
     eager = ExpressionNet(config)
@@ -199,7 +201,7 @@ def test_balance_and_smoothing_reach_the_loss_fit_uses():
     try:
         for balance in ("loss", "sampler", "none"):
             seen.clear()
-            cfg = TrainConfig(epochs=1, batch_size=6, clips_per_video=1, augment=False, amp=False, balance=balance, label_smoothing=0.1)
+            cfg = TrainConfig(epochs=1, min_steps=0, batch_size=6, clips_per_video=1, augment=False, amp=False, balance=balance, label_smoothing=0.1)
             fit(ExpressionNet(config), videos, cfg, torch.device("cpu"), progress=False)
             weight, eps = seen[0]
             assert eps == 0.1
@@ -210,3 +212,25 @@ def test_balance_and_smoothing_reach_the_loss_fit_uses():
         train.loss_fn = real
     with pytest.raises(ValueError, match="balance"):
         fit(ExpressionNet(config), videos, TrainConfig(epochs=1, balance="weights"), torch.device("cpu"), progress=False)
+
+
+def test_a_short_epoch_gets_more_epochs_up_to_min_steps_unless_epochs_are_given():
+    """Five 12-frame videos, one clip each, batch 4: an epoch is 2 steps. With min_steps 7 the one epoch
+    asked for becomes 4 (8 steps, the one-cycle schedule spread over all of them); 0 keeps it at one. The
+    command line adds epochs only when --epochs is not given."""
+    from training.__main__ import add_recipe_args, recipe
+
+    rng = np.random.default_rng(0)
+    videos = [Video(f"S{i}", f"S{i}/001", i % 3, rng.integers(0, 256, (12, 16, 16), dtype=np.uint8)) for i in range(5)]
+    config = ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8)
+    for min_steps, epochs in ((7, 4), (0, 1)):
+        cfg = TrainConfig(epochs=1, min_steps=min_steps, batch_size=4, clips_per_video=1, augment=False, amp=False)
+        report = fit(ExpressionNet(config), videos, cfg, torch.device("cpu"), progress=False)
+        assert report["epochs"] == len(report["history"]) == epochs
+
+    p = argparse.ArgumentParser()
+    add_recipe_args(p)
+    parse = lambda *a: recipe(p.parse_args(["--data", "x", "--seed", "0", *a]))  # noqa: E731
+    assert (parse().epochs, parse().min_steps) == (TrainConfig.epochs, TrainConfig.min_steps) == (30, 900)
+    assert (parse("--epochs", "15").epochs, parse("--epochs", "15").min_steps) == (15, 0)
+    assert parse("--min-steps", "0").min_steps == 0 and parse("--epochs", "5", "--min-steps", "50").min_steps == 50

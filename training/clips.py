@@ -115,12 +115,27 @@ def merge_short_runs(labels, min_run: int) -> list:
         labels[first : last + 1] = [winner] * (last - first + 1)
 
 
+def shift_prior(probabilities, index: int, log_bias: float) -> np.ndarray:
+    """Clips' class probabilities (N, K) under another prior for one class: its probability times
+    exp(log_bias), then each row renormalised (Bayes' rule for a class that is exp(log_bias) times
+    as common, against the others, as in the training data). 0 returns them as they are."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if not log_bias:
+        return p
+    p = p.copy()
+    p[:, index] *= np.exp(log_bias)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def decide_video(probabilities, num_classes: int | None = None, abstain: int | None = None,
-                 radius: int = 0, min_run: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+                 radius: int = 0, min_run: int = 1, abstain_bias: float = 0.0) -> tuple[int, np.ndarray, np.ndarray]:
     """The service's answer for a video from its clips' probabilities (N, K): the clips' labels after
-    smoothing (`smooth_probabilities` over +-radius clips) and the majority vote of those labels
-    (`majority_vote`, with `abstain` and `min_run`). Returns (winner, votes, per-clip labels).
-    radius 0 is the paper's vote of the clips as they are (what `training cv` reports)."""
+    `abstain_bias` (with `abstain`: `shift_prior` of that class), smoothing (`smooth_probabilities`
+    over +-radius clips) and the majority vote of those labels (`majority_vote`, with `abstain` and
+    `min_run`). Returns (winner, votes, per-clip labels).
+    radius 0 and no bias is the paper's vote of the clips as they are (what `training cv` reports)."""
+    if abstain is not None:
+        probabilities = shift_prior(probabilities, abstain, abstain_bias)
     smoothed = smooth_probabilities(probabilities, radius)
     labels = smoothed.argmax(1)
     winner, votes = majority_vote(labels, smoothed, num_classes or smoothed.shape[1], abstain=abstain, min_run=min_run)

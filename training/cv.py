@@ -114,7 +114,7 @@ def cross_validate(
     start: a checkpoint every fold's network starts from (--init) instead of from scratch."""
     preds: list[VideoPrediction | None] = [None] * len(dataset.videos)
     init = None
-    seconds = 0.0
+    seconds, epochs = 0.0, []
     k = int(folds.max() + 1)
     for f in range(k if first_folds is None else min(first_folds, k)):
         train_videos = [v for v, fold in zip(dataset.videos, folds) if fold != f]
@@ -128,7 +128,8 @@ def cross_validate(
             if f == 0:
                 log.info("%s: %s", variant, describe(init))
         began = time.perf_counter()
-        fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
+        report = fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
+        epochs.append(report["epochs"])
         seconds += time.perf_counter() - began
         fold_preds = predict_videos(model, [dataset.videos[i] for i in test_ids], device, keep_attention=cfg.ram)
         for i, p in zip(test_ids, fold_preds):
@@ -138,6 +139,7 @@ def cross_validate(
                  len(test_ids), fold["video_accuracy"], fold["clip_accuracy"])
     summary = summarize(dataset, preds, folds)
     summary["train_seconds"] = seconds
+    summary["epochs_per_fold"] = epochs  # more than the recipe's where a fold's epochs were short (min_steps)
     summary["compiled"] = compiled  # the seconds depend on it
     summary["init"] = init  # None: trained from scratch, the paper's protocol
     return summary, preds

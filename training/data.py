@@ -445,7 +445,9 @@ def _cached(layout, root: Path, files, crop: CropConfig, classes, cache_dir, com
         return np.split(frames, np.cumsum(lengths)[:-1])
     arrays = compute()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    # Each process writes its own temporary file: two runs preprocessing the same data at once
+    # (recipe_study --jobs) each replace the cache with the same arrays instead of racing on one file.
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, lengths=np.array([len(a) for a in arrays]), frames=np.concatenate(arrays))
     os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache behind
     return arrays

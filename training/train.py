@@ -14,7 +14,8 @@ The recipe (the defaults of TrainConfig, what `python -m training cv|train` run)
   underfitted in 20-30 epochs (71-79 % against 89-98 %); none at all overfits (train accuracy
   1.0). Brightness and contrast are left alone: the network standardises each frame.
 * Batch 16, 30 epochs of 2 clips per video: about 900 optimiser steps on a CK+-sized set;
-  batch 32 for 12 epochs (190 steps) did not converge (docs/training.md).
+  batch 32 for 12 epochs (190 steps) did not converge (docs/training.md). A set whose epochs are
+  shorter (short sequences give one clip each; few videos) gets more epochs, up to `min_steps`.
 * Mixed precision: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), fp32
   elsewhere.
 """
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
+    # Epochs are added where an epoch is short, up to this many optimiser steps in all (0: exactly
+    # `epochs`). The recipe was made with ~900 steps (2 clips of each of ~250 videos, 30 epochs); a
+    # copy of CK+ that keeps 3 frames a sequence has one clip a video and got ~550 (docs/training.md).
+    min_steps: int = 900
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -134,6 +139,11 @@ def balanced_items(videos: list[Video], k: int, rng: np.random.Generator) -> lis
     return [items[i] for i in order]
 
 
+def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """cfg.epochs, or more where that many epochs of `steps_per_epoch` make fewer than cfg.min_steps steps."""
+    return max(cfg.epochs, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
+
+
 def fit(
     model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: torch.device, progress: bool = True,
     compiled: bool = False,
@@ -154,10 +164,14 @@ def fit(
     draw = balanced_items if cfg.balance == "sampler" else epoch_items
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(sum(min(cfg.clips_per_video, len(clips_of(v))) for v in videos) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2)
+    epochs = epochs_for(cfg, steps_per_epoch)
+    if epochs > cfg.epochs:
+        log.info("%d optimiser steps an epoch: %d epochs instead of %d, for at least %d steps (min_steps)",
+                 steps_per_epoch, epochs, cfg.epochs, cfg.min_steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
     amp = cfg.amp and bf16_ok(device)
     history, start = [], time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="epochs", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=False)
     cuda = device.type == "cuda"
     # Compiled for the full batch only: the epoch's last, smaller batch runs eagerly on the same weights,
     # since a second shape would compile again (and dynamic shapes fail to compile this network in torch 2.13).
@@ -189,8 +203,8 @@ def fit(
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
         # without the bar (--quiet, logs, tests) the epoch is a log line, so a long run shows it is moving
         log.log(logging.DEBUG if progress else logging.INFO, "epoch %d/%d: loss %.4f, train clip accuracy %.3f",
-                epoch + 1, cfg.epochs, history[-1]["loss"], history[-1]["train_clip_accuracy"])
-    return {"history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
+                epoch + 1, epochs, history[-1]["loss"], history[-1]["train_clip_accuracy"])
+    return {"epochs": epochs, "history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
 
 
 def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False,
