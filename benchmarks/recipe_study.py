@@ -10,8 +10,12 @@ results.json exists is read back rather than run again (delete its folder to rer
     python benchmarks/recipe_study.py --data runs/photoreal-short --ckplus-proportions runs/photoreal-short-ckp \\
         --out runs/recipe-photoreal --first-folds 2 --compile --init-from models/synthetic-7class default init sampler
 
+On a GPU, `--common-flags '--device cuda' --jobs 4` runs four variants at once, each one's output in
+OUT/NAME.log (docs/training.md: all ten folds of a CK+-sized set in minutes).
+
 A variant's folder is OUT/NAME; its flags are VARIANTS[NAME] (added to the common ones), so the
-same name always means the same recipe.
+same name always means the same recipe (results made before a default changed are read back as
+they are: delete the folder).
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ def row(name: str, results: Path, init: str | None) -> str:
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
     flags = " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
-    sd = v["video_accuracy_over_folds"]["std"]  # None for one fold
+    sd = v.get("video_accuracy_over_folds", {}).get("std")  # None for one fold (or a run written before spreads)
     folds = f"{v['folds_run']} of {r['folds']}" + (f", sd {100 * sd:.1f}" if sd is not None else "")
     return (f"| {name} | `{flags}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
             f"| {recall} | {seconds} |")
