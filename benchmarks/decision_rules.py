@@ -3,9 +3,12 @@
 `benchmarks/london_eval.py --json FILE` saves every video's clip probabilities; this script re-decides
 each video under every rule of a grid (training.clips.decide_video: neutral's probability weighed
 by exp(NEUTRAL_BIAS), probabilities smoothed over +-RADIUS clips, then the vote in which an
-expression must hold MIN_RUN consecutive clips to outvote neutral) and prints, per rule, what is right per class and how restless the timeline is (segment
-changes per second, the timeline the service shows: training.clips.merge_short_runs of the decided
-labels). Nothing is re-run through the network, so a grid costs seconds.
+expression must hold MIN_RUN consecutive clips to outvote neutral) and prints, per rule, what is
+right per class and how restless the timeline is (segment changes per second, the timeline the
+service shows: training.clips.merge_short_runs of the decided labels). Nothing is re-run through
+the network, so a grid costs seconds. With several biases, each rule also gets the figure of
+choosing the bias leave-one-person-out (each person's videos judged under the bias best on the
+others'), the honest one where the bias is chosen on the people it is reported on.
 
     python benchmarks/decision_rules.py --answers runs/bench/talking-fold1.json [--answers more.json ...]
                                         [--radius 0 2 4 8] [--min-run 1 2 3 5] [--neutral-bias 0 1 2 3]
