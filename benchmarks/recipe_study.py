@@ -110,11 +110,13 @@ def run_variants(names: list[str], args) -> None:
             name = todo.pop(0)
             cmd = cv_command(name, args)
             print("$", shlex.join(["python", *cmd[1:]]), flush=True)
-            log = None
             if args.jobs > 1:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
-                log = open(Path(args.out) / f"{name}.log", "w")
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT if log else None), time.perf_counter()))
+                with open(Path(args.out) / f"{name}.log", "w") as log:  # the child keeps its own copy of the file
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            else:
+                proc = subprocess.Popen(cmd)
+            running.append((name, proc, time.perf_counter()))
         time.sleep(0.2)
         for item in [r for r in running if r[1].poll() is not None]:
             name, proc, start = item
