@@ -81,10 +81,10 @@ TALK_SEED = 2000  # talking videos: neither the training set's seed nor --sequen
 TALK_FPS, TALK_FRAMES = 30, 72  # 2.4 s: 33 clips
 
 
-def talking_videos(london: str, ids: list[str], out: Path):
+def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float, float] = (0.6, 1.0)):
     """(identity, wanted label, video path): each person talking calmly (neutral), and talking while
-    holding each expression (motion.envelope "held", strength 0.6-1), 640x360 at 30 fps, with head
-    turns up to 20 degrees, nods, blinks (training.synthesis.motion)."""
+    holding each expression (motion.envelope "held", strength drawn from `strength`), 640x360 at 30 fps,
+    with head turns up to 20 degrees, nods, blinks (training.synthesis.motion)."""
     from videos import write_video
 
     from training.synthesis import motion
@@ -94,7 +94,7 @@ def talking_videos(london: str, ids: list[str], out: Path):
             rng = np.random.default_rng([TALK_SEED, int(face_id), k])
             calm = emotion == "neutral"
             perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None if calm else "held",
-                                      strength=None if calm else float(rng.uniform(0.6, 1.0)))
+                                      strength=None if calm else float(rng.uniform(*strength)))
             frames = photoreal.render_performance(london, face_id, emotion, perf, rng)
             yield face_id, emotion, write_video(out / f"{face_id}_{emotion}_talking.mp4", frames, fps=TALK_FPS)
 
@@ -141,6 +141,8 @@ def main():
     ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
     ap.add_argument("--talking", action="store_true",
                     help="photo-real talking videos instead of stills: calm (neutral) and holding each expression")
+    ap.add_argument("--strength", type=float, nargs=2, default=(0.6, 1.0), metavar=("LO", "HI"),
+                    help="with --talking: the held expressions' strength is drawn from [LO, HI] (subtler: 0.3 0.6)")
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
     ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY),
                     help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
@@ -167,7 +169,7 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-london-"))
     if args.talking:
-        videos = talking_videos(args.london, chosen, tmp)
+        videos = talking_videos(args.london, chosen, tmp, tuple(args.strength))
     elif args.sequences:
         videos = sequence_videos(args.london, chosen, tmp)
     else:
