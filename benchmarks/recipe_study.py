@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -129,6 +130,9 @@ def run_variants(names: list[str], args) -> None:
             (Path(args.out) / name / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.0f}\n")
 
 
+FOLD_LINE = re.compile(r"fold (\d+)/(\d+): (\d+) test videos, video accuracy ([\d.]+)")  # training.cv's log line
+
+
 def row(name: str, results: Path, init: str | None) -> str:
     r = json.loads(results.read_text())
     v = r["variants"]["econvlstm_ram"]
@@ -136,13 +140,30 @@ def row(name: str, results: Path, init: str | None) -> str:
     n = sum(map(sum, cm))
     right = sum(cm[i][i] for i in range(len(cm)))
     recall = " ".join(f"{c[:3]} {cm[i][i]}/{sum(cm[i])}" for i, c in enumerate(v["classes"]))
+    per_fold = " ".join(f"{round(f['video_accuracy'] * f['videos'])}/{f['videos']}" for f in v.get("per_fold", [])) or "-"
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
-    flags = " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
     sd = v.get("video_accuracy_over_folds", {}).get("std")  # None for one fold (or a run written before spreads)
     folds = f"{v['folds_run']} of {r['folds']}" + (f", sd {100 * sd:.1f}" if sd is not None else "")
-    return (f"| {name} | `{flags}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
-            f"| {recall} | {seconds} |")
+    return (f"| {name} | `{flags_label(name, init)}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
+            f"| {recall} | {per_fold} | {seconds} |")
+
+
+def stopped_row(name: str, log: Path, init: str | None) -> str | None:
+    """A variant stopped before its results.json (a lent machine's time ran out): the folds its log says
+    it finished, which every variant runs in the same order, so they compare on the same test videos."""
+    folds = [(int(k), int(of), int(n), float(acc)) for k, of, n, acc in FOLD_LINE.findall(log.read_text())]
+    if not folds:
+        return None
+    right = [round(n * acc) for _, _, n, acc in folds]
+    n = sum(f[2] for f in folds)
+    per_fold = " ".join(f"{r}/{f[2]}" for r, f in zip(right, folds))
+    return (f"| {name} | `{flags_label(name, init)}` | {100 * sum(right) / n:.1f} % ({sum(right)} / {n}) "
+            f"| {len(folds)} of {folds[0][1]}, stopped | - | {per_fold} | - |")
+
+
+def flags_label(name: str, init: str | None) -> str:
+    return " ".join(flags_of(name, init)).replace(init or "\0", "INIT") or "(none)"
 
 
 def main(argv=None):
@@ -171,11 +192,15 @@ def main(argv=None):
         args.data = args.ckplus_proportions
     if not args.table_only:
         run_variants(args.variants, args)
-    done = [(n, Path(args.out) / n / "results.json") for n in args.variants if (Path(args.out) / n / "results.json").is_file()]
-    print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | training s (wall s) |")
-    print("|---|---|---|---|---|---|")
-    for name, results in done:
-        print(row(name, results, args.init_from))
+    print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | per fold (right/n) "
+          "| training s (wall s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.variants:
+        results, log = Path(args.out) / name / "results.json", Path(args.out) / f"{name}.log"
+        line = row(name, results, args.init_from) if results.is_file() else (
+            stopped_row(name, log, args.init_from) if log.is_file() else None)
+        if line:
+            print(line)
 
 
 if __name__ == "__main__":

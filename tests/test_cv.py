@@ -405,6 +405,15 @@ def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
     assert again.returncode == 0 and "$ python" not in again.stdout  # read back, not rerun
     assert study_rows(again.stdout) == rows[1:2]
 
+    # a variant stopped before its results.json (a lent machine's time ran out) is tabled from its log's fold lines
+    (tmp_path / "study" / "lr1e-3.log").write_text(
+        "INFO training.cv: econvlstm_ram fold 1/10: 29 test videos, video accuracy 0.897, clip accuracy 0.897\n"
+        "epoch 3/30\nINFO training.cv: econvlstm_ram fold 2/10: 37 test videos, video accuracy 0.865, clip accuracy 0.865\n")
+    table = subprocess.run([*study, "--table-only", "sampler", "lr1e-3", "epochs60"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    stopped = study_rows(table.stdout)
+    assert stopped[0] == rows[1] and len(stopped) == 2  # epochs60: neither results nor log, no row
+    assert stopped[1].startswith("| lr1e-3 | `--lr 1e-3` | 87.9 % (58 / 66) | 2 of 10, stopped |") and "| 26/29 32/37 |" in stopped[1]
+
     out = tmp_path / "ckpt"
     run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
         "--balance", "none", "--label-smoothing", "0.05")
