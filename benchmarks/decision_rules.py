@@ -29,43 +29,36 @@ import numpy as np
 from training.clips import CLIP_STRIDE, decide_video, label_runs, merge_short_runs
 
 
-def right_answers(videos: list[dict], classes: list[str], radius: int, min_run: int, bias: float) -> np.ndarray:
-    """Whether each video's answer under one rule is its wanted class (False where no clip had a face)."""
-    neutral = classes.index("neutral") if "neutral" in classes else None
-    return np.array([
-        len(v["clip_probabilities"]) > 0
-        and classes[decide_video(np.asarray(v["clip_probabilities"], dtype=np.float64), len(classes), abstain=neutral,
-                                 radius=radius, min_run=min_run, abstain_bias=bias)[0]] == v["want"]
-        for v in videos])
-
-
-def leave_one_person_out(videos: list[dict], classes: list[str], radius: int, min_run: int, biases: list[float]) -> dict:
+def leave_one_person_out(people: list[str], right: np.ndarray, biases: list[float]) -> dict:
     """An honest figure for choosing the neutral bias on these same people: each person's videos are
     judged under the bias that does best on everyone else's (the smallest such), so no video helps
-    choose its own rule. Returns the share right and the biases chosen."""
-    people = np.array([v["id"] for v in videos])
-    right = np.stack([right_answers(videos, classes, radius, min_run, b) for b in biases], axis=1)  # (videos, biases)
+    choose its own rule. right: (videos, biases), whether each video's answer is right under each
+    bias (judge's "right"). Returns the share right and the biases chosen."""
+    people = np.asarray(people)
     total, chosen = 0, set()
     for person in sorted(set(people)):
         mine = people == person
         best = int(right[~mine].sum(0).argmax())
         chosen.add(biases[best])
         total += int(right[mine, best].sum())
-    return {"overall": total / len(videos), "chosen": sorted(chosen)}
+    return {"overall": total / len(people), "chosen": sorted(chosen)}
 
 
 def judge(videos: list[dict], classes: list[str], radius: int, min_run: int, bias: float = 0.0) -> dict:
-    """Right per wanted class, and timeline changes per second, of one rule over saved videos."""
+    """Right per wanted class, and timeline changes per second, of one rule over saved videos; "right"
+    says which videos (False where no clip had a face)."""
     neutral = classes.index("neutral") if "neutral" in classes else None
     right, total, changes, seconds = defaultdict(int), defaultdict(int), defaultdict(float), defaultdict(float)
-    for v in videos:
+    hits = np.zeros(len(videos), dtype=bool)
+    for i, v in enumerate(videos):
         probs = np.asarray(v["clip_probabilities"], dtype=np.float64)
         want = v["want"]
         total[want] += 1
         if len(probs) == 0:
             continue
         winner, _, labels = decide_video(probs, len(classes), abstain=neutral, radius=radius, min_run=min_run, abstain_bias=bias)
-        right[want] += classes[winner] == want
+        hits[i] = classes[winner] == want
+        right[want] += hits[i]
         timeline = merge_short_runs(labels.tolist(), min_run)
         changes[want] += len(label_runs(timeline)) - 1
         seconds[want] += v.get("duration_s") or len(probs) * CLIP_STRIDE / 30
@@ -79,6 +72,7 @@ def judge(videos: list[dict], classes: list[str], radius: int, min_run: int, bia
         "overall": sum(right.values()) / max(sum(total.values()), 1),
         "calm_changes_per_s": changes["neutral"] / seconds["neutral"] if seconds["neutral"] else None,
         "changes_per_s": sum(changes.values()) / max(sum(seconds.values()), 1e-9),
+        "right": hits,
     }
 
 
@@ -111,15 +105,17 @@ def main() -> None:
               f"{100 * (r['expressions_mean'] or 0):.1f} | {r['calm_changes_per_s'] or 0:.2f} | {r['changes_per_s']:.2f} |")
     if len(args.neutral_bias) > 1 and "neutral" in classes:
         print("\nneutral bias chosen leave-one-person-out (each person judged under the bias best on the others):")
+        people = [v["id"] for v in videos]
         for r in args.radius:
             for m in args.min_run:
-                lopo = leave_one_person_out(videos, classes, r, m, args.neutral_bias)
+                right = np.stack([row["right"] for row in rows if (row["radius"], row["min_run"]) == (r, m)], axis=1)
+                lopo = leave_one_person_out(people, right, args.neutral_bias)  # rows are in --neutral-bias order
                 print(f"  radius {r}, min run {m}: overall {100 * lopo['overall']:.1f} %, biases chosen {lopo['chosen']}")
     calm = [np.asarray(v["clip_probabilities"]).mean(0)[classes.index("neutral")] for v in videos if v["want"] == "neutral"]
     if calm:  # whatever the rule: how sure the network itself is that a calm talker is calm
         print(f"\ncalm videos' mean probability of neutral (their clips' mean, averaged): {np.mean(calm):.2f} over {len(calm)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        Path(args.json).write_text(json.dumps([{k: v for k, v in row.items() if k != "right"} for row in rows], indent=1))
 
 
 if __name__ == "__main__":
