@@ -22,7 +22,8 @@ set); the model must have been trained without them (`training train --london-fo
 benchmarks/london_folds.py). --flip-average scores every clip with its mirror image too.
 
     python benchmarks/london_eval.py [--london LONDON_DIR] [--model models/default]
-                                     [--sequences] [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
+                                     [--sequences | --talking [--strength LO HI] [--calm-draws K] [--calm-only]]
+                                     [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
                                      [--json answers.json]
 
 --json writes every video's answer, its face clips' mean probabilities and every face clip's
@@ -81,22 +82,28 @@ TALK_SEED = 2000  # talking videos: neither the training set's seed nor --sequen
 TALK_FPS, TALK_FRAMES = 30, 72  # 2.4 s: 33 clips
 
 
-def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float, float] = (0.6, 1.0)):
+def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float, float] = (0.6, 1.0),
+                   calm_draws: int = 1, calm_only: bool = False):
     """(identity, wanted label, video path): each person talking calmly (neutral), and talking while
     holding each expression (motion.envelope "held", strength drawn from `strength`), 640x360 at 30 fps,
-    with head turns up to 20 degrees, nods, blinks (training.synthesis.motion)."""
+    with head turns up to 20 degrees, nods, blinks (training.synthesis.motion). `calm_draws` > 1 adds
+    more calm videos per person (other speech, head motion and camera; the first is the same video
+    whatever the number), because one calm video a person makes a noisy figure of 21."""
     from videos import write_video
 
     from training.synthesis import motion
 
     for face_id in ids:
         for k, emotion in enumerate(photoreal.KINDS):
-            rng = np.random.default_rng([TALK_SEED, int(face_id), k])
             calm = emotion == "neutral"
-            perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None if calm else "held",
-                                      strength=None if calm else float(rng.uniform(*strength)))
-            frames = photoreal.render_performance(london, face_id, emotion, perf, rng)
-            yield face_id, emotion, write_video(out / f"{face_id}_{emotion}_talking.mp4", frames, fps=TALK_FPS)
+            if calm_only and not calm:
+                continue
+            for draw in range(calm_draws if calm else 1):
+                rng = np.random.default_rng([TALK_SEED, int(face_id), k] + ([draw] if draw else []))
+                perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None if calm else "held",
+                                          strength=None if calm else float(rng.uniform(*strength)))
+                frames = photoreal.render_performance(london, face_id, emotion, perf, rng)
+                yield face_id, emotion, write_video(out / f"{face_id}_{emotion}_talking.mp4", frames, fps=TALK_FPS)
 
 
 def flicker(result: dict) -> float:
@@ -143,6 +150,9 @@ def main():
                     help="photo-real talking videos instead of stills: calm (neutral) and holding each expression")
     ap.add_argument("--strength", type=float, nargs=2, default=(0.6, 1.0), metavar=("LO", "HI"),
                     help="with --talking: the held expressions' strength is drawn from [LO, HI] (subtler: 0.3 0.6)")
+    ap.add_argument("--calm-draws", type=int, default=1, metavar="K",
+                    help="with --talking: K calm talking videos per person (the first is the one of K=1)")
+    ap.add_argument("--calm-only", action="store_true", help="with --talking: only the calm talking videos")
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
     ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY),
                     help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
@@ -169,7 +179,7 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-london-"))
     if args.talking:
-        videos = talking_videos(args.london, chosen, tmp, tuple(args.strength))
+        videos = talking_videos(args.london, chosen, tmp, tuple(args.strength), args.calm_draws, args.calm_only)
     elif args.sequences:
         videos = sequence_videos(args.london, chosen, tmp)
     else:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -109,6 +110,53 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     happy = sum(v["expression"] == "happy" for v in videos if v["want"] == "happy")
     calm = sum(v["expression"] == "neutral" for v in videos if v["want"] == "neutral")
     assert f"happy stills read otherwise ({2 - happy})" in out and f"neutral stills read otherwise ({2 - calm})" in out
+
+
+@pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
+def test_calm_factors_renders_each_variant_without_what_it_names(tmp_path):
+    from calm_factors import VARIANTS, variants
+
+    from training.synthesis import motion
+
+    perf = motion.performance(40, 30, np.random.default_rng(0), talking=True, expression=None)
+    four = variants(perf)
+    assert tuple(four) == VARIANTS and four["as it is"] is perf
+    assert np.abs(four["no head motion"].yaw).max() == 0 and np.array_equal(four["no head motion"].jaw, perf.jaw)
+    assert np.abs(four["no speech"].jaw).max() == 0 and np.array_equal(four["no speech"].yaw, perf.yaw)
+    assert np.abs(perf.yaw).max() > 0 and np.abs(perf.jaw).max() > 0  # the variants took something away
+    assert not four["still"].blink.any() and not four["still"].jaw.any() and not four["still"].yaw.any()
+
+    out_json = tmp_path / "calm.json"
+    out = run_script("benchmarks/calm_factors.py", "--london", str(LONDON), "--people", "1", "--json", str(out_json))
+    rows = json.loads(out_json.read_text())["people"]
+    assert len(rows) == 1 and set(next(iter(rows.values()))) == set(VARIANTS)
+    assert all(0 <= r["p_neutral"] <= 1 for r in next(iter(rows.values())).values())
+    assert "| still | " in out and "fold 0 held-out calm talkers: 1" in out
+
+
+@pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
+def test_london_eval_more_calm_draws_keep_the_first(tmp_path):
+    import cv2
+    from london_eval import talking_videos
+
+    from training.synthesis import photoreal
+
+    person = photoreal.split_identities(photoreal.list_identities(LONDON), 0)[1][:1]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "three").mkdir()
+    one = list(talking_videos(str(LONDON), person, tmp_path / "one", calm_only=True))
+    three = []
+    for face_id, want, path in talking_videos(str(LONDON), person, tmp_path / "three", calm_draws=3, calm_only=True):
+        three.append((face_id, want, path.rename(path.with_name(f"{len(three)}.mp4"))))  # one file name per person and class
+
+    def first_frame(path):
+        ok, frame = cv2.VideoCapture(str(path)).read()
+        assert ok
+        return frame.astype(int)
+
+    assert [w for _, w, _ in one] == ["neutral"] and [w for _, w, _ in three] == ["neutral"] * 3
+    assert np.abs(first_frame(one[0][2]) - first_frame(three[0][2])).max() == 0  # the first draw is K=1's video
+    assert np.abs(first_frame(three[1][2]) - first_frame(three[0][2])).mean() > 1  # the others are other videos
 
 
 def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():

@@ -355,3 +355,69 @@ def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
     redone = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
     assert redone["reused_identities"] == 0
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")} == written
+
+
+def test_morphs_are_new_faces_made_of_two_people():
+    from training.synthesis.motion import talking_performance
+
+    ids = list_identities(LONDON)[:10]
+    six = photoreal.morph_identities(ids, 6, seed=0)
+    assert six[:3] == photoreal.morph_identities(ids, 3, seed=0)  # more morphs add to the fewer
+    assert six != photoreal.morph_identities(ids, 6, seed=1) and len(set(six)) == 6
+    for m in six:
+        a, b = photoreal.MORPH_ID.match(m).groups()
+        assert a != b and {a, b} <= set(ids) and photoreal.london_people(f"photoreal:L{m}") == {a, b}
+    with pytest.raises(ValueError, match="at most 2"):
+        photoreal.morph_identities(["001", "002"], 3)
+    # its random draws are its own, not a real person's
+    assert photoreal._id_key("001m017") not in {int(i) for i in list_identities(LONDON)}
+
+    m = six[0]
+    a, b = photoreal.MORPH_ID.match(m).groups()
+    face = photoreal._identity(str(LONDON), m)
+    first, second = photoreal._identity(str(LONDON), a), photoreal._identity(str(LONDON), b)
+    # mostly the first person: its shape is nearer theirs than the second's (after the second is moved
+    # onto the first by a similarity), its photo nearer their photo, and it is neither
+    box = slice(int(face.eye[1] - face.iod), int(face.eye[1] + 2 * face.iod)), slice(int(face.eye[0] - face.iod), int(face.eye[0] + face.iod))
+
+    def diff(x, y):
+        return np.abs(x[box].astype(float) - y[box]).mean()
+
+    assert 0 < np.abs(face.pts - first.pts).mean() < 0.5 * np.abs(first.pts - second.pts).mean() + 1
+    assert 2 < diff(face.neutral, first.neutral) < diff(face.neutral, second.neutral)
+    # the morph smiles: its aligned smile differs from its neutral photo around the mouth, as a real smile does
+    mouth = face.pts[[87, 93]].mean(0).astype(int)
+    r = int(0.4 * face.iod)
+    smile = face.smile[0]
+    assert np.abs(smile[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r].astype(float)
+                  - face.neutral[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r]).mean() > 8
+    rng = np.random.default_rng(3)
+    frames = photoreal.render_performance(LONDON, m, "happy", talking_performance("happy", rng, (0.3, 0.3)), rng, size=SIZE)
+    assert len(frames) == 9 and frames[0].shape[:2] == SIZE[::-1]
+
+
+def test_a_london_fold_leaves_out_the_morphs_of_its_people():
+    from training.__main__ import without_london_fold
+    from training.data import Dataset, Video
+
+    ids = list_identities(LONDON)
+    held = set(photoreal.split_identities(ids, 1)[1])
+    kept_id, held_id = sorted(set(ids) - held)[:2], sorted(held)[0]
+    subjects = [f"L{kept_id[0]}", f"L{kept_id[0]}m{kept_id[1]}", f"L{kept_id[1]}m{held_id}", f"L{held_id}", "S001"]
+    data = Dataset([Video(s, s, 0, np.zeros((3, 8, 8), np.uint8)) for s in subjects], ["neutral"], "folders", "x")
+    assert [v.subject for v in without_london_fold(data, LONDON, 1).videos] == subjects[:2] + ["S001"]
+
+
+def test_synth_morphs_writes_new_faces_of_the_training_people_only(tmp_path):
+    from training.__main__ import main
+
+    main(["synth", "--photoreal", str(LONDON), "--morphs", "2", "--out", str(tmp_path), "--quiet"])
+    subjects = sorted(p.name for p in (tmp_path / "cohn-kanade-images").iterdir())
+    ids = list_identities(LONDON)
+    train, held = photoreal.split_identities(ids)
+    assert subjects == sorted(f"L{m}" for m in photoreal.morph_identities(train, 2, seed=0))
+    people = set().union(*(photoreal.london_people(s) for s in subjects))
+    assert len(people) in (3, 4) and people <= set(train)
+    assert sum(1 for _ in (tmp_path / "Emotion").rglob("*_emotion.txt")) == 2 * len(KINDS)
+    readme = (tmp_path / "README.txt").read_text()
+    assert all(i in readme for i in held) and not any(f" {i}" in readme.split("not in this set:")[1] for i in people)

@@ -162,6 +162,9 @@ def cmd_synth(args) -> None:
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
         chosen = chosen[: args.people] if args.people else chosen
+        if args.morphs:
+            chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed)
+        people = set().union(*(photoreal.london_people(f"L{i}") for i in chosen))
         if args.talking:
             summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                                       calm=args.calm, progress=not args.quiet, workers=args.workers)
@@ -169,7 +172,7 @@ def cmd_synth(args) -> None:
             summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                                smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
                                                workers=args.workers)
-        summary["left_out"] = sorted(set(ids) - set(chosen))
+        summary["left_out"] = sorted(set(ids) - people)
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
             f"{photoreal.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
@@ -313,15 +316,15 @@ def without_london_fold(dataset, london_dir, fold: int):
     """The data set less the photo-real sequences of one fold's London people (photoreal.split_identities),
     so benchmarks/london_eval.py --fold K can judge the model on people it never saw."""
     from training.data import Dataset
-    from training.synthesis.photoreal import LondonSetMissing, find_london, list_identities, london_face_id, split_identities
+    from training.synthesis.photoreal import LondonSetMissing, find_london, list_identities, london_people, split_identities
 
     try:
         ids = list_identities(find_london(london_dir))
     except LondonSetMissing as e:
         raise SystemExit(f"--london-fold needs the London set to know its folds: {e}") from None
     held = set(split_identities(ids, fold)[1])
-    kept = [v for v in dataset.videos if london_face_id(v.subject) not in held]
-    dropped = {london_face_id(v.subject) for v in dataset.videos} & held
+    kept = [v for v in dataset.videos if not london_people(v.subject) & held]  # a morph goes with either of its people
+    dropped = set().union(*(london_people(v.subject) for v in dataset.videos)) & held
     log.info("--london-fold %d: left out %d videos and stills of %d London people", fold, len(dataset.videos) - len(kept), len(dropped))
     return Dataset(kept, dataset.classes, dataset.layout, f"{dataset.root} less London fold {fold}")
 
@@ -377,6 +380,9 @@ def main(argv=None) -> None:
     p.add_argument("--people", type=int, default=None, metavar="N",
                    help="with --photoreal: only the first N of the chosen identities (in id order; each person's "
                         "videos are the same bytes whatever N is)")
+    p.add_argument("--morphs", type=int, default=None, metavar="N",
+                   help="with --photoreal: instead of the chosen people, N new faces each made of two of them "
+                        "(morphs, subjects L001m017; a --london-fold that holds out either person drops them)")
     p.add_argument("--calm", type=int, default=2, metavar="N", help="with --talking: calm talking videos per person")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)

@@ -56,7 +56,7 @@ Template points (`TEMPLATE_PARTS`; "left" = image left)::
     145-157         hair outline                  183, 184       neck
 
 Determinism: identity i draws from ``np.random.default_rng([seed, int(face_id)])`` and its k-th
-sequence from ``default_rng([seed, int(face_id), k])``; a sequence's bytes do not depend on
+sequence from ``default_rng([seed, int(face_id), k])`` (a morph's id: `_id_key`); a sequence's bytes do not depend on
 which other identities are written or in what order.
 """
 
@@ -254,7 +254,8 @@ def read_template(path) -> np.ndarray:
 
 
 HOLDOUT_EVERY = 5  # every 5th identity (sorted ids) is held out of training, for evaluation
-LONDON_SUBJECT = re.compile(r"(?:^|:)L(\d+)$")  # "L001", or "photoreal:L001" in a combined data set
+LONDON_SUBJECT = re.compile(r"(?:^|:)L(\d+(?:m\d+)?)$")  # "L001", "L001m017" (a morph), or "photoreal:L001" in a combined data set
+MORPH_ID = re.compile(r"^(\d+)m(\d+)$")  # "001m017": a new face, mostly 001 with some of 017 (morph_identities)
 
 
 def split_identities(ids: list[str], fold: int = 0) -> tuple[list[str], list[str]]:
@@ -271,9 +272,39 @@ def split_identities(ids: list[str], fold: int = 0) -> tuple[list[str], list[str
 
 
 def london_face_id(subject: str) -> str | None:
-    """The London face id of a photo-real data set's subject ("L001" or "photoreal:L001" -> "001")."""
+    """The London face id of a photo-real data set's subject ("L001" or "photoreal:L001" -> "001",
+    a morph's "L001m017" -> "001m017")."""
     m = LONDON_SUBJECT.search(subject)
     return m.group(1) if m else None
+
+
+def london_people(subject: str) -> set[str]:
+    """The real London people a subject's face is made of: one, two for a morph, none for other data.
+    A fold that holds out a person holds out every morph of them too."""
+    face_id = london_face_id(subject)
+    if face_id is None:
+        return set()
+    m = MORPH_ID.match(face_id)
+    return set(m.groups()) if m else {face_id}
+
+
+def _id_key(face_id: str) -> int:
+    """The integer a face's random draws are seeded with: the id itself; a morph's above every real id."""
+    m = MORPH_ID.match(str(face_id))
+    return 10**6 + 1000 * int(m.group(1)) + int(m.group(2)) if m else int(face_id)
+
+
+def morph_identities(ids: list[str], n: int, seed: int = 0) -> list[str]:
+    """n new faces made of two of `ids` each ("001m017": mostly the first): distinct ordered pairs,
+    a seeded draw, so the first k of n are the same faces whatever n is. 81 people are too few for a
+    network to learn which resting faces are calm; a morph of two of them is a face nobody has,
+    resting as calmly as they do (CC BY 4.0 allows altered forms: the London set's README)."""
+    ids = sorted(str(i) for i in ids)
+    pairs = [(a, b) for a in ids for b in ids if a != b]
+    if n > len(pairs):
+        raise ValueError(f"{len(ids)} people make at most {len(pairs)} morphs, not {n}")
+    order = np.random.default_rng([seed, 424242]).permutation(len(pairs))[:n]
+    return [f"{pairs[k][0]}m{pairs[k][1]}" for k in order]
 
 
 def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:
@@ -389,20 +420,55 @@ def _triangulate(pts: np.ndarray, ring: np.ndarray, iod: float, ey) -> tuple[np.
     return tris.astype(np.int32), allp
 
 
-@lru_cache(maxsize=4)
-def _identity(london_dir: str, face_id: str) -> _Identity:
-    img_p, tem_p, smile_p = _paths(london_dir, face_id)
-    img = cv2.imread(str(img_p), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read {img_p}")
-    pts = read_template(tem_p)
+def _make_identity(face_id: str, img: np.ndarray, pts: np.ndarray, smile_path: Path | None) -> _Identity:
     eye, iod, ex, ey = _face_frame(pts)
     h, w = img.shape[:2]
     ring = _ring(w, h)
     tris, canon = _triangulate(pts, ring, iod, ey)
     (x0, y0), (x1, y1) = pts[[164, 46]].min(0).astype(int), pts[[167, 160]].max(0).astype(int)
     skin = float(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).mean())
-    return _Identity(face_id, _smooth_border(img), pts, tris, ring, smile_p, iod, eye, ex, ey, canon, skin)
+    return _Identity(face_id, _smooth_border(img), pts, tris, ring, smile_path, iod, eye, ex, ey, canon, skin)
+
+
+@lru_cache(maxsize=4)
+def _identity(london_dir: str, face_id: str) -> _Identity:
+    if MORPH_ID.match(face_id):
+        return _morph_identity(london_dir, face_id)
+    img_p, tem_p, smile_p = _paths(london_dir, face_id)
+    img = cv2.imread(str(img_p), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read {img_p}")
+    return _make_identity(face_id, img, read_template(tem_p), smile_p)
+
+
+def _morph_identity(london_dir: str, face_id: str) -> _Identity:
+    """A face made of two: the second person's photo is moved onto the first's by a similarity on
+    all 189 points, the shape is the points' weighted mean, and both photos (neutral and the aligned
+    smile alike) are warped onto that shape and cross-dissolved; weight w of the second person
+    (0.3-0.45, a fixed draw per pair) keeps the face mostly the first's, so two morphs of one person
+    are different people."""
+    first, second = MORPH_ID.match(face_id).groups()
+    a, b = _identity(london_dir, first), _identity(london_dir, second)
+    w = float(np.random.default_rng([_id_key(face_id), 7]).uniform(0.3, 0.45))
+    m, _ = cv2.estimateAffinePartial2D(b.pts.astype(np.float32), a.pts.astype(np.float32))
+    h, wd = a.neutral.shape[:2]
+    b_pts = b.pts @ m[:, :2].T + m[:, 2]
+    shape = (1 - w) * a.pts + w * b_pts
+    ring = _ring(wd, h)
+
+    def onto_shape(img, pts, tris):
+        return _pwa_warp(img, np.vstack([pts, ring]), np.vstack([shape, ring]), tris)
+
+    def b_aligned(img):
+        return cv2.warpAffine(img, m, (wd, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    neutral = cv2.addWeighted(onto_shape(a.neutral, a.pts, a.tris), 1 - w, onto_shape(b_aligned(b.neutral), b_pts, b.tris), w, 0)
+    ident = _make_identity(face_id, neutral, shape, None)
+    # the smiles, each aligned to its own neutral photo, go through the same warps: the morph's smile
+    smile = cv2.addWeighted(onto_shape(_smile_data(a)[0], a.pts, a.tris), 1 - w,
+                            onto_shape(b_aligned(_smile_data(b)[0]), b_pts, b.tris), w, 0)
+    ident.smile = _smile_flow(ident, smile)
+    return ident
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,13 +538,16 @@ def _smile_data(ident: _Identity) -> tuple[np.ndarray, np.ndarray]:
         m = _align_smile(ident, smile)
         h, w = ident.neutral.shape[:2]
         aligned = cv2.warpAffine(smile, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        aligned = _smooth_border(aligned)
-        ng = cv2.cvtColor(ident.neutral, cv2.COLOR_BGR2GRAY)
-        sg = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        flow = dis.calc(ng, sg, None)
-        ident.smile = (aligned, flow)
+        ident.smile = _smile_flow(ident, _smooth_border(aligned))
     return ident.smile
+
+
+def _smile_flow(ident: _Identity, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the aligned smile, DIS flow neutral -> smile)."""
+    ng = cv2.cvtColor(ident.neutral, cv2.COLOR_BGR2GRAY)
+    sg = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return aligned, dis.calc(ng, sg, None)
 
 
 def mouth_corner_motion(london_dir, face_id: str) -> np.ndarray:
@@ -931,7 +1000,7 @@ def _camera(scene: _Scene, img: np.ndarray, i: int) -> np.ndarray:
 
 def _gains(face_id: str, seed: int = 0) -> dict:
     """How strongly this person moves each AU (a fixed draw per face, independent of the sequence)."""
-    r = np.random.default_rng([seed, int(face_id), 10**6])
+    r = np.random.default_rng([seed, _id_key(face_id), 10**6])
     return {au: float(r.uniform(0.85, 1.2)) for au in sorted(set(_AU) | set(_JAW))}
 
 
@@ -1181,7 +1250,7 @@ FAINT = "faint happy"  # a plan's name for a faint smile: labelled happy
 
 
 def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1, faint: int = 0) -> tuple[bool, list[str]]:
-    rng = np.random.default_rng([seed, int(face_id)])
+    rng = np.random.default_rng([seed, _id_key(face_id)])
     color = bool(rng.random() < 0.2)
     kinds = [str(k) for k in rng.permutation(KINDS)]
     if not neutral:
@@ -1200,7 +1269,7 @@ def _write_identity(args) -> dict:
     subj = f"L{face_id}"
     frames, labels, peaks = 0, [], []
     for k, kind in enumerate(kinds, start=1):
-        rng = np.random.default_rng([seed, int(face_id), k])
+        rng = np.random.default_rng([seed, _id_key(face_id), k])
         n = _seq_length(rng)
         emotion, peak = kind, 1.0
         if kind == FAINT:
@@ -1259,7 +1328,8 @@ def write_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = list_identities(london_dir) if identities is None else [str(i) for i in identities]
-    missing = [i for i in ids if not all(p.is_file() for p in _paths(london_dir, i))]
+    real = sorted(set().union(*(london_people(f"L{i}") for i in ids)))  # a morph needs both of its people
+    missing = [i for i in real if not all(p.is_file() for p in _paths(london_dir, i))]
     if missing:
         raise FileNotFoundError(f"London Set identities without neutral photo, template and smile: {missing}")
     size = (int(size[0]), int(size[1]))
@@ -1309,7 +1379,7 @@ def _write_talking_identity(args) -> dict:
         return {"face_id": face_id, "labels": kinds, "reused": True}
     color, _ = _plan(seed, face_id, True)
     for k, (emotion, path) in enumerate(zip(kinds, paths), start=1):
-        rng = np.random.default_rng([seed, int(face_id), 1000 + k])
+        rng = np.random.default_rng([seed, _id_key(face_id), 1000 + k])
         perf = motion.talking_performance(emotion, rng, seconds)
         frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color)
         # written under a hidden name (which loaders skip) and renamed when whole, so an interrupted
