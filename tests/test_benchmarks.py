@@ -159,6 +159,18 @@ def test_london_eval_more_calm_draws_keep_the_first(tmp_path):
     assert np.abs(first_frame(three[1][2]) - first_frame(three[0][2])).mean() > 1  # the others are other videos
 
 
+def test_by_group_counts_calm_faces_and_expressions_per_group():
+    from by_group import count_by_group
+
+    videos = [{"id": "001", "want": "neutral", "expression": "neutral"}, {"id": "001", "want": "neutral", "expression": "anger"},
+              {"id": "002", "want": "happy", "expression": "happy"}, {"id": "003", "want": "neutral", "expression": "neutral"},
+              {"id": "009", "want": "fear", "expression": "neutral"}]
+    rows = count_by_group(videos, {"001": "a", "002": "a", "003": "b"})
+    assert rows == {"?": {"calm": [0, 0], "expressions": [0, 1], "people": [1]},
+                    "a": {"calm": [1, 2], "expressions": [1, 1], "people": [2]},
+                    "b": {"calm": [1, 1], "expressions": [0, 0], "people": [1]}}
+
+
 def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
     from smile_size import best_happy_weight
 

@@ -6,6 +6,7 @@ Needs the set at ../shared/datasets/london-set (it is not in the repository); sk
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -369,6 +370,15 @@ def test_morphs_are_new_faces_made_of_two_people():
         assert a != b and {a, b} <= set(ids) and photoreal.london_people(f"photoreal:L{m}") == {a, b}
     with pytest.raises(ValueError, match="at most 2"):
         photoreal.morph_identities(["001", "002"], 3)
+    # balanced: the main person comes from each self-reported group in turn, no one person more than twice their share
+    groups = photoreal.london_groups(LONDON)
+    train = photoreal.split_identities(list_identities(LONDON))[0]
+    plain = Counter(groups[m.split("m")[0]] for m in photoreal.morph_identities(train, 40, seed=0))
+    firsts = [m.split("m")[0] for m in photoreal.morph_identities(train, 40, seed=0, groups=groups)]
+    balanced = Counter(groups[a] for a in firsts)
+    assert plain["white"] > 20 and balanced["white"] < plain["white"] and balanced["black"] > plain["black"]
+    assert max(Counter(firsts).values()) <= 2 and len(balanced) == len(set(groups[i] for i in train))
+    assert photoreal.london_groups(LONDON / "neutral") == {}  # no london_info.csv there
     # its random draws are its own, not a real person's
     assert photoreal._id_key("001m017") not in {int(i) for i in list_identities(LONDON)}
 

@@ -163,7 +163,8 @@ def cmd_synth(args) -> None:
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
         chosen = chosen[: args.people] if args.people else chosen
         if args.morphs:
-            chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed)
+            groups = photoreal.london_groups(args.photoreal) if args.morph_balance else None
+            chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed, groups=groups)
         people = set().union(*(photoreal.london_people(f"L{i}") for i in chosen))
         if args.talking:
             summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
@@ -383,6 +384,9 @@ def main(argv=None) -> None:
     p.add_argument("--morphs", type=int, default=None, metavar="N",
                    help="with --photoreal: instead of the chosen people, N new faces each made of two of them "
                         "(morphs, subjects L001m017; a --london-fold that holds out either person drops them)")
+    p.add_argument("--morph-balance", action="store_true",
+                   help="with --morphs: each morph's main person is drawn from the set's self-reported ethnicity groups "
+                        "in turn (london_info.csv), so small groups get as many new faces as large ones")
     p.add_argument("--calm", type=int, default=2, metavar="N", help="with --talking: calm talking videos per person")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_synth)

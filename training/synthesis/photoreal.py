@@ -67,6 +67,7 @@ import multiprocessing
 import re
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -294,17 +295,47 @@ def _id_key(face_id: str) -> int:
     return 10**6 + 1000 * int(m.group(1)) + int(m.group(2)) if m else int(face_id)
 
 
-def morph_identities(ids: list[str], n: int, seed: int = 0) -> list[str]:
+def morph_identities(ids: list[str], n: int, seed: int = 0, groups: dict[str, str] | None = None) -> list[str]:
     """n new faces made of two of `ids` each ("001m017": mostly the first): distinct ordered pairs,
     a seeded draw, so the first k of n are the same faces whatever n is. 81 people are too few for a
     network to learn which resting faces are calm; a morph of two of them is a face nobody has,
-    resting as calmly as they do (CC BY 4.0 allows altered forms: the London set's README)."""
+    resting as calmly as they do (CC BY 4.0 allows altered forms: the London set's README).
+    With `groups` (id -> group, e.g. london_groups), the first person is drawn from each group in
+    turn, so a group of 9 people gets as many new faces as one of 57, as far as no one person is the
+    first of more than twice their share (a group of one gives few faces, not many of one face)."""
     ids = sorted(str(i) for i in ids)
     pairs = [(a, b) for a in ids for b in ids if a != b]
     if n > len(pairs):
         raise ValueError(f"{len(ids)} people make at most {len(pairs)} morphs, not {n}")
-    order = np.random.default_rng([seed, 424242]).permutation(len(pairs))[:n]
-    return [f"{pairs[k][0]}m{pairs[k][1]}" for k in order]
+    rng = np.random.default_rng([seed, 424242])
+    order = [pairs[k] for k in rng.permutation(len(pairs))]
+    if groups:
+        by_group: dict[str, list] = {}
+        for a, b in order:
+            by_group.setdefault(groups.get(a, "?"), []).append((a, b))
+        cap, queues = 2 * -(-n // len(ids)), []
+        for g in sorted(by_group):
+            firsts, queue = Counter(), []
+            for a, b in by_group[g]:
+                if firsts[a] < cap:
+                    firsts[a] += 1
+                    queue.append((a, b))
+            queues.append(queue)
+        turns = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+        taken = set(turns)
+        order = turns + [p for p in order if p not in taken]
+    return [f"{a}m{b}" for a, b in order[:n]]
+
+
+def london_groups(london_dir) -> dict[str, str]:
+    """Face id -> self-reported ethnicity, from the set's london_info.csv ({} where it is missing)."""
+    import csv
+
+    info = Path(london_dir) / "london_info.csv"
+    if not info.is_file():
+        return {}
+    with open(info, newline="") as f:
+        return {row["face_id"].zfill(3): row["face_eth"] for row in csv.DictReader(f)}
 
 
 def _paths(london_dir, face_id: str) -> tuple[Path, Path, Path]:
