@@ -79,7 +79,9 @@ def stop_when_workers_are_gone(procs: list) -> None:
 
 def exit_on_signals() -> None:
     """SIGTERM and SIGHUP (a killed process group, a closed terminal) end `serve` through its
-    `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed.
+    `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed; in a
+    worker, they unwind what it was doing (the self-check's temporary folder is removed; once it
+    works, RQ's own handlers take SIGTERM for a warm shutdown).
     (Python's default for both is to die on the spot, leaving them behind. uvicorn handles
     SIGTERM while it serves and raises it again once it has shut down: this handler then runs.)"""
 
@@ -94,6 +96,7 @@ def cmd_worker(args) -> None:
     from service.settings import Settings
     from service.worker import run_worker
 
+    exit_on_signals()  # a worker stopped during its self-check removes the check's temporary folder too
     settings = Settings()
     if not settings.redis_url:
         sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")

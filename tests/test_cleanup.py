@@ -97,3 +97,31 @@ def test_the_test_run_writes_its_temporary_files_in_one_private_folder(tmp_path)
     assert conftest.SESSION_TMP is not None and conftest.SESSION_TMP.name.startswith("ramfer-tests-")
     assert tmp_path.is_relative_to(conftest.SESSION_TMP)
     assert Path(tempfile.gettempdir()) == conftest.SESSION_TMP and os.environ["TMPDIR"] == str(conftest.SESSION_TMP)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_a_worker_stopped_during_its_self_check_removes_the_check_folder(tmp_path, redis_url, sig):
+    """The self-check writes the check video's attention images to a temporary folder; a worker
+    killed with its process group while it checks (a closed terminal, a supervisor) must remove it.
+    A long check video keeps the worker in its self-check long enough to be stopped there."""
+    import cv2
+    import numpy as np
+    from skimage import data
+    from videos import write_video
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    video = write_video(tmp_path / "long-check.mp4", [np.roll(face, i % 7, axis=1) for i in range(600)], fps=30)
+    env = dict(os.environ, REDIS_URL=redis_url, TMPDIR=str(tmp), CHECK_VIDEO=str(video), TORCH_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: any(n.startswith("ramfer-check-") for n in leftovers(tmp)), proc, 120, "no self-check folder")
+        proc.send_signal(sig)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, proc.stderr.read().decode(errors="replace")[-2000:]
+    assert leftovers(tmp) == []
