@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED  # noqa: E402
+from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities  # noqa: E402
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training.synthesis import motion, photoreal  # noqa: E402
@@ -72,8 +72,7 @@ def main():
                 frames = photoreal.render_performance(london, face_id, "neutral", p, scene)
                 video = write_video(tmp / f"{face_id}.mp4", frames, fps=TALK_FPS)
                 result = analyse_video(video, predictor, settings)
-                face = [c for c in result["clips"] if c["face"]]
-                mean = {c: float(np.mean([x["probabilities"][c] for x in face])) for c in predictor.classes}
+                mean = mean_probabilities(result, predictor.classes)
                 row[name] = {"answer": result["expression"], "p_neutral": round(mean["neutral"], 3),
                              "top_expression": max((c for c in mean if c != "neutral"), key=mean.get)}
             rows[face_id] = row
