@@ -26,8 +26,8 @@ benchmarks/london_folds.py). --flip-average scores every clip with its mirror im
                                      [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
                                      [--json answers.json]
 
---json writes every video's answer, its face clips' mean probabilities and every face clip's
-probabilities, so that two checkpoints can be compared video by video (which people each gets
+--json writes every video's answer, its face clips' mean (calibrated) probabilities and every face clip's
+probabilities as the network gave them (before the checkpoint's temperature), so that two checkpoints can be compared video by video (which people each gets
 right), and benchmarks/decision_rules.py can re-decide the same clips under other rules (smoothing,
 minimum run, neutral bias) without running the network again.
 """
@@ -122,6 +122,18 @@ def mean_probabilities(result: dict, classes: list[str]) -> dict[str, float] | N
     return {k: round(float(np.mean([c["probabilities"][k] for c in face])), 4) for k in classes}
 
 
+def network_probabilities(result: dict, classes: list[str], temperature: float) -> list[list[float]]:
+    """The face clips' probabilities as the network gave them: a result reports them calibrated (at the
+    checkpoint's temperature); this undoes it, so that decision_rules.py re-decides, and calibrate.py
+    fits, what the service's decision read."""
+    from training.calibration import apply_temperature
+
+    face = [[c["probabilities"][k] for k in classes] for c in result["clips"] if c["face"]]
+    if not face or temperature == 1.0:
+        return face
+    return [[round(float(v), 5) for v in row] for row in apply_temperature(face, 1.0 / temperature)]
+
+
 def smile_timeline(segments: list[dict]) -> tuple[bool, bool]:
     """(neutral at the start and happy at the end, and no third label on the way)."""
     runs = [s["label"] for s in segments if s["label"] is not None]
@@ -201,7 +213,7 @@ def main():
             records.append({"id": face_id, "want": want, "expression": result["expression"],
                             "mean_probabilities": mean_probabilities(result, predictor.classes),
                             "duration_s": result.get("video", {}).get("duration_s"),
-                            "clip_probabilities": [[c["probabilities"][k] for k in predictor.classes] for c in face_clips]})
+                            "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature)})
             flickers[want].append(flicker(result) if face_clips else 0.0)
             if args.sequences and want == "happy":
                 starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])

@@ -63,6 +63,9 @@ class Predictor:
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]
         self.variant: str = self.config["model"]["variant"]
+        # Calibration (training/calibration.py): the reported probabilities are the network's at this
+        # temperature; the decision reads the network's own, on which its rule was chosen.
+        self.temperature: float = float((self.config.get("calibration") or {}).get("temperature", 1.0))
         self.batch_size = batch_size
         self.bf16 = bf16 and bf16_ok(self.device)
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
@@ -101,6 +104,12 @@ class Predictor:
                 probs = probs.unflatten(0, (B, 2)).mean(1)
                 maps = None if maps is None else maps.unflatten(0, (B, 2))[:, 0]
         return probs.cpu().numpy(), None if maps is None else maps.float().cpu().numpy()
+
+    def calibrated(self, probabilities: np.ndarray) -> np.ndarray:
+        """The network's clip probabilities as reported: at the checkpoint's fitted temperature."""
+        from training.calibration import apply_temperature
+
+        return apply_temperature(probabilities, self.temperature)
 
     def predict(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(B, T, S, S) uint8 clips -> probabilities, maps (each clip's frames encoded on their own)."""
@@ -257,6 +266,7 @@ def analyse_video(
         K = len(predictor.classes)
         face_clips = sorted(scorer.probs)
         probs = np.stack([scorer.probs[c] for c in face_clips])
+        reported = dict(zip(face_clips, predictor.calibrated(probs)))
         labels = probs.argmax(1)
         neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
         winner, votes, decided = decide_video(probs, K, abstain=neutral, radius=settings.vote_smooth_clips,
@@ -284,7 +294,7 @@ def analyse_video(
             "start_s": round(times[first], 3),
             "end_s": round(times[last] + 1 / fps, 3),
             "label": predictor.classes[label_of[c]] if face else None,
-            "probabilities": _by_class(predictor.classes, scorer.probs[c]) if face else None,
+            "probabilities": _by_class(predictor.classes, reported[c]) if face else None,
             "face": face,
         })
     # Segments tile the timeline: clips overlap, so one ends where the next run's first clip starts.
@@ -304,7 +314,7 @@ def analyse_video(
         "expression": predictor.classes[winner],
         "confidence": round(float(votes[winner] / max(voting, 1)), 4),
         "votes": {c: int(v) for c, v in zip(predictor.classes, votes)},
-        "probabilities": _by_class(predictor.classes, probs.mean(0)),
+        "probabilities": _by_class(predictor.classes, np.mean(list(reported.values()), axis=0)),
         "clips": timeline,
         "segments": segments,
         "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
@@ -312,7 +322,8 @@ def analyse_video(
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
                   "width": info.width, "height": info.height},
         "faces": {"frames_with_face": int(sum(has_face)), "frames": n},
-        "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average},
+        "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average,
+                  "temperature": predictor.temperature},
         "decision": {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
                      "neutral_bias": settings.neutral_bias if neutral is not None else 0.0},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},

@@ -65,6 +65,8 @@ class ModelRef(BaseModel):
     variant: str
     sha256: str
     flip_average: bool = Field(False, description="each clip was also scored in a mirror and the two averaged")
+    temperature: float = Field(1.0, description="the reported probabilities are the network's at this temperature, "
+                                                "fitted on held-out people (1: not calibrated); labels do not depend on it")
 
 
 class Decision(BaseModel):
@@ -77,9 +79,10 @@ class Decision(BaseModel):
 class Result(BaseModel):
     # the OpenAPI document replaces this with the served checkpoint's classes (service.api.describe_served_model)
     expression: str = Field(description="one of the served model's classes (GET /model lists them)")
-    confidence: float = Field(description="share of the voting clips that voted for it")
+    confidence: float = Field(description="share of the voting clips that voted for it: how one-sided the video's clips "
+                                          "are, not the probability that the answer is right")
     votes: dict[str, int]
-    probabilities: dict[str, float] = Field(description="mean clip probability per class")
+    probabilities: dict[str, float] = Field(description="mean calibrated clip probability per class (model.temperature)")
     clips: list[Clip]
     segments: list[Segment] = Field(description="the timeline as runs of one label, in order, covering every clip")
     peak: Peak

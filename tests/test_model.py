@@ -209,7 +209,34 @@ def test_frame_standardisation_ignores_brightness_and_contrast():
     torch.testing.assert_close(a, flatter, atol=2e-2, rtol=2e-2)
 
 
+def test_face_standardisation_sees_nothing_outside_the_face_ellipse():
+    """With standardise="face" the backdrop outside the ellipse cannot reach the network, and the
+    statistics are the face's: a wall that turns from white to black changes nothing."""
+    torch.manual_seed(0)
+    model = econvlstm_ram(num_classes=8, standardise="face").eval()
+    x = torch.randint(40, 200, (2, 8, 1, 48, 48)).float()
+    outside = model.window == 0
+    white, black = x.clone(), x.clone()
+    white[..., outside], black[..., outside] = 245.0, 20.0
+    with torch.no_grad():
+        a, b = model(white).logits, model(black).logits
+        brighter = model(torch.where(outside, white, white + 30)).logits  # the face alone brighter
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, brighter, atol=1e-4, rtol=1e-4)
+    frame = econvlstm_ram(num_classes=8).eval()
+    frame.load_state_dict(model.state_dict())  # the same weights: the window is not among them
+    with torch.no_grad():
+        assert (frame(white).logits - frame(black).logits).abs().max() > 1e-3  # the whole-crop standardisation sees the wall
+    # the ellipse holds the face of an aligned crop: eyes (y 0.42, x 0.34-0.66), mouth (0.77), chin (~0.95) in; corners out
+    w, s = model.window, 48
+    assert all(w[int(y * s), int(x * s)] == 1 for x, y in ((0.34, 0.42), (0.66, 0.42), (0.5, 0.77), (0.5, 0.95), (0.2, 0.55)))
+    assert all(w[int(y * s), int(x * s)] == 0 for x, y in ((0.05, 0.05), (0.95, 0.05), (0.05, 0.95), (0.1, 0.4)))
+    assert model.config.to_dict()["standardise"] == "face"
+
+
 def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="standardise"):
+        ModelConfig(standardise="crop")
     with pytest.raises(ValueError, match="unknown variant"):
         ModelConfig(variant="lstm")
     with pytest.raises(ValueError, match="layout"):

@@ -224,3 +224,16 @@ def test_a_drawn_face_talks_and_turns():
     assert np.corrcoef(gap, perf.jaw)[0, 1] > 0.8
     nose_off = marks[:, 30, 0] - (marks[:, 0, 0] + marks[:, 16, 0]) / 2  # the nose moves across the face as it turns
     assert np.corrcoef(nose_off, perf.yaw)[0, 1] > 0.8
+
+
+def test_a_drawn_studio_replaces_the_backdrop_and_keeps_the_sequences(tmp_path):
+    plain = write_dataset(tmp_path / "plain", subjects=1, seed=3, size=SMALL, progress=False, workers=1)
+    studio = write_dataset(tmp_path / "studio", subjects=1, seed=3, size=SMALL, progress=False, workers=1, studio=True)
+    assert studio["studio"] and not plain["studio"]
+    assert {k: v for k, v in plain.items() if k != "studio"} == {k: v for k, v in studio.items() if k != "studio"}
+    a, b = files_of(tmp_path / "plain"), files_of(tmp_path / "studio")
+    assert a.keys() == b.keys()
+    landmarks = [k for k in a if k.startswith("Landmarks")]
+    assert landmarks and all(a[k] == b[k] for k in landmarks)  # the faces are where they were
+    frames = [k for k in a if k.endswith(".png")]
+    assert sum(a[k] != b[k] for k in frames) == len(frames)  # every frame in another studio

@@ -45,6 +45,10 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="label smoothing of both cross-entropies, the FC's and the RAM's (default %(default)s)")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 even where bf16 is available")
     p.add_argument("--hidden", type=int, default=None, help="recurrent layers' channels (default: the model's)")
+    p.add_argument("--standardise", choices=("frame", "face"), default=None,
+                   help="which pixels each frame is standardised over: the whole crop (frame, the default) or the face "
+                        "ellipse with the rest zeroed (face): the backdrop then reaches the network only at the cheeks "
+                        "(training/model.py)")
     add_input_size_arg(p)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when present)")
@@ -87,6 +91,8 @@ def model_overrides(args) -> dict:
     overrides = {"hidden_channels": args.hidden} if args.hidden else {}
     if args.input_size not in (None, CropConfig.size):
         overrides["input_size"] = args.input_size
+    if getattr(args, "standardise", None) not in (None, "frame"):
+        overrides["standardise"] = args.standardise
     return overrides
 
 
@@ -149,6 +155,16 @@ def command_line() -> str:
     return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def background_photos(args) -> tuple[str, ...]:
+    """--backgrounds' photographs (or $RAMFER_BACKGROUNDS_DIR's); none: procedural backdrops and textures only."""
+    from training.synthesis.studio import background_photos as photos
+
+    found = tuple(photos(args.backgrounds))
+    if args.backgrounds and not found:
+        sys.exit(f"--backgrounds {args.backgrounds}: no .jpg or .png photographs there")
+    return found
+
+
 def cmd_synth(args) -> None:
     start = time.perf_counter()
     if args.photoreal:
@@ -166,13 +182,14 @@ def cmd_synth(args) -> None:
             groups = photoreal.london_groups(args.photoreal) if args.morph_balance else None
             chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed, groups=groups)
         people = set().union(*(photoreal.london_people(f"L{i}") for i in chosen))
+        studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
         if args.talking:
             summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
-                                                      calm=args.calm, progress=not args.quiet, workers=args.workers)
+                                                      calm=args.calm, progress=not args.quiet, workers=args.workers, **studio)
         else:
             summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                                smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
-                                               workers=args.workers)
+                                               workers=args.workers, **studio)
         summary["left_out"] = sorted(set(ids) - people)
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
@@ -181,11 +198,12 @@ def cmd_synth(args) -> None:
     else:
         from training.synthesis import drawn
 
+        studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
         if args.talking:
             summary = drawn.write_talking_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, calm=args.calm,
-                                                  progress=not args.quiet)
+                                                  progress=not args.quiet, **studio)
         else:
-            summary = drawn.write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet)
+            summary = drawn.write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet, **studio)
     log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
 
 
@@ -375,6 +393,14 @@ def main(argv=None) -> None:
                    help="with --photoreal: F more happy sequences per person whose morph stops at a faint smile "
                         "(mouth corners moved 0.04-0.10 inter-ocular distances; numbered after the smiles)")
     p.add_argument("--workers", type=int, default=1, help="with --photoreal: render people in this many processes (same bytes)")
+    p.add_argument("--studio", action="store_true",
+                   help="every sequence or video in a studio of its own (training/synthesis/studio.py): with --photoreal "
+                        "the London wall replaced by a random backdrop, a random key light with the face's shading, "
+                        "another camera's colour and tone; drawn faces get the backdrop and the camera; so the "
+                        "backdrop, light and camera carry no label")
+    p.add_argument("--backgrounds", default=None, metavar="DIR",
+                   help="with --studio: photographs to use among the backdrops (default: $RAMFER_BACKGROUNDS_DIR; "
+                        "without either, flat colours, gradients, noise and scikit-image's textures only)")
     p.add_argument("--talking", action="store_true",
                    help="instead of CK+ sequences, class folders of talking videos (calm talking is neutral; talking "
                         "while holding each expression), H.264, read back with --data like any videos; drawn or --photoreal")

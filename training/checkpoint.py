@@ -154,6 +154,14 @@ def model_card(config: dict) -> str:
         lines += [f"* {k}: {v}" for k, v in metrics.items()]
     else:
         lines += ["(none recorded)"]
+    calibration = config.get("calibration")
+    if calibration:
+        lines += ["", "## Calibration",
+                  f"* temperature: {calibration['temperature']} (the service reports clip probabilities at it; "
+                  "labels and the decision read the network's own: training/calibration.py)",
+                  f"* fitted on: {calibration.get('fitted_on', '(not recorded)')}"]
+        lines += [f"* expected calibration error, {name}: {e['before']} -> {e['after']} ({e['clips']} clips)"
+                  for name, e in (calibration.get("ece") or {}).items()]
     lines += [
         "",
         "## Licences",

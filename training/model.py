@@ -14,6 +14,15 @@ What the paper leaves open, decided once here (the model card repeats it):
   the network. 48 px is the resolution of the common CK+/FER crops (and of the CK+ copy this
   must run on); gray because most CK+ frames are gray; per-frame standardisation because CK+
   lighting varies across subjects and it costs nothing to do here rather than in every caller.
+* Which pixels the standardisation reads (`ModelConfig.standardise`): "frame", the whole crop
+  (served-v5b and every checkpoint before it), or "face", the mean and variance over an ellipse
+  that holds the face of an eye-aligned crop (`face_window`: centre (0.5, 0.56) of the side,
+  semi-axes 0.35 x 0.46, measured on the 102 London templates mapped into the crop: cheeks at
+  0.17-0.84, brows at 0.34, chin at 1.0), with everything outside it set to 0 after
+  standardising. With "frame" the wall behind a face sets the face's contrast and brightness, and
+  the corners of the crop show the wall to the network; with "face" neither: a backdrop that
+  changes leaves the network's input unchanged outside a sliver at the cheeks (tests/test_model.py
+  checks it). Measured against training with random backdrops alone: docs/real-faces.md.
 * Layout `conv pool rnn pool rnn pool rnn rnn`: the convolution (3x3, BN, ReLU) at 48 px and
   the first pooling run per frame; recurrent layer 1 at 24x24, pool, layer 2 at 12x12, pool,
   layers 3 and 4 at 6x6. Expressions live in small details (the paper's point about brow
@@ -43,6 +52,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VARIANTS = ("convlstm", "convlstm_ram", "econvlstm", "econvlstm_ram")
+STANDARDISE = ("frame", "face")
+FACE_ELLIPSE = (0.5, 0.56, 0.35, 0.46)  # centre x, y and semi-axes, fractions of an eye-aligned crop's side
+
+
+def face_window(size: int, feather: float = 1.0) -> torch.Tensor:
+    """(size, size) weights in [0, 1]: 1 inside FACE_ELLIPSE, falling to 0 over `feather` pixels at its edge."""
+    cx, cy, ax, ay = (v * size for v in FACE_ELLIPSE)
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    r = torch.sqrt(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2)  # 1 on the ellipse
+    return ((1 - r) * min(ax, ay) / feather + 0.5).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class ModelConfig:
     kernel_size: int = 3
     gn_groups: int = 4
     dropout: float = 0.3
+    standardise: str = "frame"  # "frame": mean and std over the whole crop; "face": over the face ellipse, outside zeroed
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -67,6 +87,8 @@ class ModelConfig:
             raise ValueError(f"layout must be 1 conv (first), 3 pool and 4 rnn, got {self.layout!r}")
         if self.input_size % 8:
             raise ValueError("input_size must be divisible by 8 (three 2x2 poolings)")
+        if self.standardise not in STANDARDISE:
+            raise ValueError(f"standardise must be one of {', '.join(STANDARDISE)}, got {self.standardise!r}")
 
     @property
     def enhanced(self) -> bool:
@@ -258,6 +280,8 @@ class ExpressionNet(nn.Module):
         self.ram = RecurrentAttention(ch, cfg.num_classes) if cfg.ram else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(ch * size * size, cfg.num_classes)
+        # not a parameter and not saved: a checkpoint's weights are the same whatever its standardisation
+        self.register_buffer("window", face_window(cfg.input_size) if cfg.standardise == "face" else None, persistent=False)
 
     def class_axes(self) -> dict[str, tuple[int, ...]]:
         """The state_dict entries that hold one slice per class, and the axes those slices lie on:
@@ -280,9 +304,16 @@ class ExpressionNet(nn.Module):
         poolings before the first recurrent layer, and that layer's input convolutions. A video
         computes it once per frame, though each frame belongs to up to 4 overlapping clips."""
         x = frames.float()
-        mean = x.mean(dim=(-2, -1), keepdim=True)
-        std = x.std(dim=(-2, -1), keepdim=True)
-        x = (x - mean) / (std + 1.0)  # +1 (in 0..255 units) keeps a flat frame from blowing up
+        if self.window is None:  # "frame"
+            mean = x.mean(dim=(-2, -1), keepdim=True)
+            std = x.std(dim=(-2, -1), keepdim=True)
+            x = (x - mean) / (std + 1.0)  # +1 (in 0..255 units) keeps a flat frame from blowing up
+        else:  # "face": the statistics of the face ellipse, and nothing of what lies outside it
+            w = self.window
+            n = w.sum()
+            mean = (x * w).sum(dim=(-2, -1), keepdim=True) / n
+            std = (((x - mean) ** 2 * w).sum(dim=(-2, -1), keepdim=True) / n).sqrt()
+            x = (x - mean) / (std + 1.0) * w
         return self.temporal[0].project(self.frame_encoder(x))
 
     def forward_features(self, feats) -> ModelOutput:  # feats: (B, T, P, S', S') from frame_features

@@ -170,9 +170,11 @@ CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".we
 BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
 
 
-def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None) -> Path:
+def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None, bit_rate: int | None = None) -> Path:
     """Encode gray or BGR uint8 frames into `path`, the container from its suffix (CODEC_BY_SUFFIX):
-    the synthetic talking videos and the tests' videos. Odd sizes lose their last row or column."""
+    the synthetic talking videos and the tests' videos. Odd sizes lose their last row or column.
+    `bit_rate` (bits/s) replaces the codec's quality setting: a low one films as a cheap camera or a
+    call does (benchmarks/studio_shift.py)."""
     import av
     import cv2
 
@@ -189,10 +191,10 @@ def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None =
                 stream = out.add_stream(codec, rate=int(round(fps)))
                 stream.width, stream.height = w - w % 2, h - h % 2
                 stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-                if codec == "libx264":
+                if codec == "libx264" and bit_rate is None:
                     stream.options = {"preset": "veryfast", "crf": "20"}
-                if codec in BIT_RATE:
-                    stream.bit_rate = BIT_RATE[codec]
+                if bit_rate is not None or codec in BIT_RATE:
+                    stream.bit_rate = bit_rate or BIT_RATE[codec]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
             for packet in stream.encode(frame):
                 out.mux(packet)

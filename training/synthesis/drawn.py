@@ -1001,11 +1001,18 @@ def _pose_track(s: Subject, size, n, ppu, rng) -> tuple[tuple[float, float], lis
     return (ox, oy), poses
 
 
-def _make_scene(s: Subject, size, nch, n, rng) -> tuple[_Scene, float]:
+def _make_scene(s: Subject, size, nch, n, rng, studio=None) -> tuple[_Scene, float]:
+    """The frame around the face. `studio` (training.synthesis.studio): its backdrop replaces the
+    subject's own (drawn all the same, so the rest of the draws are what they were)."""
     w, h = size
     ppu = s.scale * h * _u(rng, 0.97, 1.03)
     origin, poses = _pose_track(s, size, n, ppu, rng)
     bg = _background(s, size, nch, rng).astype(np.float32)
+    if studio is not None and studio.backdrop.kind != "wall":
+        from training.synthesis.studio import backdrop_image
+
+        back = backdrop_image(studio.backdrop, h, w)
+        bg = (back if nch == 3 else cv2.cvtColor(back, cv2.COLOR_BGR2GRAY)[..., None]).astype(np.float32)
     body = _body(s, size, nch, origin, ppu, rng)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ang = s.light_angle + rng.normal(0, 0.1)
@@ -1072,7 +1079,16 @@ def _blinks(n_frames: int, curve: np.ndarray, rng) -> np.ndarray:
     return closed
 
 
-def _render(s: Subject, expr: Expression, n_frames: int, rng, size, color: bool, onset: int | None):
+def _film(frames: list[np.ndarray], studio) -> list[np.ndarray]:
+    """The frames through the studio camera's tone curve, vignette and noise (none without a studio)."""
+    if studio is None:
+        return frames
+    from training.synthesis.studio import camera_frame
+
+    return [camera_frame(f, studio.camera, i) for i, f in enumerate(frames)]
+
+
+def _render(s: Subject, expr: Expression, n_frames: int, rng, size, color: bool, onset: int | None, studio=None):
     if n_frames < 2:
         raise ValueError("a sequence needs at least 2 frames (neutral first, peak last)")
     w, h = size
@@ -1080,7 +1096,7 @@ def _render(s: Subject, expr: Expression, n_frames: int, rng, size, color: bool,
         onset = int(rng.integers(1, min(4, n_frames - 1) + 1))
     onset = int(np.clip(onset, 1, n_frames - 1))
     nch = 3 if color else 1
-    scene, ppu = _make_scene(s, (w, h), nch, n_frames, rng)
+    scene, ppu = _make_scene(s, (w, h), nch, n_frames, rng, studio)
     look = _make_look(s, ppu, nch, rng)
     curve = _ease(n_frames, onset)
     closed = _blinks(n_frames, np.zeros(n_frames) if expr.neutral else curve, rng)
@@ -1095,7 +1111,7 @@ def _render(s: Subject, expr: Expression, n_frames: int, rng, size, color: bool,
         frames.append(_compose(scene, canvas, m, rng))
         pts = _px(look, p)
         marks.append((pts @ m[:, :2].T + m[:, 2]).astype(np.float32))
-    return frames, marks
+    return _film(frames, studio), marks
 
 
 def render_sequence(
@@ -1106,17 +1122,19 @@ def render_sequence(
     size: tuple[int, int] = (640, 490),
     color: bool = False,
     onset_frames: int | None = None,
+    studio=None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One CK+-style sequence: frame 0 neutral, the expression peaking at the last frame.
 
     Returns frames (uint8 (H, W) gray or (H, W, 3) BGR) and landmarks (float32 (68, 2) x, y
     pixels) per frame. `onset_frames` is how many neutral frames start it (random 1-4 if None).
-    `emotion` is one of CLASSES or "neutral" (only drift, tiny motion and maybe a blink)."""
+    `emotion` is one of CLASSES or "neutral" (only drift, tiny motion and maybe a blink).
+    `studio` (training.synthesis.studio.Studio): its backdrop and camera instead of the subject's."""
     if emotion not in _EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; expected one of {CLASSES + ('neutral',)}")
     expr = _expression(subject, emotion, rng)
     expr.neutral = emotion == "neutral"
-    return _render(subject, expr, n_frames, rng, size, color, onset_frames)
+    return _render(subject, expr, n_frames, rng, size, color, onset_frames, studio)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1161,7 +1179,7 @@ def _turn(p: np.ndarray, depth: np.ndarray, yaw: float, pitch: float, c: np.ndar
     return np.stack([u + c[0], v + c[1]], 1)
 
 
-def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360), color: bool = False):
+def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360), color: bool = False, studio=None):
     """Frames and landmarks of a drawn face performing `perf` (a motion.Performance): `emotion` shown
     at perf.intensity, speech moving the jaw and lips over it, the head turning, nodding, drifting,
     blinks. Returns (frames, landmarks) as render_sequence does."""
@@ -1169,7 +1187,7 @@ def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360
         raise ValueError(f"unknown emotion {emotion!r}; expected one of {CLASSES + ('neutral',)}")
     n = len(perf)
     nch = 3 if color else 1
-    scene, ppu = _make_scene(subject, size, nch, n, rng)
+    scene, ppu = _make_scene(subject, size, nch, n, rng, studio)
     look = _make_look(subject, ppu, nch, rng)
     expr = _expression(subject, emotion, rng)
     p0 = neutral_shape(subject)
@@ -1186,7 +1204,7 @@ def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360
         m = head @ np.vstack([scene.poses[0], [0, 0, 1]])
         frames.append(_compose(scene, canvas, m, rng))
         marks.append((_px(look, p) @ m[:, :2].T + m[:, 2]).astype(np.float32))
-    return frames, marks
+    return _film(frames, studio), marks
 
 
 # --------------------------------------------------------------------------------------------
@@ -1248,7 +1266,20 @@ def _fmt(v: float) -> str:
     return f"   {v:.7e}"
 
 
-def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, size) -> int:
+STUDIO_STREAM = 77  # a sequence's studio is drawn from its own stream: [seed, index, number, STUDIO_STREAM]
+
+
+def _studio(with_studio: bool, backgrounds: tuple, seed: int, index: int, number: int):
+    """The studio of a subject's sequence or video (training.synthesis.studio.draw), or None: the
+    subject's own backdrop. Its own stream, so the sequence's other draws are what they were."""
+    if not with_studio:
+        return None
+    from training.synthesis import studio
+
+    return studio.draw(np.random.default_rng([seed, index, number, STUDIO_STREAM]), backgrounds)
+
+
+def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, size, studio=None) -> int:
     rng = np.random.default_rng([seed, plan.index, seq.number])
     s = plan.subject
     if seq.emotion is None:
@@ -1256,7 +1287,7 @@ def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, 
         expr = _blend(_expression(s, str(a), rng), _expression(s, str(b), rng), rng)
     else:
         expr = _expression(s, seq.emotion, rng)
-    frames, marks = _render(s, expr, seq.n_frames, rng, size, plan.color, seq.onset)
+    frames, marks = _render(s, expr, seq.n_frames, rng, size, plan.color, seq.onset, studio)
     subj, num = f"S{plan.sid:03d}", f"{seq.number:03d}"
     img_dir = out / "cohn-kanade-images" / subj / num
     lm_dir = out / "Landmarks" / subj / num
@@ -1276,26 +1307,29 @@ def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, 
 
 
 def _write_subject(args) -> tuple[int, dict]:
-    out, seed, index, sid, size, threads = args
+    out, seed, index, sid, size, threads, with_studio, backgrounds = args
     if threads is not None:
         cv2.setNumThreads(threads)
     plan = plan_subject(seed, index, sid)
-    frames = sum(_write_sequence(Path(out), plan, seq, seed, size) for seq in plan.sequences)
+    frames = sum(_write_sequence(Path(out), plan, seq, seed, size, _studio(with_studio, backgrounds, seed, index, seq.number))
+                 for seq in plan.sequences)
     labels = [seq.emotion for seq in plan.sequences]
     return index, {"sid": sid, "frames": frames, "labels": labels, "color": plan.color}
 
 
-def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), progress: bool = True, workers: int | None = None) -> dict:
+def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), progress: bool = True, workers: int | None = None,
+                  studio: bool = False, backgrounds=()) -> dict:
     """Write `subjects` synthetic subjects in the CK+ tree under out_dir; returns a summary.
 
     Subjects are rendered in parallel (`workers` processes, default: all cores); the files
-    are the same whatever the number of workers."""
+    are the same whatever the number of workers. `studio`: each sequence before a backdrop and
+    through a camera of its own (training.synthesis.studio.draw, `backgrounds` among the backdrops)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     size = (int(size[0]), int(size[1]))
     ids = subject_ids(seed, subjects)
     workers = workers or min(os.cpu_count() or 1, subjects)
-    jobs = [(str(out), seed, i, ids[i], size, 1 if workers > 1 else None) for i in range(subjects)]
+    jobs = [(str(out), seed, i, ids[i], size, 1 if workers > 1 else None, studio, tuple(backgrounds)) for i in range(subjects)]
     results = {}
 
     def done(i, r):
@@ -1327,11 +1361,12 @@ def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), p
         "per_class": per_class,
         "seed": seed,
         "size": list(size),
+        "studio": bool(studio),
     }
 
 
 def _write_talking_subject(args) -> tuple[int, list[str]]:
-    out, seed, index, sid, calm, seconds, threads = args
+    out, seed, index, sid, calm, seconds, threads, with_studio, backgrounds = args
     if threads is not None:
         cv2.setNumThreads(threads)
     from training.synthesis import motion
@@ -1342,21 +1377,23 @@ def _write_talking_subject(args) -> tuple[int, list[str]]:
     for k, emotion in enumerate(motion.talking_kinds(CLASSES, calm), start=1):
         rng = np.random.default_rng([seed, index, 1000 + k])
         perf = motion.talking_performance(emotion, rng, seconds)
-        frames, _ = render_performance(plan.subject, emotion, perf, rng, size=(640, 360), color=plan.color)
+        frames, _ = render_performance(plan.subject, emotion, perf, rng, size=(640, 360), color=plan.color,
+                                       studio=_studio(with_studio, backgrounds, seed, index, 1000 + k))
         write_video(Path(out) / emotion / f"S{sid:03d}_talk{k:02d}.mp4", frames, fps=motion.TALK_FPS)
         written.append(emotion)
     return index, written
 
 
 def write_talking_dataset(out_dir, subjects: int = 40, seed: int = 0, calm: int = 2, seconds=(2.0, 3.0),
-                          progress: bool = True, workers: int | None = None) -> dict:
+                          progress: bool = True, workers: int | None = None, studio: bool = False, backgrounds=()) -> dict:
     """Class folders of talking drawn faces under out_dir (`<class>/S<id>_talkNN.mp4`, H.264, 640x360,
     30 fps): per subject `calm` videos of calm talking (neutral) and one of talking while holding each
     of the 7 expressions (training.synthesis.motion). The subjects are write_dataset's (same ids,
-    same faces); the files are the same whatever the number of workers."""
+    same faces); the files are the same whatever the number of workers. `studio`, `backgrounds`: as write_dataset."""
     ids = subject_ids(seed, subjects)
     workers = workers or min(os.cpu_count() or 1, subjects)
-    jobs = [(str(out_dir), seed, i, ids[i], int(calm), tuple(seconds), 1 if workers > 1 else None) for i in range(subjects)]
+    jobs = [(str(out_dir), seed, i, ids[i], int(calm), tuple(seconds), 1 if workers > 1 else None, studio, tuple(backgrounds))
+            for i in range(subjects)]
     labels: dict[int, list[str]] = {}
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -1370,7 +1407,7 @@ def write_talking_dataset(out_dir, subjects: int = 40, seed: int = 0, calm: int 
             i, labels[job[2]] = _write_talking_subject(job)
     every = [lab for written in labels.values() for lab in written]
     return {"subjects": subjects, "videos": len(every), "per_class": {c: every.count(c) for c in ("neutral", *CLASSES)},
-            "seed": seed, "calm": int(calm)}
+            "seed": seed, "calm": int(calm), "studio": bool(studio)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1024,6 +1024,29 @@ def _camera(scene: _Scene, img: np.ndarray, i: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
+def _in_studio(ident: _Identity, studio, smile: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The neutral photo (and the aligned smile) moved into `studio` (training.synthesis.studio): the
+    London wall replaced, the person relit, the camera's colour response. None: as photographed."""
+    if studio is None:
+        return ident.neutral, smile
+    from training.synthesis import studio as studios
+
+    neutral = studios.apply(ident.neutral, ident.pts, studio)
+    if smile is not None:
+        smile = studios.apply(smile, _smile_points(ident, 1.0), studio)
+    return neutral, smile
+
+
+def _film(scene: _Scene, img: np.ndarray, i: int, studio) -> np.ndarray:
+    """Frame i as this sequence's camera films it, then through the studio camera's tone, vignette and noise."""
+    frame = _camera(scene, img, i)
+    if studio is None:
+        return frame
+    from training.synthesis import studio as studios
+
+    return studios.camera_frame(frame, studio.camera, i)
+
+
 # --------------------------------------------------------------------------------------------
 # Sequences
 # --------------------------------------------------------------------------------------------
@@ -1048,7 +1071,7 @@ def _blinks(n_frames: int, rng) -> np.ndarray:
 
 
 def render_identity_sequence(
-    london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False, peak: float = 1.0
+    london_dir, face_id, emotion, n_frames, rng, size=(640, 490), color=False, peak: float = 1.0, studio=None
 ) -> list[np.ndarray]:
     """One CK+-style sequence of a London Set face: frame 0 neutral, `emotion` peaking at the
     last frame. Returns uint8 frames, (H, W) gray or (H, W, 3) BGR when `color`; size is (W, H).
@@ -1082,7 +1105,8 @@ def render_identity_sequence(
     frames = []
     if emotion == "happy":
         aligned, flow = _smile_data(ident)
-        neutral, smile = prep(ident.neutral), prep(aligned)
+        neutral, aligned = _in_studio(ident, studio, aligned)
+        neutral, smile = prep(neutral), prep(aligned)
         if k != 1.0:
             flow = cv2.resize(flow, neutral.shape[1::-1], interpolation=cv2.INTER_AREA) * k
         hh, ww = neutral.shape[:2]
@@ -1100,10 +1124,10 @@ def render_identity_sequence(
                 # photo's texture keeps its teeth from showing through as a ghost at low t.
                 w = t if peak >= 1.0 else t * t
                 img = cv2.addWeighted(a, 1 - w, b, w, 0)
-            frames.append(_camera(scene, img, i))
+            frames.append(_film(scene, img, i, studio))
         return frames
 
-    base = prep(ident.neutral)
+    base = prep(_in_studio(ident, studio)[0])
     p0 = np.vstack([ident.pts, ident.ring]) * k
     iod = ident.iod * k
     frame_of = (iod, ident.eye * k, ident.ex, ident.ey)
@@ -1125,7 +1149,7 @@ def render_identity_sequence(
         if c > 0:
             img = _texture(img, p, frame_of, expr.tex, c, expr.side)
             img = _mouth_interior(img, p, p0, iod, ident.ey, expr, c)
-        frames.append(_camera(scene, img, i))
+        frames.append(_film(scene, img, i, studio))
     return frames
 
 
@@ -1194,7 +1218,8 @@ def _smile_points(ident: _Identity, t: float) -> np.ndarray:
     return ident.pts + t * flow[yi, xi].astype(np.float64)
 
 
-def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 360), color: bool = False) -> list[np.ndarray]:
+def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 360), color: bool = False,
+                       studio=None) -> list[np.ndarray]:
     """Frames of a London face performing `perf` (a motion.Performance): `emotion` (one of CLASSES, or
     "neutral") shown at perf.intensity, speech moving the jaw and lips over it, the head turning,
     nodding and drifting, blinks. Happy is the person's real smile (the morph, at the intensity), the
@@ -1223,9 +1248,10 @@ def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 
     iod, ey, ex = ident.iod * k, ident.ey, ident.ex
     centre = (ident.eye + 0.55 * ident.iod * ident.ey) * k
     frame_of = (iod, ident.eye * k, ex, ey)
-    neutral = prep(ident.neutral)
+    aligned, flow = _smile_data(ident) if emotion == "happy" else (None, None)
+    neutral, aligned = _in_studio(ident, studio, aligned)
+    neutral = prep(neutral)
     if emotion == "happy":
-        aligned, flow = _smile_data(ident)
         smile = prep(aligned)
         if k != 1.0:
             flow = cv2.resize(flow, neutral.shape[1::-1], interpolation=cv2.INTER_AREA) * k
@@ -1253,7 +1279,7 @@ def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 
         if c > 0.01 and expr.tex:
             img = _texture(img, p, frame_of, expr.tex, c, expr.side)
         img = _mouth_interior(img, p, _turn(src, centre, iod, ex, ey, depth, float(perf.yaw[i]), float(perf.pitch[i])), iod, ey, speech, 1.0)
-        frames.append(_camera(scene, img, i))
+        frames.append(_film(scene, img, i, studio))
     return frames
 
 
@@ -1291,8 +1317,22 @@ def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1, faint: int = 
     return color, kinds + ["happy"] * (smiles - 1) + [FAINT] * faint
 
 
+STUDIO_STREAM = 77  # a sequence's studio is drawn from its own stream: [seed, id, k, STUDIO_STREAM]
+
+
+def _studio(with_studio: bool, backgrounds: tuple, seed: int, face_id: str, k: int):
+    """The studio of a person's k-th sequence or video (training.synthesis.studio.draw), or None for the
+    London studio as photographed. Drawn from a stream of its own, so the rest of the sequence's
+    draws (and, without studios, its bytes) are what they were."""
+    if not with_studio:
+        return None
+    from training.synthesis import studio
+
+    return studio.draw(np.random.default_rng([seed, _id_key(face_id), k, STUDIO_STREAM]), backgrounds)
+
+
 def _write_identity(args) -> dict:
-    london_dir, out, seed, face_id, size, neutral, smiles, faint, threads = args
+    london_dir, out, seed, face_id, size, neutral, smiles, faint, threads, with_studio, backgrounds = args
     if threads is not None:
         cv2.setNumThreads(threads)
     out = Path(out)
@@ -1307,7 +1347,8 @@ def _write_identity(args) -> dict:
             emotion, peak = "happy", faint_smile_peak(london_dir, face_id, rng)
             peaks.append(round(peak, 3))
         labels.append(emotion)
-        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color, peak=peak)
+        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color, peak=peak,
+                                       studio=_studio(with_studio, backgrounds, seed, face_id, k))
         num = f"{k:03d}"
         img_dir = out / "cohn-kanade-images" / subj / num
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -1344,7 +1385,7 @@ def _per_identity(render, jobs: list, workers: int, progress: bool, describe) ->
 
 def write_dataset(
     london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, faint: int = 0,
-    progress=True, workers: int = 1,
+    progress=True, workers: int = 1, studio: bool = False, backgrounds=(),
 ) -> dict:
     """Write the CK+ tree of London Set faces under out_dir: for every identity (or the given
     ids) one sequence per class and, with `neutral`, one neutral sequence (label code 0), in a
@@ -1354,7 +1395,9 @@ def write_dataset(
     happy sequences per person stop the morph of the real smile where it moves the mouth corners
     by a faint smile's pull (faint_smile_peak), so the peak stills include faint smiles of people
     whose own smile is broad. Subject folders are "L" + face id. Returns a summary dict.
-    `workers` > 1 renders identities in that many processes (same bytes either way)."""
+    `workers` > 1 renders identities in that many processes (same bytes either way).
+    `studio`: each sequence in a studio of its own (training.synthesis.studio.draw: backdrop, light,
+    camera), with `backgrounds` (photo paths) among the backdrops."""
     london_dir = str(Path(london_dir).resolve())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1366,7 +1409,8 @@ def write_dataset(
     size = (int(size[0]), int(size[1]))
     if smiles < 1 or faint < 0:
         raise ValueError("smiles must be at least 1 and faint at least 0")
-    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), int(faint), 1 if workers > 1 else None) for i in ids]
+    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), int(faint), 1 if workers > 1 else None, studio, tuple(backgrounds))
+            for i in ids]
     results = _per_identity(_write_identity, jobs, workers, progress, lambda r: f"photoreal: {r['subject']} "
                             f"{len(r['labels'])} sequences, {r['frames']} frames")
     (out / PEAK_STILLS_FILE).write_text(json.dumps(PEAK_STILLS) + "\n")
@@ -1386,6 +1430,8 @@ def write_dataset(
         "faint_smiles": int(faint),
         "faint_peaks": {r["subject"]: r["faint_peaks"] for r in results if r["faint_peaks"]},
         "size": list(size),
+        "studio": bool(studio),
+        "backgrounds": len(backgrounds) if studio else 0,
         "attribution": ATTRIBUTION,
     }
 
@@ -1398,7 +1444,7 @@ TALK_SIZE = (640, 360)  # 16:9, as phones, webcams and calls film
 
 
 def _write_talking_identity(args) -> dict:
-    london_dir, out, seed, face_id, calm, seconds, threads = args
+    london_dir, out, seed, face_id, calm, seconds, threads, with_studio, backgrounds = args
     if threads is not None:
         cv2.setNumThreads(threads)
     from training.video import write_video
@@ -1412,7 +1458,8 @@ def _write_talking_identity(args) -> dict:
     for k, (emotion, path) in enumerate(zip(kinds, paths), start=1):
         rng = np.random.default_rng([seed, _id_key(face_id), 1000 + k])
         perf = motion.talking_performance(emotion, rng, seconds)
-        frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color)
+        st = _studio(with_studio, backgrounds, seed, face_id, 1000 + k)
+        frames = render_performance(london_dir, face_id, emotion, perf, rng, size=TALK_SIZE, color=color, studio=st)
         # written under a hidden name (which loaders skip) and renamed when whole, so an interrupted
         # run never leaves a truncated video that a later run would take as done
         partial = write_video(path.with_name("." + path.name), frames, fps=motion.TALK_FPS)
@@ -1422,19 +1469,21 @@ def _write_talking_identity(args) -> dict:
 
 
 def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=(2.0, 3.0), progress=True,
-                          workers: int = 1) -> dict:
+                          workers: int = 1, studio: bool = False, backgrounds=()) -> dict:
     """Class folders of talking London faces under out_dir (`<class>/L<id>_talkNN.mp4`): per person
     `calm` videos of calm talking (neutral) and one of talking while holding each of the 7
     expressions, `seconds` (2-3 s) long at 30 fps, 640x360, with head turns, nods and blinks (training.synthesis.motion).
-    Deterministic per seed and identity, like write_dataset."""
+    Deterministic per seed and identity, like write_dataset; `studio` and `backgrounds` as there."""
     london_dir = str(Path(london_dir).resolve())
     ids = list_identities(london_dir) if identities is None else [str(i) for i in identities]
-    jobs = [(london_dir, str(out_dir), seed, i, int(calm), tuple(seconds), 1 if workers > 1 else None) for i in ids]
+    jobs = [(london_dir, str(out_dir), seed, i, int(calm), tuple(seconds), 1 if workers > 1 else None, studio, tuple(backgrounds))
+            for i in ids]
     results = _per_identity(_write_talking_identity, jobs, workers, progress, lambda r: f"talking: L{r['face_id']}")
     per_class = {c: sum(r["labels"].count(c) for r in results) for c in KINDS}
     return {"identities": len(results), "reused_identities": sum(r["reused"] for r in results),
             "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
-            "calm": int(calm), "fps": motion.TALK_FPS, "size": list(TALK_SIZE), "attribution": ATTRIBUTION}
+            "calm": int(calm), "fps": motion.TALK_FPS, "size": list(TALK_SIZE), "studio": bool(studio),
+            "attribution": ATTRIBUTION}
 
 
 # --------------------------------------------------------------------------------------------
