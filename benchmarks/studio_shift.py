@@ -150,6 +150,8 @@ def main():
                     help="the Canada faces as photographed only, also before the ten backdrops (default), or in every condition")
     ap.add_argument("--only", nargs="*", default=None, metavar="CONDITION", help="only these conditions (and as photographed)")
     ap.add_argument("--json", default=None, metavar="FILE")
+    ap.add_argument("--sheet", default=None, metavar="PNG", help="only draw the first --people (default 3) faces in every "
+                                                                 "condition, as the network's crops would frame them, and stop")
     args = ap.parse_args()
 
     london = photoreal.find_london(args.london)
@@ -157,6 +159,9 @@ def main():
     photos = background_photos(args.backgrounds)
     _, held = photoreal.split_identities(photoreal.list_identities(london), args.fold)
     held = held[: args.people]
+    if args.sheet:
+        conds = {"as photographed": ("as photographed", Studio())} | conditions(photos)
+        return contact_sheet(Path(args.sheet), london, held[: args.people or 3], conds)
     predictor = Predictor(args.model)
     settings = Settings(model_dir=Path(args.model))
     conds = {"as photographed": ("as photographed", Studio())} | conditions(photos)
@@ -201,6 +206,26 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "sha256": predictor.sha256, "fold": args.fold,
                                                "kind": "studio", "classes": predictor.classes, "videos": records}, indent=1))
+
+
+def contact_sheet(path: Path, london: Path, ids: list[str], conds: dict, tile: int = 96) -> None:
+    """One row per face, one column per condition: the region around the face (1.6x the template's
+    outline) of the still's first frame, so the mask's edges, the light and the camera show."""
+    rows = []
+    for face_id in ids:
+        image = cv2.imread(str(london / "neutral" / f"{face_id}_03.jpg"))
+        pts = photoreal.read_template(london / "neutral" / f"{face_id}_03.tem")
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        c, half = ((x0 + x1) / 2, (y0 + y1) / 2), 0.8 * max(x1 - x0, y1 - y0)
+        tiles = []
+        for name, (group, studio) in conds.items():
+            frame = still(image, pts, "", studio)[0]  # the small camera is left out: it only shrinks the frame
+            x, y = int(max(c[0] - half, 0)), int(max(c[1] - half, 0))
+            tiles.append(cv2.resize(frame[y : y + int(2 * half), x : x + int(2 * half)], (tile, tile), interpolation=cv2.INTER_AREA))
+        rows.append(np.hstack(tiles))
+    sheet = np.vstack(rows)
+    cv2.imwrite(str(path), sheet)
+    print(f"wrote {path}: {len(ids)} faces x {len(conds)} conditions ({', '.join(conds)})")
 
 
 def judge(video, predictor, settings, dataset, face_id, want, condition, group, kind) -> dict:

@@ -35,6 +35,9 @@ def test_the_person_is_cut_out_of_the_wall(face_id):
     eye_y = int(pts[[0, 1], 1].mean())
     beside = alpha[eye_y, : w // 10]  # the wall beside the head at eye level
     assert beside.mean() < 0.1, "the wall beside the face was kept"
+    iod = float(np.linalg.norm(pts[1] - pts[0]))
+    neck = np.round(pts[129] + [0, 0.4 * iod]).astype(int)  # below the chin: skin, not wall
+    assert alpha[neck[1], neck[0]] > 0.9
     assert 0.15 < alpha.mean() < 0.75
 
 

@@ -116,20 +116,25 @@ def face_outline(points: np.ndarray) -> np.ndarray:
     return cv2.convexHull(np.round(points[list(_FACE_OUTLINE)]).astype(np.int32)).reshape(-1, 2)
 
 
-def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2.5, tolerance: float = 70.0) -> np.ndarray:
+def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2.5, tolerance: float = 70.0,
+                hue_tolerance: float = 9.0) -> np.ndarray:
     """(H, W) float32 alpha, 1 on the person and 0 on the studio wall, feathered over ~2 px.
 
     A studio wall is smooth but not flat (light falls off across it), so the wall is grown from the
     top border and the upper three quarters of the sides by a flood fill that steps from pixel to neighbouring pixel while their
     colours differ by at most `step_tolerance` (per channel, after a light blur) and stay within
-    `tolerance` of the colour at the top corners; the bottom border is the person's clothes. The
+    `tolerance` of the brightness and `hue_tolerance` of the hue (Lab a, b) of the top corners; the bottom border is the person's clothes. The
     face inside the template's outline is always the person, and holes inside the person are filled."""
     h, w = image.shape[:2]
     bgr = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     smooth = cv2.GaussianBlur(bgr, (0, 0), 1.5)
     c = max(8, min(h, w) // 16)
     wall = np.median(np.concatenate([smooth[:c, :c].reshape(-1, 3), smooth[:c, -c:].reshape(-1, 3)]), axis=0)
-    near = np.abs(smooth.astype(np.float32) - wall).max(axis=2) < tolerance
+    # near the wall: any brightness within `tolerance`, but the wall's (grey) hue: skin, hair and
+    # coloured clothes differ from it in hue even where a neck is lit as bright as the wall
+    lab = cv2.cvtColor(smooth, cv2.COLOR_BGR2LAB).astype(np.float32)
+    wall_lab = cv2.cvtColor(wall.reshape(1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)[0, 0]
+    near = (np.abs(lab[..., 0] - wall_lab[0]) < tolerance) & (np.hypot(*(lab[..., 1:] - wall_lab[1:]).transpose(2, 0, 1)) < hue_tolerance)
     grown = np.zeros((h + 2, w + 2), np.uint8)
     grown[1:-1, 1:-1][~near] = 1  # flood fill does not cross a mask's set pixels
     face = np.zeros((h, w), np.uint8)
