@@ -58,25 +58,21 @@ SMALL_FRAME = (360, 288)  # a small, soft camera: the face about 90 px wide
 
 def conditions(photos: list[str]) -> dict[str, tuple[str, Studio]]:
     """name -> (group, studio). The ten "backdrop" conditions are the invariance set."""
-    photo = [p for p in photos[:3]]
     backdrops = {
-        "flat black": Backdrop("flat", (20, 20, 20)),
         "flat dark grey": Backdrop("flat", (60, 60, 60)),
         "flat mid grey": Backdrop("flat", (128, 128, 128)),
         "flat white": Backdrop("flat", (245, 245, 245)),
         "flat blue": Backdrop("flat", (150, 90, 30)),
-        "flat green": Backdrop("flat", (60, 140, 70)),
         "gradient": Backdrop("gradient", (230, 200, 170), (40, 30, 60), angle=30),
         "noise": Backdrop("noise", (120, 130, 110), seed=3),
         "texture brick": Backdrop("texture", (110, 130, 160), name="brick", seed=1),
-        "texture gravel": Backdrop("texture", (140, 140, 140), name="gravel", seed=2),
     }
-    if photo:  # photographs replace the last backdrops, so there are ten either way
-        names = list(backdrops)[-len(photo):]
-        for name in names:
-            del backdrops[name]
-        for k, path in enumerate(photo):
-            backdrops[f"photo {Path(path).stem.split('-')[0]}"] = Backdrop("photo", name=path, seed=k)
+    # three photographs when a folder of them is given, else three more procedural backdrops: ten either way
+    if photos:
+        backdrops |= {f"photo {Path(p).stem.split('-')[0]}": Backdrop("photo", name=p, seed=k) for k, p in enumerate(photos[:3])}
+    else:
+        backdrops |= {"flat black": Backdrop("flat", (20, 20, 20)), "flat green": Backdrop("flat", (60, 140, 70)),
+                      "texture gravel": Backdrop("texture", (140, 140, 140), name="gravel", seed=2)}
     out = {name: ("backdrop", Studio(backdrop=b)) for name, b in backdrops.items()}
     lights = {
         "key left, hard": Light(180, 35, 0.55, 1.0),
