@@ -22,7 +22,7 @@ What the paper leaves open, decided once here (the model card repeats it):
   standardising. With "frame" the wall behind a face sets the face's contrast and brightness, and
   the corners of the crop show the wall to the network; with "face" neither: a backdrop that
   changes leaves the network's input unchanged outside a sliver at the cheeks (tests/test_model.py
-  checks it). Measured against training with random backdrops alone: docs/real-faces.md.
+  checks it). Measured against training with random studios alone: docs/studio-shift.md.
 * Layout `conv pool rnn pool rnn pool rnn rnn`: the convolution (3x3, BN, ReLU) at 48 px and
   the first pooling run per frame; recurrent layer 1 at 24x24, pool, layer 2 at 12x12, pool,
   layers 3 and 4 at 6x6. Expressions live in small details (the paper's point about brow
