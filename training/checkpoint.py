@@ -16,13 +16,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from training.bundled import SERVED_CHECKPOINT  # noqa: F401  (the service's default, and a bare --init's)
 from training.clips import CLIP_LENGTH, CLIP_STRIDE
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "MODEL_CARD.md"
-SERVED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default"  # the service's default, and a bare --init's
 
 
 class CheckpointError(Exception):
