@@ -44,12 +44,13 @@ def model_source(settings, flag: str | None = None) -> str:
 
 
 def model_unavailable(settings, error: Exception, flag: str | None = None) -> ModelUnavailable:
-    """A CheckpointError (or the detector's DetectorError) as the one line an operator reads:
+    """A CheckpointError or a DetectorError as the one line an operator reads:
     `cannot load the model: MODEL_DIR=/x/y: config.json not found`."""
-    from training.checkpoint import CheckpointError
+    from training.bundled import DetectorError
 
-    if not isinstance(error, CheckpointError):  # the detector's weights: no setting moves them
-        return ModelUnavailable(f"cannot load the face detector: {error} (it ships with the package: reinstall ramfer)")
+    if isinstance(error, DetectorError):  # no setting moves the detector's weights: they are the package's
+        return ModelUnavailable(f"cannot load the face detector: {error.path}: {error.problem} "
+                                "(it ships with the package: reinstall ramfer)")
     problem = error.problem if error.folder is not None else str(error)
     hint = ""
     if not flag and "model_dir" not in settings.model_fields_set:
@@ -61,7 +62,7 @@ def check_model_files(settings, flag: str | None = None) -> dict:
     """Without torch, before anything is started: the checkpoint's config.json and weights (their
     sha256 the recorded one) and the face detector's weights are there. Returns the checkpoint's
     config; raises ModelUnavailable."""
-    from training.bundled import DETECTOR_WEIGHTS
+    from training.bundled import DETECTOR_WEIGHTS, DetectorError
     from training.checkpoint import CheckpointError, verify_checkpoint
 
     try:
@@ -69,7 +70,7 @@ def check_model_files(settings, flag: str | None = None) -> dict:
     except CheckpointError as e:
         raise model_unavailable(settings, e, flag) from None
     if not DETECTOR_WEIGHTS.is_file():
-        raise model_unavailable(settings, FileNotFoundError(f"the face detector's weights {DETECTOR_WEIGHTS} not found"))
+        raise model_unavailable(settings, DetectorError("not found", DETECTOR_WEIGHTS))
     return config
 
 

@@ -63,7 +63,7 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
         from service.pipeline import Predictor
         from service.selfcheck import model_unavailable
         from training.checkpoint import CheckpointError
-        from training.detector import DetectorError
+        from training.bundled import DetectorError
 
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)

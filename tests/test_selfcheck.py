@@ -133,10 +133,10 @@ def test_a_missing_bundled_file_is_named(settings, tmp_path, monkeypatch):
                        r"no such folder \(a broken install: reinstall ramfer, or set MODEL_DIR to a checkpoint folder\)$"):
         selfcheck.check_model_files(unset)
     monkeypatch.setattr(bundled, "DETECTOR_WEIGHTS", tmp_path / "blazeface.safetensors")
-    with pytest.raises(selfcheck.ModelUnavailable, match=r"^cannot load the face detector: .*blazeface.safetensors not found"):
+    with pytest.raises(selfcheck.ModelUnavailable, match=r"^cannot load the face detector: .*blazeface.safetensors: not found \(it ships"):
         selfcheck.check_model_files(settings)
     (tmp_path / "blazeface.safetensors").write_bytes(b"not safetensors" * 10)
-    with pytest.raises(DetectorError, match="blazeface.safetensors cannot be loaded"):
+    with pytest.raises(DetectorError, match="blazeface.safetensors: cannot be loaded"):
         BlazeFace(weights=tmp_path / "blazeface.safetensors")
 
 

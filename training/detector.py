@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.bundled import DETECTOR_WEIGHTS as WEIGHTS
+from training.bundled import DetectorError  # defined without torch: the service checks for it before loading torch
 
 INPUT = 192  # the network's input side for a whole frame
 REGION_INPUT = 128  # its input side for a region around a face already found (see detect_regions)
@@ -182,10 +183,6 @@ def decode(scores: torch.Tensor, raw: torch.Tensor, anchor: torch.Tensor, min_sc
     return boxes.cpu().numpy(), points.cpu().numpy(), p.cpu().numpy()
 
 
-class DetectorError(Exception):
-    """The detector's weights cannot be loaded (a broken install): one line that names the file."""
-
-
 class BlazeFace:
     """Faces in gray frames. `detect(grays)` runs one batch; each frame gives its faces as
     (box x0 y0 x1 y1, points (6, 2), score) in frame pixels, best first."""
@@ -198,11 +195,11 @@ class BlazeFace:
         self.net = BlazeFaceFull()
         weights = Path(weights)
         if not weights.is_file():
-            raise DetectorError(f"the face detector's weights {weights} not found")
+            raise DetectorError("not found", weights)
         try:
             self.net.load_state_dict(load_file(str(weights)))
         except (OSError, RuntimeError, SafetensorError) as e:
-            raise DetectorError(" ".join(f"the face detector's weights {weights} cannot be loaded: {e}".split())) from e
+            raise DetectorError(f"cannot be loaded: {e}", weights) from e
         # channels-last: 1.5x faster on a CPU (depthwise convolutions; measured by hand, batches of 1 and 8)
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}
