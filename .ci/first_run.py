@@ -1,15 +1,26 @@
-"""CI: a newcomer's first run. A fresh clone of this commit, the README's first install line run
-verbatim in it (no extras: what `pip install -e .` brings is all the service gets), then
-`python -m service serve` from that venv, and a real face video posted to it: 200 (or 202 and a
-poll) with an expression of the served model and attention PNGs that decode; an empty file, a text
-file named .mp4 and a truncated mp4 answer 4xx JSON. A run-time import that only a test extra
+"""CI: a newcomer's first run, both supported installs, each from a fresh clone of this commit:
+
+1. editable (development): the README's first install line run verbatim in the clone (no extras:
+   what `pip install -e .` brings is all the service gets), then `python -m service serve` from
+   that venv in the clone;
+2. the wheel (use): `pip wheel --no-deps .` in a clean clone, installed with `pip install
+   torch==2.13.0 WHEEL` (no extras) into a fresh venv, the clone removed, and run from a folder
+   outside the repository, so nothing is found by accident of the working directory: `python -m
+   service predict` of a real face video prints an expression, a missing MODEL_DIR is one line
+   (no traceback), then the same `serve` check as 1.
+
+The serve check: a real face video posted to it gives 200 (or 202 and a poll) with an expression
+of the served model and attention PNGs that decode; an empty file, a text file named .mp4 and a
+truncated mp4 answer 4xx JSON; /docs works offline. A run-time import that only a test extra
 brings in (PyAV, once) fails here. The service's process group is stopped on every exit path.
 
-Run with the dev venv's python (it writes the test video with PyAV): `python .ci/first_run.py`.
+Run with the dev venv's python (it writes the test video with PyAV): `python .ci/first_run.py`
+(`--only editable` or `--only wheel` for one of the two).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -176,53 +187,120 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def main() -> int:
+def serve_and_check(python: Path, cwd: Path, env: dict, work: Path, inputs: dict[str, Path], name: str) -> None:
+    """`python -m service serve` run by `python` in `cwd`: ready, a face video, bad inputs, /docs
+    offline, stopped with nothing left in its TMPDIR. The log is work/serve-NAME.log."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    tmp = work / f"tmp-{name}"
+    tmp.mkdir()
+    log_path = work / f"serve-{name}.log"
+    proc = None
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen([str(python), "-m", "service", "serve", "--port", str(port)],
+                                    cwd=cwd, env={**env, "TMPDIR": str(tmp)}, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            say(f"{name}: python -m service serve --port {port} (pid {proc.pid}) in {cwd}")
+            ready = wait_ready(url, proc, log_path)
+            say(f"{name}: ready: {ready}")
+            check_face_video(url, inputs["face"])
+            check_bad_inputs(url, inputs)
+            check_docs_offline(url)
+            stop(proc)
+            left = [p.name for p in tmp.iterdir()]
+            check(left == [], f"serve left behind in its TMPDIR: {left}")
+            say(f"{name}: stopped; nothing left in its TMPDIR")
+        except Failed as e:
+            log.flush()
+            tail = log_path.read_text(errors="replace")[-6000:]
+            raise Failed(f"{name}: {e}\n---- the service's log (last 6000 characters) ----\n{tail}") from None
+        finally:
+            if proc is not None:
+                stop(proc)
+
+
+def editable_run(clone: Path, install: str, env: dict, work: Path, inputs: dict[str, Path]) -> None:
+    say(f"editable: the README's install, verbatim, in the clone: {install}")
+    start = time.monotonic()
+    subprocess.run(["bash", "-c", install], cwd=clone, env=env, check=True)
+    say(f"editable: installed in {time.monotonic() - start:.0f} s")
+    serve_and_check(clone / ".venv" / "bin" / "python", clone, env, work, inputs, "editable")
+
+
+def wheel_run(work: Path, env: dict, inputs: dict[str, Path]) -> None:
+    """The wheel built from a clean clone of its own (no build/ or egg-info of an editable install
+    to add files to it), in a fresh venv, run from a folder outside the repository."""
+    start = time.monotonic()
+    clone = work / "wheel-clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    venv = work / "wheel-venv"
+    subprocess.run(["python3", "-m", "venv", str(venv)], env=env, check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", ".", "-w", str(work / "dist")],
+                   cwd=clone, env=env, check=True)
+    wheel = next((work / "dist").glob("ramfer-*.whl"))
+    say(f"wheel: built {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.0f} s; "
+        f"pip install torch==2.13.0 {wheel.name} (no extras) in a fresh venv")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel)], cwd=work, env=env, check=True)
+    say(f"wheel: installed in {time.monotonic() - start:.0f} s")
+    shutil.rmtree(clone)  # nothing of the source is left to be found
+    outside = work / "elsewhere"  # neither the repository nor a clone: no source, no models here
+    outside.mkdir()
+    shutil.copy(inputs["face"], outside / inputs["face"].name)
+    site = subprocess.run([str(python), "-c", "import service, training.bundled as b; print(b.MODELS); print(service.__file__)"],
+                          cwd=outside, env=env, capture_output=True, text=True, check=True).stdout.split()
+    check(all(Path(p).resolve().is_relative_to(venv.resolve()) for p in site), f"the package is not imported from the venv: {site}")
+    say(f"wheel: the package and its models are in the venv: {site[0]}")
+
+    t = time.monotonic()
+    run = subprocess.run([str(python), "-m", "service", "predict", inputs["face"].name, "--json"], cwd=outside, env=env,
+                         capture_output=True, text=True, timeout=RESULT_TIMEOUT_S)
+    check(run.returncode == 0, f"python -m service predict: exit {run.returncode}: {run.stderr[-3000:]}")
+    result = json.loads(run.stdout)
+    check(result["expression"] in result["probabilities"] and result["faces"]["frames_with_face"] > 0,
+          f"python -m service predict: {result['expression']!r}, {result['faces']}")
+    say(f"wheel: python -m service predict {inputs['face'].name}: {result['expression']} (confidence {result['confidence']}), "
+        f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames, in {time.monotonic() - t:.0f} s")
+
+    (outside / "no-model").mkdir()
+    run = subprocess.run([str(python), "-m", "service", "predict", inputs["face"].name], cwd=outside,
+                         env={**env, "MODEL_DIR": str(outside / "no-model")}, capture_output=True, text=True, timeout=120)
+    lines = run.stderr.strip().splitlines()
+    check(run.returncode != 0 and len(lines) == 1 and "Traceback" not in run.stderr
+          and lines[0].startswith("ramfer: cannot load the model: MODEL_DIR="),
+          f"predict with an empty MODEL_DIR: exit {run.returncode}, stderr {run.stderr[-2000:]!r}")
+    say(f"wheel: predict with an empty MODEL_DIR, exit {run.returncode}: {lines[0]}")
+    serve_and_check(python, outside, env, work, inputs, "wheel")
+    say(f"wheel: {time.monotonic() - start:.0f} s in all")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=("editable", "wheel"), default=None, help="one of the two installs (default: both)")
+    args = ap.parse_args(argv)
     command = readme_first_command()
     install, _, start = command.partition(" && python -m service serve")
     check(install == EXPECTED_INSTALL and start == "", f"the README's first command changed: {command!r}")
     work = Path(tempfile.mkdtemp(prefix="ramfer-firstrun-"))
-    proc = log = None
     try:
         inputs = make_inputs(work)
-        clone = work / "clone"
-        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-        say(f"fresh clone of {subprocess.run(['git', '-C', str(clone), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}; "
-            f"the README's install, verbatim: {install}")
-        start_install = time.monotonic()
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        say(f"fresh clones of {head} (committed work only)")
         clean_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "REDIS_URL", "STORAGE_DIR", "MODEL_DIR")}
         clean_env["PATH"] = os.pathsep.join(p for p in clean_env["PATH"].split(os.pathsep) if not p.startswith(str(REPO)))
-        subprocess.run(["bash", "-c", install], cwd=clone, env=clean_env, check=True)
-        say(f"installed in {time.monotonic() - start_install:.0f} s")
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        (work / "tmp").mkdir()
-        log = open(work / "serve.log", "wb")
-        proc = subprocess.Popen([str(clone / ".venv" / "bin" / "python"), "-m", "service", "serve", "--port", str(port)],
-                                cwd=clone, env={**clean_env, "TMPDIR": str(work / "tmp")}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        say(f"python -m service serve --port {port} (pid {proc.pid}), from the fresh venv")
-        ready = wait_ready(url, proc, work / "serve.log")
-        say(f"ready: {ready}")
-        check_face_video(url, inputs["face"])
-        check_bad_inputs(url, inputs)
-        check_docs_offline(url)
-        stop(proc)
-        left = [p.name for p in (work / "tmp").iterdir()]
-        check(left == [], f"serve left behind in its TMPDIR: {left}")
-        say("stopped; nothing left in its TMPDIR. PASS")
+        if args.only in (None, "editable"):
+            clone = work / "clone"
+            subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+            editable_run(clone, install, clean_env, work, inputs)
+        if args.only in (None, "wheel"):
+            wheel_run(work, clean_env, inputs)
+        say("PASS")
         return 0
-    except (Failed, subprocess.CalledProcessError) as e:
+    except (Failed, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         say(f"FAIL: {e}")
-        if log is not None:
-            log.flush()
-            tail = (work / "serve.log").read_text(errors="replace")[-6000:]
-            print("---- the service's log (last 6000 characters) ----\n" + tail, flush=True)
         return 1
     finally:
-        if proc is not None:
-            stop(proc)
-        if log is not None:
-            log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -9,7 +9,7 @@ printed per person and on average: the answer and the face clips' mean p(neutral
 that costs p(neutral) shows as the gap between "as it is" and the variant without it; what is
 left in the still is the face itself.
 
-    python benchmarks/calm_factors.py [--model models/default] [--fold 0] [--people N] [--json out.json]
+    python benchmarks/calm_factors.py [--model training/models/default] [--fold 0] [--people N] [--json out.json]
 """
 
 from __future__ import annotations

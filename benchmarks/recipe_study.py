@@ -8,7 +8,7 @@ results.json exists is read back rather than run again (delete its folder to rer
     python -c "from pathlib import Path; from benchmarks.ckplus_short import write_short_copy as w; \\
                w(Path('data/photoreal'), Path('runs/photoreal-short'))"      # the 3-frame, 48 px form of a CK+ tree
     python benchmarks/recipe_study.py --data runs/photoreal-short --ckplus-proportions runs/photoreal-short-ckp \\
-        --out runs/recipe-photoreal --first-folds 2 --compile --init-from models/synthetic-7class default init sampler
+        --out runs/recipe-photoreal --first-folds 2 --compile --init-from training/models/synthetic-7class default init sampler
 
 On a GPU, `--common-flags '--device cuda' --jobs 4` runs four variants at once, each one's output in
 OUT/NAME.log (docs/training.md: all ten folds of a CK+-sized set in minutes).

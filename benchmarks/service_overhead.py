@@ -8,7 +8,7 @@ zoomed), then, interleaved round by round so machine noise hits all alike:
     Redis, one worker process) over loopback HTTP
 and prints medians, the ratios, and the service's overhead over the direct call.
 
-    python benchmarks/service_overhead.py [--rounds 3] [--seconds 20] [--model models/default]
+    python benchmarks/service_overhead.py [--rounds 3] [--seconds 20] [--model training/models/default]
 """
 
 from __future__ import annotations

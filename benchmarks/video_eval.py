@@ -9,7 +9,7 @@ many right as the better of the baseline's two readings (the bar for the actor c
 For an unlabelled video (the smile, the crying then laughing) the answer and its timeline are
 what `python -m service predict VIDEO` prints (the result's `segments`).
 
-    python benchmarks/video_eval.py --videos DIR [--model models/default] [--baseline emotion_model.hdf5] [--json out.json]
+    python benchmarks/video_eval.py --videos DIR [--model training/models/default] [--baseline emotion_model.hdf5] [--json out.json]
 """
 
 from __future__ import annotations

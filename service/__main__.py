@@ -27,6 +27,8 @@ def cmd_serve(args) -> None:
 
     settings = Settings()
     workers = args.workers if args.workers is not None else settings.workers
+    if settings.redis_url is None:
+        check_model_or_exit(settings)  # the workers it would start could not load it: say so now, in one line
     embedded, procs = None, []
     exit_on_signals()
     try:
@@ -52,6 +54,17 @@ def cmd_serve(args) -> None:
         stop_processes(procs)
         if embedded:
             embedded.cleanup()
+
+
+def check_model_or_exit(settings, flag: str | None = None) -> None:
+    """Exit with one line (`ramfer: cannot load the model: MODEL_DIR=...: config.json not found`),
+    no traceback, when the checkpoint or the detector's weights cannot be loaded."""
+    from service.selfcheck import ModelUnavailable, check_model_files
+
+    try:
+        check_model_files(settings, flag)
+    except ModelUnavailable as e:
+        sys.exit(f"ramfer: {e}")
 
 
 WORKERS_GONE = 3  # serve's exit status when its workers all exited (as a worker's failed self-check)
@@ -109,12 +122,18 @@ def cmd_predict(args) -> None:
     from service.worker import load_predictor
     from training.video import VideoError
 
+    from service.selfcheck import ModelUnavailable
+
     settings = Settings()
     if args.model:
         settings = settings.model_copy(update={"model_dir": Path(args.model)})
+    try:
+        predictor = load_predictor(settings, flag="--model" if args.model else None)
+    except ModelUnavailable as e:
+        sys.exit(f"ramfer: {e}")
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ramfer-"))
     try:
-        result = analyse_video(Path(args.video), load_predictor(settings), settings, out_dir=out)
+        result = analyse_video(Path(args.video), predictor, settings, out_dir=out)
     except BaseException as e:
         if not args.out:  # the folder was made for this result's images: none will be kept
             shutil.rmtree(out, ignore_errors=True)

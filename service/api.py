@@ -30,6 +30,7 @@ from service import jobs
 from service.metrics import Metrics
 from service.pipeline import check_video
 from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, PredictResult, Ready
+from service.selfcheck import model_unavailable
 from service.settings import Settings, get_settings
 from service.storage import Storage, StorageUnavailable, ensure_bucket, image_key, make_storage, upload_key
 from service.upload import UploadError, receive_upload
@@ -142,7 +143,10 @@ def served_classes(settings: Settings) -> list[str] | None:
     """The classes of the checkpoint this service serves (None while it cannot be read: /model says why)."""
     try:
         return list(read_config(settings.model_dir)["classes"])
-    except (CheckpointError, KeyError, TypeError) as e:
+    except CheckpointError as e:
+        log.warning("the API description names no classes: %s", model_unavailable(settings, e))
+        return None
+    except (KeyError, TypeError) as e:
         log.warning("the model's classes cannot be read for the API description: %s", e)
         return None
 
@@ -352,7 +356,7 @@ def routes():
         try:
             c = read_config(settings.model_dir)
         except CheckpointError as e:
-            log.error("the model cannot be read: %s", e)  # names the folder: for the log, not the caller
+            log.error("%s", model_unavailable(settings, e))  # names the folder: for the log, not the caller
             raise ApiError(503, "model_unavailable", "The served model cannot be read; the operator has been told in the log.") from e
         return {
             "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],

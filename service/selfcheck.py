@@ -1,7 +1,9 @@
 """A worker proves it can do the job before it registers: the check clip shipped with the package
 goes through the same `analyse_video` a job does (decode -> detect -> crop -> model -> vote ->
 attention PNGs). A worker that cannot (PyAV missing, a broken checkpoint, a detector that finds
-no face) logs why and exits without registering, so /readyz never counts it.
+no face) logs why and exits without registering, so /readyz never counts it. A checkpoint or
+detector weights that cannot be loaded at all are said in one line (ModelUnavailable), by the
+worker, by `predict`, and by `serve` before it starts anything (check_model_files).
 
 The clip (service/assets/check-face.mp4, ~6 KB of H.264) is the face of scikit-image's
 "astronaut" photo (Eileen Collins, a NASA photograph in the public domain), panned a few pixels
@@ -23,6 +25,53 @@ log = logging.getLogger(__name__)
 
 class SelfCheckError(Exception):
     """The worker cannot analyse a video; the message says why, for the operator's log."""
+
+
+class ModelUnavailable(Exception):
+    """The checkpoint or the face detector's weights cannot be loaded. The message is one line for
+    the operator (the log, the command line) that names the setting and what was looked for; it
+    holds server paths, so it never goes into an HTTP answer."""
+
+
+def model_source(settings, flag: str | None = None) -> str:
+    """Where the checkpoint folder came from, in words: `--model DIR`, `MODEL_DIR=DIR`, or the
+    bundled default."""
+    if flag:
+        return f"{flag} {settings.model_dir}"
+    if "model_dir" in settings.model_fields_set:
+        return f"MODEL_DIR={settings.model_dir}"
+    return f"MODEL_DIR unset, the bundled checkpoint {settings.model_dir}"
+
+
+def model_unavailable(settings, error: Exception, flag: str | None = None) -> ModelUnavailable:
+    """A CheckpointError or a DetectorError as the one line an operator reads:
+    `cannot load the model: MODEL_DIR=/x/y: config.json not found`."""
+    from training.bundled import DetectorError
+
+    if isinstance(error, DetectorError):  # no setting moves the detector's weights: they are the package's
+        return ModelUnavailable(f"cannot load the face detector: {error.path}: {error.problem} "
+                                "(it ships with the package: reinstall ramfer)")
+    problem = error.problem if error.folder is not None else str(error)
+    hint = ""
+    if not flag and "model_dir" not in settings.model_fields_set:
+        hint = " (a broken install: reinstall ramfer, or set MODEL_DIR to a checkpoint folder)"
+    return ModelUnavailable(f"cannot load the model: {model_source(settings, flag)}: {problem}{hint}")
+
+
+def check_model_files(settings, flag: str | None = None) -> dict:
+    """Without torch, before anything is started: the checkpoint's config.json and weights (their
+    sha256 the recorded one) and the face detector's weights are there. Returns the checkpoint's
+    config; raises ModelUnavailable."""
+    from training.bundled import DETECTOR_WEIGHTS, DetectorError
+    from training.checkpoint import CheckpointError, verify_checkpoint
+
+    try:
+        config = verify_checkpoint(settings.model_dir)
+    except CheckpointError as e:
+        raise model_unavailable(settings, e, flag) from None
+    if not DETECTOR_WEIGHTS.is_file():
+        raise model_unavailable(settings, DetectorError("not found", DETECTOR_WEIGHTS))
+    return config
 
 
 def self_check(predictor, settings) -> dict:

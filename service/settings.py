@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.checkpoint import SERVED_CHECKPOINT
+from training.bundled import SERVED_CHECKPOINT
 
 DEFAULT_MODEL_DIR = SERVED_CHECKPOINT
 DEFAULT_CHECK_VIDEO = Path(__file__).resolve().parent / "assets" / "check-face.mp4"

@@ -51,21 +51,30 @@ def get_storage(settings: Settings):
     return _storage
 
 
-def load_predictor(settings: Settings, check: bool = False):
+def load_predictor(settings: Settings, check: bool = False, flag: str | None = None):
     """Load the checkpoint into this process (once) and warm it up; with `check`, also prove (once)
-    that a video can be analysed end to end (service.selfcheck; raises SelfCheckError)."""
+    that a video can be analysed end to end (service.selfcheck; raises SelfCheckError). A checkpoint
+    or detector weights that cannot be loaded raise ModelUnavailable, whose one line names the
+    setting (`flag`: the command-line option that chose the folder, if one did)."""
     global _predictor, _checked
     if _predictor is None:
         import torch
 
         from service.pipeline import Predictor
+        from service.selfcheck import model_unavailable
+        from training.checkpoint import CheckpointError
+        from training.bundled import DetectorError
 
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         start = time.perf_counter()
-        _predictor = Predictor(settings.model_dir, settings.device, settings.batch_size, settings.inference_bf16,
-                               flip_average=settings.flip_average)
-        _predictor.warm_up()
+        try:
+            predictor = Predictor(settings.model_dir, settings.device, settings.batch_size, settings.inference_bf16,
+                                  flip_average=settings.flip_average)
+        except (CheckpointError, DetectorError) as e:
+            raise model_unavailable(settings, e, flag) from None
+        predictor.warm_up()
+        _predictor = predictor
         log.info("model %s (%s) loaded on %s in %.1f s", _predictor.variant, _predictor.sha256[:12],
                  _predictor.device, time.perf_counter() - start)
     if check and not _checked:
@@ -185,14 +194,15 @@ def analyse_job(upload: str, results: str) -> dict:
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
-    from service.selfcheck import SelfCheckError
-
-    from training.checkpoint import CheckpointError
+    from service.selfcheck import ModelUnavailable, SelfCheckError
 
     redis = connect(settings)
     try:
         worker = ModelWorker([make_queue(redis, settings)], settings, connection=redis)
-    except (SelfCheckError, CheckpointError) as e:  # a model that cannot be loaded fails the check too
+    except ModelUnavailable as e:  # a model that cannot be loaded fails the check too: one line, no traceback
+        log.error("worker self-check failed, not registering: %s", e)
+        sys.exit(3)
+    except SelfCheckError as e:  # the traceback of an unexpected error helps whoever debugs it
         log.error("worker self-check failed, not registering: %s", e, exc_info=e.__cause__ is not None)
         sys.exit(3)
     worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

@@ -73,7 +73,7 @@ def redis_url():
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), "the default checkpoint models/default is missing"
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), "the default checkpoint training/models/default is missing"
     return DEFAULT_MODEL_DIR
 
 

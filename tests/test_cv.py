@@ -222,7 +222,7 @@ def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_p
 
 
 def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path):
-    """A bare --init starts every fold from models/default: on a CK+-layout set of the paper's 7
+    """A bare --init starts every fold from training/models/default: on a CK+-layout set of the paper's 7
     classes the checkpoint's neutral is dropped and nothing starts fresh; the records say so, and
     a run from scratch in the same folder is another experiment. Asked for no crops, the run makes the
     checkpoint's (the served model's are aligned; a run from scratch makes box crops)."""

@@ -59,7 +59,7 @@ def fresh_net(classes, variant="econvlstm_ram", seed=0) -> ExpressionNet:
 
 
 def test_init_maps_the_served_8_classes_onto_7_by_name():
-    """--init from models/default onto a data set's 7 classes, in another order than the checkpoint's,
+    """--init from training/models/default onto a data set's 7 classes, in another order than the checkpoint's,
     so a row copied by position instead of by name would be another class's."""
     from training.checkpoint import SERVED_CHECKPOINT
     from training.data import CLASSES, CLASSES_WITH_NEUTRAL

@@ -59,7 +59,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                         "after minutes of compiling (docs/performance.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--init", nargs="?", const=str(SERVED_CHECKPOINT), default=None, metavar="CHECKPOINT",
-                   help="start from a checkpoint's weights instead of from scratch (bare: the served models/default): "
+                   help="start from a checkpoint's weights instead of from scratch (bare: the served training/models/default): "
                         "every tensor whose name and shape fit, the per-class ones matched by class name; the crop "
                         "must be the checkpoint's. Not the paper's protocol; results and model card record it")
 

