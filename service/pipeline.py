@@ -188,11 +188,12 @@ class ClipScorer:
                     self.feats[i] = f
             stacked = self.predictor.torch.stack([self.predictor.torch.stack([self.feats[int(i)] for i in c.frames]) for c in self.pending])
             probs, maps = self.predictor.score(stacked)
+        shown = self.predictor.calibrated(probs)  # the peak is the clip whose reported probability is highest
         for j, clip in enumerate(self.pending):
             self.probs[clip.number] = probs[j]
             for k in range(probs.shape[1]):
-                if k not in self.best or probs[j, k] > self.best[k][0]:
-                    self.best[k] = (float(probs[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
+                if k not in self.best or shown[j, k] > self.best[k][0]:
+                    self.best[k] = (float(shown[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
         # later clips start after the last one scored (the end-aligned clip at most 1 frame after)
         keep_from = int(self.pending[-1].frames[0]) + 1
         self.feats = {i: f for i, f in self.feats.items() if i >= keep_from}
