@@ -167,7 +167,8 @@ class ClipScorer:
     predictor: Predictor
     watch: Stopwatch
     crops: list  # the pipeline's per-frame crops, read by index
-    probs: dict[int, np.ndarray] = field(default_factory=dict)
+    probs: dict[int, np.ndarray] = field(default_factory=dict)  # the network's, which the decision reads
+    reported: dict[int, np.ndarray] = field(default_factory=dict)  # the same at the checkpoint's temperature
     best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
     pending: list[PendingClip] = field(default_factory=list)
     feats: dict = field(default_factory=dict)  # frame index -> features tensor (P, h, w)
@@ -191,6 +192,7 @@ class ClipScorer:
         shown = self.predictor.calibrated(probs)  # the peak is the clip whose reported probability is highest
         for j, clip in enumerate(self.pending):
             self.probs[clip.number] = probs[j]
+            self.reported[clip.number] = shown[j]
             for k in range(probs.shape[1]):
                 if k not in self.best or shown[j, k] > self.best[k][0]:
                     self.best[k] = (float(shown[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
@@ -267,7 +269,6 @@ def analyse_video(
         K = len(predictor.classes)
         face_clips = sorted(scorer.probs)
         probs = np.stack([scorer.probs[c] for c in face_clips])
-        reported = dict(zip(face_clips, predictor.calibrated(probs)))
         labels = probs.argmax(1)
         neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
         winner, votes, decided = decide_video(probs, K, abstain=neutral, radius=settings.vote_smooth_clips,
@@ -295,7 +296,7 @@ def analyse_video(
             "start_s": round(times[first], 3),
             "end_s": round(times[last] + 1 / fps, 3),
             "label": predictor.classes[label_of[c]] if face else None,
-            "probabilities": _by_class(predictor.classes, reported[c]) if face else None,
+            "probabilities": _by_class(predictor.classes, scorer.reported[c]) if face else None,
             "face": face,
         })
     # Segments tile the timeline: clips overlap, so one ends where the next run's first clip starts.
@@ -315,7 +316,7 @@ def analyse_video(
         "expression": predictor.classes[winner],
         "confidence": round(float(votes[winner] / max(voting, 1)), 4),
         "votes": {c: int(v) for c, v in zip(predictor.classes, votes)},
-        "probabilities": _by_class(predictor.classes, np.mean(list(reported.values()), axis=0)),
+        "probabilities": _by_class(predictor.classes, np.mean([scorer.reported[c] for c in face_clips], axis=0)),
         "clips": timeline,
         "segments": segments,
         "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
