@@ -47,7 +47,7 @@ from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities, ne
 
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
-from training.synthesis import photoreal  # noqa: E402
+from training.synthesis import motion, photoreal  # noqa: E402
 from training.synthesis.studio import Backdrop, Camera, Light, Studio, apply, background_photos, camera_frame  # noqa: E402
 from training.video import VideoError, write_video  # noqa: E402
 
@@ -185,8 +185,6 @@ def main():
                 for name in [n for n in talk if n in conds]:
                     group, studio = conds[name]
                     rng = np.random.default_rng([TALK_SEED, int(face_id), 7])  # london_eval's calm video of this person
-                    from training.synthesis import motion
-
                     perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None, strength=None)
                     frames = photoreal.render_performance(london, face_id, "neutral", perf, rng, studio=studio)
                     video = write_video(tmp / "talk.mp4", frames, fps=TALK_FPS, bit_rate=studio.camera.bit_rate)

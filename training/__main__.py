@@ -167,6 +167,7 @@ def background_photos(args) -> tuple[str, ...]:
 
 def cmd_synth(args) -> None:
     start = time.perf_counter()
+    studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
     if args.photoreal:
         from training.synthesis import photoreal
 
@@ -182,7 +183,6 @@ def cmd_synth(args) -> None:
             groups = photoreal.london_groups(args.photoreal) if args.morph_balance else None
             chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed, groups=groups)
         people = set().union(*(photoreal.london_people(f"L{i}") for i in chosen))
-        studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
         if args.talking:
             summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
                                                       calm=args.calm, progress=not args.quiet, workers=args.workers, **studio)
@@ -198,7 +198,6 @@ def cmd_synth(args) -> None:
     else:
         from training.synthesis import drawn
 
-        studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
         if args.talking:
             summary = drawn.write_talking_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, calm=args.calm,
                                                   progress=not args.quiet, **studio)

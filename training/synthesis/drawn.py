@@ -1266,17 +1266,14 @@ def _fmt(v: float) -> str:
     return f"   {v:.7e}"
 
 
-STUDIO_STREAM = 77  # a sequence's studio is drawn from its own stream: [seed, index, number, STUDIO_STREAM]
-
-
 def _studio(with_studio: bool, backgrounds: tuple, seed: int, index: int, number: int):
-    """The studio of a subject's sequence or video (training.synthesis.studio.draw), or None: the
-    subject's own backdrop. Its own stream, so the sequence's other draws are what they were."""
+    """The studio of a subject's sequence or video (training.synthesis.studio.draw_for), or None: the
+    subject's own backdrop."""
     if not with_studio:
         return None
     from training.synthesis import studio
 
-    return studio.draw(np.random.default_rng([seed, index, number, STUDIO_STREAM]), backgrounds)
+    return studio.draw_for([seed, index, number], backgrounds)
 
 
 def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, size, studio=None) -> int:

@@ -1317,18 +1317,14 @@ def _plan(seed: int, face_id: str, neutral: bool, smiles: int = 1, faint: int = 
     return color, kinds + ["happy"] * (smiles - 1) + [FAINT] * faint
 
 
-STUDIO_STREAM = 77  # a sequence's studio is drawn from its own stream: [seed, id, k, STUDIO_STREAM]
-
-
 def _studio(with_studio: bool, backgrounds: tuple, seed: int, face_id: str, k: int):
-    """The studio of a person's k-th sequence or video (training.synthesis.studio.draw), or None for the
-    London studio as photographed. Drawn from a stream of its own, so the rest of the sequence's
-    draws (and, without studios, its bytes) are what they were."""
+    """The studio of a person's k-th sequence or video (training.synthesis.studio.draw_for), or None
+    for the London studio as photographed."""
     if not with_studio:
         return None
     from training.synthesis import studio
 
-    return studio.draw(np.random.default_rng([seed, _id_key(face_id), k, STUDIO_STREAM]), backgrounds)
+    return studio.draw_for([seed, _id_key(face_id), k], backgrounds)
 
 
 def _write_identity(args) -> dict:

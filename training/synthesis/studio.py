@@ -32,7 +32,7 @@ vignette and noise to a finished frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,7 +48,6 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FACE_OUTLINE = tuple(range(109, 145)) + (185, 186, 187, 188)  # ears, jaw, hairline
 _NOSE_RIDGE = (50, 51, 52, 53, 54, 56, 57, 58, 59, 60)
 _NOSE_TIP = 55
-_NOSTRILS = (61, 62, 63, 64, 65, 66, 67, 68, 69, 70)
 _MOUTH = tuple(range(87, 109))
 
 
@@ -201,7 +200,7 @@ def _cover(img: np.ndarray, h: int, w: int, rng) -> np.ndarray:
 
 
 def backdrop_image(backdrop: Backdrop, h: int, w: int) -> np.ndarray:
-    """(h, w, 3) uint8 BGR image of the backdrop (for kind "wall": None is not returned; callers skip)."""
+    """(h, w, 3) uint8 BGR image of the backdrop (not for kind "wall", the photo's own: callers keep the photo)."""
     rng = np.random.default_rng([backdrop.seed, 7])
     c1 = np.array(backdrop.colour, np.float32)
     if backdrop.kind == "flat":
@@ -358,6 +357,15 @@ def camera_frame(frame: np.ndarray, camera: Camera, index: int = 0) -> np.ndarra
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
+STUDIO_STREAM = 77  # a sequence's studio has a random stream of its own: [*the sequence's key, STUDIO_STREAM]
+
+
+def draw_for(key: list[int], photos: list[str] | tuple = ()) -> Studio:
+    """The studio of the sequence whose random stream is `key` (e.g. [seed, person, k]), drawn from a
+    stream of its own, so the sequence's other draws are what they are without a studio."""
+    return draw(np.random.default_rng([*key, STUDIO_STREAM]), photos)
+
+
 def draw(rng, photos: list[str] | tuple = ()) -> Studio:
     """A random studio for one training clip: any backdrop (the photo's own wall 15 % of the time),
     a key light from any side or above at any hardness (none 20 % of the time), and a camera
@@ -384,7 +392,3 @@ def draw(rng, photos: list[str] | tuple = ()) -> Studio:
                     noise=float(rng.uniform(0, 6)), seed=int(rng.integers(2**31)))
     return Studio(backdrop, light, camera)
 
-
-def with_seed(studio: Studio, seed: int) -> Studio:
-    """The same studio with its random parts (noise, texture and photo windows, sensor noise) drawn anew."""
-    return replace(studio, backdrop=replace(studio.backdrop, seed=seed), camera=replace(studio.camera, seed=seed))
