@@ -141,7 +141,9 @@ def cmd_predict(args) -> None:
             raise
         print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}", file=sys.stderr)
         sys.exit(2)
-    for image in result["attention_maps"]:
+    from service.jobs import result_images
+
+    for image in result_images(result):
         image["url"] = str((out / f"{image['name']}.png").resolve())
     if args.json:
         print(json.dumps(result, indent=2))
@@ -189,9 +191,11 @@ def cmd_submit(args) -> None:
 
 
 def print_result(video: str, result: dict) -> None:
+    """The answer for the main person (the top level), then a block per person when there are several."""
     v, t = result["video"], result["timings_ms"]
+    people = result.get("people", [])
     print(f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
-          f"{sum(result['votes'].values())} clips voted)")
+          f"{sum(result['votes'].values())} clips voted)" + (f"; {len(people)} people, the main one below" if len(people) > 1 else ""))
     print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
           f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
     print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
@@ -199,6 +203,20 @@ def print_result(video: str, result: dict) -> None:
     print(f"  peak    clip {result['peak']['clip']}, frame {result['peak']['frame']} at {result['peak']['time_s']:.2f} s")
     for image in result["attention_maps"]:
         print(f"  image   {image['url']}")
+    if len(people) > 1:
+        for p in people:
+            print(f"person {p['id']}: " + (f"{p['expression']} (confidence {p['confidence']:.2f})" if p["scored"] else
+                                          "not scored (never seen for a whole clip)")
+                  + f", seen {p['first_s']:.2f}-{p['last_s']:.2f} s in {p['frames']} frames")
+            if p["scored"]:
+                b = p["box_at_peak"]
+                print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in p["segments"]))
+                print(f"  peak    frame {p['peak']['frame']} at {p['peak']['time_s']:.2f} s, face at x {b['x']:.0f}, y {b['y']:.0f}, "
+                      f"{b['width']:.0f} px")
+            for image in p["attention_maps"] + ([p["thumbnail"]] if p.get("thumbnail") else []):
+                print(f"  image   {image['url']}")
+    if result["faces"].get("dropped"):
+        print(f"  ({result['faces']['dropped']} more faces in a frame were not followed: MAX_FACES is {result['faces']['max_faces']})")
     print("  timings " + ", ".join(f"{k} {ms:.0f} ms" for k, ms in t.items()))
     print(f"  model   {result['model']['variant']} {result['model']['sha256'][:12]}")
 

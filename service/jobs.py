@@ -105,6 +105,16 @@ def job_error(job: Job) -> dict:
     return INTERNAL
 
 
+def result_images(result: dict) -> list[dict]:
+    """Every image entry of a result ({"name", ...}): the top level's attention maps (the main
+    person's), and each person's maps and picture. A name may come twice (the main person's maps);
+    a worker stores each name once, a view gives every entry its URL."""
+    images = list(result.get("attention_maps", []))
+    for person in result.get("people", []):
+        images += person.get("attention_maps", []) + ([person["thumbnail"]] if person.get("thumbnail") else [])
+    return images
+
+
 def job_view(job: Job, base_url: str = "") -> dict:
     """What GET /jobs/{id} shows: status, progress, and the result or the error."""
     status = job.get_status(refresh=False)
@@ -115,7 +125,7 @@ def job_view(job: Job, base_url: str = "") -> dict:
     result = None
     if state == "finished":
         result = job.return_value()
-        for image in result.get("attention_maps", []):
+        for image in result_images(result):
             image["url"] = f"{base_url}/jobs/{job.id}/attention/{image['name']}.png"
     return {
         "job_id": job.id,

@@ -13,8 +13,8 @@ the video's resolution, and only by ~2 KB a frame with its length (capped by max
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from service.render import render_attention
+from service.render import render_attention, render_face
 from service.settings import Settings
 from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, decide_video, label_runs, merge_short_runs
-from training.faces import FaceDetector, crop_frame, track_faces
+from training.faces import FaceDetector, crop_frame
+from training.tracks import Tracker, track_people
 from training.video import VideoError, VideoInfo, probe_video, read_frames
 
 log = logging.getLogger(__name__)
@@ -158,15 +159,15 @@ class PendingClip:
 
 @dataclass
 class ClipScorer:
-    """Scores clips in batches as they arrive and remembers, for each class, the clip that
-    showed it most strongly, with what is needed to draw that clip's attention maps.
+    """Scores one person's clips in batches as they arrive and remembers, for each class, the
+    clip that showed it most strongly, with what is needed to draw that clip's attention maps.
 
     A frame's features (the network's per-frame part) are computed once and shared by the up
     to 4 overlapping clips it belongs to; they are dropped when no later clip can need them."""
 
     predictor: Predictor
     watch: Stopwatch
-    crops: list  # the pipeline's per-frame crops, read by index
+    crops: dict  # the person's 48 px crops, by frame index
     probs: dict[int, np.ndarray] = field(default_factory=dict)  # the network's, which the decision reads
     reported: dict[int, np.ndarray] = field(default_factory=dict)  # the same at the checkpoint's temperature
     best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
@@ -202,6 +203,33 @@ class ClipScorer:
         self.pending = []
 
 
+@dataclass
+class Person:
+    """One tracked person's evidence as the video streams: the crops of the frames they are in
+    (~2 KB a frame), their box in each, the display crops a pending clip may still draw, their
+    clips' scores, and the picture of their face where it was seen largest."""
+
+    id: int
+    scorer: ClipScorer  # reads the crops from scorer.crops (frame index -> the network's crop)
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (cx, cy, side) in frame pixels
+    displays: dict[int, np.ndarray] = field(default_factory=dict)  # the last CLIP_LENGTH frames' display crops
+    thumbnail: tuple[float, int, np.ndarray] | None = None  # (side, frame index, display crop)
+
+    @property
+    def crops(self) -> dict[int, np.ndarray]:
+        return self.scorer.crops
+
+    def add(self, index: int, gray: np.ndarray, face: np.ndarray, crop, display_size: int) -> None:
+        self.crops[index] = crop_frame(gray, face, crop)
+        self.displays[index] = crop_frame(gray, face, crop, display_size)
+        self.boxes[index] = face[:3]
+        if self.thumbnail is None or face[2] > self.thumbnail[0]:
+            self.thumbnail = (float(face[2]), index, self.displays[index])
+
+    def shows(self, frames: np.ndarray) -> bool:
+        return all(int(i) in self.crops for i in frames)
+
+
 def analyse_video(
     path: str | Path,
     predictor: Predictor,
@@ -209,127 +237,189 @@ def analyse_video(
     out_dir: Path | None = None,
     on_progress: Callable[[dict], None] | None = None,
 ) -> dict:
-    """The full result of one video (see contract.md). Attention PNGs go to `out_dir` when given.
+    """The full result of one video (see contract.md): every person in it, and at the top level
+    the main one (seen in the most frames). Attention and face PNGs go to `out_dir` when given.
     Raises VideoError for a video that cannot be used (unreadable, too big, no face)."""
     watch = Stopwatch()
     start = time.perf_counter()
     info = check_video(path, settings)
     crop = predictor.crop
     frames = watch.iterate("decode", read_frames(path, max_frames=settings.max_frames))
-    detector = watch.wrap("detect", predictor.detector.detect_batch)
+    detector = watch.wrap("detect", predictor.detector.detect_people)
     radius = max(crop.smooth_radius, settings.detect_every)
-    crops: list[np.ndarray] = []  # one 48 px crop per frame
-    scorer = ClipScorer(predictor, watch, crops)
-    has_face: list[bool] = []
+    tracker = Tracker(max_faces=settings.max_faces, min_face=settings.min_face_px,
+                      max_gap=max(1, round(settings.track_gap_s * (info.fps or 30.0))))
+    people: dict[int, Person] = {}
     times: list[float] = []
-    displays: deque = deque()  # display crops of the frames a future clip may still use
-    blank = np.zeros((crop.size, crop.size), np.uint8)
     streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed
     last_report = 0.0
 
     def submit(frame_idx: np.ndarray) -> None:
         number = len(streamed)
         streamed.append(frame_idx)
-        if all(has_face[i] for i in frame_idx):
-            first = len(crops) - len(displays)  # frame index of displays[0]
-            scorer.add(PendingClip(number, frame_idx, [displays[i - first] for i in frame_idx]))
+        for person in people.values():
+            if person.shows(frame_idx):
+                person.scorer.add(PendingClip(number, frame_idx, [person.displays[int(i)] for i in frame_idx]))
 
-    for tracked in track_faces(frames, detector, radius=radius, detect_every=settings.detect_every, batch=predictor.detect_batch):
+    for seen in track_people(frames, detector, tracker, radius=radius, detect_every=settings.detect_every,
+                             batch=predictor.detect_batch):
         with watch.stage("crop"):
-            if tracked.face is not None:
-                crops.append(crop_frame(tracked.gray, tracked.face, crop))
-                displays.append(crop_frame(tracked.gray, tracked.face, crop, settings.display_size))
-            else:
-                crops.append(blank)
-                displays.append(None)
-        has_face.append(tracked.face is not None)
-        times.append(tracked.time_s)
-        n = len(crops)
+            for pid, face in seen.faces.items():
+                if pid not in people:
+                    people[pid] = Person(pid, ClipScorer(predictor, watch, {}))
+                people[pid].add(seen.index, seen.gray, face, crop, settings.display_size)
+        times.append(seen.time_s)
+        n = len(times)
         # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.
         if n >= CLIP_LENGTH and (n - CLIP_LENGTH) % CLIP_STRIDE == 0:
             submit(np.arange(n - CLIP_LENGTH, n))
-        while len(displays) > CLIP_LENGTH:  # only the last clip's frames can still be needed
-            displays.popleft()
+        for person in people.values():  # only the last clip's frames can still be needed
+            for i in [i for i in person.displays if i < n - CLIP_LENGTH]:
+                del person.displays[i]
         if on_progress and time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
             total = min(info.frames, settings.max_frames) if info.frames else None
             on_progress({"stage": "analysing", "frames_done": n, "frames_total": total,
                          "percent": round(100 * min(n / total, 1.0), 1) if total else None})
 
-    n = len(crops)
+    n = len(times)
     clips = clip_indices(n)  # the shared definition; the streamed clips are its first rows
     assert all(np.array_equal(a, b) for a, b in zip(streamed, clips)), "streamed clips differ from clip_indices"
     for frame_idx in clips[len(streamed):]:  # the clip aligned to the end, or the padded short one
         submit(frame_idx)
-    scorer.flush()
-    if not scorer.probs:
+    for person in people.values():
+        person.scorer.flush()
+    # people in order of how long each was seen; the detector's noise (a few detections) is no one
+    seen_people = sorted((people[t.id] for t in tracker.people() if t.id in people), key=lambda p: (-len(p.crops), p.id))
+    scored = [p for p in seen_people if p.scorer.probs]
+    if not scored:
+        if seen_people:
+            raise VideoError("no_face", f"Faces were seen in the video, but none for a whole clip ({CLIP_LENGTH} frames; "
+                                        f"{n} frames looked at).")
         raise VideoError("no_face", f"No face was found in the video ({n} frames looked at).")
 
-    with watch.stage("vote"):
-        K = len(predictor.classes)
-        face_clips = sorted(scorer.probs)
-        probs = np.stack([scorer.probs[c] for c in face_clips])
-        labels = probs.argmax(1)
-        neutral = predictor.classes.index("neutral") if "neutral" in predictor.classes else None
-        winner, votes, decided = decide_video(probs, K, abstain=neutral, radius=settings.vote_smooth_clips,
-                                              min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
-        _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
-        voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
-
-    attention = []
-    if out_dir is not None and peak_maps is not None:
-        with watch.stage("render"):
-            peak_frames = [int(i) for i in clips[peak_clip]]
-            attention = render_attention(Path(out_dir), np.stack(peak_displays), peak_maps, peak_frames, [times[i] for i in peak_frames])
-
     fps = info.fps
-    label_of = dict(zip(face_clips, labels))
-    decided_of = dict(zip(face_clips, decided))
-    timeline = []
-    for c, idx in enumerate(clips):
-        first, last = int(idx[0]), int(idx[-1])
-        face = c in scorer.probs
-        timeline.append({
-            "index": c,
-            "start_frame": first,
-            "end_frame": last,
-            "start_s": round(times[first], 3),
-            "end_s": round(times[last] + 1 / fps, 3),
-            "label": predictor.classes[label_of[c]] if face else None,
-            "probabilities": _by_class(predictor.classes, scorer.reported[c]) if face else None,
-            "face": face,
-        })
-    # Segments tile the timeline: clips overlap, so one ends where the next run's first clip starts.
-    # They are read from the same evidence as the answer (smoothed labels, no run shorter than the
-    # vote's minimum), not from each clip's own label.
-    runs = label_runs(merge_short_runs(
-        [predictor.classes[decided_of[c]] if c in decided_of else None for c in range(len(clips))], settings.vote_min_clips))
-    segments = [{
-        "label": label,
-        "start_s": timeline[first]["start_s"],
-        "end_s": timeline[runs[k + 1][1]]["start_s"] if k + 1 < len(runs) else timeline[last]["end_s"],
-        "clips": last - first + 1,
-    } for k, (label, first, last) in enumerate(runs)]
-    peak_frame = int(clips[peak_clip][-1])  # the network decides at a clip's last frame
+    grid = [{"index": c, "start_frame": int(idx[0]), "end_frame": int(idx[-1]), "start_s": round(times[int(idx[0])], 3),
+             "end_s": round(times[int(idx[-1])] + 1 / fps, 3)} for c, idx in enumerate(clips)]
+    judge = Judge(predictor, settings, watch, grid, clips, times, fps, out_dir)
+    entries = [judge.person(p) for p in seen_people]
+    main = next(e for e, p in zip(entries, seen_people) if p is scored[0])
+    full = judge.timeline(scored[0], range(len(clips)))
+    # The top level's maps are the main person's, also under the names results had before people
+    # were told apart ("peak", "peak_clip"), so links that clients build by name keep working.
+    top_maps = [{**m, "name": m["name"].removeprefix(f"person{main['id']}_")} for m in main["attention_maps"]]
+    for m, top in zip(main["attention_maps"], top_maps):
+        shutil.copyfile(Path(out_dir) / f"{m['name']}.png", Path(out_dir) / f"{top['name']}.png")
     watch.ms["total"] = 1000 * (time.perf_counter() - start)
     return {
-        "expression": predictor.classes[winner],
-        "confidence": round(float(votes[winner] / max(voting, 1)), 4),
-        "votes": {c: int(v) for c, v in zip(predictor.classes, votes)},
-        "probabilities": _by_class(predictor.classes, np.mean([scorer.reported[c] for c in face_clips], axis=0)),
-        "clips": timeline,
-        "segments": segments,
-        "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
-        "attention_maps": attention,
+        **{k: main[k] for k in ("expression", "confidence", "votes", "probabilities")},
+        "clips": full["clips"],
+        "segments": full["segments"],
+        "peak": main["peak"],
+        "attention_maps": top_maps,
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
                   "width": info.width, "height": info.height},
-        "faces": {"frames_with_face": int(sum(has_face)), "frames": n},
+        "faces": {"frames_with_face": main["frames"], "frames": n, "people": len(entries),
+                  "most_in_frame": tracker.most_in_frame, "dropped": tracker.dropped, "max_faces": settings.max_faces},
+        "people": entries,
         "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average,
                   "temperature": predictor.temperature},
         "decision": {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
-                     "neutral_bias": settings.neutral_bias if neutral is not None else 0.0},
+                     "neutral_bias": settings.neutral_bias if judge.neutral is not None else 0.0},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
     }
+
+
+@dataclass
+class Judge:
+    """Reads each person's answer, timeline, peak and pictures from their scored clips: the
+    service's decision rule (training.clips.decide_video), the same for every person."""
+
+    predictor: Predictor
+    settings: Settings
+    watch: Stopwatch
+    grid: list[dict]  # the video's clips: index, frames, times
+    clips: np.ndarray  # (n_clips, T) frame indices
+    times: list[float]
+    fps: float
+    out_dir: Path | None
+    decided: dict[int, tuple[int, np.ndarray, dict[int, int]]] = field(default_factory=dict)  # person id -> decide()
+
+    @property
+    def neutral(self) -> int | None:
+        return self.predictor.classes.index("neutral") if "neutral" in self.predictor.classes else None
+
+    def decide(self, person: Person) -> tuple[int, np.ndarray, dict[int, int]]:
+        """(winner, votes, {clip: decided label}) of a scored person."""
+        if person.id not in self.decided:
+            face_clips = sorted(person.scorer.probs)
+            with self.watch.stage("vote"):
+                winner, votes, decided = decide_video(
+                    np.stack([person.scorer.probs[c] for c in face_clips]), len(self.predictor.classes), abstain=self.neutral,
+                    radius=self.settings.vote_smooth_clips, min_run=self.settings.vote_min_clips,
+                    abstain_bias=self.settings.neutral_bias)
+            self.decided[person.id] = winner, votes, dict(zip(face_clips, decided))
+        return self.decided[person.id]
+
+    def timeline(self, person: Person, numbers) -> dict:
+        """The person's clips (of `numbers`, the video's clip indices) and their segments. Segments tile
+        the clips: clips overlap, so one ends where the next run's first clip starts. They are read from
+        the same evidence as the answer (smoothed labels, no run shorter than the vote's minimum),
+        not from each clip's own label."""
+        classes, scorer = self.predictor.classes, person.scorer
+        _, _, decided = self.decide(person)
+        rows = []
+        for c in numbers:
+            face = c in scorer.probs
+            rows.append({**self.grid[c], "label": classes[int(scorer.probs[c].argmax())] if face else None,
+                         "probabilities": _by_class(classes, scorer.reported[c]) if face else None, "face": face})
+        runs = label_runs(merge_short_runs([classes[decided[r["index"]]] if r["index"] in decided else None for r in rows],
+                                           self.settings.vote_min_clips))
+        segments = [{
+            "label": label,
+            "start_s": rows[first]["start_s"],
+            "end_s": rows[runs[k + 1][1]]["start_s"] if k + 1 < len(runs) else rows[last]["end_s"],
+            "clips": last - first + 1,
+        } for k, (label, first, last) in enumerate(runs)]
+        return {"clips": rows, "segments": segments}
+
+    def person(self, person: Person) -> dict:
+        """One entry of the result's `people`: when and where the person was seen, and, if a whole
+        clip of them was, their expression, timeline, peak and attention maps."""
+        classes, scorer, times = self.predictor.classes, person.scorer, self.times
+        first, last = min(person.crops), max(person.crops)
+        entry = {"id": person.id, "scored": bool(scorer.probs), "first_s": round(times[first], 3),
+                 "last_s": round(times[last] + 1 / self.fps, 3),
+                 "frames": len(person.crops), "box_at_peak": None, "expression": None, "confidence": None, "votes": None,
+                 "probabilities": None, "clips": [], "segments": [], "peak": None, "attention_maps": [], "thumbnail": None}
+        if self.out_dir is not None and person.thumbnail is not None:
+            with self.watch.stage("render"):
+                _, frame, image = person.thumbnail
+                entry["thumbnail"] = render_face(Path(self.out_dir), f"person{person.id}_face", image, frame, times[frame])
+        if not scorer.probs:
+            return entry
+        winner, votes, _ = self.decide(person)
+        neutral = self.neutral
+        voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
+        _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
+        peak_frame = int(self.clips[peak_clip][-1])  # the network decides at a clip's last frame
+        if self.out_dir is not None and peak_maps is not None:
+            with self.watch.stage("render"):
+                peak_frames = [int(i) for i in self.clips[peak_clip]]
+                entry["attention_maps"] = render_attention(Path(self.out_dir), np.stack(peak_displays), peak_maps, peak_frames,
+                                                           [times[i] for i in peak_frames], prefix=f"person{person.id}_")
+        cx, cy, side = (float(v) for v in person.boxes[peak_frame])
+        spanned = [c for c, idx in enumerate(self.clips) if idx[-1] >= first and idx[0] <= last]
+        entry.update({
+            "expression": classes[winner],
+            "confidence": round(float(votes[winner] / max(voting, 1)), 4),
+            "votes": {c: int(v) for c, v in zip(classes, votes)},
+            "probabilities": _by_class(classes, np.mean([scorer.reported[c] for c in sorted(scorer.probs)], axis=0)),
+            **self.timeline(person, spanned),
+            "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
+            "box_at_peak": {"x": round(cx - side / 2, 1), "y": round(cy - side / 2, 1), "width": round(side, 1), "height": round(side, 1)},
+        })
+        return entry
 
 
 def _by_class(classes: list[str], p: np.ndarray) -> dict[str, float]:

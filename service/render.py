@@ -12,20 +12,30 @@ from training.visualize import heat_overlay, strip
 PEAK_SIZE = 256
 
 
-def render_attention(out_dir: Path, faces: np.ndarray, maps: np.ndarray, frames: list[int], times: list[float]) -> list[dict]:
-    """Two images of the peak clip: `peak` (its last frame, where the network decides, large)
-    and `peak_clip` (all its frames left to right, each with its own step's map).
+def render_attention(out_dir: Path, faces: np.ndarray, maps: np.ndarray, frames: list[int], times: list[float],
+                     prefix: str = "") -> list[dict]:
+    """Two images of a person's peak clip: `{prefix}peak` (its last frame, where the network
+    decides, large) and `{prefix}peak_clip` (all its frames left to right, each with its own
+    step's map).
 
     faces: (T, D, D) uint8 display crops; maps: (T, h, w) RAM maps in (0, 1).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     overlays = [heat_overlay(face, m) for face, m in zip(faces, maps)]
-    _write_png(out_dir / "peak.png", heat_overlay(faces[-1], maps[-1], PEAK_SIZE))
-    _write_png(out_dir / "peak_clip.png", strip(overlays))
+    _write_png(out_dir / f"{prefix}peak.png", heat_overlay(faces[-1], maps[-1], PEAK_SIZE))
+    _write_png(out_dir / f"{prefix}peak_clip.png", strip(overlays))
     return [
-        {"name": "peak", "frame": frames[-1], "time_s": round(times[-1], 3)},
-        {"name": "peak_clip", "frame": frames[0], "time_s": round(times[0], 3), "frames": frames},
+        {"name": f"{prefix}peak", "frame": frames[-1], "time_s": round(times[-1], 3)},
+        {"name": f"{prefix}peak_clip", "frame": frames[0], "time_s": round(times[0], 3), "frames": frames},
     ]
+
+
+def render_face(out_dir: Path, name: str, face: np.ndarray, frame: int, time_s: float) -> dict:
+    """A person's picture: their display crop (D, D) where their face was seen largest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_png(out_dir / f"{name}.png", face)
+    return {"name": name, "frame": frame, "time_s": round(time_s, 3)}
+
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -57,8 +57,47 @@ class VideoMeta(BaseModel):
 
 
 class FaceStats(BaseModel):
-    frames_with_face: int
+    frames_with_face: int = Field(description="frames in which the main person's face was seen")
     frames: int
+    people: int = Field(1, description="people seen (the length of `people`)")
+    most_in_frame: int | None = Field(None, description="the most faces seen in one frame (null: an older worker's result)")
+    dropped: int = Field(0, description="the most faces of one frame left out because more than max_faces were there")
+    max_faces: int | None = Field(None, description="the service's MAX_FACES")
+
+
+class Box(BaseModel):
+    x: float = Field(description="left edge, frame pixels")
+    y: float = Field(description="top edge")
+    width: float
+    height: float
+
+
+class Image(BaseModel):
+    name: str
+    frame: int
+    time_s: float
+    url: str
+
+
+class Person(BaseModel):
+    """One person of the video (a track of their face), with their own answer when a whole clip
+    of them was seen."""
+    id: int = Field(description="1, 2, ... in order of appearance; a person who leaves for longer than TRACK_GAP_S and "
+                                "comes back is a new id")
+    scored: bool = Field(description="false: seen, but never for a whole clip (8 frames); no answer")
+    first_s: float
+    last_s: float
+    frames: int = Field(description="frames in which their face was seen")
+    box_at_peak: Box | None = Field(description="their face box at the peak frame (null when not scored)")
+    expression: str | None
+    confidence: float | None
+    votes: dict[str, int] | None
+    probabilities: dict[str, float] | None
+    clips: list[Clip] = Field(description="the video's clips from their first frame to their last")
+    segments: list[Segment]
+    peak: Peak | None
+    attention_maps: list[AttentionMap]
+    thumbnail: Image | None = Field(description="their face where it was seen largest")
 
 
 class ModelRef(BaseModel):
@@ -89,6 +128,8 @@ class Result(BaseModel):
     attention_maps: list[AttentionMap]
     video: VideoMeta
     faces: FaceStats
+    people: list[Person] = Field(default_factory=list, description="every person seen, the longest seen first; the "
+                                 "top-level fields are the first scored one's (the main person)")
     model: ModelRef
     decision: Decision | None = Field(None, description="null only in results made by an older worker")
     timings_ms: dict[str, float]

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     batch_size: int = 32  # clips per forward pass
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
+    # Every face of a video is followed (training/tracks.py) and answered for (the result's `people`).
+    max_faces: int = Field(8, ge=1, description="faces followed at once; of more in a frame the largest are "
+                                              "(the result's faces.dropped says how many were left out)")
+    min_face_px: float = Field(24.0, ge=1, description="faces smaller than this (the detector's box side, in frame "
+                                                      "pixels) are not followed: half the network's 48 px input")
+    track_gap_s: float = Field(1.0, gt=0, description="a person unseen for longer than this is gone; if they come "
+                                                     "back they are a new person (no re-identification)")
     # The answer and the timeline from evidence over time, not from scattered single clips: chosen on
     # talking videos of London people the held-out evaluation does not use (docs/real-faces.md,
     # "The answer from evidence over time"). VOTE_SMOOTH_CLIPS=0 with VOTE_MIN_CLIPS=1 is the paper's

@@ -169,8 +169,8 @@ def analyse_job(upload: str, results: str) -> dict:
         report({"stage": "analysing", "frames_done": 0})
         with storage.local_copy(upload) as video, tempfile.TemporaryDirectory(prefix="ramfer-render-") as out:
             result = analyse_video(video, load_predictor(settings), settings, Path(out), on_progress=report)
-            for image in result["attention_maps"]:
-                storage.put_file(f"{results}/{image['name']}.png", Path(out) / f"{image['name']}.png")
+            for name in sorted({image["name"] for image in jobs.result_images(result)}):
+                storage.put_file(f"{results}/{name}.png", Path(out) / f"{name}.png")
         report({"stage": "done", "percent": 100.0})
         return result
     except VideoError as e:

@@ -180,6 +180,32 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     return v
 
 
+SMILER, CALM = "smiling/091_08", "neutral/034_03"  # held-out London people (fold 0): a real smile, a calm face
+
+
+@pytest.fixture(scope="session")
+def people_videos(tmp_path_factory) -> dict[str, Path]:
+    """Real videos of several real faces (London set photos, CC BY 4.0): the smiler on the left and
+    the calm person on the right (`side`); the calm one leaving to the right from frame 20 (`leave`);
+    the two crossing, the smiler larger and in front (`cross`); a third face for 3 frames only, from
+    frame 16, where the detector looks for new people (`brief`)."""
+    if not (LONDON / "neutral").is_dir():
+        pytest.skip(f"the London set is not at {LONDON}")
+    from videos import london_tile, people_frames, write_video
+
+    d = tmp_path_factory.mktemp("people")
+    smiler, calm = london_tile(SMILER, 170), london_tile(CALM, 170)
+    return {
+        "side": write_video(d / "side.mp4", people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))])),
+        "leave": write_video(d / "leave.mp4", people_frames(
+            48, [(smiler, lambda i: (60, 100)), (calm, lambda i: (400 + max(0, 12 * (i - 20)), 90))])),
+        "cross": write_video(d / "cross.mp4", people_frames(
+            60, [(london_tile(CALM, 130), lambda i: (500 - 8 * i, 110)), (london_tile(SMILER, 180), lambda i: (-20 + 8 * i, 90))])),
+        "brief": write_video(d / "brief.mp4", people_frames(
+            40, [(smiler, lambda i: (30, 100)), (london_tile("neutral/001_03", 150), lambda i: (420, 60) if 16 <= i < 19 else None)])),
+    }
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 server (SeaweedFS) for the session, with the bucket made; tests that stop it

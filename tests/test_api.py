@@ -70,6 +70,24 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert not (settings.uploads_dir / f"{result['job_id']}.video").exists()  # the upload is gone
 
 
+def test_a_video_of_two_people_answers_for_each_with_their_own_images(client, run_burst_worker, people_videos):
+    r = post(client, people_videos["side"], wait=0)
+    assert r.status_code == 202
+    run_burst_worker()
+    result = wait_for(client, r.json()["job_id"])["result"]
+    assert result["faces"]["people"] == 2 and len(result["people"]) == 2
+    by_x = sorted(result["people"], key=lambda p: p["box_at_peak"]["x"])
+    assert [p["expression"] for p in by_x] == ["happy", "neutral"]  # the smiler on the left, the calm one on the right
+    main = next(p for p in result["people"] if p["scored"])
+    assert result["expression"] == main["expression"] and result["peak"] == main["peak"]
+    for p in result["people"]:
+        for image in p["attention_maps"] + [p["thumbnail"]]:
+            png = client.get(image["url"])
+            assert png.status_code == 200 and png.content.startswith(PNG), image
+    for image in result["attention_maps"]:  # the main person's, under the names of one-person results
+        assert client.get(image["url"]).content == client.get(image["url"].replace("/peak", f"/person{main['id']}_peak")).content
+
+
 def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_worker, videos):
     r = post(client, videos["astronaut_mp4"], wait=0)
     assert r.status_code == 202

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from training.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability
 

@@ -9,8 +9,9 @@ import pytest
 from conftest import LONDON
 from training.faces import (
     FACE_DIM, CropConfig, FaceDetector, align_face, box_from_eyes_mouth, crop_face, crop_frame, fill_missing, landmarks_box,
-    landmarks_face, smooth_boxes, to_gray, track_faces,
+    landmarks_face, smooth_boxes, to_gray,
 )
+from training.tracks import Tracker, track_people
 from training.video import Frame
 
 NAN = np.nan
@@ -56,28 +57,33 @@ def test_landmarks_are_smoothed_with_their_box():
     np.testing.assert_allclose(out[1, 3:], np.arange(12) + 1.0)
 
 
-def test_streamed_tracking_equals_the_offline_smoothing(detector):
+def test_streamed_tracking_of_one_person_equals_the_offline_smoothing(detector):
+    """What the service follows of a one-person video is what training crops: the detector's
+    faces smoothed over +-radius frames (smooth_boxes), and the faces detect_video finds."""
     from videos import astronaut_frames
 
     frames = [Frame(i, i / 30, to_gray(f)) for i, f in enumerate(astronaut_frames(20))]
-    for every, batch in ((1, 1), (3, 1), (1, 6), (2, 4)):
+    for every, batch in ((1, 16), (1, 1), (3, 1), (1, 6), (2, 4)):
         raw = np.full((len(frames), FACE_DIM), NAN, np.float32)  # what the detector answered, frame by frame
         asked: list[list[int]] = []
 
-        def recording(grays, near=None):
-            rows = detector.detect_batch(grays, near=near)
+        def recording(grays, near=(), look_for_new=True):
+            found = detector.detect_people(grays, near=near, look_for_new=look_for_new)
             idx = [i for i, f in enumerate(frames) if any(f.gray is g for g in grays)]
             asked.append(idx)
-            for i, row in zip(idx, rows):
-                raw[i] = row
-            return rows
+            for i, rows in zip(idx, found):
+                assert len(rows) == 1  # one person
+                raw[i] = rows[0]
+            return found
 
-        tracked = list(track_faces(frames, recording, radius=3, detect_every=every, batch=batch))
+        tracked = list(track_people(frames, recording, Tracker(), radius=3, detect_every=every, batch=batch))
         assert [t.index for t in tracked] == list(range(20))
         assert sorted(i for a in asked for i in a) == list(range(0, 20, every))  # every k-th frame, each once
         assert not np.isnan(raw[::every]).any()  # a real face: found in every frame looked at, with its landmarks
-        np.testing.assert_allclose(np.stack([t.face for t in tracked]), smooth_boxes(raw, 3), rtol=1e-4, atol=1e-3)
-        np.testing.assert_allclose(tracked[5].points, tracked[5].face[3:].reshape(6, 2))
+        assert all(list(t.faces) == [1] for t in tracked)
+        np.testing.assert_allclose(np.stack([t.faces[1] for t in tracked]), smooth_boxes(raw, 3), rtol=1e-4, atol=1e-3)
+        if batch == 16:  # training's detect_video (batches of 16) finds the same faces
+            np.testing.assert_allclose(detector.detect_video([f.gray for f in frames]), raw, rtol=1e-4, atol=1e-3)
 
 
 def test_a_region_around_the_last_face_finds_what_the_whole_frame_finds(detector):
@@ -101,15 +107,15 @@ def test_a_region_around_the_last_face_finds_what_the_whole_frame_finds(detector
     np.testing.assert_allclose(moved[0][:3], whole[0][:3], rtol=1e-4, atol=1e-2)
 
 
-def test_tracking_marks_frames_with_no_face_in_reach(detector):
+def test_tracking_marks_frames_after_the_face_left(detector):
     from videos import astronaut_frames, blank_frames
 
     faces = [to_gray(f) for f in astronaut_frames(6)]
     blanks = blank_frames(10, size=(640, 360))
     frames = [Frame(i, i / 30, g) for i, g in enumerate(faces + blanks)]
-    tracked = list(track_faces(frames, detector, radius=2, batch=4))
-    has = [t.face is not None for t in tracked]
-    assert has == [True] * 8 + [False] * 8  # the last face is within reach of 2 blank frames
+    tracked = list(track_people(frames, detector, Tracker(), radius=2, batch=4))
+    has = [1 in t.faces for t in tracked]
+    assert has == [True] * 6 + [False] * 10  # the last face is within reach of 2 blank frames, but gone
 
 
 def test_crop_outside_the_frame_repeats_the_border():

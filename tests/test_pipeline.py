@@ -170,3 +170,66 @@ def test_a_video_without_a_face_is_the_no_face_error(predictor, videos, tmp_path
     with pytest.raises(VideoError) as e:
         analyse_video(videos["no_face"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
     assert e.value.code == "no_face"
+
+
+def by_side(result: dict) -> dict[str, dict]:
+    """The people of a two-person result as left and right, by where their face was at the peak."""
+    people = sorted(result["people"], key=lambda p: p["box_at_peak"]["x"])
+    return {"left": people[0], "right": people[1]}
+
+
+def test_two_people_side_by_side_each_get_their_own_expression(predictor, people_videos, tmp_path, model_dir):
+    result = analyse_video(people_videos["side"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path)
+    assert result["faces"] | {"people": 2, "most_in_frame": 2, "dropped": 0} == result["faces"]
+    assert len(result["people"]) == 2 and all(p["scored"] and p["frames"] == 48 for p in result["people"])
+    people = by_side(result)
+    assert people["left"]["expression"] == "happy" and people["right"]["expression"] == "neutral"  # the smiler, the calm one
+    assert {s["label"] for s in people["left"]["segments"]} == {"happy"}
+    assert {s["label"] for s in people["right"]["segments"]} == {"neutral"}
+    # the top level is the main person's (both seen in every frame: the first found)
+    main = result["people"][0]
+    assert [result[k] for k in ("expression", "votes", "peak")] == [main[k] for k in ("expression", "votes", "peak")]
+    # its maps also under the names of results before people were told apart
+    assert result["attention_maps"] == [{**m, "name": m["name"].removeprefix(f"person{main['id']}_")} for m in main["attention_maps"]]
+    assert (tmp_path / "peak.png").read_bytes() == (tmp_path / f"person{main['id']}_peak.png").read_bytes()
+    for p in result["people"]:  # each person's own pictures
+        names = [m["name"] for m in p["attention_maps"]] + [p["thumbnail"]["name"]]
+        assert names == [f"person{p['id']}_peak", f"person{p['id']}_peak_clip", f"person{p['id']}_face"]
+        assert all((tmp_path / f"{n}.png").read_bytes().startswith(b"\x89PNG") for n in names)
+
+
+def test_a_person_who_leaves_is_seen_until_they_go_and_the_other_stays_main(predictor, people_videos, tmp_path, model_dir):
+    result = analyse_video(people_videos["leave"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    people = by_side(result)
+    assert people["left"]["frames"] == 48 and people["left"]["expression"] == "happy"
+    gone = people["right"]
+    assert gone["expression"] == "neutral" and 25 <= gone["frames"] <= 40 and gone["last_s"] < 1.4  # out of frame by ~1.2 s
+    assert result["people"][0] is people["left"] and result["expression"] == "happy"  # the main person: seen longest
+    assert gone["clips"][-1]["end_frame"] < 47  # their clips end near when they left
+
+
+def test_two_people_crossing_are_not_swapped(predictor, people_videos, tmp_path, model_dir):
+    """The smiler walks right in front of the calm person, who walks left: each keeps their own
+    answer through the crossing, where the calm face is hidden for a while."""
+    result = analyse_video(people_videos["cross"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    assert len(result["people"]) == 2
+    for p in result["people"]:
+        labels = {s["label"] for s in p["segments"]} - {None}
+        assert labels == {p["expression"]}, p["segments"]  # one expression all along: no track took the other person
+    assert sorted(p["expression"] for p in result["people"]) == ["happy", "neutral"]
+
+
+def test_a_face_seen_for_three_frames_is_listed_but_not_scored(predictor, people_videos, tmp_path, model_dir):
+    result = analyse_video(people_videos["brief"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path)
+    assert [p["scored"] for p in result["people"]] == [True, False]
+    brief = result["people"][1]
+    assert brief["frames"] <= 3 + 2 * predictor.crop.smooth_radius and brief["expression"] is None and brief["clips"] == []
+    assert 0.5 <= brief["first_s"] <= 0.55 and brief["thumbnail"]["name"] == f"person{brief['id']}_face"  # from frame 16
+    assert result["expression"] == "happy" and result["faces"]["people"] == 2
+
+
+def test_more_faces_than_max_faces_keeps_the_largest_and_says_how_many_were_left(predictor, people_videos, tmp_path, model_dir):
+    result = analyse_video(people_videos["cross"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, max_faces=1))
+    assert result["faces"]["dropped"] == 1 and result["faces"]["max_faces"] == 1
+    assert result["expression"] == "happy"  # the smiler's face is the larger
+    assert all(p["expression"] in (None, "happy") for p in result["people"])

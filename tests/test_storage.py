@@ -118,8 +118,9 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
         view = client.get(f"/jobs/{job_id}").json()
         assert view["status"] == "finished", view
         assert s3_server.keys(f"uploads/{job_id}") == []  # deleted when its job ended
-        assert s3_server.keys(f"results/{job_id}/") == [f"results/{job_id}/peak.png", f"results/{job_id}/peak_clip.png"]
-        for image in view["result"]["attention_maps"]:
+        names = ["peak", "peak_clip", "person1_face", "person1_peak", "person1_peak_clip"]  # the main person's maps twice
+        assert s3_server.keys(f"results/{job_id}/") == [f"results/{job_id}/{n}.png" for n in names]
+        for image in view["result"]["attention_maps"] + [view["result"]["people"][0]["thumbnail"]]:
             png = client.get(image["url"])
             assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
         assert_error(client.get(f"/jobs/{job_id}/attention/nope.png"), 404, "unknown_image")

@@ -63,7 +63,6 @@ def test_init_maps_the_served_8_classes_onto_7_by_name():
     so a row copied by position instead of by name would be another class's."""
     from training.checkpoint import SERVED_CHECKPOINT
     from training.data import CLASSES, CLASSES_WITH_NEUTRAL
-    from training.faces import CropConfig
     from training.warmstart import read_starting_point, start_from
 
     from training.checkpoint import crop_config, read_config

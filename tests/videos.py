@@ -28,6 +28,36 @@ def astronaut_frames(n: int = 45, size=(640, 360), zoom=(0.9, 1.25)) -> list[np.
     return frames
 
 
+LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
+
+
+def london_tile(photo: str, side: int) -> np.ndarray:
+    """Head and shoulders of a London set photo (CC BY 4.0; e.g. "smiling/091_08"), side x side BGR."""
+    image = cv2.imread(str(LONDON / f"{photo}.jpg"))  # 675x675, the eyes near y = 292, the face centred near x = 338
+    return cv2.resize(image[130:550, 128:548], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def people_frames(n: int, people: list[tuple[np.ndarray, object]], size=(640, 360)) -> list[np.ndarray]:
+    """Frames of several real faces: `people` is [(tile, where)], where(i) -> the tile's top-left
+    (x, y) in frame i, or None when the person is not in it; later people are drawn over earlier
+    ones (in front). The background is a soft grey gradient."""
+    w, h = size
+    ramp = np.tile(np.linspace(70, 150, w, dtype=np.float32), (h, 1))
+    frames = []
+    for i in range(n):
+        frame = cv2.cvtColor(np.clip(ramp, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        for tile, where in people:
+            if (at := where(i)) is None:
+                continue
+            x, y = (int(round(v)) for v in at)
+            t = tile.shape[0]
+            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + t, w), min(y + t, h)
+            if x1 > x0 and y1 > y0:
+                frame[y0:y1, x0:x1] = tile[y0 - y : y1 - y, x0 - x : x1 - x]
+        frames.append(frame)
+    return frames
+
+
 def blank_frames(n: int, size=(320, 240), value: int = 90) -> list[np.ndarray]:
     """Frames with no face in them (a soft gradient, so the encoder has something to code)."""
     w, h = size

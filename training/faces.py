@@ -15,14 +15,11 @@ level at a fixed place: CropConfig.align, for checkpoints trained that way).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
-from training.video import Frame
 
 FACE_DIM = 3 + 12  # box (cx, cy, side) + 6 landmarks (x, y)
 # Where a face was just found, the next frames are searched in a square this many box sides wide
@@ -71,11 +68,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 class FaceDetector:
-    """The largest face of a frame as a FACE_DIM row (box and landmarks), or None: MediaPipe's
-    BlazeFace full-range (training/detector.py), on the CPU or CUDA. `detect_batch` runs a list
-    of frames through the network at once (what the service does); `__call__` one frame;
-    `detect_video` a whole video, each batch looking first where the face was in the batch
-    before. Training and the service both go through detect_batch."""
+    """Faces of frames as FACE_DIM rows (box and landmarks): MediaPipe's BlazeFace full-range
+    (training/detector.py), on the CPU or CUDA, a list of frames through the network at once.
+    `detect_people` gives every face of each frame (the service follows each person:
+    training/tracks.py); `detect_batch` the largest (training's videos show one person),
+    `__call__` one frame's; `detect_video` a whole video, each batch looking first where the
+    face was in the batch before. Both are detect_people's searches."""
 
     def __init__(self, max_side: int | None = None, device: str = "cpu"):
         from training.detector import INPUT, REGION_INPUT, BlazeFace
@@ -87,44 +85,75 @@ class FaceDetector:
         return self.detect_batch([gray])[0]
 
     def detect_batch(self, grays: list[np.ndarray], near: np.ndarray | None = None) -> list[np.ndarray | None]:
-        """The largest face of each frame. Frames of a video are searched in a square of
-        REGION_MARGIN box sides around `near` (a FACE_DIM row: the face found just before these
-        frames) at 128 px; without `near`, around the first face a whole-frame search finds in
-        them, so every face of a video is measured the same way. Frames where the region shows
-        no face are searched whole (and in tiles). Frames under SMALL_FRAME px are searched whole."""
-        if min(grays[0].shape[:2]) < SMALL_FRAME:
-            return self.detect_whole(grays)
-        whole: list[np.ndarray | None] | None = None
-        if near is None or np.isnan(near[:3]).any():
-            whole = self.detect_whole(grays)
-            near = next((r for r in whole if r is not None), None)
-            if near is None:
-                return whole
-        cx, cy, side = (float(v) for v in near[:3])
-        side = min(REGION_MARGIN * side, max(grays[0].shape[:2]) * self.region_cap)
-        region = (cx - side / 2, cy - side / 2, side)
-        rows = [largest_row(faces, (0, 0)) for faces in self.net.detect_regions(grays, [region] * len(grays))]
-        if whole is not None:
-            return [r if r is not None else w for r, w in zip(rows, whole)]
-        todo = [i for i, row in enumerate(rows) if row is None]
-        if todo:
-            for i, row in zip(todo, self.detect_whole([grays[i] for i in todo])):
-                rows[i] = row
-        return rows
+        """The largest face of each frame (training's videos show one person): detect_people's
+        faces, searched near the face found before these frames (`near`, a FACE_DIM row)."""
+        found = self.detect_people(grays, [] if near is None else [near], look_for_new=False)
+        return [max(faces, key=lambda r: r[2]) if faces else None for faces in found]
 
-    def detect_whole(self, grays: list[np.ndarray]) -> list[np.ndarray | None]:
+    def detect_people(self, grays: list[np.ndarray], near=(), look_for_new: bool = True) -> list[list[np.ndarray]]:
+        """Every face of each frame, as FACE_DIM rows.
+
+        Where faces were found just before these frames (`near`: a row per person being
+        followed), the frames are searched in a square of REGION_MARGIN box sides around each,
+        at 128 px: the face a third of the input, its landmarks measured as training measured
+        them. The whole frame (and its tiles, where it shows no face) is searched when nothing is
+        near, in the frames where a region shows no face, and, with `look_for_new`, in the first
+        frame of the batch, where people who come in are found (a face on screen for less than a
+        batch between two such frames can be missed). The faces a whole-frame search finds first
+        are searched in their regions too, so every face of a video is measured the same way. A face found by several searches is kept once, as measured by the
+        search centred nearest to it. Frames under SMALL_FRAME px are searched whole."""
+        if min(grays[0].shape[:2]) < SMALL_FRAME:
+            return self.whole_faces(grays)
+        near = [r for r in near if r is not None and not np.isnan(r[:3]).any()]
+        whole: list[list[np.ndarray] | None] = [None] * len(grays)
+        if not near:
+            whole = self.whole_faces(grays)
+            near = next((faces for faces in whole if faces), [])
+            if not near:
+                return whole
+        elif look_for_new:  # someone who came in is searched near from this batch's first frame on
+            whole[0] = self.whole_faces(grays[:1])[0]
+            near = near + [r for r in whole[0] if all(box_iou(r, q) <= SAME_FACE_IOU for q in near)]
+        regions = []
+        for row in near:
+            cx, cy, side = (float(v) for v in row[:3])
+            side = min(REGION_MARGIN * side, max(grays[0].shape[:2]) * self.region_cap)
+            regions.append((cx - side / 2, cy - side / 2, side))
+        n = len(grays)
+        found = self.net.detect_regions([g for _ in regions for g in grays], [r for r in regions for _ in grays])
+        candidates: list[list[tuple[float, np.ndarray]]] = [[] for _ in grays]
+        missed = set()
+        for k, (x0, y0, side) in enumerate(regions):
+            for i in range(n):
+                faces = found[k * n + i]
+                missed.update([] if faces else [i])
+                for _, points, _ in faces:
+                    row = face_row(points)
+                    candidates[i].append((np.hypot(row[0] - x0 - side / 2, row[1] - y0 - side / 2) / side, row))
+        todo = sorted(missed - {i for i, w in enumerate(whole) if w is not None})
+        for i, faces in zip(todo, self.whole_faces([grays[i] for i in todo]) if todo else []):
+            whole[i] = faces
+        for i, faces in enumerate(whole):
+            candidates[i] += [(np.inf, row) for row in faces or []]
+        return [distinct_faces(c) for c in candidates]
+
+    def whole_faces(self, grays: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Every face of each whole frame (letterboxed to 192 px). Frames with no face are searched
+        again in square tiles, so a small face is seen larger: letterboxed whole, a 640x360 frame
+        shrinks 3.3x to 192 px and the network finds 7 of 102 London faces 40 px wide
+        (benchmarks/detector_choice.py); a 360 px tile shrinks 1.9x."""
         framed = [framed_small(g) for g in grays]
-        rows = [largest_row(faces, (pad, pad)) for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)]
-        # Frames with no face: searched again in square tiles, so a small face is seen larger.
-        # Letterboxed whole, a 640x360 frame shrinks 3.3x to 192 px and the network finds 7 of
-        # 102 London faces 40 px wide (benchmarks/detector_choice.py); a 360 px tile shrinks 1.9x.
-        tiles = [(i, x, y, t) for i, (g, row) in enumerate(zip(grays, rows)) if row is None for x, y, t in square_tiles(g)]
+        rows = [[face_row(points - pad) for _, points, _ in faces] for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)]
+        tiles = [(i, x, y, t) for i, (g, found) in enumerate(zip(grays, rows)) if not found for x, y, t in square_tiles(g)]
         if tiles:
             for (i, x, y, _), faces in zip(tiles, self.net.detect([t for *_, t in tiles])):
-                row = largest_row(faces, (-x, -y))
-                if row is not None and (rows[i] is None or row[2] > rows[i][2]):
-                    rows[i] = row
-        return rows
+                rows[i] += [face_row(points + np.array([x, y], np.float32)) for _, points, _ in faces]
+        # the largest first, and one row per face where tiles overlap
+        return [distinct_faces([(-r[2], r) for r in found]) for found in rows]
+
+    def detect_whole(self, grays: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The largest face of each whole frame (see whole_faces), or None."""
+        return [faces[0] if faces else None for faces in self.whole_faces(grays)]
 
     def detect_video(self, grays: list[np.ndarray], batch: int = 16) -> np.ndarray:
         """(T, FACE_DIM) raw faces of a video's frames (NaN where none), detected `batch` frames
@@ -144,12 +173,26 @@ def last_face(rows: list[np.ndarray | None]) -> np.ndarray | None:
     return next((r for r in reversed(rows) if r is not None), None)
 
 
-def largest_row(faces, shift) -> np.ndarray | None:
-    """The largest of BlazeFace's faces as a FACE_DIM row, its points moved by -shift; or None."""
-    if not faces:
-        return None
-    _, points, _ = max(faces, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
-    return face_row(points - np.asarray(shift, np.float32))
+SAME_FACE_IOU = 0.5  # two rows whose boxes overlap more than this are one face seen twice
+
+
+def distinct_faces(candidates: list[tuple[float, np.ndarray]]) -> list[np.ndarray]:
+    """(priority, FACE_DIM row) candidates -> rows, one per face: by priority (lowest first), a
+    row is kept unless its box overlaps one kept already by more than SAME_FACE_IOU."""
+    kept: list[np.ndarray] = []
+    for _, row in sorted(candidates, key=lambda c: c[0]):
+        if all(box_iou(row, k) <= SAME_FACE_IOU for k in kept):
+            kept.append(row)
+    return kept
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Overlap (intersection over union) of two square boxes (cx, cy, side, ...)."""
+    (ax, ay, aside), (bx, by, bside) = a[:3], b[:3]
+    ix = max(0.0, min(ax + aside / 2, bx + bside / 2) - max(ax - aside / 2, bx - bside / 2))
+    iy = max(0.0, min(ay + aside / 2, by + bside / 2) - max(ay - aside / 2, by - bside / 2))
+    inter = ix * iy
+    return float(inter / (aside**2 + bside**2 - inter + 1e-9))
 
 
 def square_tiles(gray: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -305,72 +348,3 @@ def crop_frame(gray: np.ndarray, face: np.ndarray, crop: CropConfig, size: int |
     if crop.align and len(face) >= 7 and not np.isnan(face[3:7]).any():
         return align_face(gray, face[3:].reshape(-1, 2), crop, size)
     return crop_face(gray, face[:3], size or crop.size, crop.scale)
-
-
-@dataclass(frozen=True)
-class TrackedFrame:
-    index: int
-    time_s: float
-    gray: np.ndarray  # the full frame
-    face: np.ndarray | None  # smoothed FACE_DIM row, None where no face was seen within the window
-
-    @property
-    def box(self) -> np.ndarray | None:
-        return None if self.face is None else self.face[:3]
-
-    @property
-    def points(self) -> np.ndarray | None:
-        """(6, 2) smoothed landmarks, or None."""
-        return None if self.face is None else self.face[3:].reshape(6, 2)
-
-
-def track_faces(
-    frames: Iterable[Frame], detector, radius: int, detect_every: int = 1, batch: int = 1
-) -> Iterator[TrackedFrame]:
-    """Frames with their smoothed faces (box and landmarks), streamed with a lag of `radius`
-    frames (plus up to `batch` - 1 frames waiting to be detected together).
-
-    Each frame's face is `smooth_boxes` over the detections within +-radius frames, the same
-    numbers the offline function gives for the whole video; only 2*radius+batch frames are held.
-    With detect_every = k > 1 the detector runs on every k-th frame only (radius >= k keeps
-    every frame within reach of a detection). `detector` is a FaceDetector (its detect_batch
-    runs `batch` frames at once: one network call, on CUDA a real batch) or any function
-    `(frames, near=row or None) -> [row or None per frame]` (FaceDetector.detect_batch's);
-    `near` is the last face found, as FaceDetector.detect_video passes it.
-    """
-    detect_near = getattr(detector, "detect_batch", detector)
-    last: list[np.ndarray | None] = [None]  # the last face detected, where the next batch looks first
-
-    def detect(grays: list[np.ndarray]) -> list[np.ndarray | None]:
-        rows = detect_near(grays, near=last[0])
-        last[0] = last_face(rows)
-        return rows
-
-    pending: deque[Frame] = deque()  # frames waiting for the detections after them
-    window: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * radius + 1)  # (index, raw face or NaN)
-    waiting: list[Frame] = []  # frames not detected yet
-
-    def emit(frame: Frame) -> TrackedFrame:
-        face = mean_box(np.stack([b for i, b in window if abs(i - frame.index) <= radius]))
-        return TrackedFrame(frame.index, frame.time_s, frame.gray, None if np.isnan(face[0]) else face)
-
-    def detect_waiting() -> Iterator[TrackedFrame]:
-        todo = [f for f in waiting if f.index % detect_every == 0]
-        found = dict(zip((f.index for f in todo), detect([f.gray for f in todo]) if todo else []))
-        for frame in waiting:
-            row = np.full(FACE_DIM, np.nan, np.float32)
-            if (raw := found.get(frame.index)) is not None:
-                row[: len(raw)] = raw  # a bare box (3 values) leaves the landmarks NaN
-            window.append((frame.index, row))
-            pending.append(frame)
-            if frame.index - pending[0].index >= radius:  # its last detection in reach has arrived
-                yield emit(pending.popleft())
-        waiting.clear()
-
-    for frame in frames:
-        waiting.append(frame)
-        if len(waiting) >= batch:
-            yield from detect_waiting()
-    yield from detect_waiting()
-    while pending:
-        yield emit(pending.popleft())
