@@ -26,8 +26,8 @@ from service.render import render_attention, render_face
 from service.settings import Settings
 from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, decide_video, label_runs, merge_short_runs
 from training.faces import FaceDetector, crop_frame
-from training.tracks import Tracker, track_people
-from training.video import VideoError, VideoInfo, probe_video, read_frames
+from training.tracks import PeopleFrame, PeopleStream, Tracker
+from training.video import Frame, VideoError, VideoInfo, probe_video, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,9 @@ class ClipScorer:
     best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
     pending: list[PendingClip] = field(default_factory=list)
     feats: dict = field(default_factory=dict)  # frame index -> features tensor (P, h, w)
+    # When a list: each scored clip is appended as (number, probabilities, reported, maps or None),
+    # for a live session to send on; uploads leave it None and keep only the summaries above.
+    scored: list | None = None
 
     def add(self, clip: PendingClip) -> None:
         self.pending.append(clip)
@@ -194,6 +197,8 @@ class ClipScorer:
         for j, clip in enumerate(self.pending):
             self.probs[clip.number] = probs[j]
             self.reported[clip.number] = shown[j]
+            if self.scored is not None:
+                self.scored.append((clip.number, probs[j], shown[j], None if maps is None else maps[j]))
             for k in range(probs.shape[1]):
                 if k not in self.best or shown[j, k] > self.best[k][0]:
                     self.best[k] = (float(shown[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
@@ -230,6 +235,70 @@ class Person:
         return all(int(i) in self.crops for i in frames)
 
 
+class Analysis:
+    """The steps between frames and scored clips, fed one frame at a time: uploads push a file's
+    decoded frames, live sessions a camera's. `push(frame)` tracks every face, crops it, and
+    scores each person's clips (8 frames, stride 2) as they complete; `finish()` adds the clip
+    aligned to the end. With `eager` each clip is scored as soon as it is complete (a live answer
+    cannot wait for a batch of 32); without, a batch at a time.
+
+    `fps` is the frame rate the tracker's gap (track_gap_s) is counted in; `detect_batch` frames
+    are detected at once (one network call)."""
+
+    def __init__(self, predictor: Predictor, settings: Settings, fps: float, watch: Stopwatch, detect_batch: int,
+                 eager: bool = False):
+        self.predictor, self.settings, self.watch, self.eager = predictor, settings, watch, eager
+        self.tracker = Tracker(max_faces=settings.max_faces, min_face=settings.min_face_px,
+                               max_gap=max(1, round(settings.track_gap_s * (fps or 30.0))))
+        self.follow = PeopleStream(watch.wrap("detect", predictor.detector.detect_people), self.tracker,
+                                   radius=max(predictor.crop.smooth_radius, settings.detect_every),
+                                   detect_every=settings.detect_every, batch=detect_batch)
+        self.people: dict[int, Person] = {}
+        self.times: list[float] = []  # of the frames tracked so far
+        self.streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed
+
+    def push(self, frame: Frame) -> None:
+        self._take(self.follow.push(frame))
+
+    def finish(self) -> np.ndarray:
+        """The video's clips (clip_indices of its length), every one of them scored."""
+        self._take(self.follow.finish())
+        clips = clip_indices(len(self.times))  # the shared definition; the streamed clips are its first rows
+        assert all(np.array_equal(a, b) for a, b in zip(self.streamed, clips)), "streamed clips differ from clip_indices"
+        for frame_idx in clips[len(self.streamed):]:  # the clip aligned to the end, or the padded short one
+            self._submit(frame_idx)
+        for person in self.people.values():
+            person.scorer.flush()
+        return clips
+
+    def _submit(self, frame_idx: np.ndarray) -> None:
+        number = len(self.streamed)
+        self.streamed.append(frame_idx)
+        for person in self.people.values():
+            if person.shows(frame_idx):
+                person.scorer.add(PendingClip(number, frame_idx, [person.displays[int(i)] for i in frame_idx]))
+
+    def _take(self, seen_frames: list[PeopleFrame]) -> None:
+        crop, watch = self.predictor.crop, self.watch
+        for seen in seen_frames:
+            with watch.stage("crop"):
+                for pid, face in seen.faces.items():
+                    if pid not in self.people:
+                        self.people[pid] = Person(pid, ClipScorer(self.predictor, watch, {}, scored=[] if self.eager else None))
+                    self.people[pid].add(seen.index, seen.gray, face, crop, self.settings.display_size)
+            self.times.append(seen.time_s)
+            n = len(self.times)
+            # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.
+            if n >= CLIP_LENGTH and (n - CLIP_LENGTH) % CLIP_STRIDE == 0:
+                self._submit(np.arange(n - CLIP_LENGTH, n))
+            for person in self.people.values():  # only the last clip's frames can still be needed
+                for i in [i for i in person.displays if i < n - CLIP_LENGTH]:
+                    del person.displays[i]
+        if self.eager:
+            for person in self.people.values():
+                person.scorer.flush()
+
+
 def analyse_video(
     path: str | Path,
     predictor: Predictor,
@@ -243,52 +312,20 @@ def analyse_video(
     watch = Stopwatch()
     start = time.perf_counter()
     info = check_video(path, settings)
-    crop = predictor.crop
-    frames = watch.iterate("decode", read_frames(path, max_frames=settings.max_frames))
-    detector = watch.wrap("detect", predictor.detector.detect_people)
-    radius = max(crop.smooth_radius, settings.detect_every)
-    tracker = Tracker(max_faces=settings.max_faces, min_face=settings.min_face_px,
-                      max_gap=max(1, round(settings.track_gap_s * (info.fps or 30.0))))
-    people: dict[int, Person] = {}
-    times: list[float] = []
-    streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed
+    analysis = Analysis(predictor, settings, info.fps, watch, predictor.detect_batch)
     last_report = 0.0
-
-    def submit(frame_idx: np.ndarray) -> None:
-        number = len(streamed)
-        streamed.append(frame_idx)
-        for person in people.values():
-            if person.shows(frame_idx):
-                person.scorer.add(PendingClip(number, frame_idx, [person.displays[int(i)] for i in frame_idx]))
-
-    for seen in track_people(frames, detector, tracker, radius=radius, detect_every=settings.detect_every,
-                             batch=predictor.detect_batch):
-        with watch.stage("crop"):
-            for pid, face in seen.faces.items():
-                if pid not in people:
-                    people[pid] = Person(pid, ClipScorer(predictor, watch, {}))
-                people[pid].add(seen.index, seen.gray, face, crop, settings.display_size)
-        times.append(seen.time_s)
-        n = len(times)
-        # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.
-        if n >= CLIP_LENGTH and (n - CLIP_LENGTH) % CLIP_STRIDE == 0:
-            submit(np.arange(n - CLIP_LENGTH, n))
-        for person in people.values():  # only the last clip's frames can still be needed
-            for i in [i for i in person.displays if i < n - CLIP_LENGTH]:
-                del person.displays[i]
+    for frame in watch.iterate("decode", read_frames(path, max_frames=settings.max_frames)):
+        analysis.push(frame)
         if on_progress and time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
+            n = len(analysis.times)
             total = min(info.frames, settings.max_frames) if info.frames else None
             on_progress({"stage": "analysing", "frames_done": n, "frames_total": total,
                          "percent": round(100 * min(n / total, 1.0), 1) if total else None})
 
+    clips = analysis.finish()
+    people, times, tracker = analysis.people, analysis.times, analysis.tracker
     n = len(times)
-    clips = clip_indices(n)  # the shared definition; the streamed clips are its first rows
-    assert all(np.array_equal(a, b) for a, b in zip(streamed, clips)), "streamed clips differ from clip_indices"
-    for frame_idx in clips[len(streamed):]:  # the clip aligned to the end, or the padded short one
-        submit(frame_idx)
-    for person in people.values():
-        person.scorer.flush()
     # people in order of how long each was seen; the detector's noise (a few detections) is no one
     seen_people = sorted((people[t.id] for t in tracker.people() if t.id in people), key=lambda p: (-len(p.crops), p.id))
     scored = [p for p in seen_people if p.scorer.probs]

@@ -161,52 +161,70 @@ def track_people(
     `(frames, near=[rows], look_for_new=bool) -> [[rows] per frame]`; `near` is the latest face
     of each person followed (Tracker.near), where the detector looks first.
     """
-    detect = getattr(detector, "detect_people", detector)
-    pending: deque[Frame] = deque()  # frames waiting for the detections after them
-    window: deque[tuple[int, dict[int, np.ndarray]]] = deque(maxlen=2 * radius + 1)  # (index, {id: raw face})
-    waiting: list[Frame] = []  # frames not detected yet
+    follow = PeopleStream(detector, tracker, radius, detect_every, batch)
+    for frame in frames:
+        yield from follow.push(frame)
+    yield from follow.finish()
 
-    def emit(frame: Frame) -> PeopleFrame:
+
+class PeopleStream:
+    """track_people fed one frame at a time (a camera, not a file): `push(frame)` returns the
+    frames whose faces are now known (those `radius` frames back, a batch at a time), `finish()`
+    the rest once no frame will follow. The same steps in the same order as the generator."""
+
+    def __init__(self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1):
+        self.detect = getattr(detector, "detect_people", detector)
+        self.tracker, self.radius, self.detect_every, self.batch = tracker, radius, detect_every, batch
+        self.pending: deque[Frame] = deque()  # frames waiting for the detections after them
+        self.window: deque[tuple[int, dict[int, np.ndarray]]] = deque(maxlen=2 * radius + 1)  # (index, {id: raw face})
+        self.waiting: list[Frame] = []  # frames not detected yet
+
+    def push(self, frame: Frame) -> list[PeopleFrame]:
+        self.waiting.append(frame)
+        return self._detect_waiting() if len(self.waiting) >= self.batch else []
+
+    def finish(self) -> list[PeopleFrame]:
+        out = self._detect_waiting()
+        while self.pending:
+            out.append(self._emit(self.pending.popleft()))
+        return out
+
+    def _emit(self, frame: Frame) -> PeopleFrame:
+        radius = self.radius
         rows: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for i, faces in window:
+        for i, faces in self.window:
             if abs(i - frame.index) <= radius:
                 for person, row in faces.items():
                     rows.setdefault(person, []).append((i, row))
         # A person is in the frame if detected within +-radius frames on both sides of it (up to the
         # frames the detector skipped): a missed detection or two is bridged, but before a person
         # comes in and after they leave there is no face of theirs to crop.
-        slack = detect_every - 1
+        slack = self.detect_every - 1
         present = {p: r for p, r in rows.items() if r[0][0] <= frame.index + slack and r[-1][0] >= frame.index - slack}
         return PeopleFrame(frame.index, frame.time_s, frame.gray,
                            {p: mean_box(np.stack([row for _, row in r])) for p, r in sorted(present.items())})
 
-    def detect_waiting() -> Iterator[PeopleFrame]:
-        todo = [f for f in waiting if f.index % detect_every == 0]
+    def _detect_waiting(self) -> list[PeopleFrame]:
+        tracker, out = self.tracker, []
+        todo = [f for f in self.waiting if f.index % self.detect_every == 0]
         found = {}
         if todo:
             near = tracker.near(todo[0].index)
             # New people are looked for while fewer than max_faces are followed (with MAX_FACES=1 the
             # detector does what it did before people were told apart, at the same cost).
-            found = dict(zip((f.index for f in todo), detect([f.gray for f in todo], near=near,
-                                                             look_for_new=len(near) < tracker.max_faces)))
-        for frame in waiting:
+            found = dict(zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near,
+                                                                  look_for_new=len(near) < tracker.max_faces)))
+        for frame in self.waiting:
             faces = {}
             if frame.index in found:
                 rows = [_full_row(r) for r in found[frame.index]]
                 faces = tracker.update(frame.index, rows)
-            window.append((frame.index, faces))
-            pending.append(frame)
-            if frame.index - pending[0].index >= radius:  # its last detection in reach has arrived
-                yield emit(pending.popleft())
-        waiting.clear()
-
-    for frame in frames:
-        waiting.append(frame)
-        if len(waiting) >= batch:
-            yield from detect_waiting()
-    yield from detect_waiting()
-    while pending:
-        yield emit(pending.popleft())
+            self.window.append((frame.index, faces))
+            self.pending.append(frame)
+            if frame.index - self.pending[0].index >= self.radius:  # its last detection in reach has arrived
+                out.append(self._emit(self.pending.popleft()))
+        self.waiting.clear()
+        return out
 
 
 def _full_row(raw: np.ndarray) -> np.ndarray:
