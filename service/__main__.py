@@ -1,4 +1,4 @@
-"""python -m service {serve,worker,predict,submit,health}."""
+"""python -m service {serve,worker,live-worker,predict,submit,live,health}."""
 
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ def cmd_serve(args) -> None:
                 update["storage_dir"] = embedded.dir / "storage"
             settings = settings.model_copy(update=update)
             # share the cores: N workers of one torch thread each beat N workers of all threads each
-            threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
-            procs = start_workers(workers, worker_env(url, threads, settings.storage_dir))
-            log.info("started %d worker(s) with %d torch thread(s) each", workers, threads)
+            live_workers = settings.live_workers
+            threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers + live_workers, 1))
+            env = worker_env(url, threads, settings.storage_dir)
+            procs = start_workers(workers, env) + start_workers(live_workers, env, command="live-worker")
+            log.info("started %d worker(s) and %d live worker(s) with %d torch thread(s) each", workers, live_workers, threads)
             stop_when_workers_are_gone(procs)
         else:
             log.info("REDIS_URL set: API only; run workers with `python -m service worker`")
@@ -114,6 +116,49 @@ def cmd_worker(args) -> None:
     if not settings.redis_url:
         sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")
     run_worker(settings, burst=args.burst)
+
+
+def cmd_live_worker(args) -> None:
+    from service.live_worker import run_live_worker
+    from service.selfcheck import ModelUnavailable, SelfCheckError
+    from service.settings import Settings
+
+    exit_on_signals()
+    settings = Settings()
+    if not settings.redis_url:
+        sys.exit("python -m service live-worker: set REDIS_URL to the Redis the API uses")
+    try:
+        run_live_worker(settings)
+    except (ModelUnavailable, SelfCheckError) as e:
+        log.error("live worker self-check failed: %s", e)
+        sys.exit(3)
+
+
+def cmd_live(args) -> None:
+    """Stream a video file (played at its own pace, as a camera would give it) or a camera to a running
+    service's WS /live and print each clip's label, and the decided expression, as they come."""
+    from service.client import ServiceError, live_stream
+
+    api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
+    source = int(args.source) if args.source.isdigit() else args.source
+    try:
+        for m in live_stream(args.url, source, fps=args.fps, api_key=api_key, seconds=args.seconds):
+            if args.json:
+                print(json.dumps(m), flush=True)
+            elif m["type"] == "clip":
+                print(f"clip {m['clip']:4d}  {m['start_s']:8.2f}-{m['end_s']:8.2f} s  person {m['person']}  {m['label']:<10} "
+                      f"{max(m['probabilities'].values()):.2f}", flush=True)
+            elif m["type"] in ("decision", "end"):
+                said = f"{m['expression']} (confidence {m['confidence']:.2f}, {m['clips']} clips)" if m["type"] == "decision" else "end"
+                print(f"== {said}; frames {m['frames_analysed']}/{m['frames_received']} analysed, {m['dropped']} dropped, "
+                      f"{m['fps_analysed']} fps", flush=True)
+    except ServiceError as e:
+        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}",
+              file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def cmd_predict(args) -> None:
@@ -255,6 +300,16 @@ def main(argv=None) -> None:
     p = sub.add_parser("worker", help="one RQ worker process for REDIS_URL (loads the model once)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(run=cmd_worker)
+    p = sub.add_parser("live-worker", help="one live worker process for REDIS_URL: serves WS /live sessions (loads the model once)")
+    p.set_defaults(run=cmd_live_worker)
+    p = sub.add_parser("live", help="stream a video file (at its own pace) or a camera (its number) to a running service, print labels as they come")
+    p.add_argument("source", help="a video file, or a camera's number (0: the first)")
+    p.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
+    p.add_argument("--fps", type=float, default=15.0, help="frames sent a second (the source's are skipped to match)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (a camera: default forever)")
+    p.add_argument("--api-key", default=None, help="the service's API key (default: $RAMFER_API_KEY)")
+    p.add_argument("--json", action="store_true", help="print every message as a JSON line")
+    p.set_defaults(run=cmd_live)
     p = sub.add_parser("predict", help="analyse one video in this process, no server")
     p.add_argument("video")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import redis.exceptions
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -26,7 +26,7 @@ from rq import Queue
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import jobs
+from service import jobs, live
 from service.metrics import Metrics
 from service.pipeline import check_video
 from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, PredictResult, Ready
@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         janitor = asyncio.create_task(delete_expired_periodically(app))
         yield
         janitor.cancel()
+        if app.state.live_redis is not None:
+            await app.state.live_redis.aclose()
 
     classes = served_classes(settings)
     # FastAPIOffline: FastAPI with /docs and /redoc loading their scripts from this server, not a CDN
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.storage = make_storage(settings)
     app.state.queue = None
+    app.state.live_redis = None  # redis.asyncio, made on the first live session
     app.state.metrics = Metrics(lambda: queue_of(app), app.state.storage)
     install_error_handlers(app)
 
@@ -370,17 +373,55 @@ def routes():
         return {"status": "ok"}
 
     @router.get("/readyz", response_model=Ready, responses=ERRORS, summary="Readiness: Redis, the storage and a worker with the model")
-    def readyz(queue: QueueDep, storage: StorageDep):
+    def readyz(request: Request, queue: QueueDep, storage: StorageDep):
         queue.connection.ping()
         storage.ping()
         workers = len(jobs.live_workers(queue))
         if workers == 0:
             raise ApiError(503, "no_workers", "No worker with the model is running; jobs would wait.")
-        return {"status": "ready", "redis": True, "storage": True, "workers": workers, "queue_depth": jobs.queue_depth(queue)}
+        return {"status": "ready", "redis": True, "storage": True, "workers": workers, "queue_depth": jobs.queue_depth(queue),
+                "live_workers": live.live_worker_count(queue.connection, request.app.state.settings)}
 
     @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}, summary="Prometheus metrics")
     def metrics(request: Request):
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/live", status_code=426, responses={426: {"model": ErrorBody, "description": "not a WebSocket request"}},
+                summary="Live: a camera stream analysed as it happens (WebSocket)")
+    def live_protocol():
+        """**A WebSocket** (`ws://HOST/live`, `wss://` behind TLS); a plain GET answers 426. The protocol
+        (README, "Live"):
+
+        1. Client: a text message `{"type": "start", "fps": 15}` (the rate it will send at, 1-60), with
+           `"api_key": "KEY"` when the service needs keys (a browser cannot set headers; other clients
+           may send `Authorization: Bearer KEY` instead).
+        2. Service: `{"type": "ready", "session", "fps", "limits"}` once a live worker serves it.
+        3. Client: frames, each a binary message: its capture time (8 bytes, float64 big-endian,
+           seconds, increasing) then a JPEG image (at most LIVE_MAX_FRAME_KB).
+        4. Service, as each 8-frame clip (stride 2) closes: `{"type": "clip", "clip", "person",
+           "start_s", "end_s", "label", "probabilities", "face": {"x", "y", "width", "height"}}` (times are
+           the client's capture times; the box in frame pixels); every LIVE_DECIDE_EVERY_CLIPS clips
+           `{"type": "decision", "person", "expression", "confidence", "votes", "clips", "start_s",
+           "end_s", "attention", "frames_received", "frames_analysed", "dropped", "fps_analysed"}`: the
+           service's decision rule over the last LIVE_WINDOW_S seconds, where the network looked
+           (an h x w grid over the face box), and how many frames were dropped because they came
+           faster than the worker read them (only the newest LIVE_BUFFER_FRAMES wait).
+        5. Client: `{"type": "stop"}`; service: the last clips, a decision, `{"type": "end", ...counts}`,
+           close 1000.
+
+        Errors: `{"type": "error", "code", "message"}`, then a close with code 4000 + the HTTP status
+        that means the same: 4400 bad_message, bad_frame, frame_out_of_order, frame_size_changed;
+        4401 unauthorized; 4408 idle_timeout, not_reading; 4413 frame_too_large, resolution_too_large;
+        4429 too_many_sessions; 4503 no_live_worker, worker_lost, redis_unavailable; 4500 internal_error."""
+        raise ApiError(426, "websocket_required", "GET /live is a WebSocket: connect with ws:// (see this route's description).",
+                       {"Upgrade": "websocket"})
+
+    @router.websocket("/live")
+    async def live_socket(websocket: WebSocket):
+        app = websocket.app
+        if app.state.live_redis is None:
+            app.state.live_redis = live.connect(app.state.settings)
+        await live.run_session(websocket, app.state.settings, app.state.live_redis, key_is_valid)
 
     @router.get("/", response_class=FileResponse, include_in_schema=False)
     def index():

@@ -13,6 +13,8 @@ other error is raised as ServiceError with the service's own code and message.
 
 from __future__ import annotations
 
+import json
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,3 +141,122 @@ class Client:
         if response.status_code != 200:
             raise error_of(response)
         return response.json()
+
+
+class LiveSession:
+    """A WS /live session (README, "Live"): `send(jpeg, capture_time)` frames, `messages()` what
+    the service says as it comes, `stop()` when done (the last clips, a decision and "end" follow).
+    Raises ServiceError with the service's code and message when it refuses or ends the session.
+
+        with LiveSession("http://host:8000", fps=15) as s:
+            s.send(jpeg_bytes, time.time()); ...; s.stop()
+            for m in s.messages(): print(m)
+    """
+
+    def __init__(self, url: str, fps: float = 15.0, api_key: str | None = None, open_timeout: float = 30.0):
+        from websockets.sync.client import connect
+
+        ws_url = url.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/live"
+        self.ws = connect(ws_url, open_timeout=open_timeout, max_size=2**22)
+        start = {"type": "start", "fps": fps, **({"api_key": api_key} if api_key else {})}
+        self.ws.send(json.dumps(start))
+        self.ready = self._next()
+        if self.ready is None:
+            raise ServiceError(0, "closed", "The service closed the session before it started.")
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def send(self, jpeg: bytes, capture_time: float) -> None:
+        self.ws.send(struct.pack(">d", capture_time) + jpeg)
+
+    def stop(self) -> None:
+        self.ws.send(json.dumps({"type": "stop"}))
+
+    def _next(self, timeout: float | None = None) -> dict | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            message = json.loads(self.ws.recv(timeout))
+        except ConnectionClosed:
+            return None
+        if message.get("type") == "error":  # the close (with its code) follows
+            try:
+                self.ws.recv(5)
+            except (ConnectionClosed, TimeoutError):
+                pass
+            raise ServiceError(self.ws.close_code or 0, message["code"], message["message"])
+        return message
+
+    def messages(self, timeout: float | None = None):
+        """Messages until the session ends ("end" is the last); an error raises ServiceError."""
+        while (message := self._next(timeout)) is not None:
+            yield message
+            if message["type"] == "end":
+                return
+
+
+def camera_frames(source, fps: float, seconds: float | None = None):
+    """(capture time, JPEG) of a camera (its number) or a video file played at its own pace, at most
+    `fps` a second: a file's frames are taken when their time comes, as a camera's would be."""
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise OSError(f"cannot open {source!r} (a video file or a camera number)")
+    return _paced(cap, isinstance(source, str), fps, seconds)
+
+
+def _paced(cap, is_file: bool, fps: float, seconds: float | None):
+    import cv2
+
+    file_fps = cap.get(cv2.CAP_PROP_FPS) if is_file else 0
+    start, sent, index = time.time(), 0, -1
+    try:
+        while seconds is None or time.time() - start < seconds:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            index += 1
+            if file_fps > 0:  # a file: this frame's moment in the video, kept only when the next send is due
+                at = index / file_fps
+                if at < sent / fps:
+                    continue
+                time.sleep(max(start + at - time.time(), 0))
+            else:
+                time.sleep(max(start + sent / fps - time.time(), 0))
+            ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            sent += 1
+            yield time.time(), jpeg.tobytes()
+    finally:
+        cap.release()
+
+
+def live_stream(url: str, source, fps: float = 15.0, api_key: str | None = None, seconds: float | None = None):
+    """Messages of a live session fed from `source` (camera_frames), as they come; the frames are
+    sent from a thread, so a slow reader does not slow the camera (the service drops, not queues)."""
+    import threading
+
+    frames = camera_frames(source, fps, seconds)  # a source that cannot be opened fails here, before connecting
+    with LiveSession(url, fps=fps, api_key=api_key) as session:
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                for t, jpeg in frames:
+                    session.send(jpeg, t)
+                session.stop()
+            except Exception as e:  # the session ended under it: messages() says why
+                failed.append(e)
+
+        sender = threading.Thread(target=feed, name="live-feed", daemon=True)
+        sender.start()
+        yield session.ready
+        yield from session.messages()
+        sender.join(5)

@@ -77,8 +77,9 @@ class EmbeddedRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_workers(n: int, env: dict) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env) for _ in range(n)]
+def start_workers(n: int, env: dict, command: str = "worker") -> list[subprocess.Popen]:
+    """`python -m service worker` (uploads) or `live-worker` (WS /live) processes."""
+    return [subprocess.Popen([sys.executable, "-m", "service", command], env=env) for _ in range(n)]
 
 
 def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 15.0) -> None:

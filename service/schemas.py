@@ -176,3 +176,4 @@ class Ready(BaseModel):
     storage: bool = True  # the uploads' and results' storage (directory or S3 bucket) answered
     workers: int
     queue_depth: int
+    live_workers: int = 0  # live workers (WS /live) with the model, each serving up to LIVE_SESSIONS_PER_WORKER sessions

@@ -121,8 +121,24 @@ class Settings(BaseSettings):
     queue_full_retry_after_s: int = 10  # ... of this many seconds
     rate_limit_per_minute: int = 0  # uploads per client (API key, else IP) per minute; 0: no limit
 
+    # Live sessions (WS /live, service/live.py): a camera's frames analysed as they come, by live
+    # workers (`python -m service live-worker`, service/live_worker.py), through Redis.
+    live_max_sessions: int = Field(8, ge=0, description="live sessions at once in the whole service; one more is refused (close code 4429)")
+    live_sessions_per_worker: int = Field(2, ge=1, description="live sessions one live worker serves at once (its frames, detector and model share one core's time)")
+    live_buffer_frames: int = Field(
+        4, ge=1, description="frames of a session waiting for its worker; when more arrive the oldest are dropped "
+        "(at 15 fps, 4 frames: at most ~0.27 s behind the camera), and the client is told how many")
+    live_max_frame_kb: float = Field(512.0, gt=0, description="a frame (JPEG) larger than this closes the session (4413)")
+    live_idle_timeout_s: float = Field(10.0, gt=0, description="a session whose client sends nothing for this long is closed (4408); also the time for the first message")
+    live_send_timeout_s: float = Field(10.0, gt=0, description="a client that does not take a message within this long (it stopped reading) is closed (4408)")
+    live_start_timeout_s: float = Field(10.0, gt=0, description="how long a new session waits for a live worker with room before it is refused (4503)")
+    live_worker_grace_s: float = Field(5.0, gt=0, description="a live worker silent this long is taken for dead: its sessions are told and closed (4503)")
+    live_decide_every_clips: int = Field(4, ge=1, description="the decided expression (the service's decision rule over live_window_s) is sent every this many clips")
+    live_window_s: float = Field(4.0, gt=0, description="the decided expression reads the clips of the last this many seconds")
+
     # serve
     workers: int = 1  # worker processes `serve` starts when it runs Redis itself
+    live_workers: int = 1  # live worker processes `serve` starts when it runs Redis itself (0: no Live view)
 
     @property
     def uploads_dir(self) -> Path:
@@ -131,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def results_dir(self) -> Path:
         return self.storage_dir / "results"
+
+    @property
+    def live_max_frame_bytes(self) -> int:
+        return int(self.live_max_frame_kb * 1024)
 
     @property
     def max_upload_bytes(self) -> int:
