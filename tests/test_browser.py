@@ -31,7 +31,7 @@ def service_url(tmp_path_factory, model_dir):
 
 
 @contextlib.contextmanager
-def page_of(url: str):
+def page_of(url: str, args: tuple[str, ...] = ()):
     """A Chromium page on the service's web page, with the model line loaded; page errors collected."""
     from playwright.sync_api import sync_playwright
 
@@ -39,7 +39,7 @@ def page_of(url: str):
         browser = p.chromium.launch(
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+                  "--disable-component-update", "--disable-sync", *args],
         )
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
         page.errors = []
@@ -95,3 +95,57 @@ def test_two_people_in_a_real_browser_each_with_face_expression_timeline_and_map
         page.screenshot(path=str(OUTPUT / "browser-people.png"), full_page=True)
         errors = page.errors
     assert not errors, errors
+
+
+def write_y4m(video: Path, path: Path) -> Path:
+    """A video's frames as a raw YUV4MPEG2 file (I420), which Chromium's fake camera plays in a loop."""
+    import av
+
+    with av.open(str(video)) as container, open(path, "wb") as out:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or 15
+        out.write(f"YUV4MPEG2 W{stream.width} H{stream.height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n".encode())
+        for frame in container.decode(stream):
+            out.write(b"FRAME\n" + frame.to_ndarray(format="yuv420p").tobytes())
+    return path
+
+
+def test_live_view_reads_the_smile_from_a_camera_in_a_real_browser(service_url, tmp_path):
+    """Chromium's fake camera plays a real face video (the London smiler, CC BY 4.0) to the page's Live
+    view, which streams it to WS /live: clips come back labelled, the face box is drawn on the video,
+    and the decided expression is happy."""
+    import time
+
+    from conftest import LONDON, SMILER
+
+    if not (LONDON / "smiling").is_dir():
+        pytest.skip(f"the London set is not at {LONDON}")
+    from videos import london_tile, people_frames, write_video
+
+    smiler = london_tile(SMILER, 180)
+    video = write_video(tmp_path / "smile.mp4", people_frames(60, [(smiler, lambda i: (200 + (i if i < 30 else 60 - i), 90))]),
+                        fps=15)
+    y4m = write_y4m(video, tmp_path / "smile.y4m")
+    deadline = time.monotonic() + 60
+    while httpx.get(service_url + "/readyz").json().get("live_workers", 0) < 1:
+        assert time.monotonic() < deadline, "no live worker registered"
+        time.sleep(0.5)
+    OUTPUT.mkdir(exist_ok=True)
+    with page_of(service_url, ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                               f"--use-file-for-fake-video-capture={y4m}")) as page:
+        page.select_option("#live-fps", "15")
+        page.click("#live-start")
+        page.wait_for_function("document.querySelectorAll('#live-timeline rect.clip').length >= 10", timeout=90_000)
+        page.wait_for_function("document.getElementById('live-expression').textContent.trim() === 'happy'", timeout=60_000)
+        box = [float(v) for v in page.get_attribute("#live-overlay", "data-box").split(",")]
+        labels = page.eval_on_selector_all("#live-timeline rect.clip", "rs => rs.map(r => r.dataset.label)")
+        status = page.inner_text("#live-status")
+        page.screenshot(path=str(OUTPUT / "browser-live.png"), full_page=True)
+        page.click("#live-stop")
+        page.wait_for_function("document.getElementById('live-start').disabled === false", timeout=30_000)
+        errors = page.errors
+    assert not errors, errors
+    assert labels.count("happy") >= 0.6 * len(labels), labels
+    # the tile's face (its box in the 640x360 frame): x from 200 to 230 + 180, y 90 to 270
+    assert 200 < box[0] + box[2] / 2 < 410 and 90 < box[1] + box[3] / 2 < 270 and 40 < box[2] < 180, box
+    assert "frames analysed" in status

@@ -172,9 +172,14 @@ class PeopleStream:
     frames whose faces are now known (those `radius` frames back, a batch at a time), `finish()`
     the rest once no frame will follow. The same steps in the same order as the generator."""
 
-    def __init__(self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1):
+    def __init__(self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
+                 look_every: int | None = None):
         self.detect = getattr(detector, "detect_people", detector)
         self.tracker, self.radius, self.detect_every, self.batch = tracker, radius, detect_every, batch
+        # New people are looked for (a whole-frame search) in the first frame of each batch; a camera's
+        # frames come one at a time (batch 1), so there at most once every `look_every` frames instead.
+        self.look_every = look_every
+        self.last_look: int | None = None
         self.pending: deque[Frame] = deque()  # frames waiting for the detections after them
         self.window: deque[tuple[int, dict[int, np.ndarray]]] = deque(maxlen=2 * radius + 1)  # (index, {id: raw face})
         self.waiting: list[Frame] = []  # frames not detected yet
@@ -212,8 +217,11 @@ class PeopleStream:
             near = tracker.near(todo[0].index)
             # New people are looked for while fewer than max_faces are followed (with MAX_FACES=1 the
             # detector does what it did before people were told apart, at the same cost).
-            found = dict(zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near,
-                                                                  look_for_new=len(near) < tracker.max_faces)))
+            look = len(near) < tracker.max_faces
+            if look and self.look_every is not None:
+                look = self.last_look is None or todo[0].index - self.last_look >= self.look_every
+                self.last_look = todo[0].index if look else self.last_look
+            found = dict(zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near, look_for_new=look)))
         for frame in self.waiting:
             faces = {}
             if frame.index in found:
