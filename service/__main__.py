@@ -268,14 +268,25 @@ def print_result(video: str, result: dict) -> None:
 
 def cmd_health(args) -> None:
     """Exit 0 when healthy (for container healthchecks): the API answers /healthz, or, with
-    --worker, Redis answers and a worker of this host is registered (it has loaded the model)."""
+    --worker (--live), Redis answers and a worker (a live worker) of this host is registered (it has loaded the model)."""
     import socket
     import urllib.request
 
     from service.settings import Settings
 
     try:
-        if args.worker:
+        if args.live:
+            import redis
+
+            from service.live import prefix
+            from service.settings import Settings
+
+            settings = Settings()
+            names = redis.Redis.from_url(settings.redis_url, socket_timeout=5).zrangebyscore(f"{prefix(settings)}:workers", time.time(), "+inf")
+            host = socket.gethostname()
+            if not any(n.decode().startswith(host + ":") for n in names):
+                sys.exit(f"no live worker registered from {host}")
+        elif args.worker:
             from service import jobs
 
             settings = Settings()
@@ -328,6 +339,7 @@ def main(argv=None) -> None:
     p.set_defaults(run=cmd_submit)
     p = sub.add_parser("health", help="exit 0 if the API (or, with --worker, this host's worker) is healthy")
     p.add_argument("--worker", action="store_true")
+    p.add_argument("--live", action="store_true", help="a live worker of this host is registered (it has loaded the model)")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(run=cmd_health)
     args = ap.parse_args(argv)

@@ -315,3 +315,51 @@ def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_p
     finally:
         stop(proc)
         server.cleanup()
+
+
+def test_the_protocol_is_in_the_openapi_document(live_settings):
+    with app_client(live_settings) as client:
+        live_doc = client.get("/openapi.json").json()["paths"]["/live"]["get"]
+        r = client.get("/live")
+    assert "WebSocket" in live_doc["summary"] and all(code in live_doc["description"] for code in ("4401", "4429", "4503", '"stop"'))
+    assert r.status_code == 426 and r.json()["error"]["code"] == "websocket_required"
+
+
+def test_python_m_service_live_streams_a_video_file_as_a_camera_to_a_real_server(tmp_path, model_dir):
+    """`python -m service live VIDEO --url URL` against `python -m service serve` (uvicorn serving the
+    WebSocket with the websockets package): labels printed as they come, the smile decided happy."""
+    import json
+
+    from live_service import running_service
+    from videos import london_tile, people_frames, write_video
+
+    video = write_video(tmp_path / "smile.mp4", people_frames(45, [(london_tile(SMILER, 170), lambda i: (200 + i, 80))]), fps=15)
+    env = {"STORAGE_DIR": str(tmp_path / "storage"), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1"}
+    with running_service(env) as (url, _):
+        deadline = time.monotonic() + 60
+        while __import__("httpx").get(url + "/readyz").json().get("live_workers", 0) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        run = subprocess.run([sys.executable, "-m", "service", "live", str(video), "--url", url, "--json"],
+                             capture_output=True, text=True, timeout=120)
+        plain = subprocess.run([sys.executable, "-m", "service", "live", str(video), "--url", url, "--seconds", "1.5"],
+                               capture_output=True, text=True, timeout=120)
+        missing = subprocess.run([sys.executable, "-m", "service", "live", str(tmp_path / "nope.mp4"), "--url", url],
+                                 capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end"
+    clips = [m for m in messages if m["type"] == "clip"]
+    assert len(clips) >= 5 and sum(c["label"] == "happy" for c in clips) >= 0.6 * len(clips)
+    assert [m for m in messages if m["type"] == "decision"][-1]["expression"] == "happy"
+    assert plain.returncode == 0 and "clip    0" in plain.stdout and "== " in plain.stdout, plain.stdout + plain.stderr[-1000:]
+    assert missing.returncode == 2 and "cannot open" in missing.stderr
+
+
+def test_health_live_says_whether_this_host_has_a_live_worker(live_settings, live_worker):
+    env = settings_env(live_settings)
+    ok = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env=env, capture_output=True, text=True, timeout=60)
+    other = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env={**env, "QUEUE_NAME": "nobody-serves-this"},
+                           capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert other.returncode != 0 and "no live worker" in other.stderr
