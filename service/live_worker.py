@@ -171,14 +171,16 @@ class LiveWorker:
         return live.session_key(self.settings, sid, part)
 
     def run(self, stop=lambda: False) -> None:
-        while not stop():
-            try:
-                self.turn()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-                log.warning("live worker: Redis unavailable (%s): its %d session(s) dropped", e, len(self.sessions))
-                self.sessions.clear()  # the API tells their clients; the keys expire
-                time.sleep(1.0)
-        self.close_all("worker_lost", "The live worker was stopped; open a new session.")
+        try:
+            while not stop():
+                try:
+                    self.turn()
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+                    log.warning("live worker: Redis unavailable (%s): its %d session(s) dropped", e, len(self.sessions))
+                    self.sessions.clear()  # the API tells their clients; the keys expire
+                    time.sleep(1.0)
+        finally:  # stopped (SIGTERM raises SystemExit here): its clients are told now, not after the grace
+            self.close_all("worker_lost", "The live worker was stopped; open a new session.")
 
     def turn(self) -> None:
         s, r = self.settings, self.redis

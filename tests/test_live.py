@@ -312,6 +312,16 @@ def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_p
             time.sleep(0.5)
             assert not r.exists(*live.session_keys(settings, sid))
             assert r.zscore(live.prefix(settings) + ":sessions", sid) is None
+            proc = start_live_worker(settings, LIVE_WORKER_GRACE_S="30")  # stopped, not killed: its client told at once
+            with client.websocket_connect("/live") as ws:
+                sid = start(ws)["session"]
+                stopped_at = time.monotonic()
+                proc.terminate()
+                refused(ws, "worker_lost", 4503)
+                assert time.monotonic() - stopped_at < 10
+            assert proc.wait(15) is not None
+            time.sleep(0.5)
+            assert not r.exists(*live.session_keys(settings, sid))
     finally:
         stop(proc)
         server.cleanup()
