@@ -141,13 +141,16 @@ def cmd_live(args) -> None:
 
     api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
     source = int(args.source) if args.source.isdigit() else args.source
+    t0 = None  # the first clip's start: times are printed from there (the capture clock is time.time())
     try:
         for m in live_stream(args.url, source, fps=args.fps, api_key=api_key, seconds=args.seconds):
             if args.json:
                 print(json.dumps(m), flush=True)
             elif m["type"] == "clip":
-                print(f"clip {m['clip']:4d}  {m['start_s']:8.2f}-{m['end_s']:8.2f} s  person {m['person']}  {m['label']:<10} "
-                      f"{max(m['probabilities'].values()):.2f}", flush=True)
+                t0 = m["start_s"] if t0 is None else t0
+                print(f"clip {m['clip']:4d}  {m['start_s'] - t0:6.2f}-{m['end_s'] - t0:6.2f} s  person {m['person']}  "
+                      f"{m['label']:<9} {m['probabilities'][m['label']]:.2f}  ({time.time() - m['end_s']:.2f} s after its last frame)",
+                      flush=True)
             elif m["type"] in ("decision", "end"):
                 said = f"{m['expression']} (confidence {m['confidence']:.2f}, {m['clips']} clips)" if m["type"] == "decision" else "end"
                 print(f"== {said}; frames {m['frames_analysed']}/{m['frames_received']} analysed, {m['dropped']} dropped, "

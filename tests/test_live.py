@@ -373,3 +373,13 @@ def test_health_live_says_whether_this_host_has_a_live_worker(live_settings, liv
                            capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert other.returncode != 0 and "no live worker" in other.stderr
+
+
+def test_the_api_process_never_imports_torch_nor_the_pipeline():
+    """The model stays in the workers: the app with its live route, built in a fresh interpreter."""
+    code = ("import sys; from service.api import create_app; from service.settings import Settings; "
+            "create_app(Settings(redis_url='redis://127.0.0.1:1/0')); "
+            "print(sorted(m for m in ('torch', 'service.live_worker', 'service.worker') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.strip() == "[]"
