@@ -140,6 +140,7 @@ def test_live_view_reads_the_smile_from_a_camera_in_a_real_browser(service_url, 
         box = [float(v) for v in page.get_attribute("#live-overlay", "data-box").split(",")]
         labels = page.eval_on_selector_all("#live-timeline rect.clip", "rs => rs.map(r => r.dataset.label)")
         status = page.inner_text("#live-status")
+        cells = page.get_attribute("#live-attention", "data-cells")
         page.screenshot(path=str(OUTPUT / "browser-live.png"), full_page=True)
         page.click("#live-stop")
         page.wait_for_function("document.getElementById('live-start').disabled === false", timeout=30_000)
@@ -149,3 +150,4 @@ def test_live_view_reads_the_smile_from_a_camera_in_a_real_browser(service_url, 
     # the tile's face (its box in the 640x360 frame): x from 200 to 230 + 180, y 90 to 270
     assert 200 < box[0] + box[2] / 2 < 410 and 90 < box[1] + box[3] / 2 < 270 and 40 < box[2] < 180, box
     assert "frames analysed" in status
+    assert cells and all(int(n) > 1 for n in cells.split("x")), cells  # the attention grid was drawn
