@@ -261,8 +261,9 @@ def analyse_video(
             if person.shows(frame_idx):
                 person.scorer.add(PendingClip(number, frame_idx, [person.displays[int(i)] for i in frame_idx]))
 
+    # new people are looked for about once a second (docs/performance.md: what it costs one face)
     for seen in track_people(frames, detector, tracker, radius=radius, detect_every=settings.detect_every,
-                             batch=predictor.detect_batch):
+                             batch=predictor.detect_batch, search_every=max(1, round(info.fps or 30.0))):
         with watch.stage("crop"):
             for pid, face in seen.faces.items():
                 if pid not in people:

@@ -150,7 +150,8 @@ Detector = Callable[..., list[list[np.ndarray]]]
 
 
 def track_people(
-    frames: Iterable[Frame], detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1
+    frames: Iterable[Frame], detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
+    search_every: int = 1,
 ) -> Iterator[PeopleFrame]:
     """Frames with each person's smoothed face (box and landmarks), streamed with a lag of
     `radius` frames (plus up to `batch` - 1 frames waiting to be detected together).
@@ -159,12 +160,15 @@ def track_people(
     frame within reach of a detection). `detector` is a FaceDetector (its detect_people runs
     `batch` frames at once: one network call, on CUDA a real batch) or any function
     `(frames, near=[rows], look_for_new=bool) -> [[rows] per frame]`; `near` is the latest face
-    of each person followed (Tracker.near), where the detector looks first.
+    of each person followed (Tracker.near), where the detector looks first. New people are looked
+    for (the whole frame searched: three times a region's cost) in the first frame of a batch at
+    least `search_every` frames after the last such search.
     """
     detect = getattr(detector, "detect_people", detector)
     pending: deque[Frame] = deque()  # frames waiting for the detections after them
     window: deque[tuple[int, dict[int, np.ndarray]]] = deque(maxlen=2 * radius + 1)  # (index, {id: raw face})
     waiting: list[Frame] = []  # frames not detected yet
+    searched = [-search_every]  # the frame where new people were last looked for
 
     def emit(frame: Frame) -> PeopleFrame:
         rows: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -187,8 +191,9 @@ def track_people(
             near = tracker.near(todo[0].index)
             # New people are looked for while fewer than max_faces are followed (with MAX_FACES=1 the
             # detector does what it did before people were told apart, at the same cost).
-            found = dict(zip((f.index for f in todo), detect([f.gray for f in todo], near=near,
-                                                             look_for_new=len(near) < tracker.max_faces)))
+            look = len(near) < tracker.max_faces and todo[0].index - searched[0] >= search_every
+            searched[0] = todo[0].index if look else searched[0]
+            found = dict(zip((f.index for f in todo), detect([f.gray for f in todo], near=near, look_for_new=look)))
         for frame in waiting:
             faces = {}
             if frame.index in found:
