@@ -45,9 +45,8 @@ class LiveSession:
 
     def __init__(self, sid: str, predictor, settings: Settings, fps: float):
         self.sid, self.predictor, self.settings, self.fps = sid, predictor, settings, fps
-        # frames one at a time; new faces looked for as often as an upload's (each detect_batch frames)
-        self.analysis = Analysis(predictor, settings, fps, Stopwatch(), detect_batch=1, eager=True,
-                                 look_every=predictor.detect_batch)
+        # frames one at a time (a batch would wait for frames to come); new faces looked for once a second, as in uploads
+        self.analysis = Analysis(predictor, settings, fps, Stopwatch(), detect_batch=1, eager=True)
         self.last_id = "0-0"
         self.next_seq = 0  # the API numbers frames 0, 1, ...: a gap is frames dropped before they were read
         self.dropped = 0

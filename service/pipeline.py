@@ -243,16 +243,18 @@ class Analysis:
     cannot wait for a batch of 32); without, a batch at a time.
 
     `fps` is the frame rate the tracker's gap (track_gap_s) is counted in; `detect_batch` frames
-    are detected at once (one network call); `look_every`: see PeopleStream."""
+    are detected at once (one network call)."""
 
     def __init__(self, predictor: Predictor, settings: Settings, fps: float, watch: Stopwatch, detect_batch: int,
-                 eager: bool = False, look_every: int | None = None):
+                 eager: bool = False):
         self.predictor, self.settings, self.watch, self.eager = predictor, settings, watch, eager
         self.tracker = Tracker(max_faces=settings.max_faces, min_face=settings.min_face_px,
                                max_gap=max(1, round(settings.track_gap_s * (fps or 30.0))))
         self.follow = PeopleStream(watch.wrap("detect", predictor.detector.detect_people), self.tracker,
                                    radius=max(predictor.crop.smooth_radius, settings.detect_every),
-                                   detect_every=settings.detect_every, batch=detect_batch, look_every=look_every)
+                                   detect_every=settings.detect_every, batch=detect_batch,
+                                   # new people are looked for about once a second (docs/performance.md: what it costs one face)
+                                   search_every=max(1, round(fps or 30.0)))
         self.people: dict[int, Person] = {}
         self.times: list[float] = []  # of the frames tracked so far
         self.streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed

@@ -188,7 +188,7 @@ def people_videos(tmp_path_factory) -> dict[str, Path]:
     """Real videos of several real faces (London set photos, CC BY 4.0): the smiler on the left and
     the calm person on the right (`side`); the calm one leaving to the right from frame 20 (`leave`);
     the two crossing, the smiler larger and in front (`cross`); a third face for 3 frames only, from
-    frame 16, where the detector looks for new people (`brief`)."""
+    frame 32, where the detector looks for new people (a second after it last did: `brief`)."""
     if not (LONDON / "neutral").is_dir():
         pytest.skip(f"the London set is not at {LONDON}")
     from videos import london_tile, people_frames, write_video
@@ -202,7 +202,7 @@ def people_videos(tmp_path_factory) -> dict[str, Path]:
         "cross": write_video(d / "cross.mp4", people_frames(
             60, [(london_tile(CALM, 130), lambda i: (500 - 8 * i, 110)), (london_tile(SMILER, 180), lambda i: (-20 + 8 * i, 90))])),
         "brief": write_video(d / "brief.mp4", people_frames(
-            40, [(smiler, lambda i: (30, 100)), (london_tile("neutral/001_03", 150), lambda i: (420, 60) if 16 <= i < 19 else None)])),
+            48, [(smiler, lambda i: (30, 100)), (london_tile("neutral/001_03", 150), lambda i: (420, 60) if 32 <= i < 35 else None)])),
     }
 
 

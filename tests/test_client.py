@@ -5,6 +5,7 @@ the bad answers are real ones: 401, 415, and 429 until the queue has room."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,15 @@ def test_submit_prints_the_result(service, videos):
     done = submit(str(videos["five_frames"]), "--url", service, "--api-key", KEY)
     assert done.returncode == 0, done.stderr
     assert "five_frames.mp4: " in done.stdout and "confidence" in done.stdout and "/attention/peak.png" in done.stdout
+
+
+def test_submit_prints_a_block_per_person(service, people_videos):
+    done = submit(str(people_videos["side"]), "--url", service, "--api-key", KEY)
+    assert done.returncode == 0, done.stderr
+    assert "2 people, the main one below" in done.stdout
+    blocks = re.findall(r"^person (\d): (\w+) \(confidence", done.stdout, re.M)
+    assert sorted(label for _, label in blocks) == ["happy", "neutral"] and sorted(i for i, _ in blocks) == ["1", "2"]
+    assert done.stdout.count("/attention/person") == 6  # each person's two maps and their face
 
 
 def test_client_follows_the_job_with_progress_and_fetches_the_images(service, videos):

@@ -224,7 +224,7 @@ def test_a_face_seen_for_three_frames_is_listed_but_not_scored(predictor, people
     assert [p["scored"] for p in result["people"]] == [True, False]
     brief = result["people"][1]
     assert brief["frames"] <= 3 + 2 * predictor.crop.smooth_radius and brief["expression"] is None and brief["clips"] == []
-    assert 0.5 <= brief["first_s"] <= 0.55 and brief["thumbnail"]["name"] == f"person{brief['id']}_face"  # from frame 16
+    assert 1.05 <= brief["first_s"] <= 1.1 and brief["thumbnail"]["name"] == f"person{brief['id']}_face"  # from frame 32
     assert result["expression"] == "happy" and result["faces"]["people"] == 2
 
 

@@ -150,7 +150,8 @@ Detector = Callable[..., list[list[np.ndarray]]]
 
 
 def track_people(
-    frames: Iterable[Frame], detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1
+    frames: Iterable[Frame], detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
+    search_every: int = 1,
 ) -> Iterator[PeopleFrame]:
     """Frames with each person's smoothed face (box and landmarks), streamed with a lag of
     `radius` frames (plus up to `batch` - 1 frames waiting to be detected together).
@@ -159,9 +160,11 @@ def track_people(
     frame within reach of a detection). `detector` is a FaceDetector (its detect_people runs
     `batch` frames at once: one network call, on CUDA a real batch) or any function
     `(frames, near=[rows], look_for_new=bool) -> [[rows] per frame]`; `near` is the latest face
-    of each person followed (Tracker.near), where the detector looks first.
+    of each person followed (Tracker.near), where the detector looks first. New people are looked
+    for (the whole frame searched: three times a region's cost) in the first frame of a batch at
+    least `search_every` frames after the last such search.
     """
-    follow = PeopleStream(detector, tracker, radius, detect_every, batch)
+    follow = PeopleStream(detector, tracker, radius, detect_every, batch, search_every)
     for frame in frames:
         yield from follow.push(frame)
     yield from follow.finish()
@@ -173,13 +176,11 @@ class PeopleStream:
     the rest once no frame will follow. The same steps in the same order as the generator."""
 
     def __init__(self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
-                 look_every: int | None = None):
+                 search_every: int = 1):
         self.detect = getattr(detector, "detect_people", detector)
         self.tracker, self.radius, self.detect_every, self.batch = tracker, radius, detect_every, batch
-        # New people are looked for (a whole-frame search) in the first frame of each batch; a camera's
-        # frames come one at a time (batch 1), so there at most once every `look_every` frames instead.
-        self.look_every = look_every
-        self.last_look: int | None = None
+        self.search_every = search_every
+        self.searched = -search_every  # the frame where new people were last looked for
         self.pending: deque[Frame] = deque()  # frames waiting for the detections after them
         self.window: deque[tuple[int, dict[int, np.ndarray]]] = deque(maxlen=2 * radius + 1)  # (index, {id: raw face})
         self.waiting: list[Frame] = []  # frames not detected yet
@@ -217,10 +218,8 @@ class PeopleStream:
             near = tracker.near(todo[0].index)
             # New people are looked for while fewer than max_faces are followed (with MAX_FACES=1 the
             # detector does what it did before people were told apart, at the same cost).
-            look = len(near) < tracker.max_faces
-            if look and self.look_every is not None:
-                look = self.last_look is None or todo[0].index - self.last_look >= self.look_every
-                self.last_look = todo[0].index if look else self.last_look
+            look = len(near) < tracker.max_faces and todo[0].index - self.searched >= self.search_every
+            self.searched = todo[0].index if look else self.searched
             found = dict(zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near, look_for_new=look)))
         for frame in self.waiting:
             faces = {}
