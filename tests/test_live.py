@@ -137,6 +137,31 @@ def test_a_smile_streamed_as_frames_is_labelled_clip_by_clip_and_decided_happy(l
     assert live_keys(r, live_settings) == [f"{live.prefix(live_settings)}:workers".encode()]
 
 
+def test_two_sessions_at_once_each_get_their_own_face_read(live_settings, live_worker, jpegs):
+    """One worker serves both: the smiler's session is decided happy, the calm person's neutral."""
+    from conftest import CALM
+
+    calm = face_jpegs(40, CALM)
+    with app_client(live_settings) as client, client.websocket_connect("/live") as a, client.websocket_connect("/live") as b:
+        assert start(a)["type"] == start(b)["type"] == "ready"
+        t0 = time.time()
+        for i in range(40):
+            time.sleep(max(t0 + i / 10 - time.time(), 0))  # 10 fps each
+            a.send_bytes(frame(jpegs[i], 50.0 + i / 10))
+            b.send_bytes(frame(calm[i], 70.0 + i / 10))
+        decided = {}
+        for name, ws in (("smiler", a), ("calm", b)):
+            ws.send_json({"type": "stop"})
+            messages = []
+            while (m := ws.receive_json())["type"] != "end":
+                messages.append(m)
+            clips = [m for m in messages if m["type"] == "clip"]
+            assert clips and all((50.0 if name == "smiler" else 70.0) <= c["start_s"] < c["end_s"] < (54.0 if name == "smiler" else 74.0)
+                                 for c in clips)  # each session's own capture times: no clip crossed over
+            decided[name] = [m for m in messages if m["type"] == "decision"][-1]["expression"]
+    assert decided == {"smiler": "happy", "calm": "neutral"}
+
+
 def test_frames_sent_faster_than_read_are_dropped_and_counted(live_settings, live_worker, jpegs):
     """60 frames at once: the worker reads at most live_buffer_frames at a time; the rest are dropped."""
     with app_client(live_settings) as client, client.websocket_connect("/live") as ws:
