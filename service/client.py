@@ -157,7 +157,8 @@ class LiveSession:
         from websockets.sync.client import connect
 
         ws_url = url.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/live"
-        self.ws = connect(ws_url, open_timeout=open_timeout, max_size=2**22)
+        # entered as a context manager (websockets 17 deprecates a bare connect()); close() leaves it
+        self.ws = connect(ws_url, open_timeout=open_timeout, max_size=2**22).__enter__()
         start = {"type": "start", "fps": fps, **({"api_key": api_key} if api_key else {})}
         self.ws.send(json.dumps(start))
         self.ready = self._next()

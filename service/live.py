@@ -101,6 +101,7 @@ async def run_session(ws: WebSocket, settings: Settings, redis: aioredis.Redis, 
         await session.open(start)
         await session.run()
     except Refused as e:
+        log.info("live session %s closed: %s", sid, e.code)
         await session.close_with(e.code, e.message)
     except (RedisConnectionError, RedisTimeoutError, OSError) as e:
         log.warning("live session %s: Redis unavailable: %s", sid, e)

@@ -408,3 +408,57 @@ def test_the_api_process_never_imports_torch_nor_the_pipeline():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_a_client_that_never_reads_is_closed_and_its_session_ends(live_settings, live_worker, jpegs, caplog):
+    """A real server (uvicorn, in a thread) and a client whose socket is never read (a tiny receive
+    buffer, the client library's queue of one): once the server's buffers are full its sends wait,
+    and after LIVE_SEND_TIMEOUT_S the session is closed (`not_reading`) and its keys and place go."""
+    import socket
+
+    import redis
+    import uvicorn
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    caplog.set_level("INFO", logger="service.live")
+    settings = live_settings.model_copy(update={"live_send_timeout_s": 1.0, "live_idle_timeout_s": 60.0})
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by the accepted socket: full sooner
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(("127.0.0.1", port))
+        ws = connect(f"ws://127.0.0.1:{port}/live", sock=sock, max_queue=1, compression=None).__enter__()
+        ws.send('{"type": "start", "fps": 15}')
+        sid = __import__("json").loads(ws.recv(30))["session"]
+        sessions = live.prefix(settings) + ":sessions"
+        assert r.zscore(sessions, sid) is not None
+        t0, i = time.monotonic(), 0
+        try:
+            while r.zscore(sessions, sid) is not None and time.monotonic() - t0 < 150:
+                ws.send(frame(jpegs[i % len(jpegs)], 1.0 + i / 15))  # a camera that keeps sending, never reading
+                i += 1
+                time.sleep(1 / 15)
+        except ConnectionClosed:
+            pass
+        took = time.monotonic() - t0
+        assert r.zscore(sessions, sid) is None, f"still open after {took:.0f} s"
+        deadline = time.monotonic() + 10
+        while r.exists(*live.session_keys(settings, sid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not r.exists(*live.session_keys(settings, sid))
+        assert f"live session {sid} closed: not_reading" in caplog.text
+        print(f"closed after {took:.1f} s, {i} frames sent")
+        ws.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
