@@ -74,7 +74,8 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
                 png = httpx.get(image["url"], timeout=5)
                 assert png.status_code == 200 and png.content.startswith(PNG), image
         assert s3_server.keys("uploads/") == []  # every upload deleted when its job ended
-        assert len([k for k in s3_server.keys("results/") if k.split("/")[1] in lengths]) == 2 * VIDEOS
+        # each job's images: its one person's two maps and face, and the maps again under the top level's names
+        assert len([k for k in s3_server.keys("results/") if k.split("/")[1] in lengths]) == 5 * VIDEOS
         # both workers took jobs (RQ records who ran each)
         from rq.job import Job
         from rq.serializers import JSONSerializer
