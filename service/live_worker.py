@@ -25,9 +25,9 @@ import redis.exceptions
 
 from service import live
 from service.jobs import connect
-from service.pipeline import Analysis, Stopwatch
+from service.pipeline import Analysis, Stopwatch, box_of, by_class, decide_clips
 from service.settings import Settings
-from training.clips import CLIP_LENGTH, decide_video
+from training.clips import CLIP_LENGTH
 from training.video import Frame
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,12 @@ class LiveSession:
             for number, probs, shown, maps in person.scorer.scored:
                 idx = a.streamed[number]
                 last = int(idx[-1])
-                cx, cy, side = (float(v) for v in person.boxes[last])
                 messages.append({
                     "type": "clip", "clip": number, "person": person.id,
                     "start_s": round(a.times[int(idx[0])], 3), "end_s": round(a.times[last], 3),
                     "label": classes[int(probs.argmax())],
-                    "probabilities": {c: round(float(v), 4) for c, v in zip(classes, shown)},
-                    "face": {"x": round(cx - side / 2, 1), "y": round(cy - side / 2, 1), "width": round(side, 1), "height": round(side, 1)},
+                    "probabilities": by_class(classes, shown),
+                    "face": box_of(person.boxes[last]),
                 })
                 self.recent.append((a.times[last], person.id, number, probs, maps))
             person.scorer.scored.clear()
@@ -142,14 +141,10 @@ class LiveSession:
             counts[pid] = counts.get(pid, 0) + 1
         main = max(counts, key=lambda p: (counts[p], -p))
         rows = [r for r in self.recent if r[1] == main]
-        classes, s = self.predictor.classes, self.settings
-        neutral = classes.index("neutral") if "neutral" in classes else None
-        winner, votes, _ = decide_video(np.stack([r[3] for r in rows]), len(classes), abstain=neutral,
-                                        radius=s.vote_smooth_clips, min_run=s.vote_min_clips, abstain_bias=s.neutral_bias)
-        voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
+        classes = self.predictor.classes
+        winner, votes, _, confidence = decide_clips(np.stack([r[3] for r in rows]), classes, self.settings)
         maps = rows[-1][4]
-        return {"type": "decision", "person": main, "expression": classes[winner],
-                "confidence": round(float(votes[winner] / max(voting, 1)), 4),
+        return {"type": "decision", "person": main, "expression": classes[winner], "confidence": confidence,
                 "votes": {c: int(v) for c, v in zip(classes, votes)}, "clips": len(rows),
                 "start_s": round(rows[0][0], 3), "end_s": round(rows[-1][0], 3),
                 # where the network looked at the latest clip's last frame, (h, w) in (0, 1) over the face box

@@ -364,7 +364,7 @@ def analyse_video(
         "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average,
                   "temperature": predictor.temperature},
         "decision": {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
-                     "neutral_bias": settings.neutral_bias if judge.neutral is not None else 0.0},
+                     "neutral_bias": settings.neutral_bias if neutral_class(predictor.classes) is not None else 0.0},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
     }
 
@@ -382,22 +382,16 @@ class Judge:
     times: list[float]
     fps: float
     out_dir: Path | None
-    decided: dict[int, tuple[int, np.ndarray, dict[int, int]]] = field(default_factory=dict)  # person id -> decide()
+    decided: dict[int, tuple[int, np.ndarray, dict[int, int], float]] = field(default_factory=dict)  # person id -> decide()
 
-    @property
-    def neutral(self) -> int | None:
-        return self.predictor.classes.index("neutral") if "neutral" in self.predictor.classes else None
-
-    def decide(self, person: Person) -> tuple[int, np.ndarray, dict[int, int]]:
-        """(winner, votes, {clip: decided label}) of a scored person."""
+    def decide(self, person: Person) -> tuple[int, np.ndarray, dict[int, int], float]:
+        """(winner, votes, {clip: decided label}, confidence) of a scored person (decide_clips)."""
         if person.id not in self.decided:
             face_clips = sorted(person.scorer.probs)
             with self.watch.stage("vote"):
-                winner, votes, decided = decide_video(
-                    np.stack([person.scorer.probs[c] for c in face_clips]), len(self.predictor.classes), abstain=self.neutral,
-                    radius=self.settings.vote_smooth_clips, min_run=self.settings.vote_min_clips,
-                    abstain_bias=self.settings.neutral_bias)
-            self.decided[person.id] = winner, votes, dict(zip(face_clips, decided))
+                winner, votes, decided, confidence = decide_clips(
+                    np.stack([person.scorer.probs[c] for c in face_clips]), self.predictor.classes, self.settings)
+            self.decided[person.id] = winner, votes, dict(zip(face_clips, decided)), confidence
         return self.decided[person.id]
 
     def timeline(self, person: Person, numbers) -> dict:
@@ -406,12 +400,12 @@ class Judge:
         the same evidence as the answer (smoothed labels, no run shorter than the vote's minimum),
         not from each clip's own label."""
         classes, scorer = self.predictor.classes, person.scorer
-        _, _, decided = self.decide(person)
+        decided = self.decide(person)[2]
         rows = []
         for c in numbers:
             face = c in scorer.probs
             rows.append({**self.grid[c], "label": classes[int(scorer.probs[c].argmax())] if face else None,
-                         "probabilities": _by_class(classes, scorer.reported[c]) if face else None, "face": face})
+                         "probabilities": by_class(classes, scorer.reported[c]) if face else None, "face": face})
         runs = label_runs(merge_short_runs([classes[decided[r["index"]]] if r["index"] in decided else None for r in rows],
                                            self.settings.vote_min_clips))
         segments = [{
@@ -437,9 +431,7 @@ class Judge:
                 entry["thumbnail"] = render_face(Path(self.out_dir), f"person{person.id}_face", image, frame, times[frame])
         if not scorer.probs:
             return entry
-        winner, votes, _ = self.decide(person)
-        neutral = self.neutral
-        voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
+        winner, votes, _, confidence = self.decide(person)
         _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
         peak_frame = int(self.clips[peak_clip][-1])  # the network decides at a clip's last frame
         if self.out_dir is not None and peak_maps is not None:
@@ -447,19 +439,42 @@ class Judge:
                 peak_frames = [int(i) for i in self.clips[peak_clip]]
                 entry["attention_maps"] = render_attention(Path(self.out_dir), np.stack(peak_displays), peak_maps, peak_frames,
                                                            [times[i] for i in peak_frames], prefix=f"person{person.id}_")
-        cx, cy, side = (float(v) for v in person.boxes[peak_frame])
         spanned = [c for c, idx in enumerate(self.clips) if idx[-1] >= first and idx[0] <= last]
         entry.update({
             "expression": classes[winner],
-            "confidence": round(float(votes[winner] / max(voting, 1)), 4),
+            "confidence": confidence,
             "votes": {c: int(v) for c, v in zip(classes, votes)},
-            "probabilities": _by_class(classes, np.mean([scorer.reported[c] for c in sorted(scorer.probs)], axis=0)),
+            "probabilities": by_class(classes, np.mean([scorer.reported[c] for c in sorted(scorer.probs)], axis=0)),
             **self.timeline(person, spanned),
             "peak": {"clip": int(peak_clip), "frame": peak_frame, "time_s": round(times[peak_frame], 3)},
-            "box_at_peak": {"x": round(cx - side / 2, 1), "y": round(cy - side / 2, 1), "width": round(side, 1), "height": round(side, 1)},
+            "box_at_peak": box_of(person.boxes[peak_frame]),
         })
         return entry
 
 
-def _by_class(classes: list[str], p: np.ndarray) -> dict[str, float]:
+def neutral_class(classes: list[str]) -> int | None:
+    """The class that abstains in the vote (training.clips.majority_vote): neutral, where the model has it."""
+    return classes.index("neutral") if "neutral" in classes else None
+
+
+def decide_clips(probabilities: np.ndarray, classes: list[str], settings: Settings) -> tuple[int, np.ndarray, np.ndarray, float]:
+    """The service's decision rule on clips' network probabilities (N, K), for uploads and live
+    sessions alike: training.clips.decide_video with the service's settings, neutral abstaining.
+    Returns the winner, the votes, each clip's decided label and the confidence: the winner's share
+    of the clips that voted (neutral clips stand aside when an expression wins)."""
+    neutral = neutral_class(classes)
+    winner, votes, labels = decide_video(probabilities, len(classes), abstain=neutral, radius=settings.vote_smooth_clips,
+                                         min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
+    voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
+    return winner, votes, labels, round(float(votes[winner] / max(voting, 1)), 4)
+
+
+def box_of(box: np.ndarray) -> dict[str, float]:
+    """A face's square box (cx, cy, side, ...) as a result shows it: left, top, width, height in frame pixels."""
+    cx, cy, side = (float(v) for v in box[:3])
+    return {"x": round(cx - side / 2, 1), "y": round(cy - side / 2, 1), "width": round(side, 1), "height": round(side, 1)}
+
+
+def by_class(classes: list[str], p: np.ndarray) -> dict[str, float]:
+    """Per-class probabilities as a result shows them, to 4 decimals."""
     return {c: round(float(v), 4) for c, v in zip(classes, p)}

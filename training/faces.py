@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-
 FACE_DIM = 3 + 12  # box (cx, cy, side) + 6 landmarks (x, y)
 # Where a face was just found, the next frames are searched in a square this many box sides wide
 # around it first (the box is about the face's width): room for a head that moves or turns for half
@@ -98,10 +97,11 @@ class FaceDetector:
         at 128 px: the face a third of the input, its landmarks measured as training measured
         them. The whole frame (and its tiles, where it shows no face) is searched when nothing is
         near, in the frames where a region shows no face, and, with `look_for_new`, in the first
-        frame of the batch, where people who come in are found (a face on screen for less than a
-        batch between two such frames can be missed). The faces a whole-frame search finds first
-        are searched in their regions too, so every face of a video is measured the same way. A face found by several searches is kept once, as measured by the
-        search centred nearest to it. Frames under SMALL_FRAME px are searched whole."""
+        frame of the batch, where people who come in are found (a face that comes and goes
+        between two such searches can be missed). The faces a whole-frame search finds first are
+        searched in their regions too, so every face of a video is measured the same way. A face
+        found by several searches is kept once, as measured by the search centred nearest to it.
+        Frames under SMALL_FRAME px are searched whole."""
         if min(grays[0].shape[:2]) < SMALL_FRAME:
             return self.whole_faces(grays)
         near = [r for r in near if r is not None and not np.isnan(r[:3]).any()]
@@ -126,7 +126,8 @@ class FaceDetector:
         for k, (x0, y0, side) in enumerate(regions):
             for i in range(n):
                 faces = found[k * n + i]
-                missed.update([] if faces else [i])
+                if not faces:
+                    missed.add(i)
                 for _, points, _ in faces:
                     row = face_row(points)
                     candidates[i].append((np.hypot(row[0] - x0 - side / 2, row[1] - y0 - side / 2) / side, row))

@@ -19,7 +19,7 @@ also told apart by size.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +51,8 @@ class Track:
     first: int  # frame index of the first detection
     last: int  # frame index of the latest
     row: np.ndarray  # the latest detection (FACE_DIM)
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # (cx, cy, side) per frame
+    # (cx, cy, side) per frame; side's stays 0: a size is not extrapolated (see predicted)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     detections: int = 1
 
     def predicted(self, index: int, max_gap: int) -> np.ndarray:
@@ -144,9 +145,6 @@ class PeopleFrame:
     time_s: float
     gray: np.ndarray  # the full frame
     faces: dict[int, np.ndarray]  # person id -> smoothed FACE_DIM row, for each person in the frame
-
-
-Detector = Callable[..., list[list[np.ndarray]]]
 
 
 def track_people(
