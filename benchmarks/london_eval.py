@@ -1,6 +1,6 @@
 """Real faces the model never trained on: the London set's held-out identities.
 
-Stills (the default, issue 5's bar): for every held-out identity
+Stills (the default; the bar for real faces is 95 % of them right): for every held-out identity
 (training.synthesis.photoreal.split_identities: every 5th id), its real neutral photo and its real smiling
 photo are each turned into a short constant video (16 frames, 30 fps, H.264, the photo as is)
 and sent through the full pipeline (`analyse_video`). The neutral one should come out

@@ -68,7 +68,7 @@ def main() -> None:
 
     if "--threads" not in extra:
         # torch's CPU threads default to every core in every process: five folds on 16 cores ran at
-        # 110 s an epoch each (load 53) where one alone ran at 14 s (docs/performance.md)
+        # 110 s an epoch each (load 53) where one alone ran at 14 s (docs/history.md, "Training on a lent GPU")
         extra = [*extra, "--threads", str(max(1, (os.cpu_count() or 1) // len(args.folds)))]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

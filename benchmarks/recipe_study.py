@@ -1,4 +1,5 @@
-"""Training recipes compared on a small CK+-layout set (issue 21: "a recipe for small real sets").
+"""Training recipes compared on a small CK+-layout set: which options help a set of a few hundred
+short sequences (CK+'s size and form), each variant one `training cv` run on the same folds.
 
 Each named variant is one `python -m training cv` run in a subprocess (the command a user runs) on
 the same data, split and seed, over the first K folds; the table gives each its video accuracy

