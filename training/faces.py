@@ -7,7 +7,7 @@ A face is a row of FACE_DIM numbers: the box (cx, cy, side), then MediaPipe's 6 
 (x, y each: right eye, left eye, nose tip, mouth centre, right ear, left ear; "right" is the
 person's, on the image's left). The box is a square in frame pixels, the size and place of the
 Haar frontal-face box ramfer's first models were trained on: it is computed from the eyes and
-the mouth (constants fitted on real faces by benchmarks/calibrate_face_box.py), so a checkpoint
+the mouth (constants fitted on real faces, docs/history.md: `git show 9eafc5c:benchmarks/calibrate_face_box.py`), so a checkpoint
 trained on Haar-box crops keeps its framing behind the CNN detector, and CK+ landmarks give the
 same box. Two crops: `crop_face` (the box's square, today's checkpoints) and `align_face` (eyes
 level at a fixed place: CropConfig.align, for checkpoints trained that way).
@@ -39,8 +39,8 @@ class CropConfig:
     smooth_radius: int = 3  # a face is the mean of the detections within +-radius frames
     # Aligned crops (align_face): rotated so the eyes are level, scaled so they are eye_distance
     # of the side apart, their midpoint centred at eye_height of the side from the top. The
-    # defaults frame a face as the box crop does on average (benchmarks/calibrate_face_box.py).
-    # Checkpoints without these fields (all before issue 19) read as align=False.
+    # defaults frame a face as the box crop does on average (fitted with the box constants below).
+    # Checkpoints without these fields (all made before aligned crops) read as align=False.
     align: bool = False
     eye_distance: float = 0.32
     eye_height: float = 0.42
@@ -228,7 +228,7 @@ def face_row(points: np.ndarray) -> np.ndarray:
 
 # The Haar box from facial points: centre = eye midpoint + A * (mouth - eye midpoint),
 # side = B * |mouth - eye midpoint| + C * |right eye - left eye|. Fitted on real faces (the
-# London set's Haar boxes) by benchmarks/calibrate_face_box.py: against the templates' pupils and
+# London set's Haar boxes; the script is in git, 9eafc5c:benchmarks/calibrate_face_box.py): against the templates' pupils and
 # lip outline (what CK+'s landmarks give; medians, C = 0), and against BlazeFace's own eye and
 # mouth points (what the detector gives; least squares: the eye distance predicts the Haar box's
 # size better than the eye-mouth distance alone, mean IoU 0.920 against 0.901 on 204 photos).
