@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.haar_baseline import HaarDetector as FaceDetector  # noqa: E402
 from training.faces import CropConfig, FaceDetector as BlazeFaceDetector, to_gray  # noqa: E402
-from training.synthesis.photoreal import read_template  # noqa: E402
+from training.synthesis.template import read_template  # noqa: E402
 
 
 def box_on_eyes_mouth(box, eyes, mouth) -> tuple[float, float, float, float]:

@@ -2,7 +2,7 @@
 
 The served model reads 48 px gray crops, and the smiles it misses on held-out people barely move
 the lips. Before paying for a network at a larger input (benchmarks/train_step_speed.py), this
-asks a cheap question: with the same people held out as the London folds (photoreal.split_identities),
+asks a cheap question: with the same people held out as the London folds (london.split_identities),
 how well does a linear classifier on HOG features tell each person's neutral photo from their
 smiling one, from crops made exactly as the service makes them (detector box, scale 1.2) at
 each size? Two HOG designs, both printed: cells of 6 px (a larger crop gives more, finer cells:
@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training.synthesis import photoreal
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities
 from training.faces import CropConfig, FaceDetector, crop_face, to_gray
 
 
@@ -39,11 +39,11 @@ def features(crop: np.ndarray, cell: int | None) -> np.ndarray:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 48, 64, 96])
     args = ap.parse_args()
-    args.london = str(photoreal.find_london(args.london))
-    ids = photoreal.list_identities(args.london)
+    args.london = str(find_london(args.london))
+    ids = list_identities(args.london)
     detector = FaceDetector()
     crops = {size: [] for size in args.sizes}  # (face_id, label, crop)
     for face_id in ids:
@@ -62,8 +62,8 @@ def main():
         y = np.array([c[1] for c in crops[size]])
         x = np.stack([features(c[2], cell) for c in crops[size]])
         predicted = np.full(len(y), -1)
-        for fold in range(photoreal.HOLDOUT_EVERY):
-            held = np.isin(people, photoreal.split_identities(ids, fold)[1])
+        for fold in range(HOLDOUT_EVERY):
+            held = np.isin(people, split_identities(ids, fold)[1])
             probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=5000))
             probe.fit(x[~held], y[~held])
             predicted[held] = probe.predict(x[held])
