@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.synthesis import photoreal  # noqa: E402
+from training.synthesis.london import LONDON_ENV, find_london, london_groups  # noqa: E402
 
 
 def count_by_group(videos: list[dict], groups: dict[str, str]) -> dict[str, dict[str, list[int]]]:
@@ -37,9 +37,9 @@ def count_by_group(videos: list[dict], groups: dict[str, str]) -> dict[str, dict
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--answers", action="append", required=True, help="a london_eval.py --json file (repeatable)")
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     args = ap.parse_args()
-    groups = photoreal.london_groups(photoreal.find_london(args.london))
+    groups = london_groups(find_london(args.london))
     if not groups:
         sys.exit("the London set has no london_info.csv: no groups to count by")
     videos = [v for path in args.answers for v in json.loads(Path(path).read_text())["videos"]]

@@ -31,6 +31,8 @@ from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities  # 
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training.synthesis import motion, photoreal  # noqa: E402
+from training.synthesis.facs import KINDS  # noqa: E402
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
 
 VARIANTS = ("as it is", "no head motion", "no speech", "still")
 
@@ -49,17 +51,17 @@ def main():
     from videos import write_video
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY))
+    ap.add_argument("--fold", type=int, default=0, choices=range(HOLDOUT_EVERY))
     ap.add_argument("--people", type=int, default=None, help="only the first N held-out people")
     ap.add_argument("--json", default=None, metavar="FILE")
     args = ap.parse_args()
-    london = str(photoreal.find_london(args.london))
-    _, held = photoreal.split_identities(photoreal.list_identities(london), args.fold)
+    london = str(find_london(args.london))
+    _, held = split_identities(list_identities(london), args.fold)
     predictor = Predictor(args.model)
     settings = Settings(model_dir=Path(args.model))
-    k = photoreal.KINDS.index("neutral")
+    k = KINDS.index("neutral")
     rows = {}
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-calm-"))
     try:

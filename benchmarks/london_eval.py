@@ -1,7 +1,7 @@
 """Real faces the model never trained on: the London set's held-out identities.
 
 Stills (the default; the bar for real faces is 95 % of them right): for every held-out identity
-(training.synthesis.photoreal.split_identities: every 5th id), its real neutral photo and its real smiling
+(training.synthesis.london.split_identities: every 5th id), its real neutral photo and its real smiling
 photo are each turned into a short constant video (16 frames, 30 fps, H.264, the photo as is)
 and sent through the full pipeline (`analyse_video`). The neutral one should come out
 "neutral", the smiling one "happy".
@@ -50,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training.synthesis import photoreal  # noqa: E402
+from training.synthesis.facs import KINDS  # noqa: E402
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
 from training.video import VideoError, read_frames  # noqa: E402
 
 SEQUENCE_SEED = 1000  # the training set is written with seed 0: these are other sequences
@@ -71,7 +73,7 @@ def sequence_videos(london: str, ids: list[str], out: Path):
     from videos import write_video
 
     for face_id in ids:
-        for k, emotion in enumerate(photoreal.KINDS):
+        for k, emotion in enumerate(KINDS):
             rng = np.random.default_rng([SEQUENCE_SEED, int(face_id), k])
             frames = photoreal.render_identity_sequence(london, face_id, emotion, RISE_FRAMES, rng)
             frames = [frames[0]] * LEAD_FRAMES + frames + [frames[-1]] * HOLD_FRAMES
@@ -94,7 +96,7 @@ def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float
     from training.synthesis import motion
 
     for face_id in ids:
-        for k, emotion in enumerate(photoreal.KINDS):
+        for k, emotion in enumerate(KINDS):
             calm = emotion == "neutral"
             if calm_only and not calm:
                 continue
@@ -154,7 +156,7 @@ def report(name: str, outcomes: dict[str, Counter]) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--frames", type=int, default=16, help="length of the still videos")
     ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
@@ -166,7 +168,7 @@ def main():
                     help="with --talking: K calm talking videos per person (the first is the one of K=1)")
     ap.add_argument("--calm-only", action="store_true", help="with --talking: only the calm talking videos")
     ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
-    ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY),
+    ap.add_argument("--fold", type=int, default=0, choices=range(HOLDOUT_EVERY),
                     help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
                          "trained with `training train --london-fold K` for the others, see benchmarks/london_folds.py)")
     ap.add_argument("--baseline", default=None, help="fer's emotion_model.hdf5: also score the per-frame FER2013 CNN")
@@ -174,10 +176,10 @@ def main():
     ap.add_argument("--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)")
     ap.add_argument("--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here")
     args = ap.parse_args()
-    args.london = str(photoreal.find_london(args.london))
+    args.london = str(find_london(args.london))
 
-    ids = photoreal.list_identities(args.london)
-    _, held = photoreal.split_identities(ids, args.fold)
+    ids = list_identities(args.london)
+    _, held = split_identities(ids, args.fold)
     chosen = (ids if args.all else held)[: args.people]
     predictor = Predictor(args.model, flip_average=args.flip_average)
     if "neutral" not in predictor.classes:

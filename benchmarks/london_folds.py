@@ -1,6 +1,6 @@
 """Train one checkpoint per London fold, side by side on one machine (a GPU's), within a deadline.
 
-The served checkpoint holds out London fold 0 (training.synthesis.photoreal.split_identities); its 90.5 % on
+The served checkpoint holds out London fold 0 (training.synthesis.london.split_identities); its 90.5 % on
 those 21 people is one small sample. Training the same recipe with each other fold held out in
 turn (`python -m training train --london-fold K`) and judging every checkpoint on its own
 held-out people (`benchmarks/london_eval.py --fold K --model RUN/foldK`) gives the recipe's

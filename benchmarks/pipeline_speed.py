@@ -37,7 +37,9 @@ CONFIGS = {  # name: (detect_every, bf16); the Haar-era DETECT_MAX_SIDE is gone 
 
 
 def make_videos(folder: Path) -> list[Path]:
-    from training.synthesis.drawn import CLASSES, make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
+    from training.synthesis.facs import CLASSES
     from videos import astronaut_frames, write_video
 
     paths = [write_video(folder / "astronaut_20s.mp4", astronaut_frames(600, zoom=(0.8, 1.3)))]

@@ -2,16 +2,16 @@
 
 The London set photographs every person "smiling", but some smiles barely move the lips. This
 measures each person's smile from the photos themselves, with no model: how far the mouth corners
-travel from the neutral photo to the smiling one (training.synthesis.photoreal.mouth_corner_motion, the
+travel from the neutral photo to the smiling one (training.synthesis.smile.mouth_corner_motion, the
 smile morph's own optical flow at the template's corner points), in inter-ocular distances,
-outwards plus upwards, averaged over the two corners ("corner pull", training.synthesis.photoreal.corner_pull).
+outwards plus upwards, averaged over the two corners ("corner pull", training.synthesis.smile.corner_pull).
 Then it joins that with the answers of `benchmarks/london_eval.py --json` (one file per London fold, each from a checkpoint
 trained without that fold's people) and prints the smiles right per quarter of corner pull, and
 every missed smile with its rank (1 = the smallest of the 102).
 
 The other half of the errors, calm faces read as an expression, is set against the neutral
 photo's own mouth: how high its corners sit above the line between the lips
-(training.synthesis.photoreal.resting_corner_lift, from the template alone), with the calm faces right per
+(training.synthesis.smile.resting_corner_lift, from the template alone), with the calm faces right per
 quarter of that and every wrong one's rank (1 = the most upturned).
 
 Last, how much a re-calibrated line between happy and the rest could get at best: p(happy)
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from training.synthesis import photoreal
+from training.synthesis.london import LONDON_ENV, find_london, list_identities
+from training.synthesis.smile import corner_pull, resting_corner_lift
 
 
 def answers_by_want(paths: list[str]) -> dict[str, dict[str, dict]]:
@@ -92,16 +93,16 @@ def best_happy_weight(answers: dict[str, dict[str, dict]]) -> tuple[int, int, fl
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--answers", nargs="+", required=True, help="benchmarks/london_eval.py --json files (stills)")
     args = ap.parse_args()
-    args.london = str(photoreal.find_london(args.london))
+    args.london = str(find_london(args.london))
 
-    ids = photoreal.list_identities(args.london)
-    pull = {face_id: photoreal.corner_pull(args.london, face_id) for face_id in ids}
+    ids = list_identities(args.london)
+    pull = {face_id: corner_pull(args.london, face_id) for face_id in ids}
     answers = answers_by_want(args.answers)
     report(pull, answers["happy"], "happy", "corner pull", "smallest")
-    lift = {face_id: photoreal.resting_corner_lift(args.london, face_id) for face_id in ids}
+    lift = {face_id: resting_corner_lift(args.london, face_id) for face_id in ids}
     report(lift, answers["neutral"], "neutral", "resting corner lift", "largest")
     n, at_one, w, at_best = best_happy_weight(answers)
     print(f"\n# moving the happy line: of {n} stills, argmax of the mean clip probabilities gets {at_one} right; "

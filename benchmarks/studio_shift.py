@@ -48,6 +48,8 @@ from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities, ne
 from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
 from training.synthesis import motion, photoreal  # noqa: E402
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
+from training.synthesis.template import read_template  # noqa: E402
 from training.synthesis.studio import Backdrop, Camera, Light, Studio, apply, background_photos, camera_frame  # noqa: E402
 from training.video import VideoError, write_video  # noqa: E402
 
@@ -122,23 +124,23 @@ def find_canada(given=None) -> Path | None:
 def faces(london: Path, ids: list[str], smiles: bool, canada: Path | None, canada_people: int | None):
     """(set, face id, wanted label, photo path, template points)."""
     for face_id in ids:
-        pts = photoreal.read_template(london / "neutral" / f"{face_id}_03.tem")
+        pts = read_template(london / "neutral" / f"{face_id}_03.tem")
         yield "london", face_id, "neutral", london / "neutral" / f"{face_id}_03.jpg", pts
         if smiles:  # the smiling photo has no template: the neutral one's, moved by the eyes is close enough for the mask
             yield "london", face_id, "happy", london / "smiling" / f"{face_id}_08.jpg", pts
     if canada:
         for tem in sorted(canada.glob("*.tem"))[:canada_people]:
-            yield "canada", tem.stem, "neutral", tem.with_suffix(".jpg"), photoreal.read_template(tem)
+            yield "canada", tem.stem, "neutral", tem.with_suffix(".jpg"), read_template(tem)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--london", default=None, help=f"the London set (default: ${photoreal.LONDON_ENV})")
+    ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--canada", default=None, help=f"the Canada set, a second studio (default: ${CANADA_ENV}; skipped without)")
     ap.add_argument("--backgrounds", default=None, help="a folder of photographs to use as backdrops (default: $RAMFER_BACKGROUNDS_DIR; "
                                                         "without, textures stand in)")
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    ap.add_argument("--fold", type=int, default=0, choices=range(photoreal.HOLDOUT_EVERY), help="London fold whose people are judged")
+    ap.add_argument("--fold", type=int, default=0, choices=range(HOLDOUT_EVERY), help="London fold whose people are judged")
     ap.add_argument("--smiles", action="store_true", help="the smiling photos too (should read happy in every studio)")
     ap.add_argument("--talking", action="store_true", help="also calm talking videos in a few conditions")
     ap.add_argument("--people", type=int, default=None, help="only the first N people of each set (a quick look)")
@@ -150,10 +152,10 @@ def main():
                                                                  "condition, as the network's crops would frame them, and stop")
     args = ap.parse_args()
 
-    london = photoreal.find_london(args.london)
+    london = find_london(args.london)
     canada = find_canada(args.canada)
     photos = background_photos(args.backgrounds)
-    _, held = photoreal.split_identities(photoreal.list_identities(london), args.fold)
+    _, held = split_identities(list_identities(london), args.fold)
     held = held[: args.people]
     if args.sheet:
         conds = {"as photographed": ("as photographed", Studio())} | conditions(photos)
@@ -208,7 +210,7 @@ def contact_sheet(path: Path, london: Path, ids: list[str], conds: dict, tile: i
     rows = []
     for face_id in ids:
         image = cv2.imread(str(london / "neutral" / f"{face_id}_03.jpg"))
-        pts = photoreal.read_template(london / "neutral" / f"{face_id}_03.tem")
+        pts = read_template(london / "neutral" / f"{face_id}_03.tem")
         (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
         c, half = ((x0 + x1) / 2, (y0 + y1) / 2), 0.8 * max(x1 - x0, y1 - y0)
         tiles = []

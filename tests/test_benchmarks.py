@@ -100,9 +100,9 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     answers = tmp_path / "answers.json"
     run_script("benchmarks/london_eval.py", "--london", str(LONDON), "--people", "2", "--json", str(answers))
     videos = json.loads(answers.read_text())["videos"]
-    from training.synthesis import photoreal
+    from training.synthesis import london
 
-    first_two = photoreal.split_identities(photoreal.list_identities(LONDON), 0)[1][:2]  # fold 0's held-out people
+    first_two = london.split_identities(london.list_identities(LONDON), 0)[1][:2]  # fold 0's held-out people
     assert [(v["id"], v["want"]) for v in videos] == [(i, want) for i in first_two for want in ("neutral", "happy")]
     assert all(abs(sum(v["mean_probabilities"].values()) - 1) < 1e-3 for v in videos)
     out = run_script("benchmarks/smile_size.py", "--london", str(LONDON), "--answers", str(answers))
@@ -139,9 +139,9 @@ def test_london_eval_more_calm_draws_keep_the_first(tmp_path):
     import cv2
     from london_eval import talking_videos
 
-    from training.synthesis import photoreal
+    from training.synthesis import london
 
-    person = photoreal.split_identities(photoreal.list_identities(LONDON), 0)[1][:1]
+    person = london.split_identities(london.list_identities(LONDON), 0)[1][:1]
     (tmp_path / "one").mkdir()
     (tmp_path / "three").mkdir()
     one = list(talking_videos(str(LONDON), person, tmp_path / "one", calm_only=True))

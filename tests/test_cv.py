@@ -254,7 +254,8 @@ def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path)
 @pytest.fixture(scope="module")
 def tiny_folders(tmp_path_factory):
     """Class folders of drawn faces' videos (as test_data's): two people, happy, surprise and neutral."""
-    from training.synthesis.drawn import make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
     from training.video import write_video
 
     root = tmp_path_factory.mktemp("folders")
@@ -307,7 +308,7 @@ def fake_london(root, n=10):
 
 
 def test_london_folds_hold_out_every_person_once(tmp_path):
-    from training.synthesis.photoreal import list_identities, london_face_id, split_identities
+    from training.synthesis.london import list_identities, london_face_id, split_identities
 
     ids = list_identities(fake_london(tmp_path / "london", 12))
     held = [split_identities(ids, k)[1] for k in range(5)]

@@ -28,7 +28,7 @@ from training.faces import CropConfig, crop_face, landmarks_box
 @pytest.fixture(scope="session")
 def ck_tree(tmp_path_factory) -> Path:
     """A synthetic CK+ tree (3 subjects) with the quirks of the real one added."""
-    from training.synthesis.drawn import write_dataset
+    from training.synthesis.drawn_dataset import write_dataset
 
     root = tmp_path_factory.mktemp("ck") / "CK+"
     write_dataset(root, subjects=3, seed=11, size=(320, 245), progress=False)
@@ -163,7 +163,8 @@ def test_subject_from_file_name():
 
 
 def test_class_folders_of_videos(tmp_path, caplog):
-    from training.synthesis.drawn import make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
     from videos import write_video
 
     root = tmp_path / "videos"
@@ -191,7 +192,8 @@ def test_class_folders_of_videos(tmp_path, caplog):
 
 def test_cremad_file_names(tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL, load_cremad
-    from training.synthesis.drawn import make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
     from videos import write_video
 
     root = tmp_path / "CREMA-D" / "VideoFlash"

@@ -183,7 +183,7 @@ def test_no_face_found_in_pictures_without_one(detector):
 def test_landmarks_match_the_london_templates(detector):
     """Eyes near the templates' pupils, the mouth near the lips' centre, the box where the
     calibration puts the Haar box (from the template's points), on 40 real faces."""
-    from training.synthesis.photoreal import read_template
+    from training.synthesis.template import read_template
 
     eye_err, mouth_err, ious = [], [], []
     for tem in sorted((LONDON / "neutral").glob("*.tem"))[:40]:
@@ -208,7 +208,8 @@ def test_every_london_photo_is_found(detector):
 
 
 def test_landmark_boxes_match_detector_boxes_on_synthetic_faces(detector):
-    from training.synthesis.drawn import make_subject, render_sequence
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
 
     scores = []
     for i in range(8):

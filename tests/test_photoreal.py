@@ -13,10 +13,18 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synthesis import photoreal
 from training.data import peak_still_classes
 from training.faces import FaceDetector, crop_face
-from training.synthesis.photoreal import CLASSES, KINDS, list_identities, read_template, render_identity_sequence, write_dataset
+from training.synthesis import photoreal, photoreal_dataset
+from training.synthesis.contact_sheet import write_photoreal_contact_sheet
+from training.synthesis.facs import CLASSES, KINDS
+from training.synthesis.identity import load_identity
+from training.synthesis.london import (MORPH_ID, id_key, list_identities, london_face_id, london_groups, london_people,
+                                       morph_identities, split_identities)
+from training.synthesis.photoreal import render_identity_sequence
+from training.synthesis.photoreal_dataset import write_dataset, write_talking_dataset
+from training.synthesis.smile import FAINT_PULL, corner_pull, faint_smile_peak, mouth_corner_motion, resting_corner_lift
+from training.synthesis.template import read_template
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 pytestmark = pytest.mark.skipif(
@@ -106,7 +114,7 @@ def test_more_smiles_extend_the_tree_with_other_cameras(tree, tmp_path):
     assert all(more[k] == v for k, v in full.items() if "L012" in k)
     extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
     assert [k.split("/")[2] for k in extra] == ["009", "010"]
-    assert {more[k].decode() for k in extra} == {photoreal._fmt(5.0) + "\n"}
+    assert {more[k].decode() for k in extra} == {photoreal_dataset._fmt(5.0) + "\n"}
     # each extra smile is the same real smile under another camera: the peak frames differ
     peaks = [cv2.imread(str(max((tmp_path / "cohn-kanade-images" / "L012" / n).iterdir())), cv2.IMREAD_GRAYSCALE)
              for n in ("009", "010")]
@@ -236,7 +244,7 @@ def test_detector_finds_the_face_in_first_and_last_frames(tree):
 def test_contact_sheet(tree, tmp_path):
     root, _ = tree
     out = tmp_path / "sheet.png"
-    photoreal.write_contact_sheet(root, out, per_class=2)
+    write_photoreal_contact_sheet(root, out, per_class=2)
     sheet = cv2.imread(str(out))
     assert sheet is not None and sheet.shape[0] > 8 * 90 and sheet.shape[1] >= 84 + 3 * 90
     assert out.stat().st_size < 600_000
@@ -244,18 +252,18 @@ def test_contact_sheet(tree, tmp_path):
 
 def test_mouth_corner_motion_tells_a_broad_smile_from_a_faint_one():
     # 012's smile shows teeth; 131's "smiling" photo barely moves the mouth (benchmarks/smile_size.py)
-    (lx, ly), (rx, ry) = photoreal.mouth_corner_motion(LONDON, "012")
+    (lx, ly), (rx, ry) = mouth_corner_motion(LONDON, "012")
     assert lx < -0.03 and rx > 0.03  # the corners pull outwards...
     assert ly < -0.02 and ry < -0.02  # ...and up (y runs down the face)
-    faint = np.abs(photoreal.mouth_corner_motion(LONDON, "131")).max()
+    faint = np.abs(mouth_corner_motion(LONDON, "131")).max()
     assert faint < 0.5 * min(-lx, rx, -ly, -ry)
 
 
 def test_resting_corner_lift_sees_upturned_corners():
     # 009's neutral photo has corners above the lips' line (read happy by fold 3's checkpoint);
     # 105's sit well below it (the lowest of the 102: benchmarks/smile_size.py)
-    assert photoreal.resting_corner_lift(LONDON, "009") > 0.03
-    assert photoreal.resting_corner_lift(LONDON, "105") < -0.06
+    assert resting_corner_lift(LONDON, "009") > 0.03
+    assert resting_corner_lift(LONDON, "105") < -0.06
 
 
 def test_faint_smiles_stop_the_real_smile_early(tree, tmp_path):
@@ -266,12 +274,12 @@ def test_faint_smiles_stop_the_real_smile_early(tree, tmp_path):
     assert all(more[k] == v for k, v in full.items() if "L012" in k)  # the plain tree is a subset
     extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
     assert [k.split("/")[2] for k in extra] == ["009", "010"]
-    assert {more[k].decode() for k in extra} == {photoreal._fmt(5.0) + "\n"}  # labelled happy
+    assert {more[k].decode() for k in extra} == {photoreal_dataset._fmt(5.0) + "\n"}  # labelled happy
     # 012 smiles broadly: each faint smile is a fraction of it that moves the corners by FAINT_PULL
-    pull = photoreal.corner_pull(LONDON, "012")
+    pull = corner_pull(LONDON, "012")
     peaks = s["faint_peaks"]["L012"]
     assert len(peaks) == 2 and all(0 < p < 1 for p in peaks)
-    lo, hi = photoreal.FAINT_PULL
+    lo, hi = FAINT_PULL
     assert all(lo - 1e-3 <= p * pull <= hi + 1e-3 for p in peaks), (peaks, pull)
 
 
@@ -288,8 +296,8 @@ def test_a_faint_smile_moves_the_face_less_than_the_full_one():
 
 
 def test_a_person_whose_smile_is_already_faint_keeps_it_whole():
-    assert photoreal.corner_pull(LONDON, "131") < photoreal.FAINT_PULL[0]
-    assert photoreal.faint_smile_peak(LONDON, "131", np.random.default_rng(0)) == 1.0
+    assert corner_pull(LONDON, "131") < FAINT_PULL[0]
+    assert faint_smile_peak(LONDON, "131", np.random.default_rng(0)) == 1.0
 
 
 def still_performance(n: int, jaw: float = 0.0, yaw: float = 0.0):
@@ -337,23 +345,23 @@ def test_talking_performance_is_deterministic_and_every_class_renders():
 def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
 
-    summary = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6),
+    summary = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6),
                                               progress=False)
     assert summary["per_class"] == {c: 1 for c in KINDS}
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4"))
     assert files == sorted(f"{c}/L012_talk{k:02d}.mp4" for k, c in enumerate(["neutral", *CLASSES], start=1))
     data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
-    assert set(data.subjects) == {"L012"} and photoreal.london_face_id(data.subjects[0]) == "012"
+    assert set(data.subjects) == {"L012"} and london_face_id(data.subjects[0]) == "012"
     assert sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(KINDS)
     assert all(15 <= len(v.frames) <= 18 for v in data.videos)  # 0.5-0.6 s at 30 fps, a face in every frame
 
     # a run for more people adds to the set: a person whose videos are all there is not rendered again,
     # one with a video missing (an interrupted run) is, to the same bytes, and no partial file is left
     written = {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")}
-    again = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    again = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
     assert again["reused_identities"] == 1 and again["per_class"] == summary["per_class"]
     (tmp_path / "anger" / "L012_talk02.mp4").unlink()
-    redone = photoreal.write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    redone = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
     assert redone["reused_identities"] == 0
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")} == written
 
@@ -362,30 +370,30 @@ def test_morphs_are_new_faces_made_of_two_people():
     from training.synthesis.motion import talking_performance
 
     ids = list_identities(LONDON)[:10]
-    six = photoreal.morph_identities(ids, 6, seed=0)
-    assert six[:3] == photoreal.morph_identities(ids, 3, seed=0)  # more morphs add to the fewer
-    assert six != photoreal.morph_identities(ids, 6, seed=1) and len(set(six)) == 6
+    six = morph_identities(ids, 6, seed=0)
+    assert six[:3] == morph_identities(ids, 3, seed=0)  # more morphs add to the fewer
+    assert six != morph_identities(ids, 6, seed=1) and len(set(six)) == 6
     for m in six:
-        a, b = photoreal.MORPH_ID.match(m).groups()
-        assert a != b and {a, b} <= set(ids) and photoreal.london_people(f"photoreal:L{m}") == {a, b}
+        a, b = MORPH_ID.match(m).groups()
+        assert a != b and {a, b} <= set(ids) and london_people(f"photoreal:L{m}") == {a, b}
     with pytest.raises(ValueError, match="at most 2"):
-        photoreal.morph_identities(["001", "002"], 3)
+        morph_identities(["001", "002"], 3)
     # balanced: the main person comes from each self-reported group in turn, no one person more than twice their share
-    groups = photoreal.london_groups(LONDON)
-    train = photoreal.split_identities(list_identities(LONDON))[0]
-    plain = Counter(groups[m.split("m")[0]] for m in photoreal.morph_identities(train, 40, seed=0))
-    firsts = [m.split("m")[0] for m in photoreal.morph_identities(train, 40, seed=0, groups=groups)]
+    groups = london_groups(LONDON)
+    train = split_identities(list_identities(LONDON))[0]
+    plain = Counter(groups[m.split("m")[0]] for m in morph_identities(train, 40, seed=0))
+    firsts = [m.split("m")[0] for m in morph_identities(train, 40, seed=0, groups=groups)]
     balanced = Counter(groups[a] for a in firsts)
     assert plain["white"] > 20 and balanced["white"] < plain["white"] and balanced["black"] > plain["black"]
     assert max(Counter(firsts).values()) <= 2 and len(balanced) == len(set(groups[i] for i in train))
-    assert photoreal.london_groups(LONDON / "neutral") == {}  # no london_info.csv there
+    assert london_groups(LONDON / "neutral") == {}  # no london_info.csv there
     # its random draws are its own, not a real person's
-    assert photoreal._id_key("001m017") not in {int(i) for i in list_identities(LONDON)}
+    assert id_key("001m017") not in {int(i) for i in list_identities(LONDON)}
 
     m = six[0]
-    a, b = photoreal.MORPH_ID.match(m).groups()
-    face = photoreal._identity(str(LONDON), m)
-    first, second = photoreal._identity(str(LONDON), a), photoreal._identity(str(LONDON), b)
+    a, b = MORPH_ID.match(m).groups()
+    face = load_identity(str(LONDON), m)
+    first, second = load_identity(str(LONDON), a), load_identity(str(LONDON), b)
     # mostly the first person: its shape is nearer theirs than the second's (after the second is moved
     # onto the first by a similarity), its photo nearer their photo, and it is neither
     box = slice(int(face.eye[1] - face.iod), int(face.eye[1] + 2 * face.iod)), slice(int(face.eye[0] - face.iod), int(face.eye[0] + face.iod))
@@ -411,7 +419,7 @@ def test_a_london_fold_leaves_out_the_morphs_of_its_people():
     from training.data import Dataset, Video
 
     ids = list_identities(LONDON)
-    held = set(photoreal.split_identities(ids, 1)[1])
+    held = set(split_identities(ids, 1)[1])
     kept_id, held_id = sorted(set(ids) - held)[:2], sorted(held)[0]
     subjects = [f"L{kept_id[0]}", f"L{kept_id[0]}m{kept_id[1]}", f"L{kept_id[1]}m{held_id}", f"L{held_id}", "S001"]
     data = Dataset([Video(s, s, 0, np.zeros((3, 8, 8), np.uint8)) for s in subjects], ["neutral"], "folders", "x")
@@ -424,9 +432,9 @@ def test_synth_morphs_writes_new_faces_of_the_training_people_only(tmp_path):
     main(["synth", "--photoreal", str(LONDON), "--morphs", "2", "--out", str(tmp_path), "--quiet"])
     subjects = sorted(p.name for p in (tmp_path / "cohn-kanade-images").iterdir())
     ids = list_identities(LONDON)
-    train, held = photoreal.split_identities(ids)
-    assert subjects == sorted(f"L{m}" for m in photoreal.morph_identities(train, 2, seed=0))
-    people = set().union(*(photoreal.london_people(s) for s in subjects))
+    train, held = split_identities(ids)
+    assert subjects == sorted(f"L{m}" for m in morph_identities(train, 2, seed=0))
+    people = set().union(*(london_people(s) for s in subjects))
     assert len(people) in (3, 4) and people <= set(train)
     assert sum(1 for _ in (tmp_path / "Emotion").rglob("*_emotion.txt")) == 2 * len(KINDS)
     readme = (tmp_path / "README.txt").read_text()

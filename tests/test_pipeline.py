@@ -137,11 +137,11 @@ def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(pre
     the pipeline's rule on the timeline, not the checkpoint."""
     from videos import write_video
 
-    from training.synthesis import drawn, motion
+    from training.synthesis import drawn, drawn_face, motion
 
     rng = np.random.default_rng(11)
     perf = motion.performance(120, 30, rng, talking=True, expression=None)
-    frames, _ = drawn.render_performance(drawn.make_subject(np.random.default_rng(5)), "neutral", perf, rng)
+    frames, _ = drawn.render_performance(drawn_face.make_subject(np.random.default_rng(5)), "neutral", perf, rng)
     video = write_video(tmp_path / "talking.mp4", frames)
     score = predictor.score
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from training.synthesis import studio as S
-from training.synthesis.photoreal import read_template, render_performance, write_dataset
+from training.synthesis.photoreal import render_performance
+from training.synthesis.photoreal_dataset import write_dataset
+from training.synthesis.template import read_template
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 pytestmark = pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")

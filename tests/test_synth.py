@@ -9,8 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synthesis import drawn as synth
-from training.synthesis.drawn import CLASSES, make_subject, plan_subject, render_sequence, write_dataset
+from training.synthesis.contact_sheet import write_contact_sheet
+from training.synthesis.drawn import render_performance, render_sequence
+from training.synthesis.drawn_dataset import plan_subject, subject_ids, write_dataset, write_talking_dataset
+from training.synthesis.drawn_face import Subject, make_subject
+from training.synthesis.facs import CLASSES
 
 SMALL = (128, 98)  # tiny frames: the layout tests don't need detail, and they stay fast
 NUMBER = r"   -?\d\.\d{7}e[+-]\d{2}"
@@ -131,7 +134,7 @@ def test_plan_statistics():
     assert all(4 <= q.n_frames <= 24 and 1 <= q.onset <= min(4, q.n_frames - 2) for q in seqs)
     assert 0.17 < np.mean([any(q.emotion is None for q in p.sequences) for p in plans]) < 0.33
     assert 0.12 < np.mean([p.color for p in plans]) < 0.28
-    ids = synth.subject_ids(0, 100)
+    ids = subject_ids(0, 100)
     assert ids[0] >= 5 and ids[-1] <= 999 and all(b > a for a, b in zip(ids, ids[1:]))
     assert max(np.diff(ids)) > 1  # not contiguous, like CK+
 
@@ -158,7 +161,7 @@ def test_neutral_first_peak_last(emotion):
 def test_render_options():
     rng = np.random.default_rng(8)
     subject = make_subject(rng)
-    assert isinstance(subject, synth.Subject) and hash(subject) is not None
+    assert isinstance(subject, Subject) and hash(subject) is not None
     frames, marks = render_sequence(subject, "neutral", 4, rng, size=(200, 150), color=True)
     assert frames[0].shape == (150, 200, 3) and frames[0].dtype == np.uint8
     assert max(np.abs(aligned(m) - aligned(marks[0])).max() for m in marks[1:]) < 0.2  # blinks and drift only
@@ -191,7 +194,7 @@ def test_the_face_detector_finds_the_faces():
 def test_contact_sheet(tree, tmp_path):
     root, _, _ = tree
     out = tmp_path / "sheet.png"
-    synth.write_contact_sheet(root, out, per_class=2)
+    write_contact_sheet(root, out, per_class=2)
     sheet = cv2.imread(str(out))
     assert sheet is not None and sheet.shape[0] > 7 * 60 and sheet.shape[1] > 3 * 60
 
@@ -204,7 +207,7 @@ def test_docs_contact_sheet_is_small():
 def test_talking_drawn_faces_are_class_folders_the_loader_reads(tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
 
-    summary = synth.write_talking_dataset(tmp_path, subjects=1, seed=0, calm=1, seconds=(0.5, 0.6), progress=False, workers=1)
+    summary = write_talking_dataset(tmp_path, subjects=1, seed=0, calm=1, seconds=(0.5, 0.6), progress=False, workers=1)
     assert summary["per_class"] == {c: 1 for c in ("neutral", *CLASSES)}
     data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
     assert len(set(data.subjects)) == 1 and sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(CLASSES_WITH_NEUTRAL)
@@ -217,7 +220,7 @@ def test_a_drawn_face_talks_and_turns():
     subject = make_subject(np.random.default_rng(4))
     rng = np.random.default_rng(1)
     perf = motion.performance(45, 30, rng, talking=True, expression=None)
-    frames, marks = synth.render_performance(subject, "neutral", perf, rng)
+    frames, marks = render_performance(subject, "neutral", perf, rng)
     marks = np.stack(marks)
     gap = np.linalg.norm(marks[:, 66] - marks[:, 62], axis=1)  # inner lips apart: the mouth opens and closes
     assert gap.max() > 3 * max(gap.min(), 0.5)

@@ -91,7 +91,8 @@ def test_init_starts_the_classes_the_checkpoint_lacks_fresh():
     from training.checkpoint import SERVED_CHECKPOINT
     from training.data import CLASSES_WITH_NEUTRAL
     from training.faces import CropConfig
-    from training.warmstart import describe, read_starting_point, start_from
+    from training.checkpoint import describe_start
+    from training.warmstart import read_starting_point, start_from
 
     start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())
     model = fresh_net(CLASSES_WITH_NEUTRAL)
@@ -103,14 +104,15 @@ def test_init_starts_the_classes_the_checkpoint_lacks_fresh():
     assert torch.equal(after["ram.conv_z.weight"][7], before["ram.conv_z.weight"][7])
     assert torch.equal(after["ram.conv_z.weight"][:7, :7], start.state["ram.conv_z.weight"])
     assert record["classes_fresh"] == ["neutral"] and record["classes_dropped"] == []
-    assert "fresh: neutral" in describe(record)
+    assert "fresh: neutral" in describe_start(record)
 
 
 def test_init_loads_what_fits_into_another_variant_and_names_the_rest():
     from training.checkpoint import SERVED_CHECKPOINT
     from training.data import CLASSES
     from training.faces import CropConfig
-    from training.warmstart import describe, read_starting_point, start_from
+    from training.checkpoint import describe_start
+    from training.warmstart import read_starting_point, start_from
 
     start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())  # box crops, 7 classes
     model = fresh_net(CLASSES, variant="convlstm")
@@ -122,7 +124,7 @@ def test_init_loads_what_fits_into_another_variant_and_names_the_rest():
     assert record["mapped_by_class"] == ["fc.bias", "fc.weight"]
     assert all(torch.equal(after[k], before[k]) for k in fresh)
     assert torch.equal(after["frame_encoder.0.weight"], start.state["frame_encoder.0.weight"])
-    assert f"{len(fresh)} fresh (temporal.0.w_ci" in describe(record)
+    assert f"{len(fresh)} fresh (temporal.0.w_ci" in describe_start(record)
 
 
 def test_init_refuses_a_checkpoint_of_other_crops():

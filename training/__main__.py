@@ -169,40 +169,41 @@ def cmd_synth(args) -> None:
     start = time.perf_counter()
     studio = {"studio": args.studio, "backgrounds": background_photos(args) if args.studio else ()}
     if args.photoreal:
-        from training.synthesis import photoreal
+        from training.synthesis import london, photoreal_dataset
 
         try:
-            ids = photoreal.list_identities(photoreal.find_london(args.photoreal))
-        except photoreal.LondonSetMissing as e:
+            ids = london.list_identities(london.find_london(args.photoreal))
+        except london.LondonSetMissing as e:
             sys.exit(str(e))
-        train_ids, held = photoreal.split_identities(ids)
+        train_ids, held = london.split_identities(ids)
         # rendering is per identity: the default tree plus the --only-held-out tree is the --all-identities tree
         chosen = ids if args.all_identities else held if args.only_held_out else train_ids
         chosen = chosen[: args.people] if args.people else chosen
         if args.morphs:
-            groups = photoreal.london_groups(args.photoreal) if args.morph_balance else None
-            chosen = photoreal.morph_identities(chosen, args.morphs, seed=args.seed, groups=groups)
-        people = set().union(*(photoreal.london_people(f"L{i}") for i in chosen))
+            groups = london.london_groups(args.photoreal) if args.morph_balance else None
+            chosen = london.morph_identities(chosen, args.morphs, seed=args.seed, groups=groups)
+        people = set().union(*(london.london_people(f"L{i}") for i in chosen))
         if args.talking:
-            summary = photoreal.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
-                                                      calm=args.calm, progress=not args.quiet, workers=args.workers, **studio)
+            summary = photoreal_dataset.write_talking_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
+                                                              calm=args.calm, progress=not args.quiet, workers=args.workers, **studio)
         else:
-            summary = photoreal.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
-                                               smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
-                                               workers=args.workers, **studio)
+            summary = photoreal_dataset.write_dataset(args.photoreal, Path(args.out), seed=args.seed, identities=chosen,
+                                                       smiles=args.smiles, faint=args.faint_smiles, progress=not args.quiet,
+                                                       workers=args.workers, **studio)
         summary["left_out"] = sorted(set(ids) - people)
         (Path(args.out) / "README.txt").write_text(
             f"Photo-real expression sequences made by `{command_line()}` from the Face Research Lab London Set.\n"
-            f"{photoreal.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
+            f"{london.ATTRIBUTION}\nLondon people not in this set: {', '.join(summary['left_out']) or 'none'}\n"
         )
     else:
-        from training.synthesis import drawn
+        from training.synthesis import drawn_dataset
 
         if args.talking:
-            summary = drawn.write_talking_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, calm=args.calm,
-                                                  progress=not args.quiet, **studio)
+            summary = drawn_dataset.write_talking_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, calm=args.calm,
+                                                          progress=not args.quiet, **studio)
         else:
-            summary = drawn.write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet, **studio)
+            summary = drawn_dataset.write_dataset(Path(args.out), subjects=args.subjects, seed=args.seed, progress=not args.quiet,
+                                                  **studio)
     log.info("wrote %s in %.1f s: %s", args.out, time.perf_counter() - start, summary)
 
 
@@ -278,7 +279,8 @@ def cmd_train(args) -> None:
     from training.checkpoint import save_checkpoint
     from training.model import ExpressionNet, ModelConfig
     from training.train import fit, predict_videos
-    from training.warmstart import describe, start_from
+    from training.checkpoint import describe_start
+    from training.warmstart import start_from
 
     device = setup(args)
     start = starting_point(args)
@@ -290,7 +292,7 @@ def cmd_train(args) -> None:
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
     init = None if start is None else start_from(model, start, dataset.classes)
     if init:
-        log.info("%s", describe(init))
+        log.info("%s", describe_start(init))
     report = fit(model, dataset.videos, cfg, device, progress=not args.quiet, compiled=args.compile)
     # A seeded sample of the training videos is judged, not all: voting every clip of the served set
     # (3,225 videos, talking ones 34 clips each) took 13 min of a 38-min fine-tune on 2 cores.
@@ -331,10 +333,10 @@ def cmd_train(args) -> None:
 
 
 def without_london_fold(dataset, london_dir, fold: int):
-    """The data set less the photo-real sequences of one fold's London people (photoreal.split_identities),
+    """The data set less the photo-real sequences of one fold's London people (london.split_identities),
     so benchmarks/london_eval.py --fold K can judge the model on people it never saw."""
     from training.data import Dataset
-    from training.synthesis.photoreal import LondonSetMissing, find_london, list_identities, london_people, split_identities
+    from training.synthesis.london import LondonSetMissing, find_london, list_identities, london_people, split_identities
 
     try:
         ids = list_identities(find_london(london_dir))

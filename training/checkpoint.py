@@ -139,6 +139,20 @@ def crop_config(config: dict):
     return CropConfig.from_dict(config["crop"])  # no align fields (checkpoints made before aligned crops): box crops
 
 
+def describe_start(record: dict) -> str:
+    """One line for the log, the table and the model card about a run that started from a checkpoint
+    (the record training.warmstart.start_from returns): what was loaded and what started fresh."""
+    name = f" ({record['name']})" if record.get("name") else ""
+    fresh = ", ".join(record["fresh"]) or "none"
+    classes = f"classes from it: {', '.join(record['classes_loaded']) or 'none'}"
+    if record["classes_fresh"]:
+        classes += f"; fresh: {', '.join(record['classes_fresh'])}"
+    if record["classes_dropped"]:
+        classes += f"; dropped: {', '.join(record['classes_dropped'])}"
+    return (f"started from {record['checkpoint']}{name}, sha256 {record['sha256'][:12]}: {record['loaded']} tensors loaded "
+            f"({len(record['mapped_by_class'])} mapped by class name), {len(record['fresh'])} fresh ({fresh}); {classes}")
+
+
 def model_card(config: dict) -> str:
     """The model card: what the model is, what it learned from, how to reproduce it, how good it is."""
     from training import model as model_module
@@ -172,9 +186,7 @@ def model_card(config: dict) -> str:
         f"* trained on: {config.get('trained_on', '(not recorded)')}, {config.get('train_seconds', 0):.0f} s",
     ]
     if config.get("init"):  # --init: reproducing it needs that checkpoint too
-        from training.warmstart import describe
-
-        lines.append(f"* {describe(config['init'])} (`--init`; the paper trains from scratch)")
+        lines.append(f"* {describe_start(config['init'])} (`--init`; the paper trains from scratch)")
     lines += [
         "",
         "## Metrics",

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
+from training.checkpoint import describe_start
 from training.data import Dataset
 from training.model import ExpressionNet, ModelConfig
 from training.train import TrainConfig, VideoPrediction, fit, predict_videos
-from training.warmstart import StartingPoint, describe, start_from
+from training.warmstart import StartingPoint, start_from
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def cross_validate(
         if start is not None:  # the same tensors load in every fold: say once what did
             init = start_from(model, start, dataset.classes)
             if f == 0:
-                log.info("%s: %s", variant, describe(init))
+                log.info("%s: %s", variant, describe_start(init))
         began = time.perf_counter()
         report = fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
         epochs.append(report["epochs"])

@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from training.checkpoint import describe_start  # noqa: E402
 from training.cv import spread  # noqa: E402
 from training.data import Dataset  # noqa: E402
 from training.train import VideoPrediction  # noqa: E402
 from training.visualize import heat_overlay  # noqa: E402
-from training.warmstart import describe  # noqa: E402
 
 PAPER_ACCURACY = {"convlstm": 86.85, "convlstm_ram": 92.97, "econvlstm": 90.21, "econvlstm_ram": 95.11}
 TITLES = {
@@ -83,7 +83,7 @@ def init_notes(results: dict) -> list[str]:
         return []
     lines = ["", "**Not the paper's protocol**: these networks started from a checkpoint's weights (`--init`), "
              "not from scratch:", ""]
-    return lines + [f"* {TITLES[v]}: {describe(init)}" for v, init in started.items()]
+    return lines + [f"* {TITLES[v]}: {describe_start(init)}" for v, init in started.items()]
 
 
 def confusion_png(path: Path, results: dict) -> None:

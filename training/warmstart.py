@@ -114,17 +114,3 @@ def by_class(theirs: torch.Tensor, ours: torch.Tensor, axes: tuple[int, ...], th
     out = ours.clone()
     out[tuple(where)] = picked.to(out.dtype)
     return out
-
-
-def describe(record: dict) -> str:
-    """One line for the log and the table: what was loaded and what started fresh."""
-    name = f" ({record['name']})" if record.get("name") else ""
-    fresh = ", ".join(record["fresh"]) or "none"
-    classes = f"classes from it: {', '.join(record['classes_loaded']) or 'none'}"
-    if record["classes_fresh"]:
-        classes += f"; fresh: {', '.join(record['classes_fresh'])}"
-    if record["classes_dropped"]:
-        classes += f"; dropped: {', '.join(record['classes_dropped'])}"
-    return (f"started from {record['checkpoint']}{name}, sha256 {record['sha256'][:12]}: {record['loaded']} tensors loaded "
-            f"({len(record['mapped_by_class'])} mapped by class name), {len(record['fresh'])} fresh ({fresh}); {classes}")
-

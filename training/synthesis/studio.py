@@ -43,7 +43,7 @@ BACKGROUNDS_ENV = "RAMFER_BACKGROUNDS_DIR"  # a folder of photographs to put beh
 TEXTURES = ("brick", "grass", "gravel")  # scikit-image's own images (public domain / CC0)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
-# Template points (training.synthesis.photoreal.TEMPLATE_PARTS): the outline of the face and ears,
+# Template points (training.synthesis.template.TEMPLATE_PARTS): the outline of the face and ears,
 # the nose, the eyes. The photos' templates (London and Canada sets) share this order.
 _FACE_OUTLINE = tuple(range(109, 145)) + (185, 186, 187, 188)  # ears, jaw, hairline
 _NOSE_RIDGE = (50, 51, 52, 53, 54, 56, 57, 58, 59, 60)
