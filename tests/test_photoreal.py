@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from training.data import peak_still_classes
+from training.data import ckplus_number, peak_still_classes
 from training.faces import FaceDetector, crop_face
-from training.synthesis import photoreal, photoreal_dataset
+from training.synthesis import photoreal
 from training.synthesis.contact_sheet import write_photoreal_contact_sheet
 from training.synthesis.facs import CLASSES, KINDS
 from training.synthesis.identity import load_identity
@@ -114,7 +114,7 @@ def test_more_smiles_extend_the_tree_with_other_cameras(tree, tmp_path):
     assert all(more[k] == v for k, v in full.items() if "L012" in k)
     extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
     assert [k.split("/")[2] for k in extra] == ["009", "010"]
-    assert {more[k].decode() for k in extra} == {photoreal_dataset._fmt(5.0) + "\n"}
+    assert {more[k].decode() for k in extra} == {ckplus_number(5.0) + "\n"}
     # each extra smile is the same real smile under another camera: the peak frames differ
     peaks = [cv2.imread(str(max((tmp_path / "cohn-kanade-images" / "L012" / n).iterdir())), cv2.IMREAD_GRAYSCALE)
              for n in ("009", "010")]
@@ -274,7 +274,7 @@ def test_faint_smiles_stop_the_real_smile_early(tree, tmp_path):
     assert all(more[k] == v for k, v in full.items() if "L012" in k)  # the plain tree is a subset
     extra = sorted(k for k in more if k not in full and k.endswith("_emotion.txt"))
     assert [k.split("/")[2] for k in extra] == ["009", "010"]
-    assert {more[k].decode() for k in extra} == {photoreal_dataset._fmt(5.0) + "\n"}  # labelled happy
+    assert {more[k].decode() for k in extra} == {ckplus_number(5.0) + "\n"}  # labelled happy
     # 012 smiles broadly: each faint smile is a fraction of it that moves the corners by FAINT_PULL
     pull = corner_pull(LONDON, "012")
     peaks = s["faint_peaks"]["L012"]

@@ -74,6 +74,12 @@ CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happ
 CREMAD_NAME = re.compile(r"^(\d{4})_[A-Z0-9]{3}_(ANG|DIS|FEA|HAP|NEU|SAD)_[A-Z]{2}$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
+def ckplus_number(v: float) -> str:
+    """A number as CK+'s label and landmark files write it ("   3.0000000e+00"): the synthetic
+    sets are written in the layout this module reads."""
+    return f"   {v:.7e}"
+
+
 CACHE_VERSION = 2  # 2: BlazeFace faces and landmarks. Bump when preprocessing changes, so stale caches are not reused
 
 

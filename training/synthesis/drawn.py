@@ -69,6 +69,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from training.synthesis.motion import ease
 from training.synthesis.drawn_face import Subject, neutral_shape, uniform
 from training.synthesis.drawn_paint import X0, Y0, canvas_px, col, draw_face, make_look, paint, shade
 from training.synthesis.facs import CLASSES, DRAWN_EMOTIONS, SIDE, DrawnExpression, drawn_au_disp
@@ -253,13 +254,6 @@ def _compose(scene: _Scene, canvas: np.ndarray, m: np.ndarray, rng) -> np.ndarra
 # --------------------------------------------------------------------------------------------
 
 
-def _ease(n_frames: int, onset: int) -> np.ndarray:
-    """0 for the `onset` neutral frames, then a smooth (cosine) rise to 1 at the last frame."""
-    t = np.arange(n_frames, dtype=np.float64)
-    s = np.clip((t - onset + 1) / max(1, n_frames - onset), 0, 1)
-    return 0.5 - 0.5 * np.cos(np.pi * s)
-
-
 def _blinks(n_frames: int, curve: np.ndarray, rng) -> np.ndarray:
     """Lid closure per frame: sometimes a blink, only where the face is still (near) neutral."""
     closed = np.zeros(n_frames)
@@ -291,7 +285,7 @@ def render(s: Subject, expr: DrawnExpression, n_frames: int, rng, size, color: b
     nch = 3 if color else 1
     scene, ppu = _make_scene(s, (w, h), nch, n_frames, rng, studio)
     look = make_look(s, ppu, nch, rng)
-    curve = _ease(n_frames, onset)
+    curve = ease(n_frames, onset)
     closed = _blinks(n_frames, np.zeros(n_frames) if expr.neutral else curve, rng)
     p0 = neutral_shape(s)
     jitter = rng.normal(0, 0.0012, (n_frames, 68, 2)).cumsum(0) * 0.5  # tiny natural motion

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.data import ckplus_number
 from training.synthesis.drawn import blend, expression, render, render_performance
 from training.synthesis.drawn_face import Subject, make_subject
 from training.synthesis.facs import CLASSES
@@ -80,10 +81,6 @@ def plan_subject(seed: int, index: int, sid: int | None = None) -> SubjectPlan:
     return SubjectPlan(index, sid, color, subject, tuple(seqs))
 
 
-def _fmt(v: float) -> str:
-    return f"   {v:.7e}"
-
-
 def _studio(with_studio: bool, backgrounds: tuple, seed: int, index: int, number: int):
     """The studio of a subject's sequence or video (training.synthesis.studio.draw_for), or None: the
     subject's own backdrop."""
@@ -111,11 +108,11 @@ def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, 
     for i, (frame, pts) in enumerate(zip(frames, marks), start=1):
         stem = f"{subj}_{num}_{i:08d}"
         cv2.imwrite(str(img_dir / f"{stem}.png"), frame)
-        (lm_dir / f"{stem}_landmarks.txt").write_text("".join(f"{_fmt(x)}{_fmt(y)}\n" for x, y in pts.astype(np.float64)))
+        (lm_dir / f"{stem}_landmarks.txt").write_text("".join(f"{ckplus_number(x)}{ckplus_number(y)}\n" for x, y in pts.astype(np.float64)))
     emo_dir = out / "Emotion" / subj / num
     if seq.emotion is not None:
         emo_dir.mkdir(parents=True, exist_ok=True)
-        (emo_dir / f"{subj}_{num}_{seq.n_frames:08d}_emotion.txt").write_text(f"{_fmt(float(CODES[seq.emotion]))}\n")
+        (emo_dir / f"{subj}_{num}_{seq.n_frames:08d}_emotion.txt").write_text(f"{ckplus_number(float(CODES[seq.emotion]))}\n")
     elif seq.empty_emotion_dir:
         emo_dir.mkdir(parents=True, exist_ok=True)
     return seq.n_frames

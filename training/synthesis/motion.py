@@ -70,6 +70,14 @@ class Performance:
         return len(self.jaw)
 
 
+def ease(n_frames: int, onset: int) -> np.ndarray:
+    """An expression sequence's course: 0 for the `onset` neutral frames, then a smooth (cosine)
+    rise to 1 at the last frame (both renderers' CK+-style sequences)."""
+    t = np.arange(n_frames, dtype=np.float64)
+    s = np.clip((t - onset + 1) / max(1, n_frames - onset), 0, 1)
+    return 0.5 - 0.5 * np.cos(np.pi * s)
+
+
 def smooth_noise(n: int, fps: float, rng, corr_s: float) -> np.ndarray:
     """(n,) low-pass Gaussian noise with unit standard deviation, correlated over ~corr_s seconds."""
     sigma = max(corr_s * fps / 2, 0.5)

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from training.synthesis.facs import KINDS, PHOTOREAL_AU, PHOTOREAL_EMOTIONS, PHOTOREAL_FOLLOW, PHOTOREAL_JAW, PhotorealExpression, photoreal_au_disp
+from training.synthesis.motion import ease
 from training.synthesis.identity import Identity, load_identity, smile_data, smile_points
 from training.synthesis.london import id_key
 from training.synthesis.speech import photoreal_speech_disp
@@ -117,13 +118,6 @@ class _Scene:
     noise: float
     quality: int
     noise_seed: int  # sensor noise of frame i: default_rng([noise_seed, i])
-
-
-def _ease(n_frames: int, onset: int) -> np.ndarray:
-    """0 for the `onset` neutral frames, then a smooth (cosine) rise to 1 at the last frame."""
-    t = np.arange(n_frames, dtype=np.float64)
-    s = np.clip((t - onset + 1) / max(1, n_frames - onset), 0, 1)
-    return 0.5 - 0.5 * np.cos(np.pi * s)
 
 
 def _make_scene(ident: Identity, size, n: int, color: bool, rng, head=None) -> _Scene:
@@ -266,7 +260,7 @@ def render_identity_sequence(
     ident = load_identity(str(Path(london_dir).resolve()), face_id)
     size = (int(size[0]), int(size[1]))
     onset = int(rng.integers(1, min(4, n_frames - 1) + 1))
-    curve = _ease(n_frames, onset)
+    curve = ease(n_frames, onset)
     scene = _make_scene(ident, size, n_frames, color, rng)
     k = scene.work
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data import PEAK_STILLS_FILE
+from training.data import PEAK_STILLS_FILE, ckplus_number
 from training.synthesis import motion
 from training.synthesis.facs import CLASSES, KINDS
 from training.synthesis.identity import load_identity
@@ -39,10 +39,6 @@ CODES = {"neutral": 0} | {name: i + 1 for i, name in enumerate(CLASSES)}
 # contempt looks like some real people's resting face: a model trained with those stills called
 # 7 of 21 held-out real neutral photos an expression (docs/real-faces.md).
 PEAK_STILLS = {"classes": ["happy"]}
-
-
-def _fmt(v: float) -> str:
-    return f"   {v:.7e}"
 
 
 def _seq_length(rng) -> int:
@@ -98,7 +94,7 @@ def _write_identity(args) -> dict:
             cv2.imwrite(str(img_dir / f"{subj}_{num}_{i:08d}.png"), frame)
         emo_dir = out / "Emotion" / subj / num
         emo_dir.mkdir(parents=True, exist_ok=True)
-        (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{_fmt(float(CODES[emotion]))}\n")
+        (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{ckplus_number(float(CODES[emotion]))}\n")
         frames += len(seq)
     load_identity.cache_clear()  # one identity at a time: keep the worker's memory flat
     return {"face_id": face_id, "subject": subj, "frames": frames, "labels": labels, "color": color, "faint_peaks": peaks}
