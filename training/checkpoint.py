@@ -170,7 +170,9 @@ def model_card(config: dict) -> str:
         f"* parameters: {config['parameters']:,}",
         f"* classes ({len(config['classes'])}): {', '.join(config['classes'])}",
         f"* input: {m['input_size']}x{m['input_size']} gray face crops, clips of {config['clip']['length']} frames, "
-        f"stride {config['clip']['stride']}; videos are labelled by the majority vote of their clips",
+        f"stride {config['clip']['stride']}; cross-validation labels a video by the majority vote of its clips (the paper's "
+        "protocol); the service decides from its clips with smoothing, a minimum run and a prior for neutral "
+        "(README, Configuration: VOTE_SMOOTH_CLIPS, VOTE_MIN_CLIPS, NEUTRAL_BIAS)",
         f"* crop: {json.dumps(config['crop'])}",
         f"* network: {json.dumps(m)}",
         "",
