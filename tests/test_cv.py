@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.cv import make_folds
 
@@ -149,6 +151,40 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     assert 0 <= config["metrics"]["train_video_accuracy"] <= 1 and config["train"]["epochs_run"] == 1
     card = (out / "MODEL_CARD.md").read_text()
     assert config["weights_sha256"] in card and "Reproduce" in card and "Design decisions" in card
+
+
+def test_a_resumable_run_killed_mid_way_ends_as_an_uninterrupted_one(tiny_set, tmp_path):
+    """`train --resumable` killed (SIGKILL, no chance to clean up) after an epoch, then the same command
+    again: it goes on from the saved epoch and writes the weights of a run never stopped; a state file
+    of another recipe is refused, not continued."""
+    from safetensors.torch import load_file
+
+    from training.__main__ import TRAINING_STATE
+
+    common = ["--data", str(tiny_set), "--epochs", "3", "--cache", str(tmp_path / "cache"), "--quiet", "--seed", "3"]
+    run("train", *common, "--out", str(tmp_path / "whole"), "--resumable")
+    assert not (tmp_path / "whole" / TRAINING_STATE).exists()  # removed once the checkpoint is written
+
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "training", "train", *common, "--out", str(out), "--resumable"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "epoch 2/3" in line:
+            proc.kill()
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode != 0 and (out / TRAINING_STATE).is_file() and not (out / "model.safetensors").exists()
+
+    refused = subprocess.run([sys.executable, "-m", "training", "train", *common, "--lr", "0.01", "--out", str(out), "--resumable"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "state of another run" in refused.stderr
+
+    again = run("train", *common, "--out", str(out), "--resumable")
+    assert re.search(r"going on from .*: [12] of 3 epochs done", again.stdout), again.stdout[-2000:]
+    assert "epoch 3/3" in again.stdout and "epoch 1/3" not in again.stdout
+    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert not (out / TRAINING_STATE).exists()
 
 
 def test_train_with_another_input_size_is_served_at_that_size(tiny_set, tmp_path):

@@ -18,6 +18,7 @@ from training.checkpoint import SERVED_CHECKPOINT
 from training.data import CLASSES, CLASSES_WITH_NEUTRAL
 
 log = logging.getLogger("training")
+TRAINING_STATE = "training-state.pt"  # train --resumable: the run's state after its last finished epoch
 TRAIN_JUDGED = 400  # training videos `train` votes for the card's train_video_accuracy
 
 
@@ -289,11 +290,17 @@ def cmd_train(args) -> None:
         dataset = without_london_fold(dataset, args.london, args.london_fold)
     cfg = recipe(args)
     overrides = model_overrides(args)
+    # Seeded here, not only at setup: loading data that is not cached yet builds the face detector, whose
+    # layers draw from torch's generator, so the network would start from other weights on a second run.
+    torch.manual_seed(args.seed)
     model = ExpressionNet(ModelConfig(variant=args.variant, num_classes=len(dataset.classes), **overrides))
     init = None if start is None else start_from(model, start, dataset.classes)
     if init:
         log.info("%s", describe_start(init))
-    report = fit(model, dataset.videos, cfg, device, progress=not args.quiet, compiled=args.compile)
+    state = Path(args.out) / TRAINING_STATE if args.resumable else None
+    if state is not None:
+        state.parent.mkdir(parents=True, exist_ok=True)
+    report = fit(model, dataset.videos, cfg, device, progress=not args.quiet, compiled=args.compile, state_path=state)
     # A seeded sample of the training videos is judged, not all: voting every clip of the served set
     # (3,225 videos, talking ones 34 clips each) took 13 min of a 38-min fine-tune on 2 cores.
     judged = sorted(np.random.default_rng(args.seed).choice(len(dataset.videos), min(TRAIN_JUDGED, len(dataset.videos)), replace=False))
@@ -329,6 +336,8 @@ def cmd_train(args) -> None:
     if args.limits:
         record["limits"] = args.limits
     save_checkpoint(args.out, model.cpu(), crop_config(args), dataset.classes, record)
+    if state is not None:
+        state.unlink(missing_ok=True)  # the checkpoint is written: nothing is left to go on from
     log.info("wrote %s: %s", args.out, metrics)
 
 
@@ -430,6 +439,9 @@ def main(argv=None) -> None:
     p = sub.add_parser("train", help="train on all of --data and write a servable checkpoint")
     add_recipe_args(p)
     p.add_argument("--out", required=True, help="checkpoint folder")
+    p.add_argument("--resumable", action="store_true",
+                   help=f"keep the run's state in OUT/{TRAINING_STATE} after every epoch and, when it is there, go on "
+                        "from it: the same command, run again after a stop, ends as one uninterrupted run would")
     p.add_argument("--variant", default="econvlstm_ram", choices=VARIANTS)
     p.add_argument("--cv-results", default=None, help="a cv run's results.json, quoted in the model card")
     p.add_argument("--data-description", default=None, help="a sentence on the data for the model card")

@@ -22,10 +22,14 @@ The recipe (the defaults of TrainConfig, what `python -m training cv|train` run)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -146,14 +150,21 @@ def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def fit(
     model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: torch.device, progress: bool = True,
-    compiled: bool = False,
+    compiled: bool = False, state_path: Path | None = None,
 ) -> dict:
     """Train `model` in place on all clips of `videos`; returns the loss history and timing.
 
     compiled: run full batches through torch.compile(model). The recurrent cells are many small ops
     whose launches dominate a step; fused, a bf16 CPU step is about 1.6x faster (docs/performance.md)
     after a few minutes of compiling once per process (inductor caches it on disk for the next).
-    The same weights, recipe and random draws: only dropout's mask comes from another generator."""
+    The same weights, recipe and random draws: only dropout's mask comes from another generator.
+
+    state_path: after every epoch, everything the next epoch depends on (weights, optimiser, schedule,
+    every random generator, the history) is written there; a run given a state file that exists goes on
+    from its epoch. A run killed at any point and started again with the same command ends with the
+    weights an uninterrupted run has (tests/test_train.py kills one), so a from-scratch recipe longer
+    than a working session still is one command. The file is refused if it was written by another
+    recipe, network or data set."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -180,7 +191,15 @@ def fit(
     def to_device(t: torch.Tensor) -> torch.Tensor:  # from pinned memory on CUDA: the copy does not wait for the GPU
         return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
 
+    identity = run_identity(model, videos, cfg)
+    first = 0
+    if state_path is not None and Path(state_path).is_file():
+        first, history, spent = load_state(state_path, identity, model, opt, sched, rng, gen)
+        start -= spent
+        log.info("going on from %s: %d of %d epochs done", state_path, first, epochs)
     for epoch in bar:
+        if epoch < first:
+            continue
         items = draw(videos, cfg.clips_per_video, rng)
         # Sums stay on the device until the epoch ends: reading them every step (.item()) would make
         # the CPU wait for the GPU at each step instead of queueing the next one while it works.
@@ -204,7 +223,44 @@ def fit(
         # without the bar (--quiet, logs, tests) the epoch is a log line, so a long run shows it is moving
         log.log(logging.DEBUG if progress else logging.INFO, "epoch %d/%d: loss %.4f, train clip accuracy %.3f",
                 epoch + 1, epochs, history[-1]["loss"], history[-1]["train_clip_accuracy"])
+        if state_path is not None:
+            save_state(state_path, identity, epoch + 1, history, time.perf_counter() - start, model, opt, sched, rng, gen)
     return {"epochs": epochs, "history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
+
+
+def run_identity(model: ExpressionNet, videos: list[Video], cfg: TrainConfig) -> str:
+    """What a saved state belongs to: the recipe, the network and the data (each video's name, label
+    and frame count), as a hash. A state of another run is refused rather than continued."""
+    h = hashlib.sha256(json.dumps([cfg.to_dict(), model.config.__dict__], sort_keys=True, default=str).encode())
+    for v in videos:
+        h.update(f"{v.name}|{v.label}|{len(v.frames)}\n".encode())
+    return h.hexdigest()
+
+
+def save_state(path, identity: str, epochs_done: int, history: list, seconds: float, model, opt, sched, rng, gen) -> None:
+    """Written beside and renamed over, so a run killed while writing keeps the epoch before."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"identity": identity, "epochs_done": epochs_done, "history": history, "seconds": seconds,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                "numpy": rng.bit_generator.state, "augment": gen.get_state(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path, identity: str, model, opt, sched, rng, gen) -> tuple[int, list, float]:
+    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: numpy's generator state is a dict
+    if state["identity"] != identity:
+        raise ValueError(f"{path} is the state of another run (recipe, network or data differ): remove it to start afresh")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["schedule"])
+    rng.bit_generator.state = state["numpy"]
+    gen.set_state(state["augment"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    return state["epochs_done"], state["history"], state["seconds"]
 
 
 def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False,
