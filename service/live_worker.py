@@ -93,8 +93,7 @@ class LiveSession:
         a, classes = self.analysis, self.predictor.classes
         messages = []
         for person in a.people.values():
-            for number, probs, shown, maps in person.scorer.scored:
-                idx = a.streamed[number]
+            for number, idx, probs, shown, maps in person.scorer.scored:
                 last = int(idx[-1])
                 messages.append({
                     "type": "clip", "clip": number, "person": person.id,
@@ -123,6 +122,8 @@ class LiveSession:
         n = len(a.times)
         while self.recent and self.recent[0][0] < self.recent[-1][0] - self.settings.live_window_s:
             self.recent.popleft()
+        a.times.forget_before(n - KEEP_FRAMES)
+        a.tracker.forget_gone(n)
         for pid in list(a.people):
             person = a.people[pid]
             for i in [i for i in person.boxes if i < n - KEEP_FRAMES]:

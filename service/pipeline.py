@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,15 @@ import numpy as np
 
 from service.render import render_attention, render_face
 from service.settings import Settings
-from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, decide_video, label_runs, merge_short_runs
+from training.clips import (
+    CLIP_LENGTH,
+    CLIP_STRIDE,
+    clip_indices,
+    decide_video,
+    label_runs,
+    merge_short_runs,
+    regular_clip,
+)
 from training.faces import FaceDetector, crop_frame
 from training.tracks import PeopleFrame, PeopleStream, Tracker
 from training.video import Frame, VideoError, VideoInfo, probe_video, read_frames
@@ -150,6 +159,34 @@ class Stopwatch:
         return timed
 
 
+class FrameTimes:
+    """Capture times by frame index (0, 1, ...), appended as frames are tracked. An upload keeps
+    them all; a live session, which may last hours, forgets those before the frames a clip still
+    to come can use (`forget_before`), so it holds a few dozen whatever its length."""
+
+    def __init__(self) -> None:
+        self.first = 0  # the index of kept[0]
+        self.kept: deque[float] = deque()
+
+    def append(self, t: float) -> None:
+        self.kept.append(t)
+
+    def __len__(self) -> int:  # frames tracked so far, forgotten ones included
+        return self.first + len(self.kept)
+
+    def __getitem__(self, i: int) -> float:
+        if i < 0:
+            return self.kept[i]
+        if i < self.first:
+            raise IndexError(f"frame {i}'s time was forgotten (kept from frame {self.first})")
+        return self.kept[i - self.first]
+
+    def forget_before(self, i: int) -> None:
+        while self.kept and self.first < i:
+            self.kept.popleft()
+            self.first += 1
+
+
 @dataclass
 class PendingClip:
     number: int
@@ -173,7 +210,7 @@ class ClipScorer:
     best: dict[int, tuple[float, int, list, np.ndarray | None]] = field(default_factory=dict)
     pending: list[PendingClip] = field(default_factory=list)
     feats: dict = field(default_factory=dict)  # frame index -> features tensor (P, h, w)
-    # When a list: each scored clip is appended as (number, probabilities, reported, maps or None),
+    # When a list: each scored clip is appended as (number, frame indices, probabilities, reported, maps or None),
     # for a live session to send on; uploads leave it None and keep only the summaries above.
     scored: list | None = None
 
@@ -198,7 +235,7 @@ class ClipScorer:
             self.probs[clip.number] = probs[j]
             self.reported[clip.number] = shown[j]
             if self.scored is not None:
-                self.scored.append((clip.number, probs[j], shown[j], None if maps is None else maps[j]))
+                self.scored.append((clip.number, clip.frames, probs[j], shown[j], None if maps is None else maps[j]))
             for k in range(probs.shape[1]):
                 if k not in self.best or shown[j, k] > self.best[k][0]:
                     self.best[k] = (float(shown[j, k]), clip.number, clip.displays, None if maps is None else maps[j])
@@ -256,8 +293,8 @@ class Analysis:
                                    # new people are looked for about once a second (docs/performance.md: what it costs one face)
                                    search_every=max(1, round(fps or 30.0)))
         self.people: dict[int, Person] = {}
-        self.times: list[float] = []  # of the frames tracked so far
-        self.streamed: list[np.ndarray] = []  # frame indices of the clips scored as they completed
+        self.times = FrameTimes()  # of the frames tracked so far
+        self.streamed = 0  # clips submitted as they completed (clip k: frames 2k .. 2k + 7)
 
     def push(self, frame: Frame) -> None:
         self._take(self.follow.push(frame))
@@ -266,16 +303,16 @@ class Analysis:
         """The video's clips (clip_indices of its length), every one of them scored."""
         self._take(self.follow.finish())
         clips = clip_indices(len(self.times))  # the shared definition; the streamed clips are its first rows
-        assert all(np.array_equal(a, b) for a, b in zip(self.streamed, clips)), "streamed clips differ from clip_indices"
-        for frame_idx in clips[len(self.streamed):]:  # the clip aligned to the end, or the padded short one
-            self._submit(frame_idx)
+        assert not self.streamed or np.array_equal(clips[self.streamed - 1], regular_clip(self.streamed - 1)), \
+            "streamed clips differ from clip_indices"
+        for number in range(self.streamed, len(clips)):  # the clip aligned to the end, or the padded short one
+            self._submit(number, clips[number])
         for person in self.people.values():
             person.scorer.flush()
         return clips
 
-    def _submit(self, frame_idx: np.ndarray) -> None:
-        number = len(self.streamed)
-        self.streamed.append(frame_idx)
+    def _submit(self, number: int, frame_idx: np.ndarray) -> None:
+        self.streamed = max(self.streamed, number + 1)
         for person in self.people.values():
             if person.shows(frame_idx):
                 person.scorer.add(PendingClip(number, frame_idx, [person.displays[int(i)] for i in frame_idx]))
@@ -292,7 +329,8 @@ class Analysis:
             n = len(self.times)
             # A regular clip (start 0, 2, 4, ...) is complete once its last frame is here.
             if n >= CLIP_LENGTH and (n - CLIP_LENGTH) % CLIP_STRIDE == 0:
-                self._submit(np.arange(n - CLIP_LENGTH, n))
+                number = (n - CLIP_LENGTH) // CLIP_STRIDE
+                self._submit(number, regular_clip(number))
             for person in self.people.values():  # only the last clip's frames can still be needed
                 for i in [i for i in person.displays if i < n - CLIP_LENGTH]:
                     del person.displays[i]
@@ -379,7 +417,7 @@ class Judge:
     watch: Stopwatch
     grid: list[dict]  # the video's clips: index, frames, times
     clips: np.ndarray  # (n_clips, T) frame indices
-    times: list[float]
+    times: FrameTimes
     fps: float
     out_dir: Path | None
     decided: dict[int, tuple[int, np.ndarray, dict[int, int], float]] = field(default_factory=dict)  # person id -> decide()

@@ -189,6 +189,29 @@ def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
 
 
 
+def test_resting_face_takes_a_persons_rest_off_their_clips(tmp_path):
+    """Saved answers (no network): person a's resting face reads as contempt, b's (c's, d's) as neutral. a's calm video
+    reads contempt as it is and neutral once a's neutral photo is taken off; b's angry video stays anger under
+    that reference, and becomes neutral under the video's own median (OpenFace's choice), which is the rest
+    only when the video is not one expression throughout."""
+    classes = ["anger", "contempt", "neutral"]
+    rest_a, rest_b = [0.01, 0.97, 0.02], [0.01, 0.02, 0.97]
+    stills = tmp_path / "stills.json"
+    stills.write_text(json.dumps({"classes": classes, "sha256": "x", "videos": [
+        {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 2},
+        *({"id": pid, "want": "neutral", "clip_probabilities": [rest_b] * 2} for pid in "bcd")]}))
+    talking = tmp_path / "talking.json"
+    talking.write_text(json.dumps({"classes": classes, "videos": [
+        {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 12},
+        {"id": "b", "want": "anger", "clip_probabilities": [[0.9, 0.05, 0.05]] * 12}]}))
+    out = run_script("benchmarks/resting_face.py", "--answers", str(talking), "--stills", str(stills), "--alpha", "1")
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:5]]
+            for line in out.splitlines() if line.startswith("| ") and not line.startswith("| reference")}
+    assert rows[("none", "0")] == ["3/4 / 0/0", "0/1 / 1/1"]  # stills: a's photo reads contempt; talking: a's calm video
+    assert rows[("neutral photo", "1")] == ["4/4 / 0/0", "1/1 / 1/1"]
+    assert rows[("video median", "1")][1] == "1/1 / 0/1"
+
+
 def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path):
     """Saved answers (no network): a calm video with one loud clip and an angry one. Under min run 1 the loud
     clip outvotes the calm ones (the plain rule), under 2 it does not; the calm videos' mean probability of

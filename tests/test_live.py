@@ -301,6 +301,35 @@ def test_a_thousand_sessions_leave_no_key_and_no_thread(live_settings, live_work
     print(f"1000 sessions in {took:.1f} s")
 
 
+def test_a_long_session_keeps_only_what_clips_to_come_need(live_settings):
+    """A camera may run for hours with people coming and going: what a session holds must not grow
+    with its length. Run in this process (the worker's LiveSession, the real model): a face in
+    view for 40 frames, then gone for 40, three times over."""
+    from videos import london_tile, people_frames
+
+    from service.live_worker import KEEP_FRAMES, LiveSession
+    from service.worker import load_predictor
+
+    tile = london_tile(SMILER, 170)
+    frames = people_frames(240, [(tile, lambda i: (TILE_AT[0] + i % 3, TILE_AT[1]) if i % 80 < 40 else None)], size=(480, 320))
+    session = LiveSession("long", load_predictor(live_settings), live_settings, fps=15.0)
+    messages, held = [], []
+    for i, f in enumerate(frames):
+        messages += session.add(i, 1000.0 + i / 15, cv2.imencode(".jpg", f)[1].tobytes())
+        a = session.analysis
+        held.append((len(a.times.kept), len(a.tracker.tracks), len(a.people),
+                     max((len(p.boxes) + len(p.crops) + len(p.scorer.feats) for p in a.people.values()), default=0)))
+    messages += session.finish()
+    clips = [m for m in messages if m["type"] == "clip"]
+    # three people in turn, each read and told apart from the last (ids are not reused once a track is forgotten)
+    assert sorted({c["person"] for c in clips}) == [1, 2, 3], [c["person"] for c in clips]
+    assert all(c["start_s"] < c["end_s"] for c in clips)
+    assert messages[-1]["type"] == "end" and messages[-1]["frames_analysed"] == 240
+    times, tracks, people, per_person = (max(h[k] for h in held) for k in range(4))
+    assert times <= KEEP_FRAMES + 1 and tracks <= 2 and people <= 2 and per_person <= 3 * KEEP_FRAMES, held[-1]
+    assert len(session.recent) <= live_settings.live_window_s * 15 / 2 + 2
+
+
 def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_path, jpegs):
     """Redis stopped: the client is told (4503) and the worker lives on; Redis back (its append-only
     file brings the keys back): every key of the session has an expiry; the worker killed: the next

@@ -33,6 +33,13 @@ def clip_indices(n_frames: int, length: int = CLIP_LENGTH, stride: int = CLIP_ST
     return np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)
 
 
+
+def regular_clip(number: int, length: int = CLIP_LENGTH, stride: int = CLIP_STRIDE) -> np.ndarray:
+    """Frame indices of clip `number` counted from the start: a row of clip_indices other than the
+    end-aligned last one, known as soon as its frames exist (a stream's clips, before its end)."""
+    return np.arange(number * stride, number * stride + length)
+
+
 def majority_vote(
     labels, probabilities=None, num_classes: int | None = None, abstain: int | None = None, min_run: int = 1
 ) -> tuple[int, np.ndarray]:

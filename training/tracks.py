@@ -83,7 +83,8 @@ class Tracker:
 
     def __init__(self, max_faces: int = 8, min_face: float = 24.0, max_gap: int = 30):
         self.max_faces, self.min_face, self.max_gap = max_faces, min_face, max_gap
-        self.tracks: dict[int, Track] = {}  # every track so far, by id (1, 2, ... in order of appearance)
+        self.tracks: dict[int, Track] = {}  # by id (1, 2, ... in order of appearance): all so far, unless forgotten
+        self.started = 0  # tracks started: the last id given
         self.most_in_frame = 0
         self.dropped = 0
         self.frames = 0  # frames the detector looked at
@@ -119,10 +120,17 @@ class Tracker:
                     taken[live[t].id] = rows[j]
                     free.discard(j)
         for j in sorted(free, key=lambda j: -rows[j][2]):  # new people, the largest first
-            track = Track(len(self.tracks) + 1, index, index, rows[j])
+            self.started += 1
+            track = Track(self.started, index, index, rows[j])
             self.tracks[track.id] = track
             taken[track.id] = rows[j]
         return taken
+
+    def forget_gone(self, index: int) -> None:
+        """Drops the tracks gone by frame `index` (unseen for more than max_gap frames): a live
+        stream may see people come and go for hours; an upload keeps them all for people()."""
+        for pid in [pid for pid, t in self.tracks.items() if index - t.last > self.max_gap]:
+            del self.tracks[pid]
 
     @staticmethod
     def cost(predicted: np.ndarray, row: np.ndarray) -> float:
