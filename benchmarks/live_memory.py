@@ -1,6 +1,6 @@
 """What a long live session holds: memory against frames streamed, with people coming and going.
 
-A live session (service.live_worker.LiveSession, the real model, in this process) is fed N frames
+A live session (service.live_worker.StreamAnalysis, the real model, in this process) is fed N frames
 of a camera at 15 fps in which a face (the astronaut of scikit-image, public domain) is in view
 for 40 frames and gone for 40, over and over: every appearance is a new person to the tracker.
 Python's allocations (tracemalloc: numpy's arrays included, torch's tensor storage not) are read
@@ -23,7 +23,7 @@ from unittest import mock
 import cv2
 import numpy as np
 
-from service.live_worker import LiveSession
+from service.live_worker import StreamAnalysis
 from service.settings import Settings
 from service.worker import load_predictor
 
@@ -53,7 +53,7 @@ def run(predictor, settings: Settings, jpegs: list[bytes], every: int, forget: b
     for p in patches:
         p.start()
     try:
-        session = LiveSession("bench", predictor, settings, fps=FPS)
+        session = StreamAnalysis("bench", predictor, settings, fps=FPS)
         tracemalloc.start()
         points, people, start = [], set(), time.perf_counter()
         for i, jpeg in enumerate(jpegs):

@@ -40,7 +40,7 @@ class SessionError(Exception):
         self.code, self.message = code, message
 
 
-class LiveSession:
+class StreamAnalysis:
     """One camera's analysis: frames in (JPEG), clip and decision messages out."""
 
     def __init__(self, sid: str, predictor, settings: Settings, fps: float):
@@ -159,7 +159,7 @@ class LiveWorker:
         self.settings, self.predictor = settings, predictor
         self.redis = redis or connect(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.sessions: dict[str, LiveSession] = {}
+        self.sessions: dict[str, StreamAnalysis] = {}
         self.p = live.prefix(settings)
 
     def key(self, sid: str, part: str) -> str:
@@ -238,7 +238,7 @@ class LiveWorker:
             fps = r.hget(self.key(sid, "ctl"), "fps")
             if fps is None or r.zscore(f"{self.p}:sessions", sid) is None:
                 continue  # gone before a worker had room
-            self.sessions[sid] = LiveSession(sid, self.predictor, s, float(fps))
+            self.sessions[sid] = StreamAnalysis(sid, self.predictor, s, float(fps))
             r.set(self.key(sid, "worker"), self.name, ex=max(1, math.ceil(s.live_worker_grace_s)))
             log.info("live session %s: started (%d served)", sid, len(self.sessions))
 

@@ -303,16 +303,16 @@ def test_a_thousand_sessions_leave_no_key_and_no_thread(live_settings, live_work
 
 def test_a_long_session_keeps_only_what_clips_to_come_need(live_settings):
     """A camera may run for hours with people coming and going: what a session holds must not grow
-    with its length. Run in this process (the worker's LiveSession, the real model): a face in
+    with its length. Run in this process (the worker's StreamAnalysis, the real model): a face in
     view for 40 frames, then gone for 40, three times over."""
     from videos import london_tile, people_frames
 
-    from service.live_worker import KEEP_FRAMES, LiveSession
+    from service.live_worker import KEEP_FRAMES, StreamAnalysis
     from service.worker import load_predictor
 
     tile = london_tile(SMILER, 170)
     frames = people_frames(240, [(tile, lambda i: (TILE_AT[0] + i % 3, TILE_AT[1]) if i % 80 < 40 else None)], size=(480, 320))
-    session = LiveSession("long", load_predictor(live_settings), live_settings, fps=15.0)
+    session = StreamAnalysis("long", load_predictor(live_settings), live_settings, fps=15.0)
     messages, held = [], []
     for i, f in enumerate(frames):
         messages += session.add(i, 1000.0 + i / 15, cv2.imencode(".jpg", f)[1].tobytes())
