@@ -15,7 +15,8 @@ What the paper leaves open, decided once here (the model card repeats it):
   must run on); gray because most CK+ frames are gray; per-frame standardisation because CK+
   lighting varies across subjects and it costs nothing to do here rather than in every caller.
 * Which pixels the standardisation reads (`ModelConfig.standardise`): "frame", the whole crop
-  (served-v5b and every checkpoint before it), or "face", the mean and variance over an ellipse
+  (the default of `training train` and `cv`; every checkpoint up to served-v5b), or "face" (the
+  served checkpoint since served-v7), the mean and variance over an ellipse
   that holds the face of an eye-aligned crop (`face_window`: centre (0.5, 0.56) of the side,
   semi-axes 0.35 x 0.46, measured on the 102 London templates mapped into the crop: cheeks at
   0.17-0.84, brows at 0.34, chin at 1.0), with everything outside it set to 0 after
