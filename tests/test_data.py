@@ -317,3 +317,72 @@ def test_align_flag_makes_aligned_crops_from_the_landmarks(ck_tree, tmp_path):
     lm = np.loadtxt(ck_tree / "Landmarks" / v.name / f"{frame.stem}_landmarks.txt")
     own = align_face(cv2.imread(str(frame), cv2.IMREAD_GRAYSCALE), landmarks_face(lm)[3:].reshape(6, 2), crop)
     assert np.abs(own.astype(int) - v.frames[-1]).mean() < 12  # the last frame's own aligned crop, up to smoothing
+
+
+# --- still images: FER+ and class folders of images ---------------------------------------
+
+
+def astronaut_face(size: int = 48) -> np.ndarray:
+    """A real face (skimage's astronaut) cut as FER2013 cuts its faces: gray, the face filling the square."""
+    from skimage import data
+
+    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray[40:250, 150:360], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_ferplus_votes_become_shares_of_the_model_classes():
+    from training.data import CLASSES_WITH_NEUTRAL, ferplus_target
+
+    # label.csv's order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, not a face
+    t = ferplus_target([4, 0, 0, 1, 3, 2, 0, 0, 0, 0])
+    assert t is not None and t.sum() == pytest.approx(1)
+    shares = dict(zip(CLASSES_WITH_NEUTRAL, t))
+    assert shares["neutral"] == pytest.approx(4 / 9) and shares["anger"] == pytest.approx(3 / 9)
+    assert shares["sadness"] == 0  # a single vote is an annotator's outlier (Barsoum et al.)
+    assert CLASSES_WITH_NEUTRAL[int(t.argmax())] == "neutral"
+    assert ferplus_target([0, 0, 0, 0, 0, 0, 0, 0, 6, 4]) is None  # mostly "unknown"
+    assert ferplus_target([2, 0, 0, 0, 0, 0, 0, 0, 0, 8]) is None  # not a face
+    assert ferplus_target([9, 0, 0, 0, 0, 0, 0, 0, 1, 0], CLASSES) is None  # neutral, in a 7-class run (CK+ has no neutral)
+    assert CLASSES[int(ferplus_target([0, 0, 0, 0, 0, 0, 0, 9, 1, 0], CLASSES).argmax())] == "contempt"
+    assert ferplus_target([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]) is None  # nobody agreed with anybody
+
+
+def test_ferplus_split_reads_as_still_clips_cropped_as_served(tmp_path):
+    from training.data import CLASSES_WITH_NEUTRAL
+    from training.faces import FaceDetector, crop_frame
+
+    split = tmp_path / "FER2013Valid"
+    split.mkdir()
+    face = astronaut_face()
+    for name, image in (("fer0000001.png", face), ("fer0000002.png", face[:, ::-1]), ("fer0000003.png", face)):
+        cv2.imwrite(str(split / name), image)
+    (split / "label.csv").write_text(
+        'fer0000001.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0\n'  # happy
+        'fer0000002.png,"(0, 0, 48, 48)",6,0,2,0,0,0,0,2,0,0\n'  # neutral, some surprise and contempt
+        'fer0000003.png,"(0, 0, 48, 48)",0,0,0,0,0,0,0,0,3,7\n'  # not a face: left out
+        'fer0000004.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0\n'  # no such file: left out
+    )
+    crop = CropConfig(align=True)
+    d = load_dataset(split, crop, cache_dir=tmp_path / "cache", classes=CLASSES_WITH_NEUTRAL, progress=False)
+    assert d.layout == "ferplus" and len(d.videos) == 2
+    happy, neutral = d.videos
+    assert (CLASSES_WITH_NEUTRAL[happy.label], CLASSES_WITH_NEUTRAL[neutral.label]) == ("happy", "neutral")
+    assert happy.frames.shape == (1, 48, 48) and happy.target[happy.label] == 1
+    assert neutral.target[CLASSES_WITH_NEUTRAL.index("contempt")] == pytest.approx(0.2)
+    assert clip_indices(len(happy.frames)).tolist() == [[0] * 8]  # a still is a clip of its one frame, held
+    # the face is found and aligned as a served frame's is, not taken as the file frames it
+    found = FaceDetector()(face)
+    assert found is not None
+    assert np.array_equal(happy.frames[0], crop_frame(face, found, crop))
+    assert not np.array_equal(happy.frames[0], face)
+
+
+def test_class_folders_of_images_with_the_usual_folder_names(tmp_path):
+    face = astronaut_face(96)
+    for folder in ("Happy", "sad", "surprise", "unrelated"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "0001.jpg"), face)
+    d = load_dataset(tmp_path, CropConfig(), cache_dir=tmp_path / "cache", classes=CLASSES, progress=False)
+    assert d.layout == "images"
+    assert sorted(CLASSES[v.label] for v in d.videos) == ["happy", "sadness", "surprise"]
+    assert all(v.frames.shape == (1, 48, 48) and v.target is None for v in d.videos)

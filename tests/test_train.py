@@ -235,3 +235,38 @@ def test_a_short_epoch_gets_more_epochs_up_to_min_steps_unless_epochs_are_given(
     assert (parse().epochs, parse().min_steps) == (TrainConfig.epochs, TrainConfig.min_steps) == (30, 900)
     assert (parse("--epochs", "15").epochs, parse("--epochs", "15").min_steps) == (15, 0)
     assert parse("--min-steps", "0").min_steps == 0 and parse("--epochs", "5", "--min-steps", "50").min_steps == 50
+
+
+def test_each_data_source_gets_its_share_of_an_epoch():
+    from training.train import epoch_items, shared_items
+
+    rng = np.random.default_rng(0)
+    stills = [Video(f"f{i}", f"f{i}", i % 2, np.zeros((1, 8, 8), np.uint8), source=0) for i in range(300)]
+    clips = [Video(f"S{i}", f"S{i}/001", 2, np.zeros((12, 8, 8), np.uint8), source=1) for i in range(10)]
+    videos = stills + clips
+    cfg = TrainConfig(clips_per_video=2, shares=(0.25, 0.75), epoch_clips=80)
+    items = shared_items(videos, cfg, rng, epoch_items)
+    sources = [videos[v].source for v, _ in items]
+    assert len(items) == 80 and sources.count(0) == 20 and sources.count(1) == 60  # 10 videos' 20 clips, drawn 3 times
+    assert len({v for v, _ in items if videos[v].source == 0}) == 20  # a large source: a random part of it, no repeats
+    with pytest.raises(ValueError, match="shares"):
+        shared_items(videos, TrainConfig(shares=(1.0,)), rng, epoch_items)
+
+
+def test_vote_shares_are_the_target_where_a_video_has_them():
+    """A face that 6 of 10 annotators call class 0 and 4 class 1 pulls the network towards 0.6 / 0.4, not to 1 / 0."""
+    from training.train import targets
+
+    rng = np.random.default_rng(0)
+    share = np.array([0.6, 0.4, 0.0], np.float32)
+    videos = [Video(f"f{i}", f"f{i}", 0, rng.integers(0, 256, (1, 16, 16), dtype=np.uint8), share) for i in range(4)]
+    videos += [Video("S9", "S9/001", 2, rng.integers(0, 256, (10, 16, 16), dtype=np.uint8))]
+    assert targets(videos, [(0, None), (4, None)], 3).tolist() == [pytest.approx([0.6, 0.4, 0.0]), [0.0, 0.0, 1.0]]
+    cfg = TrainConfig(epochs=30, min_steps=0, batch_size=5, clips_per_video=1, augment=False, amp=False, balance="none", lr=1e-2)
+    torch.manual_seed(0)
+    model = ExpressionNet(ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8, dropout=0.0))
+    fit(model, videos, cfg, torch.device("cpu"), progress=False)
+    model.eval()
+    with torch.no_grad():
+        p = model(torch.from_numpy(np.stack([videos[0].frames[[0] * 8]]))[:, :, None]).logits.softmax(-1)[0]
+    assert p[0] == pytest.approx(0.6, abs=0.15) and p[1] == pytest.approx(0.4, abs=0.15)

@@ -27,7 +27,8 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     p.add_argument("--data", required=True, action="append",
-                   help="a CK+ tree (cohn-kanade-images/, Emotion/, ...), CREMA-D videos, or class folders of videos; repeat to combine")
+                   help="a CK+ tree (cohn-kanade-images/, Emotion/, ...), CREMA-D videos, class folders of videos or of images, "
+                        "or a FER+ split folder (FER2013Train with its label.csv); repeat to combine")
     p.add_argument("--neutral", action="store_true", help="add an 8th class, neutral (the paper's protocol has 7)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"default {d.epochs}, or more where an epoch is short (see --min-steps); given: exactly this many")
@@ -38,6 +39,11 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--clips-per-video", type=int, default=d.clips_per_video, help="clips drawn from each video per epoch")
+    p.add_argument("--shares", type=float, nargs="+", default=None, metavar="X",
+                   help="each --data's share of an epoch's clips, in the order of the --data options (relative weights; "
+                        "default: as many clips as each set's videos give)")
+    p.add_argument("--epoch-clips", type=int, default=d.epoch_clips, metavar="N",
+                   help="clips in an epoch, in all (default: as many as the videos give, clips-per-video each)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--balance", choices=BALANCE, default=d.balance,
                    help="how unequal classes are evened out: class weights in the loss (default), class-balanced "
@@ -101,11 +107,13 @@ def recipe(args):
     from training.train import TrainConfig
 
     d = TrainConfig()
+    if args.shares and len(args.shares) != len(args.data):
+        raise SystemExit(f"--shares: {len(args.shares)} shares for {len(args.data)} --data sets (one each, in their order)")
     min_steps = args.min_steps if args.min_steps is not None else (d.min_steps if args.epochs is None else 0)
     return TrainConfig(
         epochs=args.epochs or d.epochs, min_steps=min_steps, batch_size=args.batch_size, lr=args.lr, clips_per_video=args.clips_per_video,
         augment=not args.no_augment, amp=not args.no_amp, seed=args.seed, balance=args.balance,
-        label_smoothing=args.label_smoothing,
+        label_smoothing=args.label_smoothing, shares=tuple(args.shares or ()), epoch_clips=args.epoch_clips,
     )
 
 

@@ -40,6 +40,12 @@ Preprocessing is `training.faces` - the code the service runs - and the results 
 disk (keyed by the files' names, sizes and times and by the crop settings), so epochs and
 later runs do not decode images again.
 
+* **Still images** (`load_ferplus`, `load_image_folders`): FER+ as its generator writes it
+  (`FER2013Train/label.csv` beside the PNGs: each row the file, its face box and ten annotators'
+  votes), and class folders of photos (`ROOT/happy/0001.jpg`, the layout RAF-DB and AffectNet
+  copies are usually kept in). A still is a one-frame video, so it becomes a static clip
+  (clip_indices repeats its frame), cropped by the same detector and alignment as a served frame.
+
 * **A pack** (`save_pack`, `load_pack`; `python -m training pack`): one .npz of a loaded data set's
   face crops, labels, subjects and the crop settings that made them. Preprocess once where the
   trees are, train where they are not (a GPU machine); `--data FILE.npz` reads it like a tree.
@@ -47,6 +53,7 @@ later runs do not decode images again.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -89,6 +96,10 @@ class Video:
     name: str  # "S005/001", or the file's path under the class-folder root
     label: int  # index into the data set's classes
     frames: np.ndarray  # (T, S, S) uint8 face crops
+    # (K,) share of each class among the annotators' votes (FER+), the training target where there
+    # is one; None: the label alone (one-hot)
+    target: np.ndarray | None = None
+    source: int = 0  # which of the run's --data roots it came from (their shares of an epoch: TrainConfig.shares)
 
 
 @dataclass
@@ -359,13 +370,17 @@ def labelled_video_files(root, classes=CLASSES) -> tuple[str, list[tuple[Path, i
 
 
 def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    """A pack if ROOT is a .npz file; CK+ layout if ROOT has cohn-kanade-images/; else the video
-    files of labelled_video_files."""
+    """A pack if ROOT is a .npz file; CK+ layout if ROOT has cohn-kanade-images/; a FER+ split if it
+    has label.csv; class folders of images if it has those; else the video files of labelled_video_files."""
     root = Path(root)
     if root.suffix == ".npz" and root.is_file():
         return load_pack(root, crop, classes)
     if (root / "cohn-kanade-images").is_dir():
         return load_ckplus(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
+    if is_ferplus(root):
+        return load_ferplus(root, crop, cache_dir, classes, progress)
+    if has_image_folders(root, classes):
+        return load_image_folders(root, crop, cache_dir, classes, progress)
     layout, entries = labelled_video_files(root, classes)
     return _load_video_files(root, entries, layout, crop, cache_dir, classes, progress)
 
@@ -377,8 +392,121 @@ def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classe
     if len(sets) == 1:
         return sets[0]
     names = [Path(r).name for r in roots]
-    videos = [Video(f"{name}:{v.subject}", f"{name}/{v.name}", v.label, v.frames) for name, d in zip(names, sets) for v in d.videos]
+    videos = [Video(f"{name}:{v.subject}", f"{name}/{v.name}", v.label, v.frames, v.target, source)
+              for source, (name, d) in enumerate(zip(names, sets)) for v in d.videos]
     return Dataset(videos, tuple(classes), "+".join(d.layout for d in sets), " + ".join(d.root for d in sets))
+
+
+# --- still images ------------------------------------------------------------------------
+
+# FER+'s vote columns, in label.csv's order (Barsoum et al. 2016; the FERPlus generator's layout)
+FERPLUS_VOTES = ("neutral", "happy", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "not_a_face")
+FERPLUS_LABELS = "label.csv"
+# Folder names the common copies of RAF-DB, AffectNet and FER2013 use, read as the model's classes
+CLASS_ALIASES = {"angry": "anger", "disgusted": "disgust", "fearful": "fear", "happiness": "happy", "sad": "sadness",
+                 "surprised": "surprise", "neutrality": "neutral"}
+
+
+@dataclass(frozen=True)
+class Still:
+    path: Path
+    label: int  # index into the data set's classes
+    target: np.ndarray | None  # (K,) vote shares, or None
+
+
+def ferplus_target(votes, classes=CLASSES_WITH_NEUTRAL) -> np.ndarray | None:
+    """The training target of one FER+ face: each class's share of its votes, or None where the face
+    is not one of `classes`' to learn from.
+
+    Barsoum et al.'s rule: a class with a single vote of ten is an annotator's outlier and dropped; a
+    face whose most-voted column is "unknown" or "not a face", or whose votes fall mostly outside
+    `classes` (neutral in a 7-class run), is left out. The majority label is the target's argmax."""
+    votes = np.asarray(votes, np.float64)
+    votes = np.where(votes <= 1, 0.0, votes)
+    if votes.sum() == 0 or FERPLUS_VOTES[int(votes.argmax())] not in classes:
+        return None
+    target = np.array([votes[FERPLUS_VOTES.index(c)] if c in FERPLUS_VOTES else 0.0 for c in classes])
+    return target / target.sum() if target.sum() > 0.5 * votes.sum() else None
+
+
+def find_ferplus(root: Path, classes=CLASSES_WITH_NEUTRAL) -> list[Still]:
+    """The faces of one FER+ split folder (FER2013Train, FER2013Valid or FER2013Test) that ferplus_target keeps."""
+    stills = []
+    with open(root / FERPLUS_LABELS, newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 2 + len(FERPLUS_VOTES) or not (root / row[0]).is_file():
+                continue
+            target = ferplus_target([float(v) for v in row[2 : 2 + len(FERPLUS_VOTES)]], classes)
+            if target is not None:
+                stills.append(Still(root / row[0], int(target.argmax()), target.astype(np.float32)))
+    if not stills:
+        raise ValueError(f"{root}: {FERPLUS_LABELS} names no face of the classes {', '.join(classes)}")
+    return stills
+
+
+def is_ferplus(root: Path) -> bool:
+    return (root / FERPLUS_LABELS).is_file()
+
+
+def image_folder_stills(root: Path, classes=CLASSES) -> list[Still]:
+    """ROOT/<class>/<image>: one still per image; a folder may be named as CLASS_ALIASES says."""
+    stills = []
+    for class_dir in sorted(filter(visible, root.iterdir())):
+        name = CLASS_ALIASES.get(class_dir.name.lower(), class_dir.name.lower())
+        if not class_dir.is_dir() or name not in classes:
+            continue
+        stills += [Still(f, classes.index(name), None) for f in sorted(filter(visible, class_dir.iterdir()), key=natural_key)
+                   if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    return stills
+
+
+STILL_BATCH = 256
+
+
+def preprocess_stills(paths: list[Path], crop: CropConfig, detector: FaceDetector) -> np.ndarray:
+    """(N, S, S) crops of still photos, found and aligned as the service finds and aligns a frame's
+    face. A photo in which the detector finds no face is taken to be a face crop already (FER's
+    48 px faces are: their own detector cut them) and framed as full_frame_face frames it."""
+    grays = []
+    for p in paths:
+        image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"cannot read image {p}")
+        grays.append(to_gray(image))
+    faces = detector.detect_whole(grays)
+    return np.stack([crop_frame(g, full_frame_face(g.shape, crop) if f is None else f, crop) for g, f in zip(grays, faces)])
+
+
+def load_stills(root, stills: list[Still], layout: str, crop: CropConfig = CropConfig(), cache_dir=None,
+                classes=CLASSES, progress=True) -> Dataset:
+    """Stills as one-frame videos. Each still is its own subject: these sets do not say who is who."""
+    root = Path(root)
+    batches = [stills[i : i + STILL_BATCH] for i in range(0, len(stills), STILL_BATCH)]
+    detector = FaceDetector()
+    arrays = _cached(
+        layout, root, [s.path for s in stills], crop, classes, cache_dir,
+        lambda: _map(lambda b: preprocess_stills([s.path for s in b], crop, detector), batches, progress, "stills"),
+    )
+    frames = np.concatenate(arrays) if arrays else np.zeros((0, crop.size, crop.size), np.uint8)
+    videos = [Video(s.path.stem, str(s.path.relative_to(root)), s.label, frames[i : i + 1], s.target) for i, s in enumerate(stills)]
+    return Dataset(videos, tuple(classes), layout, str(root))
+
+
+def load_ferplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES_WITH_NEUTRAL, progress=True) -> Dataset:
+    root = Path(root)
+    return load_stills(root, find_ferplus(root, classes), "ferplus", crop, cache_dir, classes, progress)
+
+
+def load_image_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+    root = Path(root)
+    stills = image_folder_stills(root, classes)
+    if not stills:
+        raise ValueError(f"{root} holds no images in class folders named after {', '.join(classes)}")
+    return load_stills(root, stills, "images", crop, cache_dir, classes, progress)
+
+
+def has_image_folders(root: Path, classes=CLASSES) -> bool:
+    return bool(root.is_dir() and image_folder_stills(root, classes))
 
 
 # --- packs ---------------------------------------------------------------------------------

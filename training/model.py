@@ -338,7 +338,9 @@ class ExpressionNet(nn.Module):
 
 def loss_fn(out: ModelOutput, target, weight=None, label_smoothing: float = 0.0):
     """Loss = CE(FC scores) + CE(RAM scores at the last step), weights 1:1 as in ABN; the same class
-    weights and label smoothing on both."""
+    weights and label smoothing on both. target: class indices (B,), or each class's share (B, K),
+    e.g. of a face's annotators' votes (Barsoum et al. found the vote distribution a better target
+    than its majority)."""
     loss = F.cross_entropy(out.logits, target, weight=weight, label_smoothing=label_smoothing)
     if out.ram_logits is not None:
         loss = loss + F.cross_entropy(out.ram_logits[:, -1], target, weight=weight, label_smoothing=label_smoothing)

@@ -63,6 +63,11 @@ class TrainConfig:
     # (balanced_items) with an unweighted loss, "none" does neither.
     balance: str = "loss"
     label_smoothing: float = 0.0  # on both cross-entropies, the FC's and the RAM's
+    # Each --data root's share of an epoch's clips, in the order given (empty: as drawn, each video
+    # giving up to clips_per_video), and an epoch's clips in all (0: as many as the videos give).
+    # A set of 28,000 stills beside 3,000 videos would otherwise be nine tenths of every epoch.
+    shares: tuple[float, ...] = ()
+    epoch_clips: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +113,19 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def epoch_class_weights(videos: list[Video], cfg: TrainConfig, num_classes: int) -> torch.Tensor:
+    """class_weights of the classes as an epoch draws them: of all the videos, or, where the sources
+    have shares, each source's classes weighed by its share (a source of 28,000 stills that is half of
+    every epoch counts as half, not nine tenths)."""
+    labels = np.array([v.label for v in videos])
+    if not cfg.shares:
+        return class_weights(labels, num_classes)
+    sources = np.array([v.source for v in videos])
+    freq = sum(share * np.bincount(labels[sources == s], minlength=num_classes) / max((sources == s).sum(), 1)
+               for s, share in enumerate(cfg.shares)) / sum(cfg.shares)
+    return torch.tensor(np.where(freq > 0, 1 / (num_classes * np.maximum(freq, 1e-12)), 1.0), dtype=torch.float32)
+
+
 def epoch_items(videos: list[Video], k: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
     items = []
     for v, video in enumerate(videos):
@@ -143,6 +161,38 @@ def balanced_items(videos: list[Video], k: int, rng: np.random.Generator) -> lis
     return [items[i] for i in order]
 
 
+def epoch_size(videos: list[Video], cfg: TrainConfig) -> int:
+    return cfg.epoch_clips or sum(min(cfg.clips_per_video, len(clips_of(v))) for v in videos)
+
+
+def shared_items(videos: list[Video], cfg: TrainConfig, rng: np.random.Generator, draw) -> list[tuple[int, np.ndarray]]:
+    """An epoch of epoch_size items, each --data source (Video.source) giving its share of them
+    (cfg.shares; equal where none are given but epoch_clips is), drawn from its own videos by
+    `draw`, in whole rounds of them where a source has fewer items than its share."""
+    n_sources = max(v.source for v in videos) + 1
+    shares = np.asarray(cfg.shares or [1.0] * n_sources, np.float64)
+    if len(shares) != n_sources:
+        raise ValueError(f"{len(shares)} shares for {n_sources} data sources")
+    total = epoch_size(videos, cfg)
+    wanted = np.floor(total * shares / shares.sum()).astype(int)
+    wanted[: total - wanted.sum()] += 1  # the rounding's remainder, one each to the first sources
+    items = []
+    for source, want in enumerate(wanted):
+        members = [i for i, v in enumerate(videos) if v.source == source]
+        drawn = []
+        while members and len(drawn) < want:
+            drawn += [(members[v], clip) for v, clip in draw([videos[i] for i in members], cfg.clips_per_video, rng)]
+        items += drawn[:want]
+    order = rng.permutation(len(items))
+    return [items[i] for i in order]
+
+
+def targets(videos: list[Video], batch, num_classes: int) -> torch.Tensor:
+    """(B, K) training targets: a video's vote shares where it has them, its one-hot label elsewhere."""
+    eye = np.eye(num_classes, dtype=np.float32)
+    return torch.from_numpy(np.stack([videos[v].target if videos[v].target is not None else eye[videos[v].label] for v, _ in batch]))
+
+
 def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """cfg.epochs, or more where that many epochs of `steps_per_epoch` make fewer than cfg.min_steps steps."""
     return max(cfg.epochs, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
@@ -171,10 +221,14 @@ def fit(
     model.to(device).train()
     if cfg.balance not in BALANCE:
         raise ValueError(f"balance must be one of {BALANCE}, not {cfg.balance!r}")
-    weight = class_weights(np.array([v.label for v in videos]), model.config.num_classes).to(device) if cfg.balance == "loss" else None
+    weight = epoch_class_weights(videos, cfg, model.config.num_classes).to(device) if cfg.balance == "loss" else None
     draw = balanced_items if cfg.balance == "sampler" else epoch_items
+    if cfg.shares or cfg.epoch_clips:
+        draw_each = draw
+        draw = lambda videos, k, rng: shared_items(videos, cfg, rng, draw_each)  # noqa: E731
+    soft = any(v.target is not None for v in videos)  # vote shares as targets (FER+), one-hot for the rest
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(sum(min(cfg.clips_per_video, len(clips_of(v))) for v in videos) / cfg.batch_size)
+    steps_per_epoch = math.ceil(epoch_size(videos, cfg) / cfg.batch_size)
     epochs = epochs_for(cfg, steps_per_epoch)
     if epochs > cfg.epochs:
         log.info("%d optimiser steps an epoch: %d epochs instead of %d, for at least %d steps (min_steps)",
@@ -212,8 +266,9 @@ def fit(
             if cfg.augment:
                 x = augment(x, gen)
             y = to_device(torch.tensor([videos[v].label for v, _ in batch]))
+            target = to_device(targets(videos, batch, model.config.num_classes)) if soft else y
             step_model = full_batch_model if len(batch) == cfg.batch_size else model
-            out, loss = train_step(step_model, opt, to_device(x), y, weight, amp, cfg.label_smoothing)
+            out, loss = train_step(step_model, opt, to_device(x), target, weight, amp, cfg.label_smoothing)
             sched.step()
             total += loss.detach().float() * len(batch)
             correct += (out.logits.argmax(1) == y).sum()
@@ -265,7 +320,8 @@ def load_state(path, identity: str, model, opt, sched, rng, gen) -> tuple[int, l
 
 def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False,
                label_smoothing: float = 0.0):
-    """One optimiser step of the recipe on a batch of clips x (B, T, 1, S, S) already on the device."""
+    """One optimiser step of the recipe on a batch of clips x (B, T, 1, S, S) already on the device;
+    y: class indices (B,) or class shares (B, K)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = model(x)
         loss = loss_fn(out, y, weight, label_smoothing)
