@@ -66,6 +66,11 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0])
     args = ap.parse_args()
     s = Settings()
+    if s.neutral_bias is None:  # the served checkpoint's own prior, as the service would use it
+        from service.pipeline import LEGACY_NEUTRAL_BIAS
+        from training.checkpoint import read_config
+
+        s.neutral_bias = (read_config(s.model_dir).get("decision") or {}).get("neutral_bias", LEGACY_NEUTRAL_BIAS)
     stills = json.loads(args.stills.read_text())
     classes = stills["classes"]
     neutral = classes.index("neutral")

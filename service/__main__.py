@@ -171,10 +171,11 @@ def cmd_predict(args) -> None:
     from training.video import VideoError
 
     from service.selfcheck import ModelUnavailable
+    from training.bundled import checkpoint_folder
 
     settings = Settings()
     if args.model:
-        settings = settings.model_copy(update={"model_dir": Path(args.model)})
+        settings = settings.model_copy(update={"model_dir": checkpoint_folder(args.model)})
     try:
         predictor = load_predictor(settings, flag="--model" if args.model else None)
     except ModelUnavailable as e:

@@ -143,7 +143,7 @@ class StreamAnalysis:
         main = max(counts, key=lambda p: (counts[p], -p))
         rows = [r for r in self.recent if r[1] == main]
         classes = self.predictor.classes
-        winner, votes, _, confidence = decide_clips(np.stack([r[3] for r in rows]), classes, self.settings)
+        winner, votes, _, confidence = decide_clips(np.stack([r[3] for r in rows]), self.predictor, self.settings)
         maps = rows[-1][4]
         return {"type": "decision", "person": main, "expression": classes[winner], "confidence": confidence,
                 "votes": {c: int(v) for c, v in zip(classes, votes)}, "clips": len(rows),

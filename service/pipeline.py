@@ -38,6 +38,10 @@ from training.faces import FaceDetector, crop_frame
 from training.tracks import PeopleFrame, PeopleStream, Tracker
 from training.video import Frame, VideoError, VideoInfo, probe_video, read_frames
 
+# The prior for neutral of checkpoints whose config.json records no decision rule: the one the service
+# used for them, chosen on rendered held-out people (docs/real-faces.md, "A prior for neutral")
+LEGACY_NEUTRAL_BIAS = 2.5
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +80,8 @@ class Predictor:
         # Calibration (training/calibration.py): the reported probabilities are the network's at this
         # temperature; the decision reads the network's own, on which its rule was chosen.
         self.temperature: float = float((self.config.get("calibration") or {}).get("temperature", 1.0))
+        # The prior for neutral its decision rule was chosen with (NEUTRAL_BIAS overrides it)
+        self.neutral_bias: float = float((self.config.get("decision") or {}).get("neutral_bias", LEGACY_NEUTRAL_BIAS))
         self.batch_size = batch_size
         self.bf16 = bf16 and bf16_ok(self.device)
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
@@ -402,7 +408,7 @@ def analyse_video(
         "model": {"variant": predictor.variant, "sha256": predictor.sha256, "flip_average": predictor.flip_average,
                   "temperature": predictor.temperature},
         "decision": {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
-                     "neutral_bias": settings.neutral_bias if neutral_class(predictor.classes) is not None else 0.0},
+                     "neutral_bias": neutral_bias(predictor, settings)},
         "timings_ms": {k: round(v, 1) for k, v in watch.ms.items()},
     }
 
@@ -428,7 +434,7 @@ class Judge:
             face_clips = sorted(person.scorer.probs)
             with self.watch.stage("vote"):
                 winner, votes, decided, confidence = decide_clips(
-                    np.stack([person.scorer.probs[c] for c in face_clips]), self.predictor.classes, self.settings)
+                    np.stack([person.scorer.probs[c] for c in face_clips]), self.predictor, self.settings)
             self.decided[person.id] = winner, votes, dict(zip(face_clips, decided)), confidence
         return self.decided[person.id]
 
@@ -495,14 +501,23 @@ def neutral_class(classes: list[str]) -> int | None:
     return classes.index("neutral") if "neutral" in classes else None
 
 
-def decide_clips(probabilities: np.ndarray, classes: list[str], settings: Settings) -> tuple[int, np.ndarray, np.ndarray, float]:
+def neutral_bias(predictor: Predictor, settings: Settings) -> float:
+    """The prior for neutral the decision uses: NEUTRAL_BIAS where it is set, else the checkpoint's own
+    (0 for a model without a neutral class)."""
+    if neutral_class(predictor.classes) is None:
+        return 0.0
+    return predictor.neutral_bias if settings.neutral_bias is None else settings.neutral_bias
+
+
+def decide_clips(probabilities: np.ndarray, predictor: Predictor, settings: Settings) -> tuple[int, np.ndarray, np.ndarray, float]:
     """The service's decision rule on clips' network probabilities (N, K), for uploads and live
     sessions alike: training.clips.decide_video with the service's settings, neutral abstaining.
     Returns the winner, the votes, each clip's decided label and the confidence: the winner's share
     of the clips that voted (neutral clips stand aside when an expression wins)."""
+    classes = predictor.classes
     neutral = neutral_class(classes)
     winner, votes, labels = decide_video(probabilities, len(classes), abstain=neutral, radius=settings.vote_smooth_clips,
-                                         min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
+                                         min_run=settings.vote_min_clips, abstain_bias=neutral_bias(predictor, settings))
     voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
     return winner, votes, labels, round(float(votes[winner] / max(voting, 1)), 4)
 

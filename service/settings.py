@@ -8,10 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.bundled import SERVED_CHECKPOINT
+from training.bundled import SERVED_CHECKPOINT, checkpoint_folder
 
 DEFAULT_MODEL_DIR = SERVED_CHECKPOINT
 DEFAULT_CHECK_VIDEO = Path(__file__).resolve().parent / "assets" / "check-face.mp4"
@@ -27,9 +27,18 @@ def secrets_dir() -> str | None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", secrets_dir=secrets_dir())
 
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _bundled_name(cls, value):
+        return checkpoint_folder(value)
+
     # Where things are
     redis_url: str | None = Field(None, description="Redis for the job queue; unset: `serve` starts an embedded one")
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="checkpoint folder (model.safetensors, config.json, MODEL_CARD.md)")
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="checkpoint folder (model.safetensors, config.json, MODEL_CARD.md), or the name of one the package "
+        "carries: default (trained with FER+'s web faces), synthetic (rendered faces only), synthetic-7class",
+    )
     storage_dir: Path = Field(
         Path(tempfile.gettempdir()) / "ramfer-storage",
         description="STORAGE_BACKEND=local: uploads and result images; API and workers must share it (a volume in compose)",
@@ -92,12 +101,12 @@ class Settings(BaseSettings):
         description="8-class models: an expression outvotes neutral clips only where it holds this many consecutive "
         "clips (1: any expressive clip does); the timeline has no run shorter than this",
     )
-    neutral_bias: float = Field(
-        2.5, ge=0,
+    neutral_bias: float | None = Field(
+        None, ge=0,
         description="8-class models: neutral's probability is weighed by exp(N) against the expressions' before "
-        "each clip is labelled: a prior for neutral, which real video shows far more often than the training "
-        "data did (0: the network's own). Chosen on held-out London people (docs/real-faces.md, \"A prior "
-        "for neutral\")",
+        "each clip is labelled: a prior for neutral, which real video shows more often than some training data "
+        "did (0: the network's own). Unset: the checkpoint's own choice (config.json's decision; 2.5 for "
+        "checkpoints that record none)",
     )
     flip_average: bool = Field(
         False,

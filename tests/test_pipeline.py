@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.pipeline import Predictor, analyse_video
+from service.pipeline import LEGACY_NEUTRAL_BIAS, Predictor, analyse_video, neutral_bias
 from service.settings import Settings
 from training.clips import clip_indices, decide_video, label_runs, majority_vote, merge_short_runs
 from training.data import preprocess_video_file
@@ -32,11 +32,11 @@ def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos
         np.testing.assert_allclose([served["probabilities"][c] for c in predictor.classes], p, atol=2e-4)
     neutral = predictor.classes.index("neutral")
     winner, votes, _ = decide_video(probs, len(predictor.classes), abstain=neutral, radius=settings.vote_smooth_clips,
-                                    min_run=settings.vote_min_clips, abstain_bias=settings.neutral_bias)
+                                    min_run=settings.vote_min_clips, abstain_bias=neutral_bias(predictor, settings))
     assert result["expression"] == predictor.classes[winner]
     assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
     assert result["decision"] == {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
-                                  "neutral_bias": settings.neutral_bias}
+                                  "neutral_bias": neutral_bias(predictor, settings)}
 
 
 def test_neutral_bias_reaches_the_answer_and_the_timeline(predictor, videos, tmp_path, model_dir):
@@ -51,6 +51,39 @@ def test_neutral_bias_reaches_the_answer_and_the_timeline(predictor, videos, tmp
     assert plain["expression"] == "happy"  # she smiles: the bias, not the face, made the calm answer
     with pytest.raises(ValueError, match="neutral_bias"):
         Settings(neutral_bias=-1)
+
+
+def test_the_checkpoint_carries_its_prior_for_neutral_and_neutral_bias_overrides_it(predictor, tmp_path, model_dir):
+    """A checkpoint records the prior its decision rule was chosen with (config.json "decision"); one
+    that records none gets the prior the service used before checkpoints carried theirs."""
+    import shutil
+
+    from training.checkpoint import read_config, write_record
+
+    own = tmp_path / "own"
+    shutil.copytree(model_dir, own)
+    config = read_config(own)
+    config["decision"] = {"neutral_bias": 0.7}
+    write_record(own, config)
+    config.pop("decision")
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare)
+    write_record(bare, config)
+    unset = Settings(storage_dir=tmp_path)
+    assert neutral_bias(Predictor(own), unset) == 0.7
+    assert neutral_bias(Predictor(own), Settings(storage_dir=tmp_path, neutral_bias=1.5)) == 1.5
+    assert neutral_bias(Predictor(bare), unset) == LEGACY_NEUTRAL_BIAS
+
+
+def test_bundled_checkpoints_are_found_by_name(tmp_path, monkeypatch):
+    from training.bundled import BUNDLED_CHECKPOINTS
+    from training.checkpoint import read_config
+
+    monkeypatch.chdir(tmp_path)
+    for name, folder in BUNDLED_CHECKPOINTS.items():
+        assert Settings(model_dir=name).model_dir == folder
+        assert read_config(name)["weights_sha256"] == read_config(folder)["weights_sha256"]
+    assert Settings(model_dir="synthetic").model_dir != Settings().model_dir
 
 
 def test_vote_min_clips_reaches_the_vote(predictor, videos, tmp_path, model_dir):
@@ -75,7 +108,7 @@ def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, m
     assert (tmp_path / "png" / "peak.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("radius, min_run, bias", [(0, 1, 0), (1, 5, Settings().neutral_bias)])
+@pytest.mark.parametrize("radius, min_run, bias", [(0, 1, 0), (1, 5, None)])  # None: the checkpoint's own prior
 def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir, radius, min_run, bias):
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run, neutral_bias=bias)
     result = analyse_video(videos["face_gap_face"], predictor, settings)
@@ -84,7 +117,7 @@ def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, v
     face = [c for c in clips if c["face"]]
     probs = np.array([[c["probabilities"][k] for k in predictor.classes] for c in face])
     _, _, decided = decide_video(probs, len(predictor.classes), abstain=predictor.classes.index("neutral"), radius=radius,
-                                 min_run=min_run, abstain_bias=settings.neutral_bias)
+                                 min_run=min_run, abstain_bias=neutral_bias(predictor, settings))
     labels = iter(predictor.classes[k] for k in decided)
     expected = merge_short_runs([next(labels) if c["face"] else None for c in clips], min_run)
     assert [(s["label"], s["clips"]) for s in segments] == [(label, b - a + 1) for label, a, b in label_runs(expected)]

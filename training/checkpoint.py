@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from training.bundled import SERVED_CHECKPOINT  # noqa: F401  (the service's default, and a bare --init's)
+from training.bundled import SERVED_CHECKPOINT, checkpoint_folder  # noqa: F401  (the service's default, and a bare --init's)
 from training.clips import CLIP_LENGTH, CLIP_STRIDE
 
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def write_record(ckpt_dir, config: dict) -> None:
 
 def read_config(ckpt_dir) -> dict:
     """config.json alone: what the API shows under /model without loading torch weights."""
-    folder = Path(ckpt_dir)
+    folder = checkpoint_folder(ckpt_dir)
     if not folder.is_dir():
         raise CheckpointError("not a folder" if folder.exists() else "no such folder", folder)
     try:
@@ -97,7 +97,7 @@ def read_config(ckpt_dir) -> dict:
 def verify_checkpoint(ckpt_dir) -> dict:
     """config.json, and weights beside it whose sha256 is the one it records (and the model card's);
     returns the config. No torch: `serve` checks the model with it before it starts anything."""
-    ckpt = Path(ckpt_dir)
+    ckpt = checkpoint_folder(ckpt_dir)
     config = read_config(ckpt)
     weights = ckpt / WEIGHTS
     if not weights.is_file():
@@ -121,7 +121,7 @@ def load_checkpoint(ckpt_dir, device="cpu"):
 
     from training.model import ExpressionNet, ModelConfig
 
-    ckpt = Path(ckpt_dir)
+    ckpt = checkpoint_folder(ckpt_dir)
     config = verify_checkpoint(ckpt)
     try:
         model = ExpressionNet(ModelConfig(**config["model"]))
