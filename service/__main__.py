@@ -107,6 +107,14 @@ def exit_on_signals() -> None:
         signal.signal(sig, leave)
 
 
+def stop_with_serve(settings) -> None:
+    """A worker `serve` started ends when `serve` is gone, even killed outright (it cleans up nothing then)."""
+    if settings.serve_pid:
+        from service.lifetime import stop_with_parent
+
+        stop_with_parent(settings.serve_pid)
+
+
 def cmd_worker(args) -> None:
     from service.settings import Settings
     from service.worker import run_worker
@@ -115,6 +123,7 @@ def cmd_worker(args) -> None:
     settings = Settings()
     if not settings.redis_url:
         sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")
+    stop_with_serve(settings)
     run_worker(settings, burst=args.burst)
 
 
@@ -127,6 +136,7 @@ def cmd_live_worker(args) -> None:
     settings = Settings()
     if not settings.redis_url:
         sys.exit("python -m service live-worker: set REDIS_URL to the Redis the API uses")
+    stop_with_serve(settings)
     try:
         run_live_worker(settings)
     except (ModelUnavailable, SelfCheckError) as e:
