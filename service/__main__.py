@@ -93,10 +93,11 @@ def stop_when_workers_are_gone(procs: list) -> None:
 
 
 def exit_on_signals() -> None:
-    """SIGTERM and SIGHUP (a killed process group, a closed terminal) end `serve` through its
-    `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed; in a
-    worker, they unwind what it was doing (the self-check's temporary folder is removed; once it
-    works, RQ's own handlers take SIGTERM for a warm shutdown).
+    """SIGTERM and SIGHUP (a killed process group, a closed terminal; for a worker, also `serve` gone:
+    service/lifetime.py) end `serve` through its `finally`, like Ctrl-C does: workers stopped, the
+    embedded Redis and its folder removed; in a worker, they unwind what it was doing (the
+    self-check's temporary folder is removed; once it works, RQ's own handlers take SIGTERM for a
+    warm shutdown, SIGHUP stays this one's).
     (Python's default for both is to die on the spot, leaving them behind. uvicorn handles
     SIGTERM while it serves and raises it again once it has shut down: this handler then runs.)"""
 

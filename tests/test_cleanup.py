@@ -191,6 +191,7 @@ def test_serve_killed_outright_during_a_job_leaves_no_process_and_the_next_start
         with open(video, "rb") as f:
             job = httpx.post(f"{url}/predict", files={"file": ("long.mp4", f, "video/mp4")}, timeout=60).json()["job_id"]
         wait_until(lambda: httpx.get(f"{url}/jobs/{job}", timeout=5).json()["status"] == "started", proc, 60, "job not started")
+        wait_until(lambda: any(n.startswith("ramfer-render-") for n in leftovers(tmp)), proc, 60, "no render folder")
         commands = [" ".join(p.cmdline()) for p in children_of(proc)]
         assert sum("redis-server" in c for c in commands) == 1 and sum(c.endswith("service worker") for c in commands) == 1
         assert sum(c.endswith("service live-worker") for c in commands) == 1
