@@ -161,7 +161,9 @@ def remove_abandoned(tmp: Path) -> list[Path]:
             owner = json.loads((folder / "owner").read_text())
         except (OSError, ValueError):
             continue
-        if not isinstance(owner, dict) or alive(owner.get("pid"), owner.get("started")):
+        if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or owner.get("started") is None:
+            continue  # no process named: nothing to tell it is gone
+        if alive(owner["pid"], owner["started"]):
             continue
         if alive(owner.get("redis_pid"), owner.get("redis_started")):
             stop_pid(owner["redis_pid"])
@@ -172,12 +174,14 @@ def remove_abandoned(tmp: Path) -> list[Path]:
 
 
 def stop_pid(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGTERM (redis-server shuts down cleanly), then SIGKILL if it has not gone within `timeout_s`."""
     try:
         p = psutil.Process(pid)
         p.terminate()
-        p.wait(timeout_s)
-    except psutil.TimeoutExpired:
-        p.kill()
-        p.wait(timeout_s)
-    except psutil.Error:
+        try:
+            p.wait(timeout_s)
+        except psutil.TimeoutExpired:
+            p.kill()
+            p.wait(timeout_s)
+    except psutil.Error:  # gone already (or, killed, not gone yet: the folder goes all the same)
         pass
