@@ -93,10 +93,11 @@ def stop_when_workers_are_gone(procs: list) -> None:
 
 
 def exit_on_signals() -> None:
-    """SIGTERM and SIGHUP (a killed process group, a closed terminal) end `serve` through its
-    `finally`, like Ctrl-C does: workers stopped, the embedded Redis and its folder removed; in a
-    worker, they unwind what it was doing (the self-check's temporary folder is removed; once it
-    works, RQ's own handlers take SIGTERM for a warm shutdown).
+    """SIGTERM and SIGHUP (a killed process group, a closed terminal; for a worker, also `serve` gone:
+    service/lifetime.py) end `serve` through its `finally`, like Ctrl-C does: workers stopped, the
+    embedded Redis and its folder removed; in a worker, they unwind what it was doing (the
+    self-check's temporary folder is removed; once it works, RQ's own handlers take SIGTERM for a
+    warm shutdown, SIGHUP stays this one's).
     (Python's default for both is to die on the spot, leaving them behind. uvicorn handles
     SIGTERM while it serves and raises it again once it has shut down: this handler then runs.)"""
 
@@ -107,6 +108,14 @@ def exit_on_signals() -> None:
         signal.signal(sig, leave)
 
 
+def stop_with_serve(settings) -> None:
+    """A worker `serve` started ends when `serve` is gone, even killed outright (it cleans up nothing then)."""
+    if settings.serve_pid:
+        from service.lifetime import stop_with_parent
+
+        stop_with_parent(settings.serve_pid)
+
+
 def cmd_worker(args) -> None:
     from service.settings import Settings
     from service.worker import run_worker
@@ -115,6 +124,7 @@ def cmd_worker(args) -> None:
     settings = Settings()
     if not settings.redis_url:
         sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")
+    stop_with_serve(settings)
     run_worker(settings, burst=args.burst)
 
 
@@ -127,6 +137,7 @@ def cmd_live_worker(args) -> None:
     settings = Settings()
     if not settings.redis_url:
         sys.exit("python -m service live-worker: set REDIS_URL to the Redis the API uses")
+    stop_with_serve(settings)
     try:
         run_live_worker(settings)
     except (ModelUnavailable, SelfCheckError) as e:

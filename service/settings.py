@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # serve
     workers: int = 1  # worker processes `serve` starts when it runs Redis itself
     live_workers: int = 1  # live worker processes `serve` starts when it runs Redis itself (0: no Live view)
+    serve_pid: int | None = Field(
+        None, description="set by `serve` for the workers it starts: a worker stops when that process is gone, "
+        "however it went (service/lifetime.py)")
 
     @property
     def uploads_dir(self) -> Path:
