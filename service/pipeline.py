@@ -64,15 +64,21 @@ class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False,
-                 flip_average: bool = False):
+                 flip_average: bool = False, runtime: str = "auto"):
         import torch
 
-        from training.checkpoint import crop_config, load_checkpoint
+        from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
         from training.device import bf16_ok, pick_device
+        from training.runtime import FOLDER, network_runtime
 
         self.torch = torch
         self.device = pick_device(device)
         self.model, self.config = load_checkpoint(model_dir, self.device)
+        # What runs the network (training/runtime.py): ONNX Runtime on the CPU where it can (the
+        # checkpoint's onnx/ folder, or an export made once into the cache), else the module itself.
+        exports = (checkpoint_folder(model_dir) / FOLDER,)
+        self.network = network_runtime(self.model, self.config, exports, runtime, self.device)
+        self.runtime: str = "onnx" if self.network is not self.model else "torch"
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]
@@ -83,12 +89,12 @@ class Predictor:
         # The prior for neutral its decision rule was chosen with (NEUTRAL_BIAS overrides it)
         self.neutral_bias: float = float((self.config.get("decision") or {}).get("neutral_bias", LEGACY_NEUTRAL_BIAS))
         self.batch_size = batch_size
-        self.bf16 = bf16 and bf16_ok(self.device)
+        self.bf16 = bf16 and bf16_ok(self.device) and self.runtime == "torch"  # ONNX Runtime runs the fp32 weights
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
         # face it knows); the two probabilities are averaged. Twice the network's work.
         self.flip_average = flip_average
         # BlazeFace on the same device as the model; frames are detected detect_batch at a time
-        self.detector = FaceDetector(device=str(self.device))
+        self.detector = FaceDetector(device=str(self.device), runtime=runtime, export_folders=exports)
         self.detect_batch = 16
 
     def warm_up(self) -> None:
@@ -102,7 +108,7 @@ class Predictor:
         if self.flip_average:
             x = torch.stack([x, x.flip(-1)], 1).flatten(0, 1)  # (2N, 1, S, S)
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            f = self.model.frame_features(x)
+            f = self.network.frame_features(x)
         return f.unflatten(0, (-1, 2)) if self.flip_average else f
 
     def score(self, feats) -> tuple[np.ndarray, np.ndarray | None]:
@@ -113,7 +119,7 @@ class Predictor:
         if self.flip_average:
             feats = feats.transpose(1, 2).flatten(0, 1)  # (2B, T, P, h, w): clip, its mirror, next clip, ...
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            out = self.model.forward_features(feats)
+            out = self.network.forward_features(feats)
             probs = out.logits.float().softmax(-1)
             maps = out.attention
             if self.flip_average:

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     device: str | None = Field(None, description="cuda, cpu, ...; unset: cuda when present")
     batch_size: int = 32  # clips per forward pass
     inference_bf16: bool = True  # bf16 autocast where the hardware has it: 1.5x model speed, 99.5 % of clip labels and every vote as fp32 (docs/performance.md)
+    inference_runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="what runs the network and the face detector on a CPU: auto (ONNX Runtime on their export, made "
+        "once into the cache when the checkpoint has none, where it can; else PyTorch), torch, or onnx (ONNX Runtime "
+        "or the worker does not start). CUDA always runs PyTorch",
+    )
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     # Every face of a video is followed (training/tracks.py) and answered for (the result's `people`).
     max_faces: int = Field(8, ge=1, description="faces followed at once; of more in a frame the largest are "

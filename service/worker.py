@@ -61,22 +61,25 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
         import torch
 
         from service.pipeline import Predictor
-        from service.selfcheck import model_unavailable
+        from service.selfcheck import ModelUnavailable, model_unavailable
         from training.checkpoint import CheckpointError
         from training.bundled import DetectorError
+        from training.runtime import RuntimeUnavailable
 
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         start = time.perf_counter()
         try:
             predictor = Predictor(settings.model_dir, settings.device, settings.batch_size, settings.inference_bf16,
-                                  flip_average=settings.flip_average)
+                                  flip_average=settings.flip_average, runtime=settings.inference_runtime)
         except (CheckpointError, DetectorError) as e:
             raise model_unavailable(settings, e, flag) from None
+        except RuntimeUnavailable as e:
+            raise ModelUnavailable(f"INFERENCE_RUNTIME=onnx: {e} (auto falls back to PyTorch)") from None
         predictor.warm_up()
         _predictor = predictor
-        log.info("model %s (%s) loaded on %s in %.1f s", _predictor.variant, _predictor.sha256[:12],
-                 _predictor.device, time.perf_counter() - start)
+        log.info("model %s (%s) loaded on %s (%s; face detector %s) in %.1f s", _predictor.variant, _predictor.sha256[:12],
+                 _predictor.device, _predictor.runtime, _predictor.detector.net.runtime, time.perf_counter() - start)
     if check and not _checked:
         from service.selfcheck import self_check
 

@@ -1,4 +1,4 @@
-"""python -m training {synth,cv,train,pack,card}: data, cross-validation, the servable checkpoint, packs and model cards."""
+"""python -m training {synth,cv,train,pack,card,export}: data, cross-validation, the servable checkpoint, packs, model cards and ONNX exports."""
 
 from __future__ import annotations
 
@@ -387,6 +387,13 @@ def cmd_card(args) -> None:
     log.info("updated %s: %s", args.checkpoint, config["metrics"])
 
 
+def cmd_export(args) -> None:
+    from training.runtime import export_checkpoint
+
+    for path, worst in export_checkpoint(args.model).items():
+        log.info("%s: %s", path, "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}")
+
+
 def main(argv=None) -> None:
     from training.model import VARIANTS
 
@@ -475,6 +482,12 @@ def main(argv=None) -> None:
     p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     p.add_argument("--limits", default=None, help="replace the card's limits text")
     p.set_defaults(run=cmd_card)
+
+    p = sub.add_parser("export", help="export a checkpoint's network and the face detector to ONNX into CHECKPOINT/onnx/, "
+                                      "where the service's CPU runtime looks first (it otherwise makes them once into the cache)")
+    p.add_argument("--model", default=str(SERVED_CHECKPOINT), metavar="CHECKPOINT",
+                   help="a checkpoint folder, or the name of a bundled one (default, synthetic, synthetic-7class); default: the served one")
+    p.set_defaults(run=cmd_export)
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -110,8 +110,8 @@ class BlazeFaceFull(nn.Module):
         f12 = self.stage12(f24)
         f6 = self.stage6(f12)
         y = self.up48(self.up24(self.up12(f6, f12), f24), f48)  # (B, 48, 48, 48)
-        scores = self.classifier(y).permute(0, 2, 3, 1).reshape(len(x), -1)  # row-major cells, as the anchors
-        boxes = self.regressor(y).permute(0, 2, 3, 1).reshape(len(x), -1, 16)
+        scores = self.classifier(y).permute(0, 2, 3, 1).flatten(1)  # row-major cells, as the anchors
+        boxes = self.regressor(y).permute(0, 2, 3, 1).flatten(1, 2)
         return scores, boxes
 
 
@@ -183,11 +183,20 @@ def decode(scores: torch.Tensor, raw: torch.Tensor, anchor: torch.Tensor, min_sc
     return boxes.cpu().numpy(), points.cpu().numpy(), p.cpu().numpy()
 
 
+def gray_input(images: torch.Tensor) -> torch.Tensor:
+    """(B, n, n) uint8 gray inputs -> the network's (B, 3, n, n) in [-1, 1]: gray as three equal channels."""
+    return images[:, None].float().div(127.5).sub(1.0).expand(-1, 3, -1, -1)
+
+
 class BlazeFace:
     """Faces in gray frames. `detect(grays)` runs one batch; each frame gives its faces as
-    (box x0 y0 x1 y1, points (6, 2), score) in frame pixels, best first."""
+    (box x0 y0 x1 y1, points (6, 2), score) in frame pixels, best first.
 
-    def __init__(self, device: str | torch.device = "cpu", weights: Path = WEIGHTS):
+    `runtime` (training/runtime.py: auto, torch, onnx) chooses what runs the network on a CPU: ONNX
+    Runtime on its export (looked for in `export_folders`, then the cache) or PyTorch."""
+
+    def __init__(self, device: str | torch.device = "cpu", weights: Path = WEIGHTS, runtime: str = "torch",
+                 export_folders: tuple[Path, ...] = ()):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -203,12 +212,17 @@ class BlazeFace:
         # channels-last: 1.5x faster on a CPU (depthwise convolutions; measured by hand, batches of 1 and 8)
         self.net.eval().to(self.device, memory_format=torch.channels_last)
         self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}
+        from training.runtime import detector_runtime
+
+        self.onnx = detector_runtime(self.net, weights, export_folders, runtime, self.device)
+        self.runtime = "torch" if self.onnx is None else "onnx"
 
     def raw(self, inputs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n, n) uint8 inputs (letterboxed frames, n = 192, or regions) -> the network's
         (scores, regressions)."""
-        x = torch.from_numpy(inputs).to(self.device)[:, None].float().div(127.5).sub(1.0).expand(-1, 3, -1, -1)
-        x = x.contiguous(memory_format=torch.channels_last)
+        if self.onnx is not None:
+            return self.onnx(inputs)
+        x = gray_input(torch.from_numpy(inputs).to(self.device)).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.net(x)
 

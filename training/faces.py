@@ -72,12 +72,14 @@ class FaceDetector:
     `detect_people` gives every face of each frame (the service follows each person:
     training/tracks.py); `detect_batch` the largest (training's videos show one person),
     `__call__` one frame's; `detect_video` a whole video, each batch looking first where the
-    face was in the batch before. Both are detect_people's searches."""
+    face was in the batch before. Both are detect_people's searches. `runtime` chooses what runs the
+    network (training/runtime.py: auto, ONNX Runtime on a CPU where it can; torch; onnx), the
+    export looked for in `export_folders` first."""
 
-    def __init__(self, max_side: int | None = None, device: str = "cpu"):
+    def __init__(self, max_side: int | None = None, device: str = "cpu", runtime: str = "auto", export_folders=()):
         from training.detector import INPUT, REGION_INPUT, BlazeFace
 
-        self.net = BlazeFace(device)
+        self.net = BlazeFace(device, runtime=runtime, export_folders=tuple(export_folders))
         self.region_cap = REGION_INPUT / INPUT  # a region's side, at most this share of the frame's long side (max_side: accepted for old callers, unused)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
