@@ -4,8 +4,9 @@ Frames (640x360 gray, the service's test video size): a real face (skimage's ast
 three with no face (a coffee cup, a cat, a flat grey frame). A frame without a face costs more:
 after the whole frame, BlazeFace searches it again in two square tiles (training/faces.py: a small
 face is looked for there). BlazeFace runs one frame at a time and in batches of 16 (as the service
-runs it: per-frame cost = batch time / 16), interleaved round by round with torch's default
-threads; printed are median milliseconds per frame and the batch's time over the single frame's.
+runs it: per-frame cost = batch time / 16), on PyTorch and (on a CPU with onnxruntime) on ONNX Runtime
+(training/runtime.py), interleaved round by round with torch's default threads; printed are median
+milliseconds per frame, the batch's time over the single frame's, and ONNX Runtime's over PyTorch's.
 
     python benchmarks/detector_speed.py [--rounds 20] [--device cuda]
 """
@@ -20,11 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.faces import FaceDetector, to_gray  # noqa: E402
+from training.runtime import wants_onnx  # noqa: E402
 
 
 def frame(rgb: np.ndarray) -> np.ndarray:
@@ -46,9 +49,13 @@ def main():
         "no face (cat)": frame(data.chelsea()),
         "no face (flat grey)": np.full((360, 640), 128, np.uint8),
     }
-    blaze = FaceDetector(device=args.device)
+    blaze = FaceDetector(device=args.device, runtime="torch")
     detectors = {"blazeface, 1 frame": lambda g: blaze(g), "blazeface, batch of 16": lambda g: blaze.detect_batch([g] * 16)}
     per_call = {"blazeface, 1 frame": 1, "blazeface, batch of 16": 16}
+    if args.device == "cpu" and wants_onnx("auto", args.device):  # the same network on ONNX Runtime (training/runtime.py)
+        fast = FaceDetector(device=args.device, runtime="onnx")
+        detectors |= {"onnx, 1 frame": lambda g: fast(g), "onnx, batch of 16": lambda g: fast.detect_batch([g] * 16)}
+        per_call |= {"onnx, 1 frame": 1, "onnx, batch of 16": 16}
     for d in detectors.values():  # warm-up
         d(frames["face (astronaut)"])
     times = {(f, d): [] for f in frames for d in detectors}
@@ -59,13 +66,17 @@ def main():
                 detect(gray)
                 times[f, d].append((time.perf_counter() - start) * 1000 / per_call[d])
     names = list(detectors)
-    print(f"device {args.device}; median ms per frame over {args.rounds} rounds")
-    print("| frame | found | " + " | ".join(f"{n}, ms" for n in names) + " | batch / 1 frame |")
-    print("|---|---|" + "---|" * len(names) + "---|")
+    onnx = "onnx, batch of 16" in detectors
+    print(f"device {args.device}; {torch.get_num_threads()} threads; median ms per frame over {args.rounds} rounds")
+    print("| frame | found | " + " | ".join(f"{n}, ms" for n in names) + " | batch / 1 frame |"
+          + (" onnx / torch, batch |" if onnx else ""))
+    print("|---|---|" + "---|" * len(names) + "---|" + ("---|" if onnx else ""))
     for f, gray in frames.items():
-        med = [statistics.median(times[f, d]) for d in names]
+        med = {d: statistics.median(times[f, d]) for d in names}
         found = blaze(gray) is not None
-        print(f"| {f} | {'yes' if found else 'no'} | " + " | ".join(f"{m:.2f}" for m in med) + f" | {med[-1] / med[0]:.2f}x |")
+        ratio = f" {med['onnx, batch of 16'] / med['blazeface, batch of 16']:.2f}x |" if onnx else ""
+        print(f"| {f} | {'yes' if found else 'no'} | " + " | ".join(f"{m:.2f}" for m in med.values())
+              + f" | {med['blazeface, batch of 16'] / med['blazeface, 1 frame']:.2f}x |" + ratio)
 
 
 if __name__ == "__main__":

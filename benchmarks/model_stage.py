@@ -4,7 +4,8 @@ Takes the face crops of a video (the pipeline's own preprocessing), cuts the cli
   plain:   every clip encoded on its own, fp32                     (the reference)
   shared:  each frame's features once, gathered into clips, fp32   (what the service does)
   bf16:    plain under bf16 autocast
-  shared+bf16                                                      (the default)
+  shared+bf16                                                      (the PyTorch path's default)
+  onnx:    shared, on ONNX Runtime (fp32; INFERENCE_RUNTIME's CPU default where onnxruntime is installed)
   shared+bf16+flip: each clip and its mirror image, averaged       (FLIP_AVERAGE: not a speed-up but
                     a change of answer, so its agreement columns say how often it answers otherwise)
 interleaved round by round; prints ms per video, clips/s, the speed-up over plain, and the
@@ -32,6 +33,7 @@ from service.pipeline import Predictor  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR  # noqa: E402
 from training.clips import clip_indices, majority_vote  # noqa: E402
 from training.data import preprocess_video_file  # noqa: E402
+from training.device import pick_device  # noqa: E402
 
 
 def run(pred: Predictor, crops: np.ndarray, clips: np.ndarray, shared: bool) -> np.ndarray:
@@ -61,29 +63,32 @@ def main():
         from videos import astronaut_frames, write_video
 
         video = write_video(Path(tempfile.mkdtemp()) / "face.mp4", astronaut_frames(int(args.seconds * 30), zoom=(0.8, 1.3)))
-    ways = {"plain": (False, False, False), "shared": (False, True, False), "bf16": (True, False, False),
-            "shared+bf16": (True, True, False), "shared+bf16+flip": (True, True, True)}  # (bf16, shared, flip)
-    preds = {(b, f): Predictor(args.model, args.device, 32, bf16=b, flip_average=f) for b, _, f in ways.values()}
-    crops = preprocess_video_file(video, preds[False, False].crop, max_frames=100_000)
+    ways = {"plain": (False, False, False, "torch"), "shared": (False, True, False, "torch"), "bf16": (True, False, False, "torch"),
+            "shared+bf16": (True, True, False, "torch"), "shared+bf16+flip": (True, True, True, "torch"),
+            "onnx": (False, True, False, "onnx")}  # (bf16, shared, flip, runtime)
+    if pick_device(args.device).type != "cpu":
+        del ways["onnx"]  # ONNX Runtime is the CPU's path
+    preds = {(b, f, r): Predictor(args.model, args.device, 32, bf16=b, flip_average=f, runtime=r) for b, _, f, r in ways.values()}
+    crops = preprocess_video_file(video, preds[False, False, "torch"].crop, max_frames=100_000)
     clips = clip_indices(len(crops))
     times = {w: [] for w in ways}
     probs = {}
     with torch.inference_mode():
-        for w, (bf16, shared, flip) in ways.items():  # warm-up
-            probs[w] = run(preds[bf16, flip], crops, clips, shared)
+        for w, (bf16, shared, flip, rt) in ways.items():  # warm-up
+            probs[w] = run(preds[bf16, flip, rt], crops, clips, shared)
         for _ in range(args.rounds):
-            for w, (bf16, shared, flip) in ways.items():
+            for w, (bf16, shared, flip, rt) in ways.items():
                 start = time.perf_counter()
-                run(preds[bf16, flip], crops, clips, shared)
-                if preds[bf16, flip].device.type == "cuda":
+                run(preds[bf16, flip, rt], crops, clips, shared)
+                if preds[bf16, flip, rt].device.type == "cuda":
                     torch.cuda.synchronize()
                 times[w].append(time.perf_counter() - start)
     K = probs["plain"].shape[1]
     ref_labels = probs["plain"].argmax(1)
     ref_vote = majority_vote(ref_labels, probs["plain"], K)[0]
-    dev = preds[False, False].device
+    dev = preds[False, False, "torch"].device
     print(f"# {video.name}: {len(crops)} frames, {len(clips)} clips; {dev}, {torch.get_num_threads()} threads, "
-          f"bf16 {'native' if preds[True, False].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
+          f"bf16 {'native' if preds[True, False, 'torch'].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
     print("| model stage | ms per video | clips/s | video frames/s | vs plain | clip labels = plain | vote = plain | max prob. diff |")
     print("|---|---|---|---|---|---|---|---|")
     base = statistics.median(times["plain"])

@@ -7,7 +7,10 @@ zoomed) and 14 synthetic expression clips (7 classes x 2 subjects, drawn by trai
 video's per-stage milliseconds and speed (x real time, and against decoding alone), and for all
 videos whether the vote and the clip labels match the baseline configuration.
 
-    python benchmarks/pipeline_speed.py [--rounds 3] [--configs baseline,every3,...]
+Configurations: DETECT_EVERY, bf16 autocast and the runtime (PyTorch or ONNX Runtime), each against
+`baseline` (PyTorch fp32, every frame detected).
+
+    python benchmarks/pipeline_speed.py [--rounds 3] [--configs baseline,bf16,onnx,...] [--threads 1]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -27,12 +31,14 @@ from service.pipeline import Predictor, analyse_video  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.video import read_frames  # noqa: E402
 
-CONFIGS = {  # name: (detect_every, bf16); the Haar-era DETECT_MAX_SIDE is gone (BlazeFace sees 192 or 128 px)
-    "baseline": (1, False),
-    "every2": (2, False),
-    "every3": (3, False),
-    "bf16": (1, True),
-    "every3+bf16": (3, True),
+CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE is gone (BlazeFace sees 192 or 128 px)
+    "baseline": (1, False, "torch"),  # PyTorch fp32: the reference
+    "every2": (2, False, "torch"),
+    "every3": (3, False, "torch"),
+    "bf16": (1, True, "torch"),
+    "every3+bf16": (3, True, "torch"),
+    "onnx": (1, False, "onnx"),  # the network and the detector on ONNX Runtime (INFERENCE_RUNTIME, training/runtime.py)
+    "onnx+every2": (2, False, "onnx"),
 }
 
 
@@ -55,11 +61,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--threads", type=int, default=None, help="torch's (and ONNX Runtime's) threads (default: torch's)")
     args = ap.parse_args()
     names = args.configs.split(",")
     videos = make_videos(Path(tempfile.mkdtemp(prefix="ramfer-speed-")))
     long_video = videos[0]
-    predictors = {n: Predictor(Settings().model_dir, None, 32, bf16=CONFIGS[n][1]) for n in names}
+    if args.threads:
+        torch.set_num_threads(args.threads)  # ONNX Runtime's sessions take torch's count
+    predictors = {n: Predictor(Settings().model_dir, None, 32, bf16=CONFIGS[n][1], runtime=CONFIGS[n][2]) for n in names}
     for p in predictors.values():
         p.warm_up()
     settings = {n: Settings(detect_every=CONFIGS[n][0]) for n in names}
@@ -83,7 +92,7 @@ def main():
     med = statistics.median
     duration = n_frames / 30
     print(f"# {long_video.name}: {n_frames} frames, 640x360, {duration:.0f} s; median of {args.rounds} rounds; "
-          f"decode alone {med(decode):.2f} s")
+          f"decode alone {med(decode):.2f} s; {torch.get_num_threads()} threads")
     keys = ["decode", "detect", "crop", "infer", "vote", "render", "total"]
     print("| config | " + " | ".join(f"{k} ms" for k in keys) + " | x real time | vs decode alone | frames/s |")
     print("|---|" + "---|" * (len(keys) + 3))

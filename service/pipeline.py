@@ -74,11 +74,17 @@ class Predictor:
         self.torch = torch
         self.device = pick_device(device)
         self.model, self.config = load_checkpoint(model_dir, self.device)
+        self.bf16 = bf16 and bf16_ok(self.device)
         # What runs the network (training/runtime.py): ONNX Runtime on the CPU where it can (the
         # checkpoint's onnx/ folder, or an export made once into the cache), else the module itself.
+        # auto leaves it to PyTorch where bf16 autocast runs natively: the network is compute-bound
+        # (its convolutions are most of its time), and there PyTorch's bf16 beats ONNX Runtime's fp32
+        # (docs/performance.md, "The CPU runtime"). The detector runs fp32 on both: ONNX Runtime's.
         exports = (checkpoint_folder(model_dir) / FOLDER,)
-        self.network = network_runtime(self.model, self.config, exports, runtime, self.device)
+        self.network = network_runtime(self.model, self.config, exports, "torch" if runtime == "auto" and self.bf16 else runtime,
+                                       self.device)
         self.runtime: str = "onnx" if self.network is not self.model else "torch"
+        self.bf16 = self.bf16 and self.runtime == "torch"  # ONNX Runtime runs the fp32 weights
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]
@@ -89,7 +95,6 @@ class Predictor:
         # The prior for neutral its decision rule was chosen with (NEUTRAL_BIAS overrides it)
         self.neutral_bias: float = float((self.config.get("decision") or {}).get("neutral_bias", LEGACY_NEUTRAL_BIAS))
         self.batch_size = batch_size
-        self.bf16 = bf16 and bf16_ok(self.device) and self.runtime == "torch"  # ONNX Runtime runs the fp32 weights
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a
         # face it knows); the two probabilities are averaged. Twice the network's work.
         self.flip_average = flip_average

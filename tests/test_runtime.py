@@ -166,6 +166,18 @@ def test_a_network_without_attention_exports_too(tmp_path):
     np.testing.assert_allclose(out.logits.numpy(), model.forward_features(clips).logits.detach().numpy(), atol=TOLERANCE)
 
 
+def test_auto_leaves_the_network_to_pytorch_where_bf16_runs_natively(model_dir):
+    """Where bf16 autocast is native (INFERENCE_BF16, the default), PyTorch's bf16 network is the faster; the
+    detector, fp32 either way, runs on ONNX Runtime. Elsewhere both run on ONNX Runtime."""
+    from training.device import bf16_ok
+
+    native = bf16_ok(torch.device("cpu"))
+    p = Predictor(model_dir, bf16=True, runtime="auto")
+    assert (p.runtime, p.bf16, p.detector.net.runtime) == (("torch", True, "onnx") if native else ("onnx", False, "onnx"))
+    forced = Predictor(model_dir, bf16=True, runtime="onnx")
+    assert (forced.runtime, forced.bf16) == ("onnx", False)
+
+
 def test_what_runs_where():
     assert wants_onnx("auto", torch.device("cpu")) and wants_onnx("onnx", torch.device("cpu"))
     assert not wants_onnx("torch", torch.device("cpu"))
