@@ -37,7 +37,8 @@ CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE
     "every3": (3, False, "torch"),
     "bf16": (1, True, "torch"),
     "every3+bf16": (3, True, "torch"),
-    "onnx": (1, False, "onnx"),  # the network and the detector on ONNX Runtime (INFERENCE_RUNTIME, training/runtime.py)
+    "auto": (1, True, "auto"),  # the service's defaults (INFERENCE_BF16=true, INFERENCE_RUNTIME=auto: training/runtime.py)
+    "onnx": (1, False, "onnx"),  # the network and the detector on ONNX Runtime
     "onnx+every2": (2, False, "onnx"),
 }
 
@@ -93,6 +94,8 @@ def main():
     duration = n_frames / 30
     print(f"# {long_video.name}: {n_frames} frames, 640x360, {duration:.0f} s; median of {args.rounds} rounds; "
           f"decode alone {med(decode):.2f} s; {torch.get_num_threads()} threads")
+    for n, p in predictors.items():
+        print(f"# {n}: network on {p.runtime}{' (bf16)' if p.bf16 else ''}, detector on {p.detector.net.runtime}, DETECT_EVERY={CONFIGS[n][0]}")
     keys = ["decode", "detect", "crop", "infer", "vote", "render", "total"]
     print("| config | " + " | ".join(f"{k} ms" for k in keys) + " | x real time | vs decode alone | frames/s |")
     print("|---|" + "---|" * (len(keys) + 3))
