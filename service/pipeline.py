@@ -77,14 +77,15 @@ class Predictor:
         self.bf16 = bf16 and bf16_ok(self.device)
         # What runs the network (training/runtime.py): ONNX Runtime on the CPU where it can (the
         # checkpoint's onnx/ folder, or an export made once into the cache), else the module itself.
-        # auto leaves it to PyTorch where bf16 autocast runs natively: the network is compute-bound
-        # (its convolutions are most of its time), and there PyTorch's bf16 beats ONNX Runtime's fp32
-        # (docs/performance.md, "The CPU runtime"). The detector runs fp32 on both: ONNX Runtime's.
+        # auto leaves the recurrence (the clips) to PyTorch where bf16 autocast runs natively: it is
+        # compute-bound, and there PyTorch's bf16 beats ONNX Runtime's fp32; the per-frame stage is
+        # faster on ONNX Runtime either way (docs/performance.md, "The CPU runtime").
         exports = (checkpoint_folder(model_dir) / FOLDER,)
-        self.network = network_runtime(self.model, self.config, exports, "torch" if runtime == "auto" and self.bf16 else runtime,
-                                       self.device)
-        self.runtime: str = "onnx" if self.network is not self.model else "torch"
-        self.bf16 = self.bf16 and self.runtime == "torch"  # ONNX Runtime runs the fp32 weights
+        self.network = network_runtime(self.model, self.config, exports, runtime, self.device,
+                                       clips_on_torch=runtime == "auto" and self.bf16)
+        # "torch", "onnx", or "onnx frames, torch clips"
+        self.runtime: str = getattr(self.network, "runtime", "torch")
+        self.bf16 = self.bf16 and self.runtime != "onnx"  # ONNX Runtime runs the fp32 weights; autocast reaches the torch half
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]

@@ -313,15 +313,16 @@ def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Call
 
 class OnnxNetwork:
     """ExpressionNet's frame_features and forward_features on ONNX Runtime, taking and giving CPU
-    torch tensors as the module does (Predictor calls either the same way)."""
+    torch tensors as the module does (Predictor calls either the same way). With `clips_on_torch`
+    only the per-frame stage runs on ONNX Runtime and the recurrence stays the module's (under the
+    caller's bf16 autocast, where that is faster: docs/performance.md, "The CPU runtime")."""
 
-    runtime = "onnx"
-
-    def __init__(self, folder: Path, key: str, ram: bool):
+    def __init__(self, folder: Path, key: str, model, clips_on_torch: bool = False):
         frame_name, clip_name = network_files(key)
+        self.model = model
         self.frame = session(folder / frame_name)
-        self.clip = session(folder / clip_name)
-        self.ram = ram
+        self.clip = None if clips_on_torch else session(folder / clip_name)
+        self.runtime = "onnx" if self.clip is not None else "onnx frames, torch clips"
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(frames.numpy(), dtype=np.uint8)  # the graph takes the crops' own pixels (0..255)
@@ -330,21 +331,24 @@ class OnnxNetwork:
     def forward_features(self, feats: torch.Tensor):
         from training.model import ModelOutput
 
+        if self.clip is None:
+            return self.model.forward_features(feats)
         if feats.shape[1] != CLIP_LENGTH:
             raise ValueError(f"the exported clip graph takes clips of {CLIP_LENGTH} frames, not {feats.shape[1]}")
-        out = self.clip.run(None, {"features": np.ascontiguousarray(feats.numpy(), dtype=np.float32)})
-        return ModelOutput(torch.from_numpy(out[0]), None, torch.from_numpy(out[1]) if self.ram else None)
+        out = self.clip.run(None, {"features": np.ascontiguousarray(feats.float().numpy())})
+        return ModelOutput(torch.from_numpy(out[0]), None, torch.from_numpy(out[1]) if self.model.ram is not None else None)
 
 
-def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, device):
+def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, device, clips_on_torch: bool = False):
     """What runs a loaded checkpoint's network: an OnnxNetwork where `runtime` (RUNTIMES) and the
     device allow it and its export is in `folders` or the cache (made there if missing), else the
-    module itself. Both have frame_features and forward_features."""
+    module itself. Both have frame_features and forward_features (and OnnxNetwork a `runtime` naming
+    what runs where)."""
     if not wants_onnx(runtime, device):
         return model
     key = network_key(config)
     folder = _obtain("network", network_files(key), folders, lambda f: export_network(model, f, key), runtime == "onnx")
-    return model if folder is None else OnnxNetwork(folder, key, model.ram is not None)
+    return model if folder is None else OnnxNetwork(folder, key, model, clips_on_torch)
 
 
 class OnnxDetector:
