@@ -158,7 +158,7 @@ def test_a_network_without_attention_exports_too(tmp_path):
     worst = export_network(model, tmp_path, "plain")
     assert all(w is not None and w <= TOLERANCE for w in worst.values())
     assert all((tmp_path / name).is_file() for name in network_files("plain"))
-    fast = OnnxNetwork(tmp_path, "plain", ram=False)
+    fast = OnnxNetwork(tmp_path, "plain", model)
     feats = model.frame_features(torch.randint(0, 256, (16, 1, 48, 48), dtype=torch.uint8)).detach()
     clips = torch.stack([feats[:8], feats[8:]])
     out = fast.forward_features(clips)
