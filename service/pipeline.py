@@ -69,7 +69,7 @@ class Predictor:
 
         from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
         from training.device import bf16_ok, pick_device
-        from training.runtime import FOLDER, network_runtime
+        from training.runtime import BF16_CLIPS_FROM, FOLDER, network_runtime
 
         self.torch = torch
         self.device = pick_device(device)
@@ -77,15 +77,14 @@ class Predictor:
         self.bf16 = bf16 and bf16_ok(self.device)
         # What runs the network (training/runtime.py): ONNX Runtime on the CPU where it can (the
         # checkpoint's onnx/ folder, or an export made once into the cache), else the module itself.
-        # auto leaves the recurrence (the clips) to PyTorch where bf16 autocast runs natively: it is
-        # compute-bound, and there PyTorch's bf16 beats ONNX Runtime's fp32; the per-frame stage is
-        # faster on ONNX Runtime either way (docs/performance.md, "The CPU runtime").
+        # auto leaves batches of clips to PyTorch's recurrence where bf16 autocast runs natively: there
+        # it is the faster on a batch (BF16_CLIPS_FROM); the per-frame stage, and a few clips at a
+        # time, are faster on ONNX Runtime (docs/performance.md, "The CPU runtime").
         exports = (checkpoint_folder(model_dir) / FOLDER,)
         self.network = network_runtime(self.model, self.config, exports, runtime, self.device,
-                                       clips_on_torch=runtime == "auto" and self.bf16)
-        # "torch", "onnx", or "onnx frames, torch clips"
-        self.runtime: str = getattr(self.network, "runtime", "torch")
-        self.bf16 = self.bf16 and self.runtime != "onnx"  # ONNX Runtime runs the fp32 weights; autocast reaches the torch half
+                                       torch_clips_from=BF16_CLIPS_FROM if runtime == "auto" and self.bf16 else None)
+        self.runtime: str = getattr(self.network, "runtime", "torch")  # what runs the network, in words
+        self.bf16 = self.bf16 and self.runtime != "onnx"  # ONNX Runtime runs the fp32 weights; autocast reaches the torch part
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]

@@ -166,26 +166,29 @@ def test_a_network_without_attention_exports_too(tmp_path):
     np.testing.assert_allclose(out.logits.numpy(), model.forward_features(clips).logits.detach().numpy(), atol=TOLERANCE)
 
 
-def test_auto_leaves_the_clips_to_pytorch_where_bf16_runs_natively(model_dir, astronaut):
-    """Where bf16 autocast is native (INFERENCE_BF16, the default), PyTorch's bf16 recurrence is the faster;
-    the per-frame stage and the detector run on ONNX Runtime. Elsewhere all of it does. The mixed path
-    answers as the bf16 one does (bf16's own rounding: docs/performance.md, the network stage)."""
+def test_auto_leaves_batches_of_clips_to_pytorch_where_bf16_runs_natively(model_dir, astronaut):
+    """Where bf16 autocast is native (INFERENCE_BF16, the default), PyTorch's bf16 recurrence is the faster
+    on batches of clips; the per-frame stage, a few clips at a time and the detector run on ONNX Runtime.
+    Elsewhere all of it does. Its answers are the bf16 path's, within bf16's own rounding."""
     from training.device import bf16_ok
+    from training.runtime import BF16_CLIPS_FROM
 
     native = bf16_ok(torch.device("cpu"))
     p = Predictor(model_dir, bf16=True, runtime="auto")
-    assert (p.runtime, p.bf16, p.detector.net.runtime) == (("onnx frames, torch clips", True, "onnx") if native
-                                                           else ("onnx", False, "onnx"))
+    assert (p.runtime, p.bf16, p.detector.net.runtime) == ((f"onnx (torch for {BF16_CLIPS_FROM}+ clips a batch)", True, "onnx")
+                                                           if native else ("onnx", False, "onnx"))
     forced = Predictor(model_dir, bf16=True, runtime="onnx")
     assert (forced.runtime, forced.bf16) == ("onnx", False)
     if native:
-        bf16 = Predictor(model_dir, bf16=True, runtime="torch")
+        bf16, fp32 = Predictor(model_dir, bf16=True, runtime="torch"), Predictor(model_dir, runtime="torch")
         crops = preprocess_video_file(astronaut[0], bf16.crop)
         clips = crops[clip_indices(len(crops))]
         (p_mixed, m_mixed), (p_bf16, _) = p.predict(clips), bf16.predict(clips)
         assert (p_mixed.argmax(1) == p_bf16.argmax(1)).mean() >= 0.95
         np.testing.assert_allclose(p_mixed, p_bf16, atol=0.05)
         assert m_mixed is not None
+        few = clips[: BF16_CLIPS_FROM - 1]  # on ONNX Runtime: fp32's answers
+        np.testing.assert_allclose(p.predict(few)[0], fp32.predict(few)[0], atol=TOLERANCE)
 
 
 def test_what_runs_where():

@@ -311,18 +311,25 @@ def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Call
 # --- running ----------------------------------------------------------------------------------
 
 
+# Where bf16 autocast is native, batches of at least this many clips run the recurrence faster in PyTorch's
+# bf16 than on ONNX Runtime's fp32 (the convolutions are most of the work); smaller ones, a live session's
+# clip at a time, faster on ONNX Runtime (the work between ops is most of it). docs/performance.md, "The CPU runtime".
+BF16_CLIPS_FROM = 4
+
+
 class OnnxNetwork:
     """ExpressionNet's frame_features and forward_features on ONNX Runtime, taking and giving CPU
-    torch tensors as the module does (Predictor calls either the same way). With `clips_on_torch`
-    only the per-frame stage runs on ONNX Runtime and the recurrence stays the module's (under the
-    caller's bf16 autocast, where that is faster: docs/performance.md, "The CPU runtime")."""
+    torch tensors as the module does (Predictor calls either the same way). With `torch_clips_from`,
+    batches of at least that many clips go through the module's own recurrence instead (under the
+    caller's bf16 autocast: BF16_CLIPS_FROM)."""
 
-    def __init__(self, folder: Path, key: str, model, clips_on_torch: bool = False):
+    def __init__(self, folder: Path, key: str, model, torch_clips_from: int | None = None):
         frame_name, clip_name = network_files(key)
         self.model = model
         self.frame = session(folder / frame_name)
-        self.clip = None if clips_on_torch else session(folder / clip_name)
-        self.runtime = "onnx" if self.clip is not None else "onnx frames, torch clips"
+        self.clip = session(folder / clip_name)
+        self.torch_clips_from = torch_clips_from
+        self.runtime = "onnx" if torch_clips_from is None else f"onnx (torch for {torch_clips_from}+ clips a batch)"
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(frames.numpy(), dtype=np.uint8)  # the graph takes the crops' own pixels (0..255)
@@ -331,7 +338,7 @@ class OnnxNetwork:
     def forward_features(self, feats: torch.Tensor):
         from training.model import ModelOutput
 
-        if self.clip is None:
+        if self.torch_clips_from is not None and len(feats) >= self.torch_clips_from:
             return self.model.forward_features(feats)
         if feats.shape[1] != CLIP_LENGTH:
             raise ValueError(f"the exported clip graph takes clips of {CLIP_LENGTH} frames, not {feats.shape[1]}")
@@ -339,7 +346,7 @@ class OnnxNetwork:
         return ModelOutput(torch.from_numpy(out[0]), None, torch.from_numpy(out[1]) if self.model.ram is not None else None)
 
 
-def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, device, clips_on_torch: bool = False):
+def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, device, torch_clips_from: int | None = None):
     """What runs a loaded checkpoint's network: an OnnxNetwork where `runtime` (RUNTIMES) and the
     device allow it and its export is in `folders` or the cache (made there if missing), else the
     module itself. Both have frame_features and forward_features (and OnnxNetwork a `runtime` naming
@@ -348,7 +355,7 @@ def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, 
         return model
     key = network_key(config)
     folder = _obtain("network", network_files(key), folders, lambda f: export_network(model, f, key), runtime == "onnx")
-    return model if folder is None else OnnxNetwork(folder, key, model, clips_on_torch)
+    return model if folder is None else OnnxNetwork(folder, key, model, torch_clips_from)
 
 
 class OnnxDetector:
