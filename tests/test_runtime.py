@@ -132,6 +132,14 @@ def test_export_command_writes_beside_the_checkpoint_and_a_read_only_install_loa
         Predictor(ckpt, runtime="onnx")
 
     main(["export", "--model", str(ckpt)])
+    key_file = next((ckpt / FOLDER).glob("frame-*.onnx"))
+    good = key_file.read_bytes()
+    key_file.write_bytes(b"not an onnx file")  # a file ONNX Runtime cannot load: auto runs PyTorch, onnx refuses
+    assert Predictor(ckpt, runtime="auto").runtime == "torch"
+    assert "its ONNX export cannot be loaded" in caplog.text
+    with pytest.raises(RuntimeUnavailable, match="cannot be loaded"):
+        Predictor(ckpt, runtime="onnx")
+    key_file.write_bytes(good)
     written = sorted(p.name for p in (ckpt / FOLDER).iterdir())
     assert len(written) == 3 and all(name.endswith(".onnx") for name in written)
     for path in [ckpt, *ckpt.rglob("*")]:

@@ -36,6 +36,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ EXPORT_TOLERANCE = 1e-3  # largest difference from PyTorch an export may show on
 FOLDER = "onnx"  # a checkpoint's exports: CHECKPOINT_DIR/onnx/
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -291,20 +293,24 @@ def _found(names: Sequence[str], folders: Sequence[Path]) -> Path | None:
     return next((f for f in folders if all((f / n).is_file() for n in names)), None)
 
 
-def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Callable[[Path], object], required: bool) -> Path | None:
-    """The folder holding the export `names`: one of `folders`, else the cache, made there now if
-    missing. None (and a log line saying why) where it cannot be had and `required` is False."""
-    found = _found(names, [*folders, cache_folder()])
-    if found is not None:
-        return found
+def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Callable[[Path], object],
+            load: Callable[[Path], T], required: bool) -> T | None:
+    """`load` of the folder holding the export `names`: one of `folders`, else the cache, made there
+    now if missing. None (and a log line saying why) where it cannot be made or loaded (e.g. an
+    onnxruntime too old for the file) and `required` is False; RuntimeUnavailable where it is True."""
+    folder = _found(names, [*folders, cache_folder()])
+    doing = "loaded"
     try:
-        log.info("exporting the %s to ONNX into %s (once for these weights)", what, cache_folder())
-        make(cache_folder())
-        return cache_folder()
+        if folder is None:
+            doing = "made"
+            log.info("exporting the %s to ONNX into %s (once for these weights)", what, cache_folder())
+            make(cache_folder())
+            folder = cache_folder()
+        return load(folder)
     except Exception as e:  # noqa: BLE001  any failure of the optional fast path falls back to the reference, said once
         if required:
-            raise RuntimeUnavailable(f"the {what}'s ONNX export cannot be made: {type(e).__name__}: {e}") from e
-        log.warning("the %s runs on PyTorch: its ONNX export cannot be made (%s: %s)", what, type(e).__name__, e)
+            raise RuntimeUnavailable(f"the {what}'s ONNX export cannot be {doing}: {type(e).__name__}: {e}") from e
+        log.warning("the %s runs on PyTorch: its ONNX export cannot be %s (%s: %s)", what, doing, type(e).__name__, e)
         return None
 
 
@@ -354,8 +360,9 @@ def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, 
     if not wants_onnx(runtime, device):
         return model
     key = network_key(config)
-    folder = _obtain("network", network_files(key), folders, lambda f: export_network(model, f, key), runtime == "onnx")
-    return model if folder is None else OnnxNetwork(folder, key, model, torch_clips_from)
+    network = _obtain("network", network_files(key), folders, lambda f: export_network(model, f, key),
+                      lambda f: OnnxNetwork(f, key, model, torch_clips_from), runtime == "onnx")
+    return model if network is None else network
 
 
 class OnnxDetector:
@@ -376,8 +383,8 @@ def detector_runtime(net, weights: Path, folders: Sequence[Path], runtime: str, 
         return None
     key = detector_key(weights)
     name = detector_file(key)
-    folder = _obtain("face detector", [name], folders, lambda f: export_detector(net, f, key), runtime == "onnx")
-    return None if folder is None else OnnxDetector(folder / name)
+    return _obtain("face detector", [name], folders, lambda f: export_detector(net, f, key), lambda f: OnnxDetector(f / name),
+                   runtime == "onnx")
 
 
 def export_checkpoint(model_dir) -> dict[str, float | None]:
