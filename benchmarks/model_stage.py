@@ -10,9 +10,11 @@ Takes the face crops of a video (the pipeline's own preprocessing), cuts the cli
                     a change of answer, so its agreement columns say how often it answers otherwise)
 interleaved round by round; prints ms per video, clips/s, the speed-up over plain, and the
 share of clips whose label matches plain's (the bar for keeping an optimisation: >= 99 %,
-and the same vote).
+and the same vote). With --clip-batches, also the recurrence alone (Predictor.score of a batch
+of clips' features) at each batch size on PyTorch fp32, PyTorch bf16 and ONNX Runtime: where
+bf16 overtakes ONNX Runtime sets training/runtime.py's BF16_CLIPS_FROM.
 
-    python benchmarks/model_stage.py [--video V] [--seconds 20] [--rounds 5] [--device cpu]
+    python benchmarks/model_stage.py [--video V] [--seconds 20] [--rounds 5] [--device cpu] [--clip-batches 1,2,4,8,32]
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--device", default=None)
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--clip-batches", default=None, metavar="B,B,...", help="also time the recurrence alone at these batch sizes")
+    ap.add_argument("--threads", type=int, default=None, help="torch's (and ONNX Runtime's) threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.video:
         video = Path(args.video)
     else:
@@ -99,6 +105,32 @@ def main():
         vote = majority_vote(labels, probs[w], K)[0] == ref_vote
         diff = np.abs(probs[w] - probs["plain"]).max()
         print(f"| {w} | {1000 * t:.0f} | {len(clips) / t:.0f} | {len(crops) / t:.0f} | {base / t:.2f}x | {100 * same:.1f} % | {vote} | {diff:.4f} |")
+    if args.clip_batches:
+        scorers = {"torch fp32": ("shared", preds[False, False, "torch"]), "torch bf16": ("shared+bf16", preds[True, False, "torch"])}
+        if "onnx" in ways:
+            scorers["onnx"] = ("onnx", preds[False, False, "onnx"])
+        clip_batches(scorers, crops, clips, [int(b) for b in args.clip_batches.split(",")], args.rounds)
+
+
+def clip_batches(scorers: dict, crops: np.ndarray, clips: np.ndarray, batches: list[int], rounds: int) -> None:
+    """ms per clip of the recurrence alone at each batch size, each scorer on its own features, interleaved."""
+    feats = {name: pred.features(crops[: clips[max(batches) - 1][-1] + 1]) for name, (_, pred) in scorers.items()}
+    times = {(name, b): [] for name in scorers for b in batches}
+    with torch.inference_mode():
+        for r in range(rounds + 1):  # the first round warms up
+            for b in batches:
+                for name, (_, pred) in scorers.items():
+                    batch = feats[name][torch.from_numpy(clips[:b])]
+                    start = time.perf_counter()
+                    pred.score(batch)
+                    if r:
+                        times[name, b].append(1000 * (time.perf_counter() - start) / b)
+    print()
+    print(f"the recurrence alone (Predictor.score), ms per clip, median of {rounds} rounds")
+    print("| clips a batch | " + " | ".join(scorers) + " |")
+    print("|---|" + "---|" * len(scorers))
+    for b in batches:
+        print(f"| {b} | " + " | ".join(f"{statistics.median(times[name, b]):.2f}" for name in scorers) + " |")
 
 
 if __name__ == "__main__":
