@@ -195,8 +195,9 @@ def test_auto_leaves_batches_of_clips_to_pytorch_where_bf16_runs_natively(model_
         assert (p_mixed.argmax(1) == p_bf16.argmax(1)).mean() >= 0.95
         np.testing.assert_allclose(p_mixed, p_bf16, atol=0.05)
         assert m_mixed is not None
-        few = clips[: BF16_CLIPS_FROM - 1]  # on ONNX Runtime: fp32's answers
-        np.testing.assert_allclose(p.predict(few)[0], fp32.predict(few)[0], atol=TOLERANCE)
+        few = clips[: BF16_CLIPS_FROM - 1]  # on ONNX Runtime, from the features bf16 keeps
+        np.testing.assert_array_equal(p.predict(few)[0].argmax(1), fp32.predict(few)[0].argmax(1))
+        np.testing.assert_allclose(p.predict(few)[0], fp32.predict(few)[0], atol=0.05)
 
 
 def test_what_runs_where():
