@@ -82,8 +82,9 @@ class Settings(BaseSettings):
     inference_runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto",
         description="what runs the network and the face detector on a CPU: auto (ONNX Runtime on their export, made "
-        "once into the cache when the checkpoint has none, where it can; else PyTorch), torch, or onnx (ONNX Runtime "
-        "or the worker does not start). CUDA always runs PyTorch",
+        "once into the cache when the checkpoint has none, where it can, else PyTorch; batches of clips stay on "
+        "PyTorch where INFERENCE_BF16 runs natively, as it is faster there), torch, or onnx (ONNX Runtime for all "
+        "of it, or the worker does not start). CUDA always runs PyTorch",
     )
     detect_every: int = 1  # run the face detector on every k-th frame (boxes are smoothed between)
     # Every face of a video is followed (training/tracks.py) and answered for (the result's `people`).
