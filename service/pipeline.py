@@ -354,7 +354,9 @@ def analyse_video(
     info = check_video(path, settings)
     analysis = Analysis(predictor, settings, info.fps, watch, predictor.detect_batch)
     last_report = 0.0
+    first: Frame | None = None  # its size and orientation are the video's as displayed
     for frame in watch.iterate("decode", read_frames(path, max_frames=settings.max_frames)):
+        first = first or frame
         analysis.push(frame)
         if on_progress and time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
@@ -395,7 +397,8 @@ def analyse_video(
         "peak": main["peak"],
         "attention_maps": top_maps,
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
-                  "width": info.width, "height": info.height},
+                  "width": first.gray.shape[1], "height": first.gray.shape[0],
+                  "rotation": first.orientation.rotation, "mirrored": first.orientation.mirrored},
         "faces": {"frames_with_face": main["frames"], "frames": n, "people": len(entries),
                   "most_in_frame": tracker.most_in_frame, "dropped": tracker.dropped, "max_faces": settings.max_faces},
         "people": entries,

@@ -52,8 +52,13 @@ class VideoMeta(BaseModel):
     frames: int
     fps: float
     duration_s: float
-    width: int
+    width: int = Field(description="as displayed: after the rotation below (a phone's portrait video is taller than wide)")
     height: int
+    rotation: int = Field(0, description="degrees clockwise (0, 90, 180, 270) the stored frames were turned to be shown "
+                                         "upright, as the container's display matrix or `rotate` tag says; faces were found "
+                                         "and boxes are given in the turned frame")
+    mirrored: bool = Field(False, description="the frames were also mirrored left to right after the rotation (the display "
+                                              "matrix says so)")
 
 
 class FaceStats(BaseModel):
