@@ -77,6 +77,16 @@ class Box(BaseModel):
     height: float
 
 
+class Track(BaseModel):
+    """A person's face box on every frame they were seen in, as parallel arrays: entry i of each is
+    frame i of the track."""
+    t: list[float] = Field(description="the frame's time, seconds from the video's start")
+    x: list[float] = Field(description="the box's left edge, displayed frame pixels")
+    y: list[float] = Field(description="its top edge")
+    w: list[float] = Field(description="its width")
+    h: list[float] = Field(description="its height")
+
+
 class Image(BaseModel):
     name: str
     frame: int
@@ -103,6 +113,8 @@ class Person(BaseModel):
     peak: Peak | None
     attention_maps: list[AttentionMap]
     thumbnail: Image | None = Field(description="their face where it was seen largest")
+    track: Track | None = Field(None, description="where their face was on each frame it was seen in (null: an older "
+                                                  "worker's result)")
 
 
 class ModelRef(BaseModel):
