@@ -33,6 +33,7 @@ from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, Pre
 from service.selfcheck import model_unavailable
 from service.settings import Settings, get_settings
 from service.storage import Storage, StorageUnavailable, ensure_bucket, image_key, make_storage, upload_key
+from service.tables import timeline_csv
 from service.upload import UploadError, receive_upload
 from training.checkpoint import CheckpointError, read_config
 from training.video import ACCEPTED, VideoError
@@ -353,6 +354,29 @@ def routes():
             return StreamingResponse(storage.stream(key), media_type="image/png")
         except FileNotFoundError:
             raise missing from None
+
+    @router.get(
+        "/jobs/{job_id}/timeline.csv",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}, "description": "the timeline, a row per person per clip (README, "
+                         "\"The timeline as a table\")"},
+                   409: {"model": ErrorBody, "description": "the job has not finished (job_not_finished) or failed (job_failed)"},
+                   **ERRORS},
+        summary="A finished job's timeline as CSV",
+    )
+    def get_timeline_csv(job_id: str, request: Request, queue: QueueDep):
+        """A row per person per clip: `person`, `clip`, `start_s`, `end_s`, `face` (1: their face in every
+        frame of the clip), `label`, and `p_<class>` for each class (calibrated, 0 to 1), the same numbers
+        as the result's `people[].clips`."""
+        view = current_view(queue, job_id, base_url(request))
+        if view is None:
+            raise ApiError(404, "unknown_job", f"No job {job_id!r} (unknown, or its result has expired).")
+        if view["status"] == "failed":
+            raise ApiError(409, "job_failed", f"Job {job_id!r} failed ({view['error']['code']}): it has no timeline.")
+        if view["status"] != "finished":
+            raise ApiError(409, "job_not_finished", f"Job {job_id!r} is {view['status']}; its timeline exists once it has finished.")
+        return Response(timeline_csv(view["result"]), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'inline; filename="{job_id}-timeline.csv"'})
 
     @router.get("/model", response_model=ModelInfo, responses=ERRORS, summary="The served model")
     def get_model(settings: SettingsDep):

@@ -52,7 +52,8 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert result["expression"] in classes
     assert 0 < result["confidence"] <= 1
     assert sum(result["votes"].values()) == sum(c["face"] for c in result["clips"])
-    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360}
+    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360,
+                               "rotation": 0, "mirrored": False}
     assert result["faces"]["frames_with_face"] == 40
     starts = [c["start_frame"] for c in result["clips"]]
     assert starts == list(range(0, 33, 2))  # 8-frame clips at stride 2
@@ -99,6 +100,27 @@ def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_work
     assert view["status"] == "finished" and view["error"] is None
     assert view["progress"]["stage"] == "done"
     assert len(view["result"]["clips"]) == 17
+
+
+def test_a_finished_jobs_timeline_as_csv_holds_the_jsons_numbers(client, run_burst_worker, people_videos):
+    from test_batch import assert_timeline_is_the_results, read_csv
+
+    job = post(client, people_videos["side"], wait=0).json()["job_id"]
+    assert_error(client.get(f"/jobs/{job}/timeline.csv"), 409, "job_not_finished")
+    run_burst_worker()
+    r = client.get(f"/jobs/{job}/timeline.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    result = client.get(f"/jobs/{job}").json()["result"]
+    table = read_csv(r.text)
+    assert {row["person"] for row in table} == {"1", "2"}  # a row per person per clip
+    assert_timeline_is_the_results(table, result)
+    assert_error(client.get(f"/jobs/{'0' * 32}/timeline.csv"), 404, "unknown_job")
+
+
+def test_a_failed_jobs_timeline_is_a_409(client, run_burst_worker, videos):
+    job = post(client, videos["no_face"], wait=0).json()["job_id"]
+    run_burst_worker()
+    assert_error(client.get(f"/jobs/{job}/timeline.csv"), 409, "job_failed")
 
 
 @pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi",
@@ -356,6 +378,11 @@ def test_openapi_documents_every_route_and_its_errors(client):
     assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
     assert "multipart/form-data" in predict["requestBody"]["content"]
     assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]
+    assert {"200", "404", "409"} <= set(paths["/jobs/{job_id}/timeline.csv"]["get"]["responses"])
+    person = spec["components"]["schemas"]["Person"]["properties"]
+    assert "track" in person and set(spec["components"]["schemas"]["Track"]["properties"]) == {"t", "x", "y", "w", "h"}
+    video = spec["components"]["schemas"]["VideoMeta"]["properties"]
+    assert {"rotation", "mirrored"} <= set(video)
 
 
 def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):
