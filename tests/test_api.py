@@ -68,7 +68,7 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     # the same job, read back
     view = client.get(f"/jobs/{result['job_id']}").json()
     assert view["status"] == "finished" and view["result"]["expression"] == result["expression"]
-    assert not (settings.uploads_dir / f"{result['job_id']}.video").exists()  # the upload is gone
+    assert (settings.uploads_dir / f"{result['job_id']}.video").exists()  # kept for the page's player, as long as its images
 
 
 def test_a_video_of_two_people_answers_for_each_with_their_own_images(client, run_burst_worker, people_videos):
@@ -115,6 +115,45 @@ def test_a_finished_jobs_timeline_as_csv_holds_the_jsons_numbers(client, run_bur
     assert {row["person"] for row in table} == {"1", "2"}  # a row per person per clip
     assert_timeline_is_the_results(table, result)
     assert_error(client.get(f"/jobs/{'0' * 32}/timeline.csv"), 404, "unknown_job")
+
+
+def test_a_finished_jobs_video_is_served_in_the_ranges_a_player_asks_for(client, run_burst_worker, videos):
+    job = post(client, videos["astronaut_mp4"], wait=0).json()["job_id"]
+    run_burst_worker()
+    whole = videos["astronaut_mp4"].read_bytes()
+    r = client.get(f"/jobs/{job}/video")
+    assert r.status_code == 200 and r.content == whole and r.headers["content-type"] == "video/mp4"
+    assert r.headers["accept-ranges"] == "bytes" and int(r.headers["content-length"]) == len(whole)
+    for asked, (start, end) in [("bytes=100-199", (100, 199)), ("bytes=1000-", (1000, len(whole) - 1)),
+                                ("bytes=-50", (len(whole) - 50, len(whole) - 1)), (f"bytes=10-{10 ** 9}", (10, len(whole) - 1))]:
+        r = client.get(f"/jobs/{job}/video", headers={"Range": asked})
+        assert r.status_code == 206 and r.content == whole[start : end + 1], asked
+        assert r.headers["content-range"] == f"bytes {start}-{end}/{len(whole)}"
+    r = client.get(f"/jobs/{job}/video", headers={"Range": f"bytes={len(whole)}-"})
+    assert_error(r, 416, "range_not_satisfiable")
+    assert r.headers["content-range"] == f"bytes */{len(whole)}"
+    assert_error(client.get(f"/jobs/{'0' * 32}/video"), 404, "unknown_video")
+    failed = post(client, videos["no_face"], wait=0).json()["job_id"]
+    run_burst_worker()
+    assert_error(client.get(f"/jobs/{failed}/video"), 404, "unknown_video")  # a failed job's video is not kept
+
+
+def test_videos_are_not_kept_when_keep_videos_is_off(redis_url, tmp_path, model_dir, videos):
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+    from service.jobs import connect, make_queue
+    from service.worker import ModelWorker
+
+    settings = make_settings(redis_url, tmp_path / "storage", model_dir, keep_videos=False)
+    with TestClient(create_app(settings)) as client:
+        job = post(client, videos["astronaut_webm"], wait=0).json()["job_id"]
+        redis = connect(settings)
+        ModelWorker([make_queue(redis, settings)], settings, connection=redis).work(burst=True, logging_level="WARNING")
+        assert client.get(f"/jobs/{job}").json()["status"] == "finished"
+        assert not (settings.uploads_dir / f"{job}.video").exists()
+        assert_error(client.get(f"/jobs/{job}/video"), 404, "unknown_video")
 
 
 def test_a_failed_jobs_timeline_is_a_409(client, run_burst_worker, videos):
