@@ -298,7 +298,9 @@ def print_result(video: str, result: dict) -> None:
     people = result.get("people", [])
     print(f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
           f"{sum(result['votes'].values())} clips voted)" + (f"; {len(people)} people, the main one below" if len(people) > 1 else ""))
-    print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
+    turned = (f" (turned {v['rotation']}° clockwise as its container says" + (", mirrored" if v.get("mirrored") else "") + ")"
+              if v.get("rotation") or v.get("mirrored") else "")
+    print(f"  video   {v['width']}x{v['height']}{turned}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
           f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
     print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
     print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in result["segments"]))
