@@ -356,7 +356,8 @@ def analyse_video(
     last_report = 0.0
     first: Frame | None = None  # its size and orientation are the video's as displayed
     for frame in watch.iterate("decode", read_frames(path, max_frames=settings.max_frames)):
-        first = first or frame
+        if first is None:
+            first = frame
         analysis.push(frame)
         if on_progress and time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()

@@ -5,8 +5,8 @@ are decoded the same way. PyAV (FFmpeg) decodes: it reads the stream's size and 
 decoding anything (so an oversized file is refused cheaply), decodes with threads, and hands
 out the gray (luma) plane directly, turned as the container says the video is shown (a phone
 stores its sensor's frames sideways and says how to turn them: the display matrix, or the older
-`rotate` tag), so every reader sees faces upright. The container is recognised from its first bytes and only
-that demuxer is opened: FFmpeg is never asked to guess among its hundreds of formats.
+`rotate` tag), so every reader sees faces upright. The container is recognised from its first
+bytes and only that demuxer is opened: FFmpeg is never asked to guess among its hundreds of formats.
 """
 
 from __future__ import annotations
