@@ -69,6 +69,7 @@ def held(tmp_path_factory):
     frames = astronaut_frames(40)
     ways = {"upright": (UPRIGHT, False, ".mp4"), "90": (Orientation(90), False, ".mp4"), "180": (Orientation(180), False, ".mp4"),
             "270": (Orientation(270), False, ".mov"), "90 mirrored": (Orientation(90, True), False, ".mp4"),
+            "90 tag": (Orientation(90), True, ".mkv"), "180 tag": (Orientation(180), True, ".mkv"),
             "270 tag": (Orientation(270), True, ".mkv")}
     return {name: write_video(d / f"{name.replace(' ', '_')}{suffix}", frames, orientation=o, as_tag=tag, options=LOSSLESS)
             for name, (o, tag, suffix) in ways.items()}
@@ -82,7 +83,7 @@ def test_a_phone_video_held_any_way_gets_the_upright_answer(predictor, held, tmp
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
     upright = analyse_video(held["upright"], predictor, settings)
     assert upright["expression"] == "happy" and upright["video"] | {"rotation": 0, "mirrored": False} == upright["video"]
-    for name in ["90", "180", "270", "90 mirrored", "270 tag"]:
+    for name in ["90", "180", "270", "90 mirrored", "90 tag", "180 tag", "270 tag"]:
         result = analyse_video(held[name], predictor, settings)
         o = Orientation(int(name.split()[0]), "mirrored" in name)
         assert (result["video"]["rotation"], result["video"]["mirrored"]) == (o.rotation, o.mirrored), name
@@ -106,3 +107,32 @@ def test_a_sideways_phone_video_as_phones_encode_it_reads_the_same(predictor, tm
     assert sideways["expression"] == upright["expression"] == "happy"
     assert sideways["video"]["rotation"] == 90 and (sideways["video"]["width"], sideways["video"]["height"]) == (640, 360)
     np.testing.assert_allclose(clip_probabilities(sideways), clip_probabilities(upright), atol=0.05)
+
+
+def test_two_real_people_filmed_sideways_are_the_same_people_with_the_same_expressions(predictor, tmp_path, model_dir):
+    """The London smiler and a calm person side by side (conftest's `side`), stored upright, sideways
+    and upside down: the same two people, each with their own expression and clip probabilities."""
+    from conftest import CALM, LONDON, SMILER
+
+    if not (LONDON / "smiling").is_dir():
+        pytest.skip(f"the London set is not at {LONDON}")
+    from videos import london_tile, people_frames
+
+    frames = people_frames(48, [(london_tile(SMILER, 170), lambda i: (60 + i, 100)), (london_tile(CALM, 170), lambda i: (400 - i, 90))])
+    settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
+    results = {o.rotation: analyse_video(write_video(tmp_path / f"side{o.rotation}.mp4", frames, orientation=o, options=LOSSLESS),
+                                         predictor, settings) for o in (UPRIGHT, Orientation(90), Orientation(180))}
+
+    def by_side(result):
+        return sorted(result["people"], key=lambda p: p["box_at_peak"]["x"])
+
+    upright = by_side(results[0])
+    assert [p["expression"] for p in upright] == ["happy", "neutral"]
+    for rotation in (90, 180):
+        people = by_side(results[rotation])
+        assert [p["expression"] for p in people] == ["happy", "neutral"], rotation
+        assert [p["frames"] for p in people] == [p["frames"] for p in upright], rotation
+        for p, q in zip(people, upright):
+            probabilities = [list(c["probabilities"].values()) for c in p["clips"]]
+            np.testing.assert_allclose(probabilities, [list(c["probabilities"].values()) for c in q["clips"]], atol=2e-4)
+            np.testing.assert_allclose(p["track"]["x"], q["track"]["x"], atol=0.5)
