@@ -364,7 +364,7 @@ def add_video_arguments(p: argparse.ArgumentParser, out: str) -> None:
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="one video: print the full result as JSON")
     shown.add_argument("--csv", action="store_true", help="one video: print its timeline as CSV (a row per person per clip)")
-    p.add_argument("--out", default=None, help=out)
+    p.add_argument("--out", default=None, metavar="DIR", help=out)
 
 
 def main(argv=None) -> None:
