@@ -187,10 +187,13 @@ def analyse_job(upload: str, results: str) -> dict:
         fail(jobs.UPLOAD_MISSING)
         raise
     finally:
-        try:
-            storage.delete(upload)  # the video is not kept once its job has ended
-        except StorageUnavailable as e:  # the expiry cleanup removes it later
-            log.warning("job %s: upload not deleted: %s", job.id, e)
+        # A finished job's video stays for the page's player, as long as its images (the expiry cleanup
+        # removes both); any other's is not kept once its job has ended.
+        if not (settings.keep_videos and job.meta.get("progress", {}).get("stage") == "done"):
+            try:
+                storage.delete(upload)
+            except StorageUnavailable as e:  # the expiry cleanup removes it later
+                log.warning("job %s: upload not deleted: %s", job.id, e)
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
