@@ -96,6 +96,13 @@ class ModelWorker(SimpleWorker):
         load_predictor(settings, check=True)
         super().__init__(queues, serializer=JSONSerializer, job_monitoring_interval=settings.heartbeat_s, **kwargs)
 
+    def subscribe(self):
+        """RQ's listener for worker commands, reading at most a second at a time: RQ's own reads for 60 s,
+        and its shutdown (unsubscribe, then close) waits for that read, so a stopping worker hung up to a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # RQ adds a fixed 60 s; the grace is a setting here so a lost job surfaces sooner.
         interval = self.job_monitoring_interval
