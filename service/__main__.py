@@ -176,24 +176,32 @@ def cmd_live(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    from service.batch import run_batch
     from service.pipeline import analyse_video
+    from service.selfcheck import ModelUnavailable
     from service.settings import Settings
     from service.worker import load_predictor
     from training.video import VideoError
 
-    from service.selfcheck import ModelUnavailable
     from training.bundled import checkpoint_folder
 
+    batch = batch_or_exit(args)
     settings = Settings()
     if args.model:
         settings = settings.model_copy(update={"model_dir": checkpoint_folder(args.model)})
     try:
-        predictor = load_predictor(settings, flag="--model" if args.model else None)
+        predictor = load_predictor(settings, flag="--model" if args.model else None)  # once, for every video
     except ModelUnavailable as e:
         sys.exit(f"ramfer: {e}")
+    if batch:
+        counts = run_batch(batch, Path(args.out), lambda video, folder: with_local_images(
+            analyse_video(video, predictor, settings, out_dir=folder), folder), quiet=args.quiet)
+        finish_batch(counts, Path(args.out))
+        return
+    video = args.videos[0]
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ramfer-"))
     try:
-        result = analyse_video(Path(args.video), predictor, settings, out_dir=out)
+        result = analyse_video(Path(video), predictor, settings, out_dir=out)
     except BaseException as e:
         if not args.out:  # the folder was made for this result's images: none will be kept
             shutil.rmtree(out, ignore_errors=True)
@@ -201,24 +209,75 @@ def cmd_predict(args) -> None:
             raise
         print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}", file=sys.stderr)
         sys.exit(2)
+    show_result(args, video, with_local_images(result, out))
+
+
+def with_local_images(result: dict, folder: Path) -> dict:
+    """The result with each image's url the path of its PNG in `folder` (an in-process result's images)."""
     from service.jobs import result_images
 
     for image in result_images(result):
-        image["url"] = str((out / f"{image['name']}.png").resolve())
+        image["url"] = str((folder / f"{image['name']}.png").resolve())
+    return result
+
+
+def show_result(args, video: str, result: dict) -> None:
+    """One video's result on stdout: all of it as JSON (--json), its timeline as CSV (--csv), or in words."""
+    from service.tables import timeline_csv
+
     if args.json:
         print(json.dumps(result, indent=2))
-        return
-    print_result(args.video, result)
+    elif args.csv:
+        print(timeline_csv(result), end="")
+    else:
+        print_result(video, result)
+
+
+def batch_or_exit(args) -> list | None:
+    """The videos of a batch (several files or a folder; README, "Many videos at once"), None for one
+    video; exits with one line when a batch has no --out or no video."""
+    from service.batch import is_batch, videos_of
+
+    if not is_batch(args.videos):
+        return None
+    if not args.out:
+        sys.exit("ramfer: several videos or a folder: give --out DIR, the folder for their results and summary.csv")
+    batch = videos_of(args.videos)
+    if not batch:
+        sys.exit(f"ramfer: no video files in {' '.join(args.videos)}")
+    return batch
+
+
+def finish_batch(counts: dict[str, int], out: Path) -> None:
+    """The batch in one line; exit status 1 when a video failed (its error is in the summary)."""
+    print(f"{sum(counts.values())} videos: {counts['analysed']} analysed, {counts['skipped']} done before, "
+          f"{counts['failed']} failed; summary: {out / 'summary.csv'}")
+    if counts["failed"]:
+        sys.exit(1)
 
 
 def cmd_submit(args) -> None:
-    """Upload a video to a running service, show its progress, print the result (as `predict` does)."""
+    """Upload a video to a running service, show its progress, print the result (as `predict` does);
+    several videos or a folder: a batch, as `predict` runs one."""
     from tqdm import tqdm
 
+    from service.batch import run_batch
     from service.client import Client, ServiceError
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would break the progress bar
-    bar = tqdm(total=100.0, unit="%", desc=Path(args.video).name, disable=args.quiet or None,
+    api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
+    if batch := batch_or_exit(args):
+        def retrying_in_batch(why, delay: float) -> None:
+            what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
+            tqdm.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
+
+        with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying_in_batch) as client:
+            counts = run_batch(batch, Path(args.out), lambda video, folder: client.predict(video, wait=args.wait, timeout=args.timeout),
+                               quiet=args.quiet)
+        finish_batch(counts, Path(args.out))
+        return
+    video = args.videos[0]
+    bar = tqdm(total=100.0, unit="%", desc=Path(video).name, disable=args.quiet or None,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr)
 
     def progress(p: dict) -> None:
@@ -230,10 +289,9 @@ def cmd_submit(args) -> None:
         what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
         bar.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
 
-    api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
     try:
         with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying) as client:
-            result = client.predict(args.video, wait=args.wait, on_progress=progress, timeout=args.timeout)
+            result = client.predict(video, wait=args.wait, on_progress=progress, timeout=args.timeout)
     except ServiceError as e:
         bar.close()
         print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}",
@@ -244,10 +302,7 @@ def cmd_submit(args) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     bar.close()
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(args.video, result)
+    show_result(args, video, result)
 
 
 def print_result(video: str, result: dict) -> None:
@@ -256,7 +311,9 @@ def print_result(video: str, result: dict) -> None:
     people = result.get("people", [])
     print(f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
           f"{sum(result['votes'].values())} clips voted)" + (f"; {len(people)} people, the main one below" if len(people) > 1 else ""))
-    print(f"  video   {v['width']}x{v['height']}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
+    turned = (f" (turned {v['rotation']}° clockwise as its container says" + (", mirrored" if v.get("mirrored") else "") + ")"
+              if v.get("rotation") or v.get("mirrored") else "")
+    print(f"  video   {v['width']}x{v['height']}{turned}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
           f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
     print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
     print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in result["segments"]))
@@ -315,6 +372,14 @@ def cmd_health(args) -> None:
         sys.exit(f"unhealthy: {e}")
 
 
+def add_video_arguments(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders of them (their sub-folders too)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one video: print the full result as JSON")
+    shown.add_argument("--csv", action="store_true", help="one video: print its timeline as CSV (a row per person per clip)")
+    p.add_argument("--out", default=None, metavar="DIR", help=out)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -336,17 +401,17 @@ def main(argv=None) -> None:
     p.add_argument("--api-key", default=None, help="the service's API key (default: $RAMFER_API_KEY)")
     p.add_argument("--json", action="store_true", help="print every message as a JSON line")
     p.set_defaults(run=cmd_live)
-    p = sub.add_parser("predict", help="analyse one video in this process, no server")
-    p.add_argument("video")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument("--out", default=None, help="folder for the attention PNGs (default: a new temporary folder)")
+    p = sub.add_parser("predict", help="analyse a video in this process, no server; several videos or a folder: a batch into --out")
+    add_video_arguments(p, out="one video: the folder for its attention PNGs (default: a new temporary folder); "
+                               "several or a folder: the batch's folder (a folder per video, summary.csv)")
     p.add_argument("--model", default=None, help="checkpoint folder (default: $MODEL_DIR or the bundled model)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (a batch)")
     p.set_defaults(run=cmd_predict)
-    p = sub.add_parser("submit", help="send a video to a running service (local or remote), show progress, print the result")
-    p.add_argument("video")
+    p = sub.add_parser("submit", help="send a video to a running service (local or remote), show progress, print the result; "
+                                      "several videos or a folder: a batch into --out")
+    add_video_arguments(p, out="several videos or a folder: the batch's folder (a folder per video, summary.csv)")
     p.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
     p.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer KEY' (default: $RAMFER_API_KEY)")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--wait", type=float, default=0.0, help="seconds the upload may wait for the result before polling")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds of polling")
     p.add_argument("--retries", type=int, default=8, help="times a busy (429) or unavailable (503) service is asked again")

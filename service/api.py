@@ -33,9 +33,10 @@ from service.schemas import Accepted, ErrorBody, Health, JobView, ModelInfo, Pre
 from service.selfcheck import model_unavailable
 from service.settings import Settings, get_settings
 from service.storage import Storage, StorageUnavailable, ensure_bucket, image_key, make_storage, upload_key
+from service.tables import timeline_csv
 from service.upload import UploadError, receive_upload
 from training.checkpoint import CheckpointError, read_config
-from training.video import ACCEPTED, VideoError
+from training.video import ACCEPTED, VideoError, sniff_container
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -354,6 +355,63 @@ def routes():
         except FileNotFoundError:
             raise missing from None
 
+    @router.get(
+        "/jobs/{job_id}/video",
+        response_class=Response,
+        responses={200: {"content": {"video/mp4": {}, "video/webm": {}, "video/ogg": {}, "application/octet-stream": {}},
+                         "description": "the uploaded video, as it was uploaded"},
+                   206: {"description": "the bytes a Range header asked for (Content-Range says which)"},
+                   307: {"description": "S3_PRESIGNED_URLS: the video's presigned URL in the bucket (Location)"},
+                   416: {"model": ErrorBody, "description": "the Range asked for lies beyond the video's end"}, **ERRORS},
+        summary="A job's uploaded video, for a player (Range requests: seeking works)",
+    )
+    def get_video(job_id: str, request: Request, queue: QueueDep, storage: StorageDep):
+        """The video that was uploaded, kept as long as the job's images when it finished (KEEP_VIDEOS);
+        one byte range at a time (`Range: bytes=START-END`), as a browser's player asks while seeking."""
+        missing = ApiError(404, "unknown_video", f"No video for job {job_id!r} (unknown, expired, failed, or videos are not kept).")
+        if not jobs.JOB_ID.match(job_id) or jobs.fetch(queue, job_id) is None:
+            raise missing
+        key = upload_key(job_id)
+        try:
+            if (url := storage.url(key)) is not None:  # the bucket answers the ranges itself
+                if not storage.exists(key):
+                    raise missing
+                return RedirectResponse(url, status_code=307)
+            size = storage.size(key)
+            head = b"".join(storage.stream(key, 0, min(size, 256) - 1)) if size else b""
+            headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+            media_type = VIDEO_TYPES.get(sniff_container(head), "application/octet-stream")
+            if (wanted := byte_range(request.headers.get("range"), size)) is None:
+                return StreamingResponse(storage.stream(key), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+            start, end = wanted
+            return StreamingResponse(storage.stream(key, start, end), status_code=206, media_type=media_type,
+                                     headers={**headers, "Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"})
+        except FileNotFoundError:
+            raise missing from None
+
+    @router.get(
+        "/jobs/{job_id}/timeline.csv",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}, "description": "the timeline, a row per person per clip (README, "
+                         "\"The timeline as a table\")"},
+                   409: {"model": ErrorBody, "description": "the job has not finished (job_not_finished) or failed (job_failed)"},
+                   **ERRORS},
+        summary="A finished job's timeline as CSV",
+    )
+    def get_timeline_csv(job_id: str, request: Request, queue: QueueDep):
+        """A row per person per clip: `person`, `clip`, `start_s`, `end_s`, `face` (1: their face in every
+        frame of the clip), `label`, and `p_<class>` for each class (calibrated, 0 to 1), the same numbers
+        as the result's `people[].clips`."""
+        view = current_view(queue, job_id, base_url(request))
+        if view is None:
+            raise ApiError(404, "unknown_job", f"No job {job_id!r} (unknown, or its result has expired).")
+        if view["status"] == "failed":
+            raise ApiError(409, "job_failed", f"Job {job_id!r} failed ({view['error']['code']}): it has no timeline.")
+        if view["status"] != "finished":
+            raise ApiError(409, "job_not_finished", f"Job {job_id!r} is {view['status']}; its timeline exists once it has finished.")
+        return Response(timeline_csv(view["result"]), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'inline; filename="{job_id}-timeline.csv"'})
+
     @router.get("/model", response_model=ModelInfo, responses=ERRORS, summary="The served model")
     def get_model(settings: SettingsDep):
         try:
@@ -428,6 +486,30 @@ def routes():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     return router
+
+
+# What a browser is told an upload is, by its container (training.video.sniff_container); the others
+# (AVI, FLV, MPEG, ...) are sent as bytes: a browser cannot play them, and the page says so.
+VIDEO_TYPES = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "ogg": "video/ogg"}
+BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range (start, end inclusive) a Range header asks for within `size` bytes; None
+    for the whole file (no header, or one this route does not serve in parts: several ranges, other
+    units). A range wholly past the end is a 416."""
+    match = BYTE_RANGE.match((header or "").strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":  # the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise ApiError(416, "range_not_satisfiable", f"The video has {size} bytes; the range asked for is not within them.",
+                       {"Content-Range": f"bytes */{size}"})
+    return start, end
 
 
 def base_url(request: Request) -> str:

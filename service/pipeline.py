@@ -371,7 +371,10 @@ def analyse_video(
     info = check_video(path, settings)
     analysis = Analysis(predictor, settings, info.fps, watch, predictor.detect_batch)
     last_report = 0.0
+    first: Frame | None = None  # its size and orientation are the video's as displayed
     for frame in watch.iterate("decode", read_frames(path, max_frames=settings.max_frames)):
+        if first is None:
+            first = frame
         analysis.push(frame)
         if on_progress and time.perf_counter() - last_report > 0.5:
             last_report = time.perf_counter()
@@ -412,7 +415,8 @@ def analyse_video(
         "peak": main["peak"],
         "attention_maps": top_maps,
         "video": {"frames": n, "fps": round(fps, 3), "duration_s": round(times[-1] + 1 / fps, 3),
-                  "width": info.width, "height": info.height},
+                  "width": first.gray.shape[1], "height": first.gray.shape[0],
+                  "rotation": first.orientation.rotation, "mirrored": first.orientation.mirrored},
         "faces": {"frames_with_face": main["frames"], "frames": n, "people": len(entries),
                   "most_in_frame": tracker.most_in_frame, "dropped": tracker.dropped, "max_faces": settings.max_faces},
         "people": entries,
@@ -479,7 +483,8 @@ class Judge:
         entry = {"id": person.id, "scored": bool(scorer.probs), "first_s": round(times[first], 3),
                  "last_s": round(times[last] + 1 / self.fps, 3),
                  "frames": len(person.crops), "box_at_peak": None, "expression": None, "confidence": None, "votes": None,
-                 "probabilities": None, "clips": [], "segments": [], "peak": None, "attention_maps": [], "thumbnail": None}
+                 "probabilities": None, "clips": [], "segments": [], "peak": None, "attention_maps": [], "thumbnail": None,
+                 "track": track_of(person.boxes, times)}
         if self.out_dir is not None and person.thumbnail is not None:
             with self.watch.stage("render"):
                 _, frame, image = person.thumbnail
@@ -537,6 +542,18 @@ def box_of(box: np.ndarray) -> dict[str, float]:
     """A face's square box (cx, cy, side, ...) as a result shows it: left, top, width, height in frame pixels."""
     cx, cy, side = (float(v) for v in box[:3])
     return {"x": round(cx - side / 2, 1), "y": round(cy - side / 2, 1), "width": round(side, 1), "height": round(side, 1)}
+
+
+def track_of(boxes: dict[int, np.ndarray], times: FrameTimes) -> dict[str, list[float]]:
+    """A person's face box on every frame they were seen in, as parallel arrays (a few bytes a frame
+    in JSON, where a list of objects would repeat every key): time (s) and left, top, width, height
+    in the displayed frame's pixels, as box_of gives one box."""
+    frames = sorted(boxes)
+    if not frames:
+        return {"t": [], "x": [], "y": [], "w": [], "h": []}
+    cx, cy, side = np.array([boxes[i][:3] for i in frames], dtype=np.float64).T
+    left, top, side = (np.round(v, 1).tolist() for v in (cx - side / 2, cy - side / 2, side))
+    return {"t": [round(times[i], 3) for i in frames], "x": left, "y": top, "w": side, "h": side}
 
 
 def by_class(classes: list[str], p: np.ndarray) -> dict[str, float]:

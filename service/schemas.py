@@ -52,8 +52,13 @@ class VideoMeta(BaseModel):
     frames: int
     fps: float
     duration_s: float
-    width: int
+    width: int = Field(description="as displayed: after the rotation below (a phone's portrait video is taller than wide)")
     height: int
+    rotation: int = Field(0, description="degrees clockwise (0, 90, 180, 270) the stored frames were turned to be shown "
+                                         "upright, as the container's display matrix or `rotate` tag says; faces were found "
+                                         "and boxes are given in the turned frame")
+    mirrored: bool = Field(False, description="the frames were also mirrored left to right after the rotation (the display "
+                                              "matrix says so)")
 
 
 class FaceStats(BaseModel):
@@ -70,6 +75,16 @@ class Box(BaseModel):
     y: float = Field(description="top edge")
     width: float
     height: float
+
+
+class Track(BaseModel):
+    """A person's face box on every frame they were seen in, as parallel arrays: entry i of each is
+    frame i of the track."""
+    t: list[float] = Field(description="the frame's time, seconds from the video's start")
+    x: list[float] = Field(description="the box's left edge, displayed frame pixels")
+    y: list[float] = Field(description="its top edge")
+    w: list[float] = Field(description="its width")
+    h: list[float] = Field(description="its height")
 
 
 class Image(BaseModel):
@@ -98,6 +113,8 @@ class Person(BaseModel):
     peak: Peak | None
     attention_maps: list[AttentionMap]
     thumbnail: Image | None = Field(description="their face where it was seen largest")
+    track: Track | None = Field(None, description="where their face was on each frame it was seen in (null: an older "
+                                                  "worker's result)")
 
 
 class ModelRef(BaseModel):

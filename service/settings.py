@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Jobs
     job_timeout_s: int = 600
     result_ttl_s: int = 3600  # finished jobs, their results and images are kept this long
+    keep_videos: bool = Field(True, description="a finished job's uploaded video is kept as long as its images, for the "
+                                               "page's player (GET /jobs/{id}/video); false: deleted when its job ends")
     failure_ttl_s: int = 3600
     heartbeat_s: int = 5  # a busy worker proves it is alive this often ...
     heartbeat_grace_s: int = 30  # ... and its job is declared lost after this much silence more

@@ -3,7 +3,7 @@
 The API, the workers and the cleanup see one small interface (keys are '/'-separated paths such as
 "uploads/<job>.video" and "results/<job>/peak.png"):
 
-    put_file(key, path)  get(key) -> bytes  stream(key) -> chunks  local_copy(key) -> a file to decode
+    put_file(key, path)  get(key) -> bytes  stream(key[, start, end]) -> chunks  size(key)  local_copy(key) -> a file to decode
     delete(key)  delete_prefix(prefix)  exists(key)  url(key) -> presigned URL or None  list(prefix)  ping()
 
 The local directory (the default, and what the one-command `serve` uses) needs every process to
@@ -84,7 +84,8 @@ class LocalStorage:
         except FileNotFoundError:
             raise missing(key) from None
 
-    def stream(self, key: str) -> Iterator[bytes]:
+    def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The file's bytes from `start` to `end` (inclusive; None: to its end), in chunks."""
         try:
             f = open(self.path(key), "rb")  # opened now: a missing file raises here, not mid-answer
         except FileNotFoundError:
@@ -92,10 +93,20 @@ class LocalStorage:
 
         def chunks():
             with f:
-                while chunk := f.read(CHUNK):
+                f.seek(start)
+                left = None if end is None else end + 1 - start
+                while (left is None or left > 0) and (chunk := f.read(CHUNK if left is None else min(CHUNK, left))):
+                    if left is not None:
+                        left -= len(chunk)
                     yield chunk
 
         return chunks()
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise missing(key) from None
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -196,9 +207,10 @@ class S3Storage:
         with self._errors(key):
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def stream(self, key: str) -> Iterator[bytes]:
+    def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        ranged = {"Range": f"bytes={start}-{'' if end is None else end}"} if start or end is not None else {}
         with self._errors(key):
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
 
         def chunks():
             with self._errors(key), contextlib.closing(body):
@@ -217,11 +229,14 @@ class S3Storage:
 
     def exists(self, key: str) -> bool:
         try:
-            with self._errors(key):
-                self.client.head_object(Bucket=self.bucket, Key=key)
+            self.size(key)
             return True
         except FileNotFoundError:
             return False
+
+    def size(self, key: str) -> int:
+        with self._errors(key):
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
 
     def delete(self, key: str) -> None:
         with self._errors(key):

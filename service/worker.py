@@ -99,6 +99,13 @@ class ModelWorker(SimpleWorker):
         load_predictor(settings, check=True)
         super().__init__(queues, serializer=JSONSerializer, job_monitoring_interval=settings.heartbeat_s, **kwargs)
 
+    def subscribe(self):
+        """RQ's listener for worker commands, reading at most a second at a time: RQ's own reads for 60 s,
+        and its shutdown (unsubscribe, then close) waits for that read, so a stopping worker hung up to a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # RQ adds a fixed 60 s; the grace is a setting here so a lost job surfaces sooner.
         interval = self.job_monitoring_interval
@@ -190,10 +197,13 @@ def analyse_job(upload: str, results: str) -> dict:
         fail(jobs.UPLOAD_MISSING)
         raise
     finally:
-        try:
-            storage.delete(upload)  # the video is not kept once its job has ended
-        except StorageUnavailable as e:  # the expiry cleanup removes it later
-            log.warning("job %s: upload not deleted: %s", job.id, e)
+        # A finished job's video stays for the page's player, as long as its images (the expiry cleanup
+        # removes both); any other's is not kept once its job has ended.
+        if not (settings.keep_videos and job.meta.get("progress", {}).get("stage") == "done"):
+            try:
+                storage.delete(upload)
+            except StorageUnavailable as e:  # the expiry cleanup removes it later
+                log.warning("job %s: upload not deleted: %s", job.id, e)
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:

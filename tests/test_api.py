@@ -52,7 +52,8 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert result["expression"] in classes
     assert 0 < result["confidence"] <= 1
     assert sum(result["votes"].values()) == sum(c["face"] for c in result["clips"])
-    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360}
+    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360,
+                               "rotation": 0, "mirrored": False}
     assert result["faces"]["frames_with_face"] == 40
     starts = [c["start_frame"] for c in result["clips"]]
     assert starts == list(range(0, 33, 2))  # 8-frame clips at stride 2
@@ -67,7 +68,7 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     # the same job, read back
     view = client.get(f"/jobs/{result['job_id']}").json()
     assert view["status"] == "finished" and view["result"]["expression"] == result["expression"]
-    assert not (settings.uploads_dir / f"{result['job_id']}.video").exists()  # the upload is gone
+    assert (settings.uploads_dir / f"{result['job_id']}.video").exists()  # kept for the page's player, as long as its images
 
 
 def test_a_video_of_two_people_answers_for_each_with_their_own_images(client, run_burst_worker, people_videos):
@@ -99,6 +100,66 @@ def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_work
     assert view["status"] == "finished" and view["error"] is None
     assert view["progress"]["stage"] == "done"
     assert len(view["result"]["clips"]) == 17
+
+
+def test_a_finished_jobs_timeline_as_csv_holds_the_jsons_numbers(client, run_burst_worker, people_videos):
+    from test_batch import assert_timeline_is_the_results, read_csv
+
+    job = post(client, people_videos["side"], wait=0).json()["job_id"]
+    assert_error(client.get(f"/jobs/{job}/timeline.csv"), 409, "job_not_finished")
+    run_burst_worker()
+    r = client.get(f"/jobs/{job}/timeline.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    result = client.get(f"/jobs/{job}").json()["result"]
+    table = read_csv(r.text)
+    assert {row["person"] for row in table} == {"1", "2"}  # a row per person per clip
+    assert_timeline_is_the_results(table, result)
+    assert_error(client.get(f"/jobs/{'0' * 32}/timeline.csv"), 404, "unknown_job")
+
+
+def test_a_finished_jobs_video_is_served_in_the_ranges_a_player_asks_for(client, run_burst_worker, videos):
+    job = post(client, videos["astronaut_mp4"], wait=0).json()["job_id"]
+    run_burst_worker()
+    whole = videos["astronaut_mp4"].read_bytes()
+    r = client.get(f"/jobs/{job}/video")
+    assert r.status_code == 200 and r.content == whole and r.headers["content-type"] == "video/mp4"
+    assert r.headers["accept-ranges"] == "bytes" and int(r.headers["content-length"]) == len(whole)
+    for asked, (start, end) in [("bytes=100-199", (100, 199)), ("bytes=1000-", (1000, len(whole) - 1)),
+                                ("bytes=-50", (len(whole) - 50, len(whole) - 1)), (f"bytes=10-{10 ** 9}", (10, len(whole) - 1))]:
+        r = client.get(f"/jobs/{job}/video", headers={"Range": asked})
+        assert r.status_code == 206 and r.content == whole[start : end + 1], asked
+        assert r.headers["content-range"] == f"bytes {start}-{end}/{len(whole)}"
+    r = client.get(f"/jobs/{job}/video", headers={"Range": f"bytes={len(whole)}-"})
+    assert_error(r, 416, "range_not_satisfiable")
+    assert r.headers["content-range"] == f"bytes */{len(whole)}"
+    assert_error(client.get(f"/jobs/{'0' * 32}/video"), 404, "unknown_video")
+    failed = post(client, videos["no_face"], wait=0).json()["job_id"]
+    run_burst_worker()
+    assert_error(client.get(f"/jobs/{failed}/video"), 404, "unknown_video")  # a failed job's video is not kept
+
+
+def test_videos_are_not_kept_when_keep_videos_is_off(redis_url, tmp_path, model_dir, videos):
+    from fastapi.testclient import TestClient
+
+    from conftest import make_settings
+    from service.api import create_app
+    from service.jobs import connect, make_queue
+    from service.worker import ModelWorker
+
+    settings = make_settings(redis_url, tmp_path / "storage", model_dir, keep_videos=False)
+    with TestClient(create_app(settings)) as client:
+        job = post(client, videos["astronaut_webm"], wait=0).json()["job_id"]
+        redis = connect(settings)
+        ModelWorker([make_queue(redis, settings)], settings, connection=redis).work(burst=True, logging_level="WARNING")
+        assert client.get(f"/jobs/{job}").json()["status"] == "finished"
+        assert not (settings.uploads_dir / f"{job}.video").exists()
+        assert_error(client.get(f"/jobs/{job}/video"), 404, "unknown_video")
+
+
+def test_a_failed_jobs_timeline_is_a_409(client, run_burst_worker, videos):
+    job = post(client, videos["no_face"], wait=0).json()["job_id"]
+    run_burst_worker()
+    assert_error(client.get(f"/jobs/{job}/timeline.csv"), 409, "job_failed")
 
 
 @pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi",
@@ -356,6 +417,11 @@ def test_openapi_documents_every_route_and_its_errors(client):
     assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
     assert "multipart/form-data" in predict["requestBody"]["content"]
     assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]
+    assert {"200", "404", "409"} <= set(paths["/jobs/{job_id}/timeline.csv"]["get"]["responses"])
+    person = spec["components"]["schemas"]["Person"]["properties"]
+    assert "track" in person and set(spec["components"]["schemas"]["Track"]["properties"]) == {"t", "x", "y", "w", "h"}
+    video = spec["components"]["schemas"]["VideoMeta"]["properties"]
+    assert {"rotation", "mirrored"} <= set(video)
 
 
 def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):

@@ -241,3 +241,35 @@ def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path
     rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
     assert rows[0].startswith("| 0 | 1 | 0 | 50.0 |") and rows[1].startswith("| 0 | 1 | 1 | 100.0 | 100 | 100 |")
     assert "radius 0, min run 1: overall 50.0 %, biases chosen [0.0, 1.0]" in out
+
+
+def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tmp_path, model_dir):
+    """benchmarks/ferplus_eval.py on a tiny split in FER+'s layout (real faces: the astronaut, cut as FER2013
+    cuts faces), with a copy of the served checkpoint for --write."""
+    import shutil
+
+    import cv2
+    from skimage import data
+
+    split = tmp_path / "FER2013Valid"
+    split.mkdir()
+    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    face = cv2.resize(gray[40:250, 150:360], (48, 48), interpolation=cv2.INTER_AREA)
+    rows = []
+    for i, (image, votes) in enumerate([(face, "0,9,0,0,0,0,0,0,1,0"), (face[:, ::-1], "0,8,2,0,0,0,0,0,0,0"),
+                                        (face, "7,3,0,0,0,0,0,0,0,0"), (face, "0,0,0,0,0,0,0,0,4,6")]):
+        cv2.imwrite(str(split / f"fer{i:07d}.png"), image)
+        rows.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",{votes}\n')
+    (split / "label.csv").write_text("".join(rows))
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(model_dir, ckpt)
+    answers = tmp_path / "answers.json"
+    out = run_script("benchmarks/ferplus_eval.py", str(split), "--model", str(ckpt), "--neutral-bias", "0", "3",
+                     "--fit-temperature", "--write", str(ckpt), "--attention", "--sheet", str(tmp_path / "sheet.png"),
+                     "--json", str(answers))
+    report = json.loads(answers.read_text())
+    assert len(report["labels"]) == 3  # the "not a face" one is left out
+    assert set(report["readings"]) == {"0.0", "3.0"} and report["readings"]["0.0"]["faces"] == 3
+    assert "neutral bias 3" in out and "top-cell share" in out and (tmp_path / "sheet.png").is_file()
+    calibration = json.loads((ckpt / "config.json").read_text())["calibration"]
+    assert calibration["temperature"] == report["fitted_temperature"] and "FER2013Valid" in calibration["fitted_on"]

@@ -97,6 +97,47 @@ def test_two_people_in_a_real_browser_each_with_face_expression_timeline_and_map
     assert not errors, errors
 
 
+@pytest.mark.parametrize("held", ["upright", "sideways"])
+def test_the_video_plays_beside_the_result_with_each_persons_box_and_label(service_url, held, tmp_path):
+    """The uploaded video plays on the page, streamed in byte ranges; a click on the timeline seeks
+    there, and each person's box and label at that moment are drawn over it. Sideways: stored as a
+    phone stores a video (turned, with a display matrix): Chromium turns it as the service did, so
+    the boxes, in the displayed frame's pixels, sit on the faces all the same."""
+    import json
+
+    from conftest import CALM, LONDON, SMILER
+
+    if not (LONDON / "smiling").is_dir():
+        pytest.skip(f"the London set is not at {LONDON}")
+    from training.video import UPRIGHT, Orientation
+    from videos import london_tile, people_frames, write_video
+
+    smiler, calm = london_tile(SMILER, 170), london_tile(CALM, 170)  # conftest's `side`: the smiler left, the calm one right
+    video = write_video(tmp_path / f"{held}.mp4", people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))]),
+                        orientation=UPRIGHT if held == "upright" else Orientation(90))
+    with page_of(service_url) as page:
+        ranged = []
+        page.on("response", lambda r: ranged.append(r.status) if r.url.endswith("/video") else None)
+        upload(page, video)
+        page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=30_000)
+        assert page.evaluate("[player.videoWidth, player.videoHeight]") == [640, 360]  # as displayed, sideways too
+        box = page.locator("#timeline svg").bounding_box()
+        page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 10)  # three quarters of 1.6 s
+        page.wait_for_function("Math.abs(player.currentTime - 1.2) < 0.05 && !player.seeking", timeout=10_000)
+        page.wait_for_function("JSON.parse(document.getElementById('player-overlay').dataset.boxes || '[]').length === 2",
+                               timeout=10_000)
+        drawn = sorted(json.loads(page.get_attribute("#player-overlay", "data-boxes")), key=lambda b: b["x"])
+        now = page.inner_text("#player-now")
+        page.screenshot(path=str(OUTPUT / f"browser-player-{held}.png"), full_page=True)
+        errors = page.errors
+    assert not errors, errors
+    assert [b["label"] for b in drawn] == ["happy", "neutral"], drawn
+    at = 36  # the frame at 1.2 s: the tiles' faces are centred near x = 60 + 36 + 85 and 400 - 36 + 85
+    assert abs(drawn[0]["x"] + drawn[0]["w"] / 2 - (60 + at + 85)) < 25 and abs(drawn[1]["x"] + drawn[1]["w"] / 2 - (400 - at + 85)) < 25, drawn
+    assert now.startswith("1.2") and "happy" in now and "neutral" in now
+    assert 206 in ranged, ranged  # the player asked for byte ranges
+
+
 def write_y4m(video: Path, path: Path) -> Path:
     """A video's frames as a raw YUV4MPEG2 file (I420), which Chromium's fake camera plays in a loop."""
     import av

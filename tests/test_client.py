@@ -100,3 +100,33 @@ def test_a_full_queue_is_asked_again_after_its_retry_after(service, tmp_path, vi
     assert result["video"]["frames"] == 5
     assert retries and {status for status, _ in retries} == {429}
     assert all(delay == 1.0 for _, delay in retries)  # the service's Retry-After, not the client's own backoff
+
+
+def test_submit_csv_prints_the_timeline(service, videos):
+    done = submit(str(videos["astronaut_webm"]), "--url", service, "--api-key", KEY, "--csv")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.startswith("person,clip,start_s,end_s,face,label,p_") and len(rows) == 7  # 20 frames: 7 clips
+
+
+def test_submit_sends_a_folder_as_a_batch_and_records_the_bad_file(service, videos, tmp_path):
+    import csv
+    import shutil
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(videos["astronaut_webm"], inbox / "face.webm")
+    shutil.copy(videos["five_frames"], inbox / "short.mp4")
+    (inbox / "notes.mp4").write_text("not a video\n" * 50)
+    out = tmp_path / "out"
+    done = submit(str(inbox), "--url", service, "--api-key", KEY, "--out", str(out))
+    assert done.returncode == 1, done.stderr  # a video failed; the others were analysed
+    assert "3 videos: 2 analysed, 0 done before, 1 failed" in done.stdout
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [(row["video"], row["error_code"]) for row in summary] == [("face.webm", ""), ("notes.mp4", "unsupported_format"),
+                                                                     ("short.mp4", "")]
+    result = json.loads((out / "face.webm" / "result.json").read_text())
+    assert result["job_id"] and summary[0]["expression"] == result["expression"]
+    assert (out / "face.webm" / "timeline.csv").read_text().count("\n") == 1 + 7
+    done = submit(str(inbox), "--url", service, "--api-key", KEY, "--out", str(out))  # again: only the bad file is tried
+    assert "3 videos: 0 analysed, 2 done before, 1 failed" in done.stdout

@@ -240,6 +240,10 @@ def test_card_adds_metrics_without_touching_the_weights(tiny_set, tmp_path):
     assert "london_heldout_accuracy: 0.97" in card and "CC BY 4.0" in card
     assert config["limits"] == "Misreads 1 of 21 calm faces." and card.rstrip().endswith("Misreads 1 of 21 calm faces.")
     assert (out / "model.safetensors").read_bytes() == before
+    run("card", str(out), "--neutral-bias", "0.5", "--chosen-on", "FER+ Valid")  # the prior the service decides with
+    _, config = load_checkpoint(out)
+    assert config["decision"] == {"neutral_bias": 0.5, "chosen_on": "FER+ Valid"}
+    assert "exp(0.5)" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_path):

@@ -268,3 +268,25 @@ def test_more_faces_than_max_faces_keeps_the_largest_and_says_how_many_were_left
     assert result["faces"]["dropped"] == 1 and result["faces"]["max_faces"] == 1
     assert result["expression"] == "happy"  # the smiler's face is the larger
     assert all(p["expression"] in (None, "happy") for p in result["people"])
+
+
+def test_two_people_crossing_keep_their_own_tracks(predictor, people_videos, tmp_path, model_dir):
+    """Each person's track (their face box on every frame they were seen in) follows their own face
+    through the crossing: the smiler's box moves right with the smiler's picture, the calm one's left
+    with theirs, on both sides of the frames where the calm face is hidden (conftest's `cross`)."""
+    result = analyse_video(people_videos["cross"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
+    fps = result["video"]["fps"]
+    # where each picture's face is drawn (the London tiles are centred on the face): centre x by frame
+    drawn = {"happy": lambda i: -20 + 8 * i + 90, "neutral": lambda i: 500 - 8 * i + 65}
+    for p in result["people"]:
+        track = p["track"]
+        assert set(track) == {"t", "x", "y", "w", "h"} and all(len(v) == p["frames"] for v in track.values())
+        assert track["t"] == sorted(track["t"]) and track["t"][0] == p["first_s"]
+        frames = [round(t * fps) for t in track["t"]]
+        centres = [x + w / 2 for x, w in zip(track["x"], track["w"])]
+        assert all(abs(c - drawn[p["expression"]](i)) < 30 for i, c in zip(frames, centres)), (p["expression"], frames, centres)
+        assert min(frames) < 25 and max(frames) > 38, frames  # seen before and after they cross (near frame 31)
+    # the track's box at the peak frame is the box_at_peak
+    for p in result["people"]:
+        at = p["track"]["t"].index(p["peak"]["time_s"])
+        assert {k: p["track"][k[0]][at] for k in ("x", "y", "width", "height")} == p["box_at_peak"]

@@ -144,7 +144,7 @@ def test_files_of_ended_and_expired_jobs_are_deleted(client, settings, run_burst
     job_id = post(client, videos["five_frames"]).json()["job_id"]
     assert jobs.upload_path(settings, job_id).exists()
     run_burst_worker()
-    assert not jobs.upload_path(settings, job_id).exists()  # deleted when the job ended
+    assert jobs.upload_path(settings, job_id).exists()  # finished: kept for the page's player, as long as its images
     assert (settings.results_dir / job_id / "peak.png").exists()
     # an expired job: its Redis keys are gone, its files are old
     gone = jobs.new_job_id()
@@ -157,7 +157,7 @@ def test_files_of_ended_and_expired_jobs_are_deleted(client, settings, run_burst
     redis = jobs.connect(settings)
     assert jobs.delete_expired_files(redis, LocalStorage(settings.storage_dir)) == 2
     assert not (settings.results_dir / gone).exists() and not jobs.upload_path(settings, gone).exists()
-    assert (settings.results_dir / job_id).exists()  # its job still exists: kept
+    assert (settings.results_dir / job_id).exists() and jobs.upload_path(settings, job_id).exists()  # its job still exists: kept
 
 
 def corruptions(data: bytes, rng: np.random.Generator, flips: int, cuts: int):

@@ -117,7 +117,11 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
         burst(s3_settings)
         view = client.get(f"/jobs/{job_id}").json()
         assert view["status"] == "finished", view
-        assert s3_server.keys(f"uploads/{job_id}") == []  # deleted when its job ended
+        assert s3_server.keys(f"uploads/{job_id}") == [f"uploads/{job_id}.video"]  # kept for the player, as long as its images
+        whole = videos["astronaut_webm"].read_bytes()
+        part = client.get(f"/jobs/{job_id}/video", headers={"Range": "bytes=10-99"})  # streamed from the bucket in ranges
+        assert part.status_code == 206 and part.content == whole[10:100] and part.headers["content-type"] == "video/webm"
+        assert client.get(f"/jobs/{job_id}/video").content == whole
         names = ["peak", "peak_clip", "person1_face", "person1_peak", "person1_peak_clip"]  # the main person's maps twice
         assert s3_server.keys(f"results/{job_id}/") == [f"results/{job_id}/{n}.png" for n in names]
         for image in view["result"]["attention_maps"] + [view["result"]["people"][0]["thumbnail"]]:

@@ -383,8 +383,10 @@ def cmd_card(args) -> None:
         config.setdefault("metrics", {})[name.strip()] = value.strip()
     if args.limits:
         config["limits"] = args.limits
+    if args.neutral_bias is not None:
+        config["decision"] = {"neutral_bias": args.neutral_bias, "chosen_on": args.chosen_on or "(not recorded)"}
     write_record(args.checkpoint, config)
-    log.info("updated %s: %s", args.checkpoint, config["metrics"])
+    log.info("updated %s: %s", args.checkpoint, config.get("metrics"))
 
 
 def cmd_export(args) -> None:
@@ -481,6 +483,9 @@ def main(argv=None) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     p.add_argument("--limits", default=None, help="replace the card's limits text")
+    p.add_argument("--neutral-bias", type=float, default=None, metavar="X",
+                   help="record the prior for neutral the service decides with for this checkpoint (NEUTRAL_BIAS overrides it)")
+    p.add_argument("--chosen-on", default=None, metavar="TEXT", help="with --neutral-bias: how it was chosen (data, command)")
     p.set_defaults(run=cmd_card)
 
     p = sub.add_parser("export", help="export a checkpoint's network and the face detector to ONNX into CHECKPOINT/onnx/, "

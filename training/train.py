@@ -70,7 +70,9 @@ class TrainConfig:
     epoch_clips: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As results.json and the model card hold it (JSON: the shares a list), so a run's recipe compares
+        equal to the one read back from an earlier run's file."""
+        return asdict(self) | {"shares": list(self.shares)}
 
 
 def clips_of(video: Video) -> np.ndarray:

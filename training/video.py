@@ -3,8 +3,10 @@
 Shared by the service and the class-folder data loader, so a served video and a training video
 are decoded the same way. PyAV (FFmpeg) decodes: it reads the stream's size and rate without
 decoding anything (so an oversized file is refused cheaply), decodes with threads, and hands
-out the gray (luma) plane directly. The container is recognised from its first bytes and only
-that demuxer is opened: FFmpeg is never asked to guess among its hundreds of formats.
+out the gray (luma) plane directly, turned as the container says the video is shown (a phone
+stores its sensor's frames sideways and says how to turn them: the display matrix, or the older
+`rotate` tag), so every reader sees faces upright. The container is recognised from its first
+bytes and only that demuxer is opened: FFmpeg is never asked to guess among its hundreds of formats.
 """
 
 from __future__ import annotations
@@ -45,7 +47,79 @@ class VideoError(Exception):
 
 
 @dataclass(frozen=True)
+class Orientation:
+    """How a stored frame is turned to be shown: `rotation` degrees clockwise (0, 90, 180 or 270),
+    then mirrored left to right when `mirrored`. Together they are the eight ways a display
+    matrix made of right angles can show a frame."""
+
+    rotation: int = 0
+    mirrored: bool = False
+
+    def show(self, image: np.ndarray) -> np.ndarray:
+        """A stored frame (H, W[, C]) as displayed (contiguous: the detector and OpenCV want it so)."""
+        if not self.rotation and not self.mirrored:
+            return image
+        turned = np.rot90(image, -self.rotation // 90)  # np.rot90 turns counter-clockwise
+        return np.ascontiguousarray(turned[:, ::-1] if self.mirrored else turned)
+
+    def store(self, image: np.ndarray) -> np.ndarray:
+        """The inverse of show: an upright frame as a phone would store it (write_video)."""
+        if not self.rotation and not self.mirrored:
+            return image
+        image = image[:, ::-1] if self.mirrored else image
+        return np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The 2x2 map of (x, y) stored -> displayed, y pointing down, as FFmpeg's display matrix
+        holds it ((x', y') = (a x + c y, b x + d y) is [[a, c], [b, d]])."""
+        m = np.array([[1, 0], [0, 1]])
+        for _ in range(self.rotation // 90):
+            m = np.array([[0, -1], [1, 0]]) @ m  # a quarter turn clockwise on the screen: right goes down
+        return np.array([[-1, 0], [0, 1]]) @ m if self.mirrored else m
+
+
+UPRIGHT = Orientation()
+ORIENTATIONS = [Orientation(r, m) for m in (False, True) for r in (0, 90, 180, 270)]
+
+
+def orientation_of_matrix(display_matrix) -> Orientation:
+    """The Orientation of FFmpeg's display matrix (9 int32: a b u / c d v / x y w, a-d in 16.16
+    fixed point). A matrix that is not made of right angles (a tilted video) is shown as stored."""
+    m = np.asarray(display_matrix, dtype=np.float64).reshape(3, 3)[:2, :2].T / 65536.0
+    if not np.allclose(np.abs(m), np.round(np.abs(m)), atol=0.01):
+        return UPRIGHT
+    for o in ORIENTATIONS:
+        if np.array_equal(o.matrix, np.round(m).astype(int)):
+            return o
+    return UPRIGHT
+
+
+def orientation_of_tag(tag: str | None) -> Orientation:
+    """The Orientation of a `rotate` stream tag: degrees clockwise, as FFmpeg before 7 exported the
+    display matrix and as some muxers still store it (Matroska's ROTATE tag)."""
+    try:
+        degrees = int(float(tag or 0)) % 360
+    except ValueError:
+        return UPRIGHT
+    return Orientation(degrees) if degrees in (0, 90, 180, 270) else UPRIGHT
+
+
+def orientation_of(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> Orientation:
+    """How the container says to show `frame`: its display matrix (FFmpeg 7 hands the stream's to
+    every decoded frame), else the stream's `rotate` tag."""
+    for side in frame.side_data:
+        if side.type.name == "DISPLAYMATRIX":
+            return orientation_of_matrix(np.frombuffer(bytes(side), dtype=np.int32)[:9])
+    tags = {k.lower(): v for k, v in stream.metadata.items()}
+    return orientation_of_tag(tags.get("rotate"))
+
+
+@dataclass(frozen=True)
 class VideoInfo:
+    """What the headers say, before a frame is decoded: the size is as stored (a phone's portrait
+    video may be stored landscape); read_frames hands out frames as displayed."""
+
     width: int
     height: int
     fps: float
@@ -123,11 +197,13 @@ def probe_video(path: str | Path) -> VideoInfo:
 class Frame:
     index: int
     time_s: float
-    gray: np.ndarray  # (H, W) uint8, the luma plane
+    gray: np.ndarray  # (H, W) uint8, the luma plane as displayed
+    orientation: Orientation = UPRIGHT  # how the stored frame was turned to be displayed
 
 
 def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 0) -> Iterator[Frame]:
-    """Decoded frames in order, one at a time (a long video is never held in memory).
+    """Decoded frames in order, one at a time (a long video is never held in memory), as displayed:
+    turned by the container's orientation (read from the first frame: a video keeps one).
 
     Stops quietly at the first undecodable packet after at least one frame (a truncated upload
     yields what it holds); raises VideoError if no frame at all can be decoded.
@@ -142,15 +218,18 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
         stream.codec_context.thread_count = threads
         index = 0
         first_pts = None
+        orientation = UPRIGHT
         try:
             for frame in container.decode(stream):
                 if max_frames is not None and index >= max_frames:
                     break
+                if index == 0:
+                    orientation = orientation_of(frame, stream)
                 t = frame.time
                 if t is not None and first_pts is None:
                     first_pts = t
                 time_s = (t - first_pts) if t is not None and first_pts is not None else index / float(stream.average_rate or 30)
-                yield Frame(index, float(time_s), frame.to_ndarray(format="gray"))
+                yield Frame(index, float(time_s), orientation.show(frame.to_ndarray(format="gray")), orientation)
                 index += 1
         except (av.FFmpegError, ValueError) as e:
             if index == 0:
@@ -170,11 +249,16 @@ CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".we
 BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
 
 
-def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None, bit_rate: int | None = None) -> Path:
+def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None, bit_rate: int | None = None,
+                orientation: Orientation = UPRIGHT, as_tag: bool = False, options: dict | None = None) -> Path:
     """Encode gray or BGR uint8 frames into `path`, the container from its suffix (CODEC_BY_SUFFIX):
     the synthetic talking videos and the tests' videos. Odd sizes lose their last row or column.
     `bit_rate` (bits/s) replaces the codec's quality setting: a low one films as a cheap camera or a
-    call does (benchmarks/studio_shift.py)."""
+    call does (benchmarks/studio_shift.py). `options` replace the codec's (e.g. {"qp": "0"}: lossless).
+
+    `orientation`: the frames are stored as a phone stores them (Orientation.store) and the container
+    is told how to show them upright: by its display matrix, or, with `as_tag`, by the older
+    `rotate` tag (a rotation only; Matroska keeps the tag, MP4 does not)."""
     import av
     import cv2
 
@@ -186,6 +270,7 @@ def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None =
         for f in frames:
             if f.ndim == 2:
                 f = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)
+            f = orientation.store(f)
             if stream is None:
                 h, w = f.shape[:2]
                 stream = out.add_stream(codec, rate=int(round(fps)))
@@ -193,8 +278,16 @@ def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None =
                 stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
                 if codec == "libx264" and bit_rate is None:
                     stream.options = {"preset": "veryfast", "crf": "20"}
+                if options is not None:
+                    stream.options = options
                 if bit_rate is not None or codec in BIT_RATE:
                     stream.bit_rate = bit_rate or BIT_RATE[codec]
+                if as_tag:
+                    assert not orientation.mirrored, "the rotate tag holds no mirror"
+                    stream.metadata["rotate"] = str(orientation.rotation)
+                elif orientation != UPRIGHT:
+                    # PyAV's rotation is counter-clockwise and its flip comes after it, as ours does
+                    stream.set_display_rotation(-orientation.rotation, hflip=orientation.mirrored)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="bgr24")
             for packet in stream.encode(frame):
                 out.mux(packet)
