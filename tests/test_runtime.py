@@ -211,3 +211,15 @@ def test_what_runs_where():
     with pytest.raises(ValueError, match="inference_runtime"):
         Settings(inference_runtime="tensorrt")
     assert Settings().inference_runtime == "auto"
+
+
+def test_without_the_onnx_extra_auto_runs_pytorch_and_onnx_refuses(monkeypatch):
+    """A plain install has no onnxruntime (it is the onnx extra): auto runs PyTorch, onnx says why it cannot start."""
+    import sys
+
+    from training.runtime import RuntimeUnavailable, wants_onnx
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    assert wants_onnx("auto", torch.device("cpu")) is False
+    with pytest.raises(RuntimeUnavailable, match="onnxruntime cannot be imported"):
+        wants_onnx("onnx", torch.device("cpu"))
