@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/videos.py
+# The suite's workers and predictors run PyTorch, as a plain install does (ONNX Runtime is the onnx extra, which the
+# dev extra brings in): a worker that had to export the network first would take a minute longer to start than
+# the tests wait. tests/test_runtime.py asks for each runtime by name.
+os.environ.setdefault("INFERENCE_RUNTIME", "torch")
 
 from service.embedded import EmbeddedRedis  # noqa: E402
 from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
