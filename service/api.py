@@ -420,6 +420,7 @@ def routes():
             log.error("%s", model_unavailable(settings, e))  # names the folder: for the log, not the caller
             raise ApiError(503, "model_unavailable", "The served model cannot be read; the operator has been told in the log.") from e
         return {
+            "name": c.get("name"), "decision": c.get("decision"),
             "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],
             "clip_length": c["clip"]["length"], "stride": c["clip"]["stride"], "sha256": c["weights_sha256"],
             "parameters": c.get("parameters", 0), "crop": c["crop"], "metrics": c.get("metrics", {}),

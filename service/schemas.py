@@ -171,6 +171,8 @@ class JobView(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    name: str | None = Field(None, description="the checkpoint's name (served-v8; the bundled ones are chosen by MODEL_DIR=default, "
+                                               "synthetic or synthetic-7class)")
     variant: str
     classes: list[str]
     input_size: int
@@ -181,6 +183,8 @@ class ModelInfo(BaseModel):
     crop: dict
     metrics: dict
     training: dict = Field(description="data, command, seed and recipe the checkpoint was trained with")
+    decision: dict | None = Field(None, description="the prior for neutral this checkpoint is decided with, and how it was "
+                                                    "chosen (NEUTRAL_BIAS overrides it); null: none recorded (2.5 is used)")
 
 
 class Health(BaseModel):

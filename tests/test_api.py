@@ -376,6 +376,7 @@ def test_model_metadata(client, model_dir):
     assert m["sha256"] == config["weights_sha256"]
     assert m["clip_length"] == 8 and m["stride"] == 2 and m["input_size"] == 48
     assert "happy" in m["classes"]
+    assert m["name"] == config["name"] and m["decision"]["neutral_bias"] == config["decision"]["neutral_bias"]  # which is served, decided how
 
 
 def test_readyz_needs_a_live_worker(client, settings):
