@@ -390,10 +390,23 @@ def cmd_card(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from training.runtime import export_checkpoint
+    """Everything the CPU's fast path runs for a checkpoint (its network's two graphs and the face detector's)
+    written into CHECKPOINT_DIR/onnx/, where the service looks first; each file's largest difference from
+    PyTorch on its check batches is logged. Here, not in training/runtime.py, which the detector imports:
+    the command needs the checkpoint loader, and the loader's crops import the detector."""
+    from training.bundled import DETECTOR_WEIGHTS, checkpoint_folder
+    from training.checkpoint import load_checkpoint
+    from training import detector
+    from training.runtime import FOLDER, detector_file, detector_key, export_detector, export_network, network_files, network_key
 
-    for path, worst in export_checkpoint(args.model).items():
-        log.info("%s: %s", path, "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}")
+    folder = checkpoint_folder(args.model) / FOLDER
+    model, config = load_checkpoint(args.model)
+    key = network_key(config)
+    found = dict(zip(network_files(key), export_network(model, folder, key).values()))
+    key = detector_key(DETECTOR_WEIGHTS, Path(detector.__file__))
+    found[detector_file(key)] = export_detector(detector.BlazeFace("cpu").net, folder, key, detector.gray_input)
+    for name, worst in found.items():
+        log.info("%s: %s", folder / name, "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}")
 
 
 def main(argv=None) -> None:

@@ -12,6 +12,8 @@ Importing this module imports nothing else (no torch): the API and `serve` find 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -21,6 +23,20 @@ SYNTHETIC_7CLASS = MODELS / "synthetic-7class"
 # The checkpoints MODEL_DIR and --model may name instead of giving a folder
 BUNDLED_CHECKPOINTS = {"default": SERVED_CHECKPOINT, "synthetic": SYNTHETIC_8CLASS, "synthetic-7class": SYNTHETIC_7CLASS}
 DETECTOR_WEIGHTS = MODELS / "face-detector" / "blazeface_full_range.safetensors"
+
+
+def default_cache_dir() -> Path:
+    """Where preprocessed training arrays and the CPU runtime's exports are kept: $RAMFER_CACHE, else ~/.cache/ramfer."""
+    return Path(os.environ.get("RAMFER_CACHE") or Path.home() / ".cache" / "ramfer")
+
+
+def sha256_of(path: Path) -> str:
+    """A file's sha256, read a MiB at a time: how a checkpoint names its weights (and an export its sources)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def checkpoint_folder(name_or_path) -> Path:

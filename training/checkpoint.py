@@ -12,11 +12,10 @@ Importing this module does not import torch: the API reads config.json without i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from training.bundled import SERVED_CHECKPOINT, checkpoint_folder  # noqa: F401  (the service's default, and a bare --init's)
+from training.bundled import SERVED_CHECKPOINT, checkpoint_folder, sha256_of  # noqa: F401  (the service's default, and a bare --init's)
 from training.clips import CLIP_LENGTH, CLIP_STRIDE
 
 FORMAT_VERSION = 1
@@ -33,14 +32,6 @@ class CheckpointError(Exception):
         self.problem = " ".join(str(problem).split())  # one line, whatever an underlying error printed
         self.folder = Path(folder) if folder is not None else None
         super().__init__(f"{self.folder}: {self.problem}" if self.folder is not None else self.problem)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(out_dir, model, crop, classes, record: dict) -> dict:

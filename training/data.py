@@ -68,6 +68,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from training.bundled import default_cache_dir
 from training.clips import CLIP_LENGTH
 from training.faces import FACE_DIM, CropConfig, FaceDetector, crop_frame, fill_missing, full_frame_face, landmarks_face, smooth_boxes, to_gray
 from training.video import VideoError, read_frames
@@ -560,10 +561,6 @@ def _map(fn, items, progress: bool, desc: str) -> list:
     # OpenCV and FFmpeg release the GIL, so threads use every core without pickling arrays.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=not progress, leave=False))
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RAMFER_CACHE") or Path.home() / ".cache" / "ramfer")
 
 
 def _cached(layout, root: Path, files, crop: CropConfig, classes, cache_dir, compute) -> list[np.ndarray]:

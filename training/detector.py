@@ -214,7 +214,7 @@ class BlazeFace:
         self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}
         from training.runtime import detector_runtime
 
-        self.onnx = detector_runtime(self.net, weights, export_folders, runtime, self.device)
+        self.onnx = detector_runtime(self.net, weights, export_folders, runtime, self.device, gray_input, Path(__file__))
         self.runtime = "torch" if self.onnx is None else "onnx"
 
     def raw(self, inputs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

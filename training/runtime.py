@@ -77,7 +77,7 @@ def wants_onnx(runtime: str, device) -> bool:
 
 
 def cache_folder() -> Path:
-    from training.data import default_cache_dir  # here: training.data imports the detector, which imports this
+    from training.bundled import default_cache_dir
 
     return default_cache_dir() / FOLDER
 
@@ -95,11 +95,12 @@ def network_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def detector_key(weights: Path) -> str:
-    from training import detector
-    from training.checkpoint import sha256_of
+def detector_key(weights: Path, source: Path) -> str:
+    """The key of the detector's export: its weights and its code (`source`, training/detector.py, which passes
+    itself: this module imports nothing of the detector, which imports it)."""
+    from training.bundled import sha256_of
 
-    parts = [EXPORT_FORMAT, "blazeface", sha256_of(weights), _source_sha256(detector)]
+    parts = [EXPORT_FORMAT, "blazeface", sha256_of(weights), hashlib.sha256(Path(source).read_bytes()).hexdigest()]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -134,14 +135,15 @@ class _ClipGraph(torch.nn.Module):
 
 
 class _DetectorGraph(torch.nn.Module):
-    def __init__(self, net):
+    """The detector's network fed uint8 gray inputs: `prepare` turns them into its input (detector.gray_input)."""
+
+    def __init__(self, net, prepare):
         super().__init__()
         self.net = net
+        self.prepare = prepare
 
     def forward(self, images):
-        from training.detector import gray_input
-
-        return self.net(gray_input(images))
+        return self.net(self.prepare(images))
 
 
 def _export(module: torch.nn.Module, example: tuple, names: tuple[list[str], list[str]], dynamic: tuple, path: Path) -> None:
@@ -225,14 +227,14 @@ def _clip_outputs(model, x) -> list[np.ndarray]:
     return [out.logits.numpy()] + ([] if out.attention is None else [out.attention.numpy()])
 
 
-def export_detector(net, folder: Path, key: str) -> float | None:
+def export_detector(net, folder: Path, key: str, prepare) -> float | None:
     """BlazeFace's graph, fed gray uint8 inputs of any batch and side (a multiple of 32), written into
     `folder` and checked against PyTorch on random inputs at 192 px (batch 1) and 128 px (batch 3);
     returns its largest difference (None: another process wrote it meanwhile)."""
     import copy
 
     net = copy.deepcopy(net).float().cpu().eval().to(memory_format=torch.contiguous_format)  # the caller's stays as it runs
-    graph = _DetectorGraph(net)
+    graph = _DetectorGraph(net, prepare)
     rng = np.random.default_rng(0)
     example = torch.from_numpy(rng.integers(0, 256, (2, 192, 192), dtype=np.uint8))
     checks = [torch.from_numpy(rng.integers(0, 256, shape, dtype=np.uint8)) for shape in ((1, 192, 192), (3, 128, 128))]
@@ -380,29 +382,12 @@ class OnnxDetector:
         return torch.from_numpy(scores), torch.from_numpy(raw)
 
 
-def detector_runtime(net, weights: Path, folders: Sequence[Path], runtime: str, device) -> OnnxDetector | None:
+def detector_runtime(net, weights: Path, folders: Sequence[Path], runtime: str, device, prepare, source: Path) -> OnnxDetector | None:
     """An OnnxDetector where `runtime` and the device allow it and the export can be had; else None
-    (the caller runs `net`)."""
+    (the caller runs `net`). `prepare` and `source`: the detector's input conversion and its file."""
     if not wants_onnx(runtime, device):
         return None
-    key = detector_key(weights)
+    key = detector_key(weights, source)
     name = detector_file(key)
-    return _obtain("face detector", [name], folders, lambda f: export_detector(net, f, key), lambda f: OnnxDetector(f / name),
+    return _obtain("face detector", [name], folders, lambda f: export_detector(net, f, key, prepare), lambda f: OnnxDetector(f / name),
                    runtime == "onnx")
-
-
-def export_checkpoint(model_dir) -> dict[str, float | None]:
-    """`python -m training export`: everything the CPU's fast path runs for a checkpoint (its network's
-    two graphs and the face detector's) written into CHECKPOINT_DIR/onnx/, where the service looks
-    first. Returns each file's largest difference from PyTorch on its check batches (None: already there)."""
-    from training.bundled import DETECTOR_WEIGHTS
-    from training.checkpoint import checkpoint_folder, load_checkpoint
-    from training.detector import BlazeFace
-
-    folder = checkpoint_folder(model_dir) / FOLDER
-    model, config = load_checkpoint(model_dir)
-    key = network_key(config)
-    done = export_network(model, folder, key)
-    found = dict(zip(network_files(key), done.values()))
-    found[detector_file(detector_key(DETECTOR_WEIGHTS))] = export_detector(BlazeFace("cpu").net, folder, detector_key(DETECTOR_WEIGHTS))
-    return {str(folder / name): worst for name, worst in found.items()}
