@@ -380,8 +380,9 @@ def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=
         return load_ckplus(root, crop=crop, cache_dir=cache_dir, classes=classes, progress=progress)
     if is_ferplus(root):
         return load_ferplus(root, crop, cache_dir, classes, progress)
-    if has_image_folders(root, classes):
-        return load_image_folders(root, crop, cache_dir, classes, progress)
+    stills = image_folder_stills(root, classes) if root.is_dir() else []
+    if stills:  # class folders of photos, listed once
+        return load_stills(root, stills, "images", crop, cache_dir, classes, progress)
     layout, entries = labelled_video_files(root, classes)
     return _load_video_files(root, entries, layout, crop, cache_dir, classes, progress)
 
@@ -483,11 +484,12 @@ def load_stills(root, stills: list[Still], layout: str, crop: CropConfig = CropC
     """Stills as one-frame videos. Each still is its own subject: these sets do not say who is who."""
     root = Path(root)
     batches = [stills[i : i + STILL_BATCH] for i in range(0, len(stills), STILL_BATCH)]
-    detector = FaceDetector()
-    arrays = _cached(
-        layout, root, [s.path for s in stills], crop, classes, cache_dir,
-        lambda: _map(lambda b: preprocess_stills([s.path for s in b], crop, detector), batches, progress, "stills"),
-    )
+
+    def compute() -> list[np.ndarray]:  # the detector is built only where the cache does not hold the crops
+        detector = FaceDetector()
+        return _map(lambda b: preprocess_stills([s.path for s in b], crop, detector), batches, progress, "stills")
+
+    arrays = _cached(layout, root, [s.path for s in stills], crop, classes, cache_dir, compute)
     frames = np.concatenate(arrays) if arrays else np.zeros((0, crop.size, crop.size), np.uint8)
     videos = [Video(s.path.stem, str(s.path.relative_to(root)), s.label, frames[i : i + 1], s.target) for i, s in enumerate(stills)]
     return Dataset(videos, tuple(classes), layout, str(root))
@@ -504,10 +506,6 @@ def load_image_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, cl
     if not stills:
         raise ValueError(f"{root} holds no images in class folders named after {', '.join(classes)}")
     return load_stills(root, stills, "images", crop, cache_dir, classes, progress)
-
-
-def has_image_folders(root: Path, classes=CLASSES) -> bool:
-    return bool(root.is_dir() and image_folder_stills(root, classes))
 
 
 # --- packs ---------------------------------------------------------------------------------
