@@ -6,7 +6,7 @@
 2. the wheel (use): `pip wheel --no-deps .` in a clean clone, installed with `pip install
    torch==2.13.0 WHEEL` (no extras) into a fresh venv, the clone removed, and run from a folder
    outside the repository, so nothing is found by accident of the working directory: `python -m
-   service predict` of a real face video prints an expression, a missing MODEL_DIR is one line
+   service predict` of a real face video prints an expression, a missing RAMFER_MODEL_DIR is one line
    (no traceback), then the same `serve` check as 1.
 
 The serve check: a real face video posted to it gives 200 (or 202 and a poll) with an expression
@@ -265,12 +265,12 @@ def wheel_run(work: Path, env: dict, inputs: dict[str, Path]) -> None:
 
     (outside / "no-model").mkdir()
     run = subprocess.run([str(python), "-m", "service", "predict", inputs["face"].name], cwd=outside,
-                         env={**env, "MODEL_DIR": str(outside / "no-model")}, capture_output=True, text=True, timeout=120)
+                         env={**env, "RAMFER_MODEL_DIR": str(outside / "no-model")}, capture_output=True, text=True, timeout=120)
     lines = run.stderr.strip().splitlines()
     check(run.returncode != 0 and len(lines) == 1 and "Traceback" not in run.stderr
-          and lines[0].startswith("ramfer: cannot load the model: MODEL_DIR="),
-          f"predict with an empty MODEL_DIR: exit {run.returncode}, stderr {run.stderr[-2000:]!r}")
-    say(f"wheel: predict with an empty MODEL_DIR, exit {run.returncode}: {lines[0]}")
+          and lines[0].startswith("ramfer: cannot load the model: RAMFER_MODEL_DIR="),
+          f"predict with an empty RAMFER_MODEL_DIR: exit {run.returncode}, stderr {run.stderr[-2000:]!r}")
+    say(f"wheel: predict with an empty RAMFER_MODEL_DIR, exit {run.returncode}: {lines[0]}")
     serve_and_check(python, outside, env, work, inputs, "wheel")
     say(f"wheel: {time.monotonic() - start:.0f} s in all")
 
@@ -287,7 +287,8 @@ def main(argv=None) -> int:
         inputs = make_inputs(work)
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         say(f"fresh clones of {head} (committed work only)")
-        clean_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "REDIS_URL", "STORAGE_DIR", "MODEL_DIR")}
+        clean_env = {k: v for k, v in os.environ.items() if k not in (
+            "VIRTUAL_ENV", "PYTHONPATH", "RAMFER_REDIS_URL", "REDIS_URL", "RAMFER_STORAGE_DIR", "STORAGE_DIR", "RAMFER_MODEL_DIR", "MODEL_DIR")}
         clean_env["PATH"] = os.pathsep.join(p for p in clean_env["PATH"].split(os.pathsep) if not p.startswith(str(REPO)))
         if args.only in (None, "editable"):
             clone = work / "clone"

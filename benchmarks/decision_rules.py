@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2, 4, 8, 16])
     ap.add_argument("--min-run", type=int, nargs="+", default=[1, 2, 3, 5, 8])
     ap.add_argument("--neutral-bias", type=float, nargs="+", default=[0.0],
-                    help="log-prior added to neutral (the service's NEUTRAL_BIAS); with several, each rule also gets "
+                    help="log-prior added to neutral (the service's RAMFER_NEUTRAL_BIAS); with several, each rule also gets "
                          "a leave-one-person-out figure for choosing among them")
     ap.add_argument("--json", default=None, help="write every rule's figures here")
     args = ap.parse_args()

@@ -1,5 +1,5 @@
 """The whole pipeline on a real face video, end to end: how long it takes against decoding alone and
-against the `fer` package's own process (optionally against an older checkout, and with DETECT_EVERY),
+against the `fer` package's own process (optionally against an older checkout, and with RAMFER_DETECT_EVERY),
 and how stable the clip labels are when the crop moves a little or the detector skips frames.
 
 The video: 20 s, 640x360, 30 fps, H.264, a real face (benchmarks/face_video.py: a London-set
@@ -9,7 +9,7 @@ Speed (--rounds rounds, each runs every contender once, in turn):
 * decode only: PyAV decoding every frame (threaded), nothing else, in this process;
 * ours: `python -m service predict VIDEO --json`, its own process (model load included), with
   this tree's code (BlazeFace);
-* ours with DETECT_EVERY=K (--detect-every K ...): the same, the detector on every K-th frame;
+* ours with RAMFER_DETECT_EVERY=K (--detect-every K ...): the same, the detector on every K-th frame;
 * ours before (--before DIR): the same command in an older checkout of ramfer (e.g. one exported
   with `git archive`, to time a change of detector or model against it);
 * fer: the `fer` package's own process on the same file, `--fer-python` being the python of a
@@ -88,7 +88,7 @@ def speed(video: Path, args) -> None:
     ours_env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
     contenders = {"ours (BlazeFace)": ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(ROOT)}, ROOT)}
     for k in args.detect_every:
-        contenders[f"ours (BlazeFace, DETECT_EVERY={k})"] = (contenders["ours (BlazeFace)"][0], {**contenders["ours (BlazeFace)"][1], "DETECT_EVERY": str(k)}, ROOT)
+        contenders[f"ours (BlazeFace, RAMFER_DETECT_EVERY={k})"] = (contenders["ours (BlazeFace)"][0], {**contenders["ours (BlazeFace)"][1], "RAMFER_DETECT_EVERY": str(k)}, ROOT)
     if args.before:
         before = Path(args.before).resolve()
         contenders[f"ours before ({before.name})"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
@@ -117,7 +117,7 @@ def speed(video: Path, args) -> None:
 
 
 def stability(videos: list[Path], args) -> None:
-    import service.pipeline as pipeline
+    import service.analysis as pipeline  # where each person's crops are cut (Person.add), replaced below by a jittered cut
     from service.pipeline import Predictor, analyse_video
     from service.settings import Settings
 

@@ -15,8 +15,12 @@ records it in the checkpoint, as benchmarks/calibrate.py does for the London cli
 
 --attention measures where RAM looked: for each class, the mean of its faces' last-step maps
 (on the absolute 0..1 scale the service draws) and how concentrated they are (the share of a map's
-mass in its top 4 of 36 cells; 4/36 = 11 % is a flat map), and with --sheet draws a contact sheet
-like the paper's Fig. 4 (per class, the first six faces read right, each under its map).
+mass in its top 4 of 36 cells; 4/36 = 11 % is a flat map); whether the answer uses the map at all
+(each face read again with RAM's map replaced by its own mean: the same overall gain, nothing of
+where; and by zero: no RAM residual); and the same concentration for FC's evidence of its answer
+(ExpressionNet.evidence, its positive part: the picture the service draws as `peak_evidence`).
+--sheet draws a contact sheet like the paper's Fig. 4 (per class, the first six faces read right,
+each as face, under RAM's map, under the evidence).
 
     python benchmarks/ferplus_eval.py FERPLUS_DIR/FER2013Test [--model training/models/default]
                                       [--neutral-bias 0 1 2] [--fit-temperature [--write MODEL_DIR]]
@@ -47,17 +51,16 @@ from training.train import predict_videos  # noqa: E402
 TOP_CELLS = 4
 
 
-def clip_probabilities(model_dir, split_dir, limit: int | None = None, attention: bool = False):
-    """(classes, the network's probabilities (N, K) at T = 1, majority labels (N,), config, faces (N, S, S),
-    last-step attention maps (N, h, w) or None) of a FER+ split."""
+def clip_probabilities(model_dir, split_dir, limit: int | None = None):
+    """(classes, the network's probabilities (N, K) at T = 1, majority labels (N,), config, faces (N, S, S))
+    of a FER+ split."""
     model, config = load_checkpoint(model_dir)
     classes = tuple(config["classes"])
     data = load_ferplus(split_dir, crop_config(config), classes=classes, progress=False)
     videos = data.videos[:limit] if limit else data.videos
-    preds = predict_videos(model, videos, torch.device("cpu"), batch_size=128, keep_attention=attention)
-    maps = np.stack([p.attention[0, -1] for p in preds]) if attention and preds[0].attention is not None else None
+    preds = predict_videos(model, videos, torch.device("cpu"), batch_size=128)
     return (list(classes), np.stack([p.clip_probs[0] for p in preds]), np.array([v.label for v in videos]), config,
-            np.stack([v.frames[0] for v in videos]), maps)
+            np.stack([v.frames[0] for v in videos]))
 
 
 def concentration(maps: np.ndarray) -> np.ndarray:
@@ -66,18 +69,54 @@ def concentration(maps: np.ndarray) -> np.ndarray:
     return np.sort(flat, axis=1)[:, -TOP_CELLS:].sum(1) / np.maximum(flat.sum(1), 1e-9)
 
 
-def attention_report(classes: list[str], maps: np.ndarray, y: np.ndarray) -> dict:
-    conc = concentration(maps)
+def where_it_looked(model_dir, split_dir, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Per face of a split (its one still clip): RAM's last-step map (N, h, w), FC's evidence for its answer
+    (N, h, w), the answer, and the answer with RAM's map replaced by its mean and by zero (N,)."""
+    from training.train import clips_of, gather_clips
+
+    model, config = load_checkpoint(model_dir)
+    model.eval()
+    videos = load_ferplus(split_dir, crop_config(config), classes=tuple(config["classes"]), progress=False).videos[:limit]
+    out: dict[str, list] = {"maps": [], "evidence": [], "answer": [], "mean_map": [], "no_map": []}
+    with torch.no_grad():
+        for b in range(0, len(videos), 128):
+            clips = gather_clips(videos, [(i, clips_of(videos[i])[0]) for i in range(b, min(b + 128, len(videos)))])
+            B, T = clips.shape[:2]
+            head, _, maps = model.head_features(model.frame_features(clips.flatten(0, 1)).unflatten(0, (B, T)))
+            m = maps[:, -1]  # (B, h, w)
+            g = head / (1 + m[:, None])  # the features before RAM's residual (1 + M) g
+            cells = model.cell_scores(head)  # (B, K, h, w)
+            k = (cells.sum((2, 3)) + model.fc.bias).argmax(1)
+            out["maps"].append(m)
+            out["evidence"].append(cells[torch.arange(B), k] - cells.mean(1))
+            out["answer"].append(k)
+            out["mean_map"].append(model.fc((g * (1 + m.mean((1, 2), keepdim=True)[:, None])).flatten(1)).argmax(1))
+            out["no_map"].append(model.fc(g.flatten(1)).argmax(1))
+    return {name: torch.cat(v).numpy() for name, v in out.items()}
+
+
+def attention_report(classes: list[str], looked: dict[str, np.ndarray], y: np.ndarray) -> dict:
+    maps, evidence = looked["maps"], np.clip(looked["evidence"], 0, None)
+    conc, ev_conc = concentration(maps), concentration(evidence)
     rows = {c: {"faces": int((y == i).sum()), "mean": round(float(maps[y == i].mean()), 3), "max": round(float(maps[y == i].max(axis=(1, 2)).mean()), 3),
-                "top_share": round(float(conc[y == i].mean()), 3)} for i, c in enumerate(classes) if (y == i).any()}
-    print(f"\nattention (last step; flat: top-{TOP_CELLS} share {TOP_CELLS / maps[0].size:.3f})")
-    print("| class | faces | map mean | map max | top-cell share |\n|---|---|---|---|---|")
+                "top_share": round(float(conc[y == i].mean()), 3), "evidence_top_share": round(float(ev_conc[y == i].mean()), 3)}
+            for i, c in enumerate(classes) if (y == i).any()}
+    print(f"\nwhere it looked (last step; flat: top-{TOP_CELLS} share {TOP_CELLS / maps[0].size:.3f})")
+    print("| class | faces | RAM map mean | RAM map max | RAM top-cell share | evidence top-cell share |\n|---|---|---|---|---|---|")
     for c, r in rows.items():
-        print(f"| {c} | {r['faces']} | {r['mean']:.3f} | {r['max']:.3f} | {r['top_share']:.3f} |")
-    return rows
+        print(f"| {c} | {r['faces']} | {r['mean']:.3f} | {r['max']:.3f} | {r['top_share']:.3f} | {r['evidence_top_share']:.3f} |")
+    answer = looked["answer"]
+    uses = {way: {"answers_changed": round(float((looked[way] != answer).mean()), 4),
+                  "accuracy": round(float((looked[way] == y).mean()), 4)} for way in ("mean_map", "no_map")}
+    uses["as_is"] = {"answers_changed": 0.0, "accuracy": round(float((answer == y).mean()), 4)}
+    print("\ndoes the answer use RAM's map? | answers changed | accuracy |\n|---|---|---|")
+    for way, name in (("as_is", "as served"), ("mean_map", "map replaced by its mean"), ("no_map", "map replaced by 0")):
+        print(f"| {name} | {100 * uses[way]['answers_changed']:.1f} % | {100 * uses[way]['accuracy']:.1f} % |")
+    return {"per_class": rows, "map_used": uses}
 
 
-def contact_sheet(path: Path, classes: list[str], faces: np.ndarray, maps: np.ndarray, p: np.ndarray, y: np.ndarray, per_class: int = 6) -> None:
+def contact_sheet(path: Path, classes: list[str], faces: np.ndarray, maps: np.ndarray, evidence: np.ndarray, p: np.ndarray, y: np.ndarray,
+                  per_class: int = 6) -> None:
     import cv2
 
     from training.visualize import heat_overlay, strip
@@ -87,8 +126,12 @@ def contact_sheet(path: Path, classes: list[str], faces: np.ndarray, maps: np.nd
         right = np.flatnonzero((y == i) & (p.argmax(1) == i))[:per_class]
         if len(right) == 0:
             continue
-        cells = [heat_overlay(faces[k], maps[k], 96) for k in right]
-        cells += [np.full((96, 96, 3), 255, np.uint8)] * (per_class - len(cells))
+        cells = []
+        for k in right:
+            positive = np.clip(evidence[k], 0, None)
+            cells += [heat_overlay(faces[k], np.zeros_like(maps[k]), 96, alpha=0.0), heat_overlay(faces[k], maps[k], 96),
+                      heat_overlay(faces[k], positive / max(float(positive.max()), 1e-9), 96)]
+        cells += [np.full((96, 96, 3), 255, np.uint8)] * (3 * (per_class - len(right)))
         label = np.full((96, 110, 3), 255, np.uint8)
         cv2.putText(label, c, (4, 52), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         rows.append(strip([label, *cells]))
@@ -123,7 +166,7 @@ def main() -> None:
     ap.add_argument("split", help="a FER+ split folder: FER2013Valid (choices) or FER2013Test (reporting), with its label.csv")
     ap.add_argument("--model", default=str(SERVED_CHECKPOINT))
     ap.add_argument("--neutral-bias", type=float, nargs="+", default=[0.0], metavar="X",
-                    help="read each clip with neutral weighed by exp(X), as the service's NEUTRAL_BIAS does (default 0)")
+                    help="read each clip with neutral weighed by exp(X), as the service's RAMFER_NEUTRAL_BIAS does (default 0)")
     ap.add_argument("--fit-temperature", action="store_true", help="fit the temperature on this split's clips")
     ap.add_argument("--write", default=None, metavar="MODEL_DIR", help="with --fit-temperature: record T in this checkpoint")
     ap.add_argument("--attention", action="store_true", help="measure how concentrated RAM's maps are, per class")
@@ -133,7 +176,7 @@ def main() -> None:
     args = ap.parse_args()
 
     start = time.perf_counter()
-    classes, p, y, config, faces, maps = clip_probabilities(args.model, args.split, args.limit, args.attention)
+    classes, p, y, config, faces = clip_probabilities(args.model, args.split, args.limit)
     t = float((config.get("calibration") or {}).get("temperature", 1.0))
     print(f"{config.get('name', args.model)} on {args.split}: {len(y)} faces in {time.perf_counter() - start:.0f} s")
     out = {"model": config.get("name"), "weights_sha256": config.get("weights_sha256"), "split": str(args.split),
@@ -162,10 +205,11 @@ def main() -> None:
             write_record(args.write, cfg)
             print(f"recorded T = {fitted:.4f} in {args.write}/config.json")
     out["ece"] = ece
-    if maps is not None:
-        out["attention"] = attention_report(classes, maps, y)
+    if args.attention:
+        looked = where_it_looked(args.model, args.split, args.limit)
+        out["attention"] = attention_report(classes, looked, y)
         if args.sheet:
-            contact_sheet(Path(args.sheet), classes, faces, maps, p, y)
+            contact_sheet(Path(args.sheet), classes, faces, looked["maps"], looked["evidence"], p, y)
             print(f"wrote {args.sheet}")
     print("\nexpected calibration error (10 bins): " + ", ".join(f"{k}: {v:.3f}" for k, v in ece.items()))
     if args.json:

@@ -80,8 +80,8 @@ def main() -> None:
     args = ap.parse_args()
     jpegs = face_jpegs()
     most = max(args.sessions)
-    env = {"STORAGE_DIR": tempfile.mkdtemp(prefix="ramfer-live-bench-"), "TORCH_THREADS": "1", "LIVE_WORKERS": "1",
-           "LIVE_SESSIONS_PER_WORKER": str(most), "LIVE_MAX_SESSIONS": str(most)}
+    env = {"RAMFER_STORAGE_DIR": tempfile.mkdtemp(prefix="ramfer-live-bench-"), "RAMFER_TORCH_THREADS": "1", "RAMFER_LIVE_WORKERS": "1",
+           "RAMFER_LIVE_SESSIONS_PER_WORKER": str(most), "RAMFER_LIVE_MAX_SESSIONS": str(most)}
     from importlib.metadata import version
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}; "

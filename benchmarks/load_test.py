@@ -2,16 +2,16 @@
 side by side in the same run on this machine (loopback only), bounded in count and time:
 
 * one-host: `python -m service serve --workers W` (embedded Redis on a unix socket, W local
-  worker processes, one shared STORAGE_DIR);
-* no-shared-disk: the API (`serve` with REDIS_URL) and W separate `python -m service worker`
-  processes, each with its own STORAGE_DIR and TMPDIR, sharing only a Redis on TCP with a password
-  and an S3 bucket (a real SeaweedFS server): the "workers on other machines" setup of the README,
+  worker processes, one shared RAMFER_STORAGE_DIR);
+* no-shared-disk: the API (`serve` with RAMFER_REDIS_URL) and W separate `python -m service worker`
+  processes, each with its own RAMFER_STORAGE_DIR and TMPDIR, sharing only a Redis on TCP with a password
+  and an S3 bucket (a real SeaweedFS server): the "workers on other machines" setup of docs/operations.md,
   as tests/test_distributed.py starts it (tests/live_cluster.py). Its workers get the torch
   threads `serve` gives its own (cores / W each), so the two differ only in Redis and storage.
 
 The N videos go to each setup in R rounds (--rounds, default 2) of about N/R, the setups taking
 turns (A B, B A, A B, ...) so that a change in the machine's load hits both alike; latency counts
-from the upload to the result (a 202 past the API's MAX_WAIT_S is followed by polling the job).
+from the upload to the result (a 202 past the API's RAMFER_MAX_WAIT_S is followed by polling the job).
 Videos: synthetic expression clips (training.synthesis.drawn, 640x490, H.264; --frames, default 90
 = 3 s), --distinct of them (default 10) sent round-robin, the same to each setup. Each answer must
 be a finished job whose result equals what the pipeline gives in-process for that video
@@ -109,7 +109,7 @@ async def send(client: httpx.AsyncClient, url: str, path: Path, sem: asyncio.Sem
             status = str(r.status_code)
             if r.status_code == 200:
                 status, result, job_id = "finished", r.json(), r.json()["job_id"]
-            elif r.status_code == 202:  # past MAX_WAIT_S: the job is still running, follow it
+            elif r.status_code == 202:  # past RAMFER_MAX_WAIT_S: the job is still running, follow it
                 job_id = r.json()["job_id"]
                 while time.monotonic() < deadline:
                     await asyncio.sleep(POLL_S)
@@ -136,7 +136,7 @@ async def run_load(url: str, videos: list[Path], concurrency: int, timeout: floa
 
 @contextmanager
 def one_host(root: Path, workers: int, queued: int):
-    env = {"STORAGE_DIR": str(root / "storage"), "MAX_QUEUED_JOBS": str(queued)}
+    env = {"RAMFER_STORAGE_DIR": str(root / "storage"), "RAMFER_MAX_QUEUED_JOBS": str(queued)}
     with running_service(env, workers=workers, timeout=240) as (url, server):
         procs = children(server.pid)
         is_worker = [p for p in procs if b"service worker" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")]
@@ -155,13 +155,13 @@ def no_shared_disk(root: Path, workers: int, queued: int):
         redis = EmbeddedRedis(port=free_port(), password=uuid.uuid4().hex)
         stack.callback(redis.cleanup)
         threads = max(1, (os.cpu_count() or 1) // workers)  # what `serve --workers W` gives each of its own
-        env = {"TORCH_THREADS": str(threads), "MAX_QUEUED_JOBS": str(queued)}
+        env = {"RAMFER_TORCH_THREADS": str(threads), "RAMFER_MAX_QUEUED_JOBS": str(queued)}
         cluster = stack.enter_context(running_cluster(root, redis.start(), s3.env(), workers=workers, env=env))
         setup = Setup("no-shared-disk", cluster.url, {"api": cluster.api.pid, "workers": [w.pid for w in cluster.workers]})
         yield setup
         left = {"uploads in the bucket": len(s3.keys("uploads/")),
                 "files in the processes' TMPDIR": sum(1 for e in cluster.envs.values() for p in Path(e["TMPDIR"]).rglob("*") if p.is_file()),
-                "processes' STORAGE_DIR made": sum(Path(e["STORAGE_DIR"]).exists() for e in cluster.envs.values())}
+                "processes' RAMFER_STORAGE_DIR made": sum(Path(e["RAMFER_STORAGE_DIR"]).exists() for e in cluster.envs.values())}
         setup.notes.append("left behind: " + ", ".join(f"{k} {v}" for k, v in left.items()))
 
 

@@ -214,7 +214,7 @@ def main():
             face_clips = [c for c in result["clips"] if c["face"]]
             records.append({"id": face_id, "want": want, "expression": result["expression"],
                             "mean_probabilities": mean_probabilities(result, predictor.classes),
-                            "duration_s": result.get("video", {}).get("duration_s"),
+                            "duration_s": result.get("video", {}).get("duration_s"), "timings_ms": result.get("timings_ms"),
                             "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature)})
             flickers[want].append(flicker(result) if face_clips else 0.0)
             if args.sequences and want == "happy":
@@ -250,6 +250,7 @@ def main():
         Path(args.json).write_text(json.dumps({
             "model": args.model, "sha256": predictor.sha256, "fold": None if args.all else args.fold,
             "kind": "talking" if args.talking else "sequences" if args.sequences else "stills", "flip_average": args.flip_average,
+            "detect_every": settings.detect_every,
             "classes": predictor.classes,
             "videos": records}, indent=1))
 

@@ -5,8 +5,8 @@ Takes the face crops of a video (the pipeline's own preprocessing), cuts the cli
   shared:  each frame's features once, gathered into clips, fp32   (what the service does)
   bf16:    plain under bf16 autocast
   shared+bf16                                                      (the PyTorch path's default)
-  onnx:    shared, on ONNX Runtime (fp32; INFERENCE_RUNTIME's CPU default where onnxruntime is installed)
-  shared+bf16+flip: each clip and its mirror image, averaged       (FLIP_AVERAGE: not a speed-up but
+  onnx:    shared, on ONNX Runtime (fp32; RAMFER_INFERENCE_RUNTIME's CPU default where onnxruntime is installed)
+  shared+bf16+flip: each clip and its mirror image, averaged       (RAMFER_FLIP_AVERAGE: not a speed-up but
                     a change of answer, so its agreement columns say how often it answers otherwise)
 interleaved round by round; prints ms per video, clips/s, the speed-up over plain, and the
 share of clips whose label matches plain's (the bar for keeping an optimisation: >= 99 %,

@@ -4,10 +4,10 @@ video of one.
 Videos of 1, 2, 3 and 4 real faces side by side (London set photos of held-out people, CC BY 4.0,
 each drifting a little), 640x360, 30 fps, `--seconds` long. Each runs through `analyse_video` (what
 the workers and `python -m service predict` run) with the service's defaults, and the one-face video
-also with MAX_FACES=1, where the detector looks for no one new while it follows one face: the
+also with RAMFER_MAX_FACES=1, where the detector looks for no one new while it follows one face: the
 work the pipeline did before it told people apart. Configurations are interleaved round by round;
 medians of `--rounds` runs. Printed: milliseconds per stage, and each total as a ratio to the
-one-face video at MAX_FACES=1.
+one-face video at RAMFER_MAX_FACES=1.
 
     python benchmarks/people_cost.py --london LONDON_DIR [--rounds 5] [--seconds 3] [--threads 2]
 """
@@ -56,7 +56,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     videos = make_videos(Path(tempfile.mkdtemp(prefix="ramfer-people-")), Path(args.london), round(30 * args.seconds))
     predictor = Predictor(Settings().model_dir)
-    configs = {"1 face, MAX_FACES=1": (videos[1], Settings(max_faces=1))}
+    configs = {"1 face, RAMFER_MAX_FACES=1": (videos[1], Settings(max_faces=1))}
     configs.update({f"{n} face{'s' if n > 1 else ''}": (videos[n], Settings()) for n in range(1, 5)})
     analyse_video(videos[1], predictor, Settings())  # warm-up
     runs: dict[str, list[dict]] = {name: [] for name in configs}
@@ -67,10 +67,10 @@ def main() -> None:
             runs[name].append(result["timings_ms"])
             people[name] = sum(p["scored"] for p in result["people"])
     stages = ["decode", "detect", "crop", "infer", "render", "total"]
-    base = statistics.median(t["total"] for t in runs["1 face, MAX_FACES=1"])
+    base = statistics.median(t["total"] for t in runs["1 face, RAMFER_MAX_FACES=1"])
     print(f"{args.seconds:.0f} s videos, 640x360, 30 fps; medians of {args.rounds} rounds; "
           f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"| video | people scored | {' | '.join(stages)} ms | total / 1 face at MAX_FACES=1 |")
+    print(f"| video | people scored | {' | '.join(stages)} ms | total / 1 face at RAMFER_MAX_FACES=1 |")
     print("|---|---|" + "---|" * (len(stages) + 1))
     for name, timings in runs.items():
         med = {s: statistics.median(t.get(s, 0.0) for t in timings) for s in stages}

@@ -7,7 +7,7 @@ zoomed) and 14 synthetic expression clips (7 classes x 2 subjects, drawn by trai
 video's per-stage milliseconds and speed (x real time, and against decoding alone), and for all
 videos whether the vote and the clip labels match the baseline configuration.
 
-Configurations: DETECT_EVERY, bf16 autocast and the runtime (PyTorch or ONNX Runtime), each against
+Configurations: RAMFER_DETECT_EVERY, bf16 autocast and the runtime (PyTorch or ONNX Runtime), each against
 `baseline` (PyTorch fp32, every frame detected).
 
     python benchmarks/pipeline_speed.py [--rounds 3] [--configs baseline,bf16,onnx,...] [--threads 1]
@@ -37,9 +37,12 @@ CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE
     "every3": (3, False, "torch"),
     "bf16": (1, True, "torch"),
     "every3+bf16": (3, True, "torch"),
-    "auto": (1, True, "auto"),  # the service's defaults (INFERENCE_BF16=true, INFERENCE_RUNTIME=auto: training/runtime.py)
+    "auto": (1, True, "auto"),  # the service's defaults (RAMFER_INFERENCE_BF16=true, RAMFER_INFERENCE_RUNTIME=auto: training/runtime.py)
     "onnx": (1, False, "onnx"),  # the network and the detector on ONNX Runtime
     "onnx+every2": (2, False, "onnx"),
+    "auto+every2": (2, True, "auto"),  # the service's defaults with the detector on every k-th frame
+    "auto+every3": (3, True, "auto"),
+    "auto+every4": (4, True, "auto"),
 }
 
 
@@ -95,7 +98,7 @@ def main():
     print(f"# {long_video.name}: {n_frames} frames, 640x360, {duration:.0f} s; median of {args.rounds} rounds; "
           f"decode alone {med(decode):.2f} s; {torch.get_num_threads()} threads")
     for n, p in predictors.items():
-        print(f"# {n}: network on {p.runtime}{' (bf16)' if p.bf16 else ''}, detector on {p.detector.net.runtime}, DETECT_EVERY={CONFIGS[n][0]}")
+        print(f"# {n}: network on {p.runtime}{' (bf16)' if p.bf16 else ''}, detector on {p.detector.net.runtime}, RAMFER_DETECT_EVERY={CONFIGS[n][0]}")
     keys = ["decode", "detect", "crop", "infer", "vote", "render", "total"]
     print("| config | " + " | ".join(f"{k} ms" for k in keys) + " | x real time | vs decode alone | frames/s |")
     print("|---|" + "---|" * (len(keys) + 3))

@@ -62,7 +62,7 @@ def main():
     settings = Settings(**overrides)
     predictor = load_predictor(settings)
 
-    env = {"STORAGE_DIR": str(settings.storage_dir), "MODEL_DIR": str(settings.model_dir)}
+    env = {"RAMFER_STORAGE_DIR": str(settings.storage_dir), "RAMFER_MODEL_DIR": str(settings.model_dir)}
     with running_service(env, workers=1) as (base, _):
         decode, direct, service, stages = [], [], [], {}
         for _ in range(args.rounds):

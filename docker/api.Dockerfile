@@ -28,10 +28,10 @@ RUN pip install /dist/*.whl && rm -rf /dist
 # Run from a folder that holds no source: everything is found in the installed package.
 WORKDIR /app
 USER 10001:10001
-# MODEL_DIR unset: the checkpoint in the package. Your own: mount it and set MODEL_DIR (README).
-ENV STORAGE_DIR=/data
+# RAMFER_MODEL_DIR unset: the checkpoint in the package. Your own: mount it and set RAMFER_MODEL_DIR (docs/operations.md, "Docker").
+ENV RAMFER_STORAGE_DIR=/data
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --retries=3 \
   CMD ["python", "-m", "service", "health"]
-# With REDIS_URL set, `serve` starts only the API.
+# With RAMFER_REDIS_URL (or REDIS_URL) set, `serve` starts only the API.
 CMD ["python", "-m", "service", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -27,8 +27,8 @@ RUN pip install /dist/*.whl && rm -rf /dist
 # Run from a folder that holds no source: everything is found in the installed package.
 WORKDIR /app
 USER 10001:10001
-# MODEL_DIR unset: the checkpoint in the package. Your own: mount it and set MODEL_DIR (README).
-ENV STORAGE_DIR=/data
+# RAMFER_MODEL_DIR unset: the checkpoint in the package. Your own: mount it and set RAMFER_MODEL_DIR (docs/operations.md, "Docker").
+ENV RAMFER_STORAGE_DIR=/data
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
   CMD ["python", "-m", "service", "health", "--worker"]
 CMD ["python", "-m", "service", "worker"]

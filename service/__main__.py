@@ -1,4 +1,4 @@
-"""python -m service {serve,worker,live-worker,predict,submit,live,health}."""
+"""python -m service {serve,worker,live-worker,predict,submit,live,settings,health}."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def cmd_serve(args) -> None:
             embedded = EmbeddedRedis()
             atexit.register(embedded.cleanup)  # idempotent; for exits that skip the finally below
             url = embedded.start()
-            log.info("no REDIS_URL: started an embedded Redis at %s", url)
+            log.info("no RAMFER_REDIS_URL (or REDIS_URL): started an embedded Redis at %s", url)
             update = {"redis_url": url}
             if "storage_dir" not in settings.model_fields_set:
                 # jobs live only as long as this Redis, so their files live in its folder, removed with it
@@ -50,7 +50,7 @@ def cmd_serve(args) -> None:
             log.info("started %d worker(s) and %d live worker(s) with %d torch thread(s) each", workers, live_workers, threads)
             stop_when_workers_are_gone(procs)
         else:
-            log.info("REDIS_URL set: API only; run workers with `python -m service worker`")
+            log.info("RAMFER_REDIS_URL (or REDIS_URL) set: API only; run workers with `python -m service worker`")
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     finally:
         stop_processes(procs)
@@ -59,7 +59,7 @@ def cmd_serve(args) -> None:
 
 
 def check_model_or_exit(settings, flag: str | None = None) -> None:
-    """Exit with one line (`ramfer: cannot load the model: MODEL_DIR=...: config.json not found`),
+    """Exit with one line (`ramfer: cannot load the model: RAMFER_MODEL_DIR=...: config.json not found`),
     no traceback, when the checkpoint or the detector's weights cannot be loaded."""
     from service.selfcheck import ModelUnavailable, check_model_files
 
@@ -123,7 +123,7 @@ def cmd_worker(args) -> None:
     exit_on_signals()  # a worker stopped during its self-check removes the check's temporary folder too
     settings = Settings()
     if not settings.redis_url:
-        sys.exit("python -m service worker: set REDIS_URL to the Redis the API uses")
+        sys.exit("python -m service worker: set RAMFER_REDIS_URL (or REDIS_URL) to the Redis the API uses")
     stop_with_serve(settings)
     run_worker(settings, burst=args.burst)
 
@@ -136,7 +136,7 @@ def cmd_live_worker(args) -> None:
     exit_on_signals()
     settings = Settings()
     if not settings.redis_url:
-        sys.exit("python -m service live-worker: set REDIS_URL to the Redis the API uses")
+        sys.exit("python -m service live-worker: set RAMFER_REDIS_URL (or REDIS_URL) to the Redis the API uses")
     stop_with_serve(settings)
     try:
         run_live_worker(settings)
@@ -234,7 +234,7 @@ def show_result(args, video: str, result: dict) -> None:
 
 
 def batch_or_exit(args) -> list | None:
-    """The videos of a batch (several files or a folder; README, "Many videos at once"), None for one
+    """The videos of a batch (several files or a folder; docs/usage.md, "Many videos at once"), None for one
     video; exits with one line when a batch has no --out or no video."""
     from service.batch import is_batch, videos_of
 
@@ -333,9 +333,26 @@ def print_result(video: str, result: dict) -> None:
             for image in p["attention_maps"] + ([p["thumbnail"]] if p.get("thumbnail") else []):
                 print(f"  image   {image['url']}")
     if result["faces"].get("dropped"):
-        print(f"  ({result['faces']['dropped']} more faces in a frame were not followed: MAX_FACES is {result['faces']['max_faces']})")
+        print(f"  ({result['faces']['dropped']} more faces in a frame were not followed: RAMFER_MAX_FACES is {result['faces']['max_faces']})")
     print("  timings " + ", ".join(f"{k} {ms:.0f} ms" for k, ms in t.items()))
     print(f"  model   {result['model']['variant']} {result['model']['sha256'][:12]}")
+
+
+def cmd_settings(args) -> None:
+    """The settings in effect here (secrets hidden), or their reference as Markdown (docs/configuration.md's table)."""
+    from service.settings import Settings, markdown_reference, settings_in_effect, with_reference
+
+    if args.write:
+        path = Path(args.write)
+        path.write_text(with_reference(path.read_text()))
+        print(f"{path}: the settings' table written")
+    elif args.markdown:
+        print(markdown_reference())
+    else:
+        rows = settings_in_effect(Settings())
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"{name:<{width}}  {value}")
 
 
 def cmd_health(args) -> None:
@@ -383,15 +400,15 @@ def add_video_arguments(p: argparse.ArgumentParser, out: str) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="the API; with no REDIS_URL also an embedded Redis and local workers")
+    p = sub.add_parser("serve", help="the API; with no RAMFER_REDIS_URL (or REDIS_URL) also an embedded Redis and local workers")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode; default $WORKERS or 1)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode; default $RAMFER_WORKERS or 1)")
     p.set_defaults(run=cmd_serve)
-    p = sub.add_parser("worker", help="one RQ worker process for REDIS_URL (loads the model once)")
+    p = sub.add_parser("worker", help="one RQ worker process for RAMFER_REDIS_URL (or REDIS_URL) (loads the model once)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(run=cmd_worker)
-    p = sub.add_parser("live-worker", help="one live worker process for REDIS_URL: serves WS /live sessions (loads the model once)")
+    p = sub.add_parser("live-worker", help="one live worker process for RAMFER_REDIS_URL (or REDIS_URL): serves WS /live sessions (loads the model once)")
     p.set_defaults(run=cmd_live_worker)
     p = sub.add_parser("live", help="stream a video file (at its own pace) or a camera (its number) to a running service, print labels as they come")
     p.add_argument("source", help="a video file, or a camera's number (0: the first)")
@@ -404,7 +421,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("predict", help="analyse a video in this process, no server; several videos or a folder: a batch into --out")
     add_video_arguments(p, out="one video: the folder for its attention PNGs (default: a new temporary folder); "
                                "several or a folder: the batch's folder (a folder per video, summary.csv)")
-    p.add_argument("--model", default=None, help="checkpoint folder (default: $MODEL_DIR or the bundled model)")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: $RAMFER_MODEL_DIR or the bundled model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (a batch)")
     p.set_defaults(run=cmd_predict)
     p = sub.add_parser("submit", help="send a video to a running service (local or remote), show progress, print the result; "
@@ -417,6 +434,12 @@ def main(argv=None) -> None:
     p.add_argument("--retries", type=int, default=8, help="times a busy (429) or unavailable (503) service is asked again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_submit)
+    p = sub.add_parser("settings", help="print every setting (RAMFER_* variables) and its value here, secrets hidden; "
+                                        "--markdown: their reference (docs/configuration.md)")
+    p.add_argument("--markdown", action="store_true", help="print the settings' reference table as Markdown")
+    p.add_argument("--write", default=None, metavar="FILE",
+                   help="replace the table between <!-- settings:start --> and <!-- settings:end --> in FILE")
+    p.set_defaults(run=cmd_settings)
     p = sub.add_parser("health", help="exit 0 if the API (or, with --worker, this host's worker) is healthy")
     p.add_argument("--worker", action="store_true")
     p.add_argument("--live", action="store_true", help="a live worker of this host is registered (it has loaded the model)")

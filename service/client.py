@@ -121,7 +121,7 @@ class Client:
 
     def predict(self, path: str | Path, wait: float = 0.0, on_progress: Callable[[dict], None] | None = None,
                 timeout: float | None = None) -> dict:
-        """Analyse a video: upload it, follow its job; the result (contract.md)."""
+        """Analyse a video: upload it, follow its job; the result (docs/api.md, "The result")."""
         answer = self.submit(path, wait=wait)
         if "job_id" in answer and "expression" not in answer:
             return self.wait_for(answer["job_id"], on_progress, timeout)
@@ -144,7 +144,7 @@ class Client:
 
 
 class LiveSession:
-    """A WS /live session (README, "Live"): `send(jpeg, capture_time)` frames, `messages()` what
+    """A WS /live session (docs/usage.md, "Live"): `send(jpeg, capture_time)` frames, `messages()` what
     the service says as it comes, `stop()` when done (the last clips, a decision and "end" follow).
     Raises ServiceError with the service's code and message when it refuses or ends the session.
 

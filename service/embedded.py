@@ -95,7 +95,7 @@ class EmbeddedRedis:
 
 def start_workers(n: int, env: dict, command: str = "worker") -> list[subprocess.Popen]:
     """`python -m service worker` (uploads) or `live-worker` (WS /live) processes. They get SIGHUP
-    when this process dies (a worker unwinds on it), and with SERVE_PID (worker_env) they also watch
+    when this process dies (a worker unwinds on it), and with RAMFER_SERVE_PID (worker_env) they also watch
     for it themselves."""
     return [subprocess.Popen([sys.executable, "-m", "service", command], env=env,
                              preexec_fn=dies_with_this_process(signal.SIGHUP)) for _ in range(n)]
@@ -117,11 +117,14 @@ def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 15.0) -> No
 
 
 def worker_env(redis_url: str, threads: int | None, storage_dir: Path | None = None) -> dict:
-    env = dict(os.environ, REDIS_URL=redis_url, SERVE_PID=str(os.getpid()))
-    if storage_dir is not None:
-        env["STORAGE_DIR"] = str(storage_dir)
-    if threads:
-        env["TORCH_THREADS"] = str(threads)
+    """This environment with the workers' settings under their names (service/settings.py); the old names of the
+    settings set here are not passed on (`serve` has warned about them, and the workers would warn again)."""
+    from service.settings import env_name
+
+    given = {"redis_url": redis_url, "serve_pid": os.getpid(), "storage_dir": storage_dir, "torch_threads": threads or None}
+    given = {name: value for name, value in given.items() if value is not None}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in given}
+    env.update({env_name(name): str(value) for name, value in given.items()})
     return env
 
 

@@ -54,12 +54,12 @@ def new_job_id() -> str:
 
 
 def upload_path(settings: Settings, job_id: str) -> Path:
-    """Where the local storage keeps an upload (STORAGE_BACKEND=local)."""
+    """Where the local storage keeps an upload (RAMFER_STORAGE_BACKEND=local)."""
     return settings.storage_dir / upload_key(job_id)
 
 
 def result_dir(settings: Settings, job_id: str) -> Path:
-    """Where the local storage keeps a job's images (STORAGE_BACKEND=local)."""
+    """Where the local storage keeps a job's images (RAMFER_STORAGE_BACKEND=local)."""
     return settings.storage_dir / results_prefix(job_id)
 
 

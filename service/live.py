@@ -1,6 +1,7 @@
 """Live sessions as the API sees them: a WebSocket's frames into Redis, a live worker's results
 back out. The API never decodes a frame nor imports torch; the worker (service/live_worker.py)
-runs the same pipeline as uploads on them (service.pipeline.Analysis).
+runs the same pipeline as uploads on them (service.analysis.Analysis). The protocol's messages are
+the models of service/schemas.py (LiveStart, LiveReady, ..., LiveError; docs/api.md, "Live").
 
 Redis keys (P = "ramfer:live:<queue_name>"), every one with an expiry, so a crash of any party
 leaves nothing for ever:
@@ -27,9 +28,11 @@ import time
 
 import anyio
 import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from service.schemas import LiveError, LiveLimits, LiveReady, LiveStart, LiveStop
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,12 +72,33 @@ return 1
 """
 
 
+BAD_START = 'The first message must be the JSON {"type": "start", "fps": 15} (with "api_key" when the service needs one).'
+
+
 class Refused(Exception):
     """A session ends with an error: `code` (a key of CLOSE) and a message for the client."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+
+
+def start_message(start: dict) -> LiveStart:
+    """The client's first message as the protocol has it (LiveStart), or Refused saying what is wrong."""
+    try:
+        return LiveStart.model_validate(start)
+    except ValidationError as e:
+        if any(error["loc"][:1] == ("fps",) for error in e.errors()):
+            raise Refused("bad_message", '"fps" must be a number from 1 to 60 (the rate frames will be sent at).') from None
+        raise Refused("bad_message", BAD_START) from None
+
+
+def parsed(model: type[BaseModel], text: str | None) -> BaseModel | None:
+    """A text message as the protocol message `model` describes, or None (not JSON, or not that message)."""
+    try:
+        return model.model_validate(json.loads(text or ""))
+    except ValueError:  # pydantic's ValidationError among them
+        return None
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -138,16 +162,13 @@ class Session:
             start = json.loads(msg.get("text") or "")
             assert isinstance(start, dict) and start.get("type") == "start"
         except (ValueError, AssertionError):
-            raise Refused("bad_message", 'The first message must be the JSON {"type": "start", "fps": 15} '
-                                         '(with "api_key" when the service needs one).') from None
+            raise Refused("bad_message", BAD_START) from None
         return start
 
     async def open(self, start: dict) -> None:
         """A place among live_max_sessions, then a live worker with room within live_start_timeout_s."""
         s, p = self.settings, prefix(self.settings)
-        fps = start.get("fps", 15)
-        if not isinstance(fps, (int, float)) or not 1 <= fps <= 60:
-            raise Refused("bad_message", '"fps" must be a number from 1 to 60 (the rate frames will be sent at).')
+        fps = start_message(start).fps
         now = time.time()
         lease = now + 3 * s.live_worker_grace_s + s.live_idle_timeout_s
         took = await self.redis.eval(TAKE_PLACE, 1, f"{p}:sessions", now, s.live_max_sessions, lease, self.sid,
@@ -170,10 +191,10 @@ class Session:
                 raise Refused("no_live_worker", f"Every live worker is busy (at most {s.live_sessions_per_worker} "
                                                 "sessions each); try again later.")
             await asyncio.sleep(0.02)
-        await self.send({"type": "ready", "session": self.sid, "fps": float(fps), "limits": {
-            "max_frame_bytes": s.live_max_frame_bytes, "buffer_frames": s.live_buffer_frames,
-            "idle_timeout_s": s.live_idle_timeout_s, "decide_every_clips": s.live_decide_every_clips,
-            "window_s": s.live_window_s}})
+        await self.send(LiveReady(session=self.sid, fps=fps, limits=LiveLimits(
+            max_frame_bytes=s.live_max_frame_bytes, buffer_frames=s.live_buffer_frames,
+            idle_timeout_s=s.live_idle_timeout_s, decide_every_clips=s.live_decide_every_clips,
+            window_s=s.live_window_s)))
 
     async def run(self) -> None:
         """Frames in and results out at once, until the worker's "end" (after a stop), or an error."""
@@ -204,11 +225,7 @@ class Session:
             if msg.get("bytes") is not None:
                 await self.add_frame(msg["bytes"])
                 continue
-            try:
-                command = json.loads(msg.get("text") or "")
-            except ValueError:
-                command = None
-            if isinstance(command, dict) and command.get("type") == "stop":
+            if parsed(LiveStop, msg.get("text")) is not None:
                 self.stopping = True
                 await self.redis.hset(self.key("ctl"), "stop", "stop")
                 return
@@ -254,7 +271,10 @@ class Session:
             lease = now + 3 * s.live_worker_grace_s + s.live_idle_timeout_s
             await self.redis.zadd(f"{prefix(s)}:sessions", {self.sid: lease})
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: dict | BaseModel) -> None:
+        """One message to the client: a model of ours, or a worker's message as it wrote it (JSON)."""
+        if isinstance(message, BaseModel):
+            message = message.model_dump(mode="json")
         try:
             await asyncio.wait_for(self.ws.send_text(json.dumps(message)), self.settings.live_send_timeout_s)
         except asyncio.TimeoutError:
@@ -264,7 +284,7 @@ class Session:
         if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.send_text(json.dumps({"type": "error", "code": code, "message": message})), 2)
+            await asyncio.wait_for(self.ws.send_text(json.dumps(LiveError(code=code, message=message).model_dump(mode="json"))), 2)
             await self.ws.close(CLOSE.get(code, 4500), reason=message[:120])
 
     async def cleanup(self) -> None:

@@ -1,12 +1,13 @@
 """The live worker: one process, the model loaded once, serving up to live_sessions_per_worker
 camera sessions at a time from Redis (the keys are described in service/live.py).
 
-Each session runs the uploads' own pipeline (service.pipeline.Analysis: detector, tracking,
+Each session runs the uploads' own pipeline (service.analysis.Analysis: detector, tracking,
 crops, clips, model), fed one frame at a time and scoring each clip as soon as it is complete.
 One loop, no thread per session: each turn it reads what every session's frames stream holds
 (at most live_buffer_frames each: the API trims older frames, which are dropped), analyses them,
 and writes each scored clip, and every few clips the decision over the last seconds, to the
 session's results stream. A turn also proves the worker alive (the sessions' worker keys).
+The messages are the models of service/schemas.py (LiveClip, LiveDecision, LiveEnd, LiveError).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ import numpy as np
 import redis.exceptions
 
 from service import live
+from service.analysis import Analysis
+from service.decision import decide_clips
 from service.jobs import connect
-from service.pipeline import Analysis, Stopwatch, box_of, by_class, decide_clips
+from service.judge import box_of, by_class
+from service.schemas import LiveClip, LiveDecision, LiveEnd, LiveError
 from service.settings import Settings
+from service.stopwatch import Stopwatch
 from training.clips import CLIP_LENGTH
 from training.video import Frame
 
@@ -58,7 +63,7 @@ class StreamAnalysis:
         self.analysed_times: deque[float] = deque(maxlen=64)  # capture times of the frames analysed last
 
     def add(self, seq: int, t: float, jpeg: bytes) -> list[dict]:
-        """One frame in: the messages it completes (clips, maybe a decision)."""
+        """One frame in: the messages it completes (clips, maybe a decision), as JSON objects."""
         self.dropped += seq - self.next_seq
         self.next_seq = seq + 1
         self.received = seq + 1
@@ -76,12 +81,13 @@ class StreamAnalysis:
         self.analysed_times.append(t)
         self.analysis.push(Frame(self.pushed, t, gray))
         self.pushed += 1
-        return self.collect()
+        return [m.model_dump(mode="json") for m in self.collect()]
 
     def finish(self) -> list[dict]:
+        """The last clips after the client's stop, a decision and "end", as JSON objects."""
         if self.pushed:
             self.analysis.finish()
-        return self.collect(final=True) + [{"type": "end", **self.counts()}]
+        return [m.model_dump(mode="json") for m in [*self.collect(final=True), LiveEnd(**self.counts())]]
 
     def counts(self) -> dict:
         t = self.analysed_times
@@ -89,24 +95,24 @@ class StreamAnalysis:
         return {"frames_received": self.received, "frames_analysed": len(self.analysis.times), "dropped": self.dropped,
                 "fps_analysed": None if fps is None else round(fps, 2)}
 
-    def collect(self, final: bool = False) -> list[dict]:
+    def collect(self, final: bool = False) -> list[LiveClip | LiveDecision]:
         a, classes = self.analysis, self.predictor.classes
-        messages = []
+        messages: list[LiveClip | LiveDecision] = []
         for person in a.people.values():
             for number, idx, probs, shown, maps in person.scorer.scored:
                 last = int(idx[-1])
-                messages.append({
-                    "type": "clip", "clip": number, "person": person.id,
-                    "start_s": round(a.times[int(idx[0])], 3), "end_s": round(a.times[last], 3),
-                    "label": classes[int(probs.argmax())],
-                    "probabilities": by_class(classes, shown),
-                    "face": box_of(person.boxes[last]),
-                })
+                messages.append(LiveClip(
+                    clip=number, person=person.id,
+                    start_s=round(a.times[int(idx[0])], 3), end_s=round(a.times[last], 3),
+                    label=classes[int(probs.argmax())],
+                    probabilities=by_class(classes, shown),
+                    face=box_of(person.boxes[last]),
+                ))
                 self.recent.append((a.times[last], person.id, number, probs, maps))
             person.scorer.scored.clear()
             person.scorer.probs.clear()  # the live decision reads self.recent; uploads' summaries are not kept
             person.scorer.reported.clear()
-        messages.sort(key=lambda m: (m["clip"], m["person"]))
+        messages.sort(key=lambda m: (m.clip, m.person))
         before = self.clips_sent
         self.clips_sent += len(messages)
         self.forget()
@@ -132,7 +138,7 @@ class StreamAnalysis:
             if not person.boxes and not person.scorer.pending:
                 del a.people[pid]
 
-    def decide(self) -> dict | None:
+    def decide(self) -> LiveDecision | None:
         """The service's decision rule (training.clips.decide_video, with the service's settings) on the
         clips of the last live_window_s seconds of the person seen in most of them."""
         if not self.recent:
@@ -145,11 +151,11 @@ class StreamAnalysis:
         classes = self.predictor.classes
         winner, votes, _, confidence = decide_clips(np.stack([r[3] for r in rows]), self.predictor, self.settings)
         maps = rows[-1][4]
-        return {"type": "decision", "person": main, "expression": classes[winner], "confidence": confidence,
-                "votes": {c: int(v) for c, v in zip(classes, votes)}, "clips": len(rows),
-                "start_s": round(rows[0][0], 3), "end_s": round(rows[-1][0], 3),
-                # where the network looked at the latest clip's last frame, (h, w) in (0, 1) over the face box
-                "attention": None if maps is None else np.round(maps[-1], 3).tolist(), **self.counts()}
+        return LiveDecision(person=main, expression=classes[winner], confidence=confidence,
+                            votes={c: int(v) for c, v in zip(classes, votes)}, clips=len(rows),
+                            start_s=round(rows[0][0], 3), end_s=round(rows[-1][0], 3),
+                            # where the network looked at the latest clip's last frame, (h, w) in (0, 1) over the face box
+                            attention=None if maps is None else np.round(maps[-1], 3).tolist(), **self.counts())
 
 
 class LiveWorker:
@@ -214,13 +220,13 @@ class LiveWorker:
                 else:
                     self.post(sid, messages)
             except SessionError as e:
-                self.post(sid, [{"type": "error", "code": e.code, "message": e.message}])
+                self.post(sid, [error_message(e.code, e.message)])
                 self.drop(sid)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 raise
             except Exception:
                 log.exception("live session %s failed", sid)
-                self.post(sid, [{"type": "error", "code": "internal_error", "message": "Internal error; it has been logged."}])
+                self.post(sid, [error_message("internal_error", "Internal error; it has been logged.")])
                 self.drop(sid)
 
     def claim(self, block: bool) -> None:
@@ -258,7 +264,7 @@ class LiveWorker:
     def close_all(self, code: str, message: str) -> None:
         for sid in list(self.sessions):
             try:
-                self.post(sid, [{"type": "error", "code": code, "message": message}])
+                self.post(sid, [error_message(code, message)])
                 self.drop(sid)
             except redis.exceptions.RedisError:
                 pass
@@ -266,6 +272,11 @@ class LiveWorker:
             self.redis.zrem(f"{self.p}:workers", self.name)
         except redis.exceptions.RedisError:
             pass
+
+
+def error_message(code: str, message: str) -> dict:
+    """The message that ends a session (LiveError), as the API forwards it before closing."""
+    return LiveError(code=code, message=message).model_dump(mode="json")
 
 
 def run_live_worker(settings: Settings) -> None:

@@ -1,8 +1,11 @@
-"""The shapes of the API's responses (contract.md), for validation and the OpenAPI docs."""
+"""The API's contract in one place (docs/api.md tells it in words): the result, which the pipeline
+builds as these models (service/pipeline.py, service/judge.py), the other responses, the errors, and
+the live stream's messages both ways. The OpenAPI document, the routes' validation and the docs are
+all read from here, so none of them can say something the code does not do."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,13 +20,15 @@ class ErrorBody(BaseModel):
 
 
 class Clip(BaseModel):
+    """One 8-frame clip (stride 2: clip k starts at frame 2k; the last one ends with the video)."""
     index: int
     start_frame: int
     end_frame: int
-    start_s: float
-    end_s: float
+    start_s: float = Field(description="its first frame's time, seconds from the video's start")
+    end_s: float = Field(description="its last frame's time plus one frame")
     label: str | None = Field(description="the clip's class; null where the clip had no face")
-    probabilities: dict[str, float] | None
+    probabilities: dict[str, float] | None = Field(description="the clip's calibrated probability per class, to 4 decimals; "
+                                                               "null where the clip had no face")
     face: bool = Field(description="false: a frame of the clip had no face; the clip did not vote")
 
 
@@ -40,12 +45,18 @@ class Peak(BaseModel):
     time_s: float
 
 
+URL = ("where to GET the PNG (GET /jobs/{job_id}/attention/{name}.png); every result the API serves has it, a result "
+       "made without a server (`predict --json`) has none")
+
+
 class AttentionMap(BaseModel):
-    name: str
-    frame: int
+    """One picture of a person's peak clip (service/render.py)."""
+    name: str = Field(description="peak (RAM's attention on the clip's last frame), peak_clip (every frame of the clip) or "
+                                  "peak_evidence (where the answer came from); a person's own are prefixed personN_")
+    frame: int = Field(description="the frame it shows (peak_clip: the clip's first)")
     time_s: float
-    url: str
-    frames: list[int] | None = None
+    url: str | None = Field(None, description=URL)
+    frames: list[int] | None = Field(None, description="peak_clip only: the frames it shows, left to right")
 
 
 class VideoMeta(BaseModel):
@@ -91,7 +102,7 @@ class Image(BaseModel):
     name: str
     frame: int
     time_s: float
-    url: str
+    url: str | None = Field(None, description=URL)
 
 
 class Person(BaseModel):
@@ -133,7 +144,7 @@ class Decision(BaseModel):
 
 
 class Result(BaseModel):
-    # the OpenAPI document replaces this with the served checkpoint's classes (service.api.describe_served_model)
+    # the OpenAPI document replaces this with the served checkpoint's classes (service.openapi.name_classes)
     expression: str = Field(description="one of the served model's classes (GET /model lists them)")
     confidence: float = Field(description="share of the voting clips that voted for it: how one-sided the video's clips "
                                           "are, not the probability that the answer is right")
@@ -150,6 +161,13 @@ class Result(BaseModel):
     model: ModelRef
     decision: Decision | None = Field(None, description="null only in results made by an older worker")
     timings_ms: dict[str, float]
+
+    def stored(self) -> dict:
+        """The result as JSON, as the worker stores it and `predict --json` prints it: every field the
+        pipeline gave, in this order. Left out are only the keys results never had before they were
+        models: an image's `url` (GET /jobs/{id} adds it) and `frames` of the single-frame pictures.
+        The pipeline gives every other field, so unset and absent are the same thing here."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class PredictResult(Result):
@@ -198,3 +216,89 @@ class Ready(BaseModel):
     workers: int
     queue_depth: int
     live_workers: int = 0  # live workers (WS /live) with the model, each serving up to LIVE_SESSIONS_PER_WORKER sessions
+
+
+# The live stream (WS /live, docs/api.md "Live"). Text messages are these as JSON objects, told apart by
+# `type`; frames are binary: 8 bytes of capture time (float64, big-endian, seconds), then a JPEG.
+
+
+class LiveStart(BaseModel):
+    """Client, first: the rate it will send frames at, and its key where the service needs one."""
+    type: Literal["start"]
+    fps: float = Field(15.0, ge=1, le=60, strict=True, description="frames a second the client will send, 1 to 60")
+    api_key: str | None = Field(None, description="when the service needs keys (a browser's WebSocket cannot send "
+                                                  "headers; other clients may send `Authorization: Bearer KEY`)")
+
+
+class LiveStop(BaseModel):
+    """Client: no more frames. The frames sent are analysed, then the last clips, a decision and "end" come."""
+    type: Literal["stop"]
+
+
+class LiveLimits(BaseModel):
+    max_frame_bytes: int = Field(description="the largest frame message taken (LIVE_MAX_FRAME_KB)")
+    buffer_frames: int = Field(description="frames waiting for the worker beyond this are dropped, oldest first")
+    idle_timeout_s: float = Field(description="the session closes when no message comes for this long")
+    decide_every_clips: int = Field(description="a decision comes every this many clips")
+    window_s: float = Field(description="each decision reads the clips of this many last seconds")
+
+
+class LiveReady(BaseModel):
+    """Service: a live worker serves the session; send frames."""
+    type: Literal["ready"] = "ready"
+    session: str
+    fps: float
+    limits: LiveLimits
+
+
+class LiveClip(BaseModel):
+    """Service: one person's clip (8 frames, stride 2), as it closes."""
+    type: Literal["clip"] = "clip"
+    clip: int = Field(description="the clip's number in the session: frames 2k to 2k + 7 of those analysed")
+    person: int = Field(description="the person's id in the session (1, 2, ... as faces appear)")
+    start_s: float = Field(description="its first frame's capture time, as the client sent it")
+    end_s: float = Field(description="its last frame's capture time")
+    label: str
+    probabilities: dict[str, float] = Field(description="calibrated, per class, as uploads' clips")
+    face: Box = Field(description="the person's face box on the clip's last frame, frame pixels")
+
+
+class LiveDecision(BaseModel):
+    """Service, every LIVE_DECIDE_EVERY_CLIPS clips and at the end: the uploads' decision rule over the
+    last LIVE_WINDOW_S seconds of the person seen in most of their clips."""
+    type: Literal["decision"] = "decision"
+    person: int
+    expression: str
+    confidence: float = Field(description="as an upload's: the winner's share of the clips that voted")
+    votes: dict[str, int]
+    clips: int = Field(description="the clips of the window that were read")
+    start_s: float = Field(description="the window's first clip's last capture time")
+    end_s: float = Field(description="its latest clip's last capture time")
+    attention: list[list[float]] | None = Field(description="where the network looked at the latest clip's last frame: an "
+                                                            "h x w grid in (0, 1) over the face box (null: no attention)")
+    frames_received: int
+    frames_analysed: int
+    dropped: int = Field(description="frames dropped so far because they came faster than the worker read them")
+    fps_analysed: float | None = Field(description="the rate of the frames analysed last (null: too few yet)")
+
+
+class LiveEnd(BaseModel):
+    """Service, last after a stop; the socket then closes with 1000."""
+    type: Literal["end"] = "end"
+    frames_received: int
+    frames_analysed: int
+    dropped: int
+    fps_analysed: float | None
+
+
+class LiveError(BaseModel):
+    """Service: why the session ends; the socket then closes with 4000 + the HTTP status that means the same."""
+    type: Literal["error"] = "error"
+    code: str = Field(description="bad_message, bad_frame, unauthorized, too_many_sessions, no_live_worker, ... "
+                                  "(docs/api.md lists them with their close codes)")
+    message: str = Field(description="for a person")
+
+
+LiveClientMessage = Annotated[LiveStart | LiveStop, Field(discriminator="type")]
+LiveServiceMessage = Annotated[LiveReady | LiveClip | LiveDecision | LiveEnd | LiveError, Field(discriminator="type")]
+LIVE_MESSAGES = {"client": (LiveStart, LiveStop), "service": (LiveReady, LiveClip, LiveDecision, LiveEnd, LiveError)}

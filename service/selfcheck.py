@@ -34,18 +34,18 @@ class ModelUnavailable(Exception):
 
 
 def model_source(settings, flag: str | None = None) -> str:
-    """Where the checkpoint folder came from, in words: `--model DIR`, `MODEL_DIR=DIR`, or the
+    """Where the checkpoint folder came from, in words: `--model DIR`, `RAMFER_MODEL_DIR=DIR`, or the
     bundled default."""
     if flag:
         return f"{flag} {settings.model_dir}"
     if "model_dir" in settings.model_fields_set:
-        return f"MODEL_DIR={settings.model_dir}"
-    return f"MODEL_DIR unset, the bundled checkpoint {settings.model_dir}"
+        return f"RAMFER_MODEL_DIR={settings.model_dir}"
+    return f"RAMFER_MODEL_DIR unset, the bundled checkpoint {settings.model_dir}"
 
 
 def model_unavailable(settings, error: Exception, flag: str | None = None) -> ModelUnavailable:
     """A CheckpointError or a DetectorError as the one line an operator reads:
-    `cannot load the model: MODEL_DIR=/x/y: config.json not found`."""
+    `cannot load the model: RAMFER_MODEL_DIR=/x/y: config.json not found`."""
     from training.bundled import DetectorError
 
     if isinstance(error, DetectorError):  # no setting moves the detector's weights: they are the package's
@@ -54,7 +54,7 @@ def model_unavailable(settings, error: Exception, flag: str | None = None) -> Mo
     problem = error.problem if error.folder is not None else str(error)
     hint = ""
     if not flag and "model_dir" not in settings.model_fields_set:
-        hint = " (a broken install: reinstall ramfer, or set MODEL_DIR to a checkpoint folder)"
+        hint = " (a broken install: reinstall ramfer, or set RAMFER_MODEL_DIR to a checkpoint folder)"
     return ModelUnavailable(f"cannot load the model: {model_source(settings, flag)}: {problem}{hint}")
 
 

@@ -145,7 +145,7 @@ class LocalStorage:
 class S3Storage:
     """Any S3-compatible service (AWS S3, SeaweedFS, MinIO, Ceph, ...) through boto3.
 
-    Credentials: S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY (environment or files in the secrets
+    Credentials: RAMFER_S3_ACCESS_KEY_ID / RAMFER_S3_SECRET_ACCESS_KEY (environment or files in the secrets
     folder, see Settings), else boto3's own chain (AWS_* variables, ~/.aws, an instance role).
     They are never logged: Settings holds them as SecretStr and boto3 does not log them."""
 
@@ -266,7 +266,7 @@ class S3Storage:
             self.client.head_bucket(Bucket=self.bucket)
 
     def create_bucket(self) -> None:
-        """For a fresh dev or compose stack (S3_CREATE_BUCKET=true): the bucket made if missing."""
+        """For a fresh dev or compose stack (RAMFER_S3_CREATE_BUCKET=true): the bucket made if missing."""
         with self._errors():
             try:
                 self.client.head_bucket(Bucket=self.bucket)
@@ -286,7 +286,7 @@ def make_storage(settings: Settings) -> Storage:
 
 
 def ensure_bucket(storage: Storage, settings: Settings, attempts: int = 10) -> None:
-    """S3_CREATE_BUCKET=true: the API makes the bucket if it is missing (a fresh compose stack,
+    """RAMFER_S3_CREATE_BUCKET=true: the API makes the bucket if it is missing (a fresh compose stack,
     whose S3 service may still be starting: tried `attempts` times, a second apart)."""
     if not (isinstance(storage, S3Storage) and settings.s3_create_bucket):
         return

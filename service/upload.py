@@ -39,71 +39,82 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
     if declared and declared.isdigit() and int(declared) > max_bytes + OVERHEAD:
         raise UploadError(413, "upload_too_large", too_large(max_bytes))
 
-    state = {"name": None, "filename": None, "size": 0, "seen": [], "header": b"", "value": b"", "headers": {}}
     dest.parent.mkdir(parents=True, exist_ok=True)
-    out = None
-
-    def on_part_begin():
-        state["headers"] = {}
-
-    def on_header_field(data, start, end):
-        state["header"] += data[start:end]
-
-    def on_header_value(data, start, end):
-        state["value"] += data[start:end]
-
-    def on_header_end():
-        state["headers"][state["header"].lower()] = state["value"]
-        state["header"] = state["value"] = b""
-
-    def on_headers_finished():
-        nonlocal out
-        _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
-        state["name"] = disp.get(b"name", b"").decode("utf-8", "replace")
-        state["seen"].append(state["name"])
-        if state["name"] == FIELD and out is None:
-            state["filename"] = disp.get(b"filename", b"").decode("utf-8", "replace")
-            out = open(dest, "wb")
-
-    def on_part_data(data, start, end):
-        if state["name"] != FIELD or out is None or out.closed:
-            return
-        chunk = data[start:end]
-        if state["size"] + len(chunk) > max_bytes:
-            raise UploadError(413, "upload_too_large", too_large(max_bytes))
-        out.write(chunk)
-        state["size"] += len(chunk)
-
-    def on_part_end():
-        if state["name"] == FIELD and out is not None:
-            out.close()
-
-    parser = MultipartParser(
-        params[b"boundary"],
-        {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-            "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data, "on_part_end": on_part_end,
-        },
-    )
+    field = FileField(dest, max_bytes)
+    parser = MultipartParser(params[b"boundary"], field.callbacks())
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
     except UploadError:
-        _discard(out, dest)
+        _discard(field.out, dest)
         raise
     except Exception as e:  # malformed multipart, client gone
-        _discard(out, dest)
+        _discard(field.out, dest)
         # the parser's own wording stays in the chained exception (the server's log), not the answer
         raise UploadError(400, "bad_upload", "The upload could not be read as multipart/form-data.") from e
-    if out is None:
-        seen = ", ".join(f"'{n}'" for n in state["seen"]) or "none"
+    if field.out is None:
+        seen = ", ".join(f"'{n}'" for n in field.seen) or "none"
         raise UploadError(422, "missing_file_field", f"No form field named '{FIELD}' (fields sent: {seen}).")
-    if not out.closed:  # the body ended inside the file part
-        _discard(out, dest)
+    if not field.out.closed:  # the body ended inside the file part
+        _discard(field.out, dest)
         raise UploadError(400, "bad_upload", "The upload ended before the file did.")
-    return Upload(state["filename"] or "", state["size"])
+    return Upload(field.filename or "", field.size)
+
+
+class FileField:
+    """The multipart parser's callbacks: each part's headers read, and the first part named FIELD
+    written to `dest` as its bytes come, never more than `max_bytes` (UploadError 413 past them)."""
+
+    def __init__(self, dest: Path, max_bytes: int):
+        self.dest, self.max_bytes = dest, max_bytes
+        self.name: str | None = None  # the current part's field name
+        self.filename: str | None = None
+        self.size = 0
+        self.seen: list[str] = []  # every part's field name, for the error when FIELD is missing
+        self.header, self.value, self.headers = b"", b"", {}
+        self.out = None  # the file being written, once FIELD's part has begun
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field, "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end, "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data, "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self):
+        self.headers = {}
+
+    def on_header_field(self, data, start, end):
+        self.header += data[start:end]
+
+    def on_header_value(self, data, start, end):
+        self.value += data[start:end]
+
+    def on_header_end(self):
+        self.headers[self.header.lower()] = self.value
+        self.header = self.value = b""
+
+    def on_headers_finished(self):
+        _, disp = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = disp.get(b"name", b"").decode("utf-8", "replace")
+        self.seen.append(self.name)
+        if self.name == FIELD and self.out is None:
+            self.filename = disp.get(b"filename", b"").decode("utf-8", "replace")
+            self.out = open(self.dest, "wb")
+
+    def on_part_data(self, data, start, end):
+        if self.name != FIELD or self.out is None or self.out.closed:
+            return
+        chunk = data[start:end]
+        if self.size + len(chunk) > self.max_bytes:
+            raise UploadError(413, "upload_too_large", too_large(self.max_bytes))
+        self.out.write(chunk)
+        self.size += len(chunk)
+
+    def on_part_end(self):
+        if self.name == FIELD and self.out is not None:
+            self.out.close()
 
 
 def too_large(max_bytes: int) -> str:

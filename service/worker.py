@@ -75,7 +75,7 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
         except (CheckpointError, DetectorError) as e:
             raise model_unavailable(settings, e, flag) from None
         except RuntimeUnavailable as e:
-            raise ModelUnavailable(f"INFERENCE_RUNTIME=onnx: {e} (auto falls back to PyTorch)") from None
+            raise ModelUnavailable(f"RAMFER_INFERENCE_RUNTIME=onnx: {e} (auto falls back to PyTorch)") from None
         predictor.warm_up()
         _predictor = predictor
         log.info("model %s (%s) loaded on %s (%s; face detector %s) in %.1f s", _predictor.variant, _predictor.sha256[:12],

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/videos.py
 # The suite's workers and predictors run PyTorch, as a plain install does (ONNX Runtime is the onnx extra, which the
 # dev extra brings in): a worker that had to export the network first would take a minute longer to start than
 # the tests wait. tests/test_runtime.py asks for each runtime by name.
-os.environ.setdefault("INFERENCE_RUNTIME", "torch")
+os.environ.setdefault("RAMFER_INFERENCE_RUNTIME", "torch")
 
 from service.embedded import EmbeddedRedis  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
+from service.settings import DEFAULT_MODEL_DIR, Settings, env_name  # noqa: E402
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 SESSION_TMP: Path | None = None
@@ -113,7 +113,7 @@ def settings_env(settings: Settings) -> dict:
         names += ["s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key", "s3_timeout_s"]
     for name in names:
         value = getattr(settings, name)
-        env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        env[env_name(name)] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     return env
 
 

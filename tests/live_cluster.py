@@ -1,5 +1,5 @@
 """The API and N `python -m service worker` processes started for real as if on separate machines:
-each process has its own STORAGE_DIR and TMPDIR (what another machine's disk would be) and they
+each process has its own RAMFER_STORAGE_DIR and TMPDIR (what another machine's disk would be) and they
 share only a Redis over TCP and an S3 bucket. For tests/test_distributed.py and
 benchmarks/load_test.py (the "no-shared-disk" setup)."""
 
@@ -22,7 +22,7 @@ from live_service import free_port
 
 def machine(root: Path, name: str) -> dict[str, str]:
     """A process's private folders: what another machine's disk would be."""
-    folders = {"STORAGE_DIR": root / name / "storage", "TMPDIR": root / name / "tmp"}
+    folders = {"RAMFER_STORAGE_DIR": root / name / "storage", "TMPDIR": root / name / "tmp"}
     folders["TMPDIR"].mkdir(parents=True)
     return {k: str(v) for k, v in folders.items()}
 
@@ -66,11 +66,11 @@ class Cluster:
 @contextmanager
 def running_cluster(root: Path, redis_url: str, storage_env: dict[str, str], workers: int = 2,
                     env: dict[str, str] | None = None, timeout: float = 240) -> Iterator[Cluster]:
-    """The API (`serve` with REDIS_URL: API only) and `workers` worker processes, once /readyz
+    """The API (`serve` with RAMFER_REDIS_URL: API only) and `workers` worker processes, once /readyz
     counts them all. `storage_env`: the S3 settings (SeaweedS3.env()); `env`: more settings for
     every process. Logs go to root/<name>.log and are printed if the block raises."""
-    common = {k: v for k, v in os.environ.items() if k not in ("STORAGE_DIR", "TMPDIR")}
-    common.update(storage_env, REDIS_URL=redis_url, QUEUE_NAME=f"dist-{uuid.uuid4().hex[:8]}")
+    common = {k: v for k, v in os.environ.items() if k not in ("RAMFER_STORAGE_DIR", "STORAGE_DIR", "TMPDIR")}
+    common.update(storage_env, RAMFER_REDIS_URL=redis_url, RAMFER_QUEUE_NAME=f"dist-{uuid.uuid4().hex[:8]}")
     common.update(env or {})
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -24,9 +24,9 @@ def free_port() -> int:
 @contextmanager
 def running_service(env: dict[str, str], workers: int = 1, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
     """(base URL, the serve process) once /readyz counts `workers` live workers with the model.
-    REDIS_URL is dropped so the embedded Redis is used; stopping the process stops it all."""
+    RAMFER_REDIS_URL (and REDIS_URL) are dropped so the embedded Redis is used; stopping the process stops it all."""
     port = free_port()
-    env = {k: v for k, v in {**os.environ, **env}.items() if k != "REDIS_URL"}
+    env = {k: v for k, v in {**os.environ, **env}.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL")}
     log = tempfile.TemporaryFile()  # a file, not a pipe: a pipe nobody reads fills and blocks the server
     proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=log)

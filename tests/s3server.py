@@ -60,7 +60,9 @@ class SeaweedS3:
                 "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY, "s3_timeout_s": 1.0}
 
     def env(self) -> dict[str, str]:
-        return {k.upper(): str(v) for k, v in self.settings().items()}
+        from service.settings import env_name
+
+        return {env_name(k): str(v) for k, v in self.settings().items()}
 
     def start(self, timeout_s: float = 60.0) -> str:
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = self.ports

@@ -61,7 +61,9 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert result["clips"][3]["start_s"] == pytest.approx(6 / 30, abs=1e-3)
     assert result["model"]["sha256"] == client.get("/model").json()["sha256"]
     assert {"decode", "detect", "infer", "render", "total"} <= set(result["timings_ms"])
-    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip"}
+    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip", "peak_evidence"}
+    # the answer holds what the OpenAPI document says it does, in its order
+    assert list(result) == list(client.get("/openapi.json").json()["components"]["schemas"]["PredictResult"]["properties"])
     for image in result["attention_maps"]:
         png = client.get(image["url"])
         assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
@@ -423,6 +425,34 @@ def test_openapi_documents_every_route_and_its_errors(client):
     assert "track" in person and set(spec["components"]["schemas"]["Track"]["properties"]) == {"t", "x", "y", "w", "h"}
     video = spec["components"]["schemas"]["VideoMeta"]["properties"]
     assert {"rotation", "mirrored"} <= set(video)
+
+
+def test_the_openapi_document_is_made_from_the_result_and_live_models(client):
+    """The result's routes, and the live stream's messages, name exactly the fields of service/schemas.py's
+    models, in their order: the document, the code and the client cannot say different things."""
+    from service import schemas
+
+    spec = client.get("/openapi.json").json()
+    components = spec["components"]["schemas"]
+
+    def answer(path, method="get"):
+        return spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+
+    assert answer("/jobs/{job_id}") == "#/components/schemas/JobView"
+    assert answer("/predict", "post") == "#/components/schemas/PredictResult"
+    assert {"$ref": "#/components/schemas/Result"} in components["JobView"]["properties"]["result"]["anyOf"]
+    models = [schemas.Result, schemas.PredictResult, schemas.JobView, schemas.Person, schemas.Clip, schemas.Segment,
+              schemas.Peak, schemas.AttentionMap, schemas.Image, schemas.VideoMeta, schemas.FaceStats, schemas.Box,
+              schemas.Track, schemas.ModelRef, schemas.Decision, schemas.ErrorBody, schemas.ErrorDetail]
+    for side, messages in schemas.LIVE_MESSAGES.items():
+        listed = spec["paths"]["/live"]["get"]["x-websocket-messages"][side]["oneOf"]
+        assert listed == [{"$ref": f"#/components/schemas/{m.__name__}"} for m in messages]
+        models += messages
+    for model in models:
+        assert list(components[model.__name__]["properties"]) == list(model.model_fields), model.__name__
+    classes = client.get("/model").json()["classes"]
+    assert components["Result"]["properties"]["expression"]["enum"] == classes
+    assert components["LiveDecision"]["properties"]["expression"]["enum"] == classes
 
 
 def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):

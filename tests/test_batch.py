@@ -19,7 +19,7 @@ from videos import astronaut_frames, write_video
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAMFER_TORCH_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
 
 

@@ -271,5 +271,10 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
     assert len(report["labels"]) == 3  # the "not a face" one is left out
     assert set(report["readings"]) == {"0.0", "3.0"} and report["readings"]["0.0"]["faces"] == 3
     assert "neutral bias 3" in out and "top-cell share" in out and (tmp_path / "sheet.png").is_file()
+    # the second pass (RAM's map, FC's evidence, the map taken away) reads the faces as the first did
+    used = report["attention"]["map_used"]
+    assert used["as_is"]["accuracy"] == report["readings"]["0.0"]["accuracy"]
+    assert set(used) == {"as_is", "mean_map", "no_map"} and all(0 <= u["answers_changed"] <= 1 for u in used.values())
+    assert all(0 < r["evidence_top_share"] <= 1 for r in report["attention"]["per_class"].values())
     calibration = json.loads((ckpt / "config.json").read_text())["calibration"]
     assert calibration["temperature"] == report["fitted_temperature"] and "FER2013Valid" in calibration["fitted_on"]

@@ -25,7 +25,8 @@ if not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory, model_dir):
-    env = {"STORAGE_DIR": str(tmp_path_factory.mktemp("browser") / "storage"), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1"}
+    env = {"RAMFER_STORAGE_DIR": str(tmp_path_factory.mktemp("browser") / "storage"), "RAMFER_MODEL_DIR": str(model_dir),
+           "RAMFER_TORCH_THREADS": "1"}
     with running_service(env) as (url, _):
         yield url
 
@@ -66,7 +67,7 @@ def test_upload_in_a_real_browser_shows_expression_timeline_and_attention(servic
         assert page.locator("#timeline rect.clip").count() == 17  # one per clip of the 40-frame video
         assert page.inner_text("#segments").strip().endswith("1.33 s")  # the timeline in words, to the video's end
         page.wait_for_function(
-            "[...document.querySelectorAll('#attention img')].length === 2 && "
+            "[...document.querySelectorAll('#attention img')].length === 3 && "  # peak, peak clip, peak evidence
             "[...document.querySelectorAll('#attention img')].every(i => i.complete && i.naturalWidth > 0)",
             timeout=30_000,
         )
@@ -83,7 +84,7 @@ def test_two_people_in_a_real_browser_each_with_face_expression_timeline_and_map
     with page_of(service_url) as page:
         upload(page, people_videos["side"])
         page.wait_for_function(
-            "[...document.querySelectorAll('#people img')].length === 6 && "  # per person: face, peak, peak clip
+            "[...document.querySelectorAll('#people img')].length === 8 && "  # per person: face, peak, peak clip, peak evidence
             "[...document.querySelectorAll('#people img')].every(i => i.complete && i.naturalWidth > 0)",
             timeout=30_000,
         )

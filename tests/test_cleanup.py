@@ -28,8 +28,8 @@ def leftovers(tmp: Path) -> list[str]:
 
 
 def serve(tmp: Path) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "STORAGE_DIR")}
-    env.update(TMPDIR=str(tmp), TORCH_THREADS="1")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL", "RAMFER_STORAGE_DIR", "STORAGE_DIR")}
+    env.update(TMPDIR=str(tmp), RAMFER_TORCH_THREADS="1")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -87,7 +87,7 @@ def test_failed_predict_leaves_no_folder(tmp_path):
     tmp.mkdir()
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 20)
-    env = dict(os.environ, TMPDIR=str(tmp), TORCH_THREADS="1")
+    env = dict(os.environ, TMPDIR=str(tmp), RAMFER_TORCH_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "service", "predict", str(text), "--json"], env=env,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2 and '"unsupported_format"' in proc.stderr, proc.stderr[-2000:]
@@ -117,7 +117,7 @@ def test_a_worker_stopped_during_its_self_check_removes_the_check_folder(tmp_pat
     tmp.mkdir()
     face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     video = write_video(tmp_path / "long-check.mp4", [np.roll(face, i % 7, axis=1) for i in range(600)], fps=30)
-    env = dict(os.environ, REDIS_URL=redis_url, TMPDIR=str(tmp), CHECK_VIDEO=str(video), TORCH_THREADS="1")
+    env = dict(os.environ, RAMFER_REDIS_URL=redis_url, TMPDIR=str(tmp), RAMFER_CHECK_VIDEO=str(video), RAMFER_TORCH_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: any(n.startswith("ramfer-check-") for n in leftovers(tmp)), proc, 120, "no self-check folder")

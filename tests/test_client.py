@@ -24,8 +24,8 @@ KEY = "test-key-1"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, model_dir):
     storage = tmp_path_factory.mktemp("client-storage")
-    env = {"STORAGE_DIR": str(storage), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1", "API_KEYS": json.dumps([KEY]),
-           "MAX_QUEUED_JOBS": "1", "QUEUE_FULL_RETRY_AFTER_S": "1"}
+    env = {"RAMFER_STORAGE_DIR": str(storage), "RAMFER_MODEL_DIR": str(model_dir), "RAMFER_TORCH_THREADS": "1",
+           "RAMFER_API_KEYS": json.dumps([KEY]), "RAMFER_MAX_QUEUED_JOBS": "1", "RAMFER_QUEUE_FULL_RETRY_AFTER_S": "1"}
     with running_service(env) as (url, _):
         yield url
 
@@ -39,7 +39,7 @@ def test_submit_prints_the_result(service, videos):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["video"]["frames"] == 20 and result["expression"]
-    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip"}
+    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip", "peak_evidence"}
     done = submit(str(videos["five_frames"]), "--url", service, "--api-key", KEY)
     assert done.returncode == 0, done.stderr
     assert "five_frames.mp4: " in done.stdout and "confidence" in done.stdout and "/attention/peak.png" in done.stdout
@@ -51,7 +51,7 @@ def test_submit_prints_a_block_per_person(service, people_videos):
     assert "2 people, the main one below" in done.stdout
     blocks = re.findall(r"^person (\d): (\w+) \(confidence", done.stdout, re.M)
     assert sorted(label for _, label in blocks) == ["happy", "neutral"] and sorted(i for i, _ in blocks) == ["1", "2"]
-    assert done.stdout.count("/attention/person") == 6  # each person's two maps and their face
+    assert done.stdout.count("/attention/person") == 8  # each person's three maps and their face
 
 
 def test_client_follows_the_job_with_progress_and_fetches_the_images(service, videos):

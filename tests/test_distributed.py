@@ -1,5 +1,5 @@
 """The API and two workers as if on three machines: nothing in common but Redis (over TCP) and an
-S3 bucket (a real SeaweedFS server). Each process has its own STORAGE_DIR and TMPDIR; none of
+S3 bucket (a real SeaweedFS server). Each process has its own RAMFER_STORAGE_DIR and TMPDIR; none of
 them is written to for good. Then the S3 server goes down mid-run and comes back."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def files_in(folder: str) -> list[str]:
 
 
 def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tmp_path, tcp_redis, s3_server):
-    env = {"TORCH_THREADS": "1", "HEARTBEAT_S": "1", "HEARTBEAT_GRACE_S": "5"}
+    env = {"RAMFER_TORCH_THREADS": "1", "RAMFER_HEARTBEAT_S": "1", "RAMFER_HEARTBEAT_GRACE_S": "5"}
     with running_cluster(tmp_path, tcp_redis, s3_server.env(), workers=2, env=env) as cluster, started_again_after(s3_server):
         url, procs, envs = cluster.url, cluster.procs, cluster.envs
         from redis import Redis
@@ -75,8 +75,9 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
                 assert png.status_code == 200 and png.content.startswith(PNG), image
         # every finished job's upload kept for the page's player (KEEP_VIDEOS), nothing else
         assert sorted(s3_server.keys("uploads/")) == sorted(f"uploads/{j}.video" for j in lengths)
-        # each job's images: its one person's two maps and face, and the maps again under the top level's names
-        assert len([k for k in s3_server.keys("results/") if k.split("/")[1] in lengths]) == 5 * VIDEOS
+        # each job's images: its one person's three maps (peak, peak_clip, peak_evidence) and face, and the maps
+        # again under the top level's names
+        assert len([k for k in s3_server.keys("results/") if k.split("/")[1] in lengths]) == 7 * VIDEOS
         # both workers took jobs (RQ records who ran each)
         from rq.job import Job
         from rq.serializers import JSONSerializer
@@ -87,7 +88,7 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
         # no process kept a file on its own disk: uploads, downloads and renders all removed
         for name, env in envs.items():
             assert files_in(env["TMPDIR"]) == [], (name, files_in(env["TMPDIR"]))
-            assert not Path(env["STORAGE_DIR"]).exists(), name
+            assert not Path(env["RAMFER_STORAGE_DIR"]).exists(), name
 
         # --- S3 goes down with jobs queued and running --------------------------------------------
         say("S3 outage")

@@ -70,7 +70,7 @@ def live_settings(redis_url, model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live_worker(live_settings):
-    proc = start_live_worker(live_settings, LIVE_SESSIONS_PER_WORKER="2")
+    proc = start_live_worker(live_settings, RAMFER_LIVE_SESSIONS_PER_WORKER="2")
     yield proc
     stop(proc)
 
@@ -307,7 +307,10 @@ def test_a_long_session_keeps_only_what_clips_to_come_need(live_settings):
     view for 40 frames, then gone for 40, three times over."""
     from videos import london_tile, people_frames
 
+    from pydantic import TypeAdapter
+
     from service.live_worker import KEEP_FRAMES, StreamAnalysis
+    from service.schemas import LiveServiceMessage
     from service.worker import load_predictor
 
     tile = london_tile(SMILER, 170)
@@ -320,6 +323,9 @@ def test_a_long_session_keeps_only_what_clips_to_come_need(live_settings):
         held.append((len(a.times.kept), len(a.tracker.tracks), len(a.people),
                      max((len(p.boxes) + len(p.crops) + len(p.scorer.feats) for p in a.people.values()), default=0)))
     messages += session.finish()
+    # every message is one of the protocol's (service/schemas.py), field for field
+    protocol = TypeAdapter(LiveServiceMessage)
+    assert [protocol.validate_python(m).model_dump(mode="json") for m in messages] == messages
     clips = [m for m in messages if m["type"] == "clip"]
     # three people in turn, each read and told apart from the last (ids are not reused once a track is forgotten)
     assert sorted({c["person"] for c in clips}) == [1, 2, 3], [c["person"] for c in clips]
@@ -337,7 +343,7 @@ def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_p
     server = EmbeddedRedis()
     url = server.start()
     settings = make_settings(url, tmp_path / "storage", model_dir, live_worker_grace_s=2.0)
-    proc = start_live_worker(settings, LIVE_WORKER_GRACE_S="2")
+    proc = start_live_worker(settings, RAMFER_LIVE_WORKER_GRACE_S="2")
     import redis
 
     try:
@@ -366,7 +372,7 @@ def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_p
             time.sleep(0.5)
             assert not r.exists(*live.session_keys(settings, sid))
             assert r.zscore(live.prefix(settings) + ":sessions", sid) is None
-            proc = start_live_worker(settings, LIVE_WORKER_GRACE_S="30")  # stopped, not killed: its client told at once
+            proc = start_live_worker(settings, RAMFER_LIVE_WORKER_GRACE_S="30")  # stopped, not killed: its client told at once
             with client.websocket_connect("/live") as ws:
                 sid = start(ws)["session"]
                 stopped_at = time.monotonic()
@@ -398,7 +404,7 @@ def test_python_m_service_live_streams_a_video_file_as_a_camera_to_a_real_server
     from videos import london_tile, people_frames, write_video
 
     video = write_video(tmp_path / "smile.mp4", people_frames(45, [(london_tile(SMILER, 170), lambda i: (200 + i, 80))]), fps=15)
-    env = {"STORAGE_DIR": str(tmp_path / "storage"), "MODEL_DIR": str(model_dir), "TORCH_THREADS": "1"}
+    env = {"RAMFER_STORAGE_DIR": str(tmp_path / "storage"), "RAMFER_MODEL_DIR": str(model_dir), "RAMFER_TORCH_THREADS": "1"}
     with running_service(env) as (url, _):
         deadline = time.monotonic() + 60
         while __import__("httpx").get(url + "/readyz").json().get("live_workers", 0) < 1:
@@ -423,7 +429,7 @@ def test_python_m_service_live_streams_a_video_file_as_a_camera_to_a_real_server
 def test_health_live_says_whether_this_host_has_a_live_worker(live_settings, live_worker):
     env = settings_env(live_settings)
     ok = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env=env, capture_output=True, text=True, timeout=60)
-    other = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env={**env, "QUEUE_NAME": "nobody-serves-this"},
+    other = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env={**env, "RAMFER_QUEUE_NAME": "nobody-serves-this"},
                            capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert other.returncode != 0 and "no live worker" in other.stderr

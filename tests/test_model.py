@@ -135,6 +135,29 @@ def test_fc_reads_attended_features_of_the_last_step():
     torch.testing.assert_close(captured["fc_in"], expected)
 
 
+@pytest.mark.parametrize("variant", ["econvlstm_ram", "convlstm"])
+def test_evidence_is_an_exact_decomposition_of_the_answer(variant):
+    """Each cell's evidence, summed over the map, is the class's score above the classes' mean (less
+    the same of FC's bias): what the picture shows adds up to what the model answered."""
+    torch.manual_seed(1)
+    model = ExpressionNet(ModelConfig(variant=variant)).eval()
+    fill_(model.fc, 3)  # a trained-looking head: biases and weights of different sizes per class
+    clips = torch.randint(0, 256, (3, 8, 1, 48, 48))
+    with torch.no_grad():
+        logits = model(clips).logits
+        for k in range(7):
+            ev = model.evidence(clips, torch.full((3,), k))
+            assert ev.shape == (3, 6, 6)
+            bias = model.fc.bias[k] - model.fc.bias.mean()
+            torch.testing.assert_close(ev.sum((1, 2)) + bias, logits[:, k] - logits.mean(1), atol=1e-4, rtol=1e-4)
+        # and it is local: a cell's evidence depends on that cell's features only, so zeroing FC's
+        # weights at one cell zeroes the evidence there and nowhere else
+        W = model.fc.weight.view(7, -1, 6, 6)
+        W[:, :, 2, 3] = 0
+        ev = model.evidence(clips, torch.zeros(3, dtype=torch.long))
+    assert torch.all(ev[:, 2, 3] == 0) and torch.all(ev.flatten(1).abs().sum(1) > 0)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shapes_and_attention_range(variant):
     model = ExpressionNet(ModelConfig(variant=variant)).eval()

@@ -132,7 +132,7 @@ def test_predict_works_from_another_folder(tmp_path):
     import subprocess
 
     shutil.copy(ROOT / "service" / "assets" / "check-face.mp4", tmp_path / "face.mp4")
-    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "PYTHONPATH", "CHECK_VIDEO")}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_MODEL_DIR", "MODEL_DIR", "PYTHONPATH", "RAMFER_CHECK_VIDEO", "CHECK_VIDEO")}
     proc = subprocess.run([sys.executable, "-m", "service", "predict", "face.mp4", "--json", "--out", "images"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

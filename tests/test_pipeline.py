@@ -229,7 +229,7 @@ def test_two_people_side_by_side_each_get_their_own_expression(predictor, people
     assert (tmp_path / "peak.png").read_bytes() == (tmp_path / f"person{main['id']}_peak.png").read_bytes()
     for p in result["people"]:  # each person's own pictures
         names = [m["name"] for m in p["attention_maps"]] + [p["thumbnail"]["name"]]
-        assert names == [f"person{p['id']}_peak", f"person{p['id']}_peak_clip", f"person{p['id']}_face"]
+        assert names == [f"person{p['id']}_peak", f"person{p['id']}_peak_clip", f"person{p['id']}_peak_evidence", f"person{p['id']}_face"]
         assert all((tmp_path / f"{n}.png").read_bytes().startswith(b"\x89PNG") for n in names)
 
 
@@ -290,3 +290,35 @@ def test_two_people_crossing_keep_their_own_tracks(predictor, people_videos, tmp
     for p in result["people"]:
         at = p["track"]["t"].index(p["peak"]["time_s"])
         assert {k: p["track"][k[0]][at] for k in ("x", "y", "width", "height")} == p["box_at_peak"]
+
+
+@pytest.mark.parametrize("video", ["astronaut_mp4", "brief"])  # brief: a person seen too briefly to be scored
+def test_a_result_is_the_result_model_as_json_field_for_field(predictor, videos, request, tmp_path, model_dir, video):
+    """One definition of the result (service/schemas.py, docs/api.md): a real result validates as `Result`,
+    dumps back to the same JSON byte for byte (the order of its keys included), and holds every field of
+    every model but the two it never had: an image's `url` (the API adds it) and the single-frame pictures' `frames`."""
+    import json
+
+    from service import schemas
+
+    path = videos[video] if video in videos else request.getfixturevalue("people_videos")[video]
+    result = analyse_video(path, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / "png")
+    model = schemas.Result.model_validate(result)
+    assert json.dumps(model.stored()) == json.dumps(result)
+
+    def fields(m) -> list[str]:
+        return list(type(m).model_fields)
+
+    def unsent(m) -> set[str]:
+        return {"url", *([] if m.frames else ["frames"])} if isinstance(m, schemas.AttentionMap) else {"url"}
+
+    assert list(result) == fields(model)
+    for person, entry in zip(model.people, result["people"]):
+        assert list(entry) == fields(person)
+        for clip, row in zip(person.clips, entry["clips"]):
+            assert list(row) == fields(clip)
+        images = person.attention_maps + ([person.thumbnail] if person.thumbnail else [])
+        shown = entry["attention_maps"] + ([entry["thumbnail"]] if entry["thumbnail"] else [])
+        assert images and [list(i) for i in shown] == [[f for f in fields(m) if f not in unsent(m)] for m in images]
+    assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip", "peak_evidence"}
+    assert any(not p["scored"] for p in result["people"]) == (video == "brief")

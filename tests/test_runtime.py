@@ -210,7 +210,7 @@ def test_what_runs_where():
         wants_onnx("tensorrt", torch.device("cpu"))
     with pytest.raises(ValueError, match="inference_runtime"):
         Settings(inference_runtime="tensorrt")
-    assert Settings.model_fields["inference_runtime"].default == "auto"  # the suite itself runs INFERENCE_RUNTIME=torch (conftest)
+    assert Settings.model_fields["inference_runtime"].default == "auto"  # the suite itself runs RAMFER_INFERENCE_RUNTIME=torch (conftest)
 
 
 def test_without_the_onnx_extra_auto_runs_pytorch_and_onnx_refuses(monkeypatch):

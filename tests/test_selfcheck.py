@@ -39,20 +39,20 @@ def no_pyav(tmp_path):
     ("missing_check_video", "No such file"),
     ("no_pyav", "'av' is not installed"),
     ("broken_model", "sha256"),
-    ("empty_model_dir", "cannot load the model: MODEL_DIR="),
+    ("empty_model_dir", "cannot load the model: RAMFER_MODEL_DIR="),
 ])
 def test_a_worker_that_cannot_analyse_says_why_and_never_registers(client, settings, tmp_path, case, expect):
     env = settings_env(settings)
     if case == "unreadable_check_video":
         (tmp_path / "check.mp4").write_text("not a video\n" * 20)
-        env["CHECK_VIDEO"] = str(tmp_path / "check.mp4")
+        env["RAMFER_CHECK_VIDEO"] = str(tmp_path / "check.mp4")
     elif case == "missing_check_video":
-        env["CHECK_VIDEO"] = str(tmp_path / "nowhere.mp4")
+        env["RAMFER_CHECK_VIDEO"] = str(tmp_path / "nowhere.mp4")
     elif case == "no_pyav":
         env.update(no_pyav(tmp_path))
     elif case == "empty_model_dir":
         (tmp_path / "empty").mkdir()
-        env["MODEL_DIR"] = str(tmp_path / "empty")
+        env["RAMFER_MODEL_DIR"] = str(tmp_path / "empty")
     else:  # the real checkpoint with its weights damaged
         import shutil
 
@@ -60,13 +60,13 @@ def test_a_worker_that_cannot_analyse_says_why_and_never_registers(client, setti
         weights = bytearray((broken / "model.safetensors").read_bytes())
         weights[-100:] = bytes(100)
         (broken / "model.safetensors").write_bytes(bytes(weights))
-        env["MODEL_DIR"] = str(broken)
+        env["RAMFER_MODEL_DIR"] = str(broken)
     proc = subprocess.run([sys.executable, "-m", "service", "worker"], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "worker self-check failed, not registering" in proc.stderr and expect in proc.stderr, proc.stderr[-2000:]
     if case in ("broken_model", "empty_model_dir"):  # the model: one line that names the setting, no traceback
         line = next(x for x in proc.stderr.splitlines() if "self-check failed" in x)
-        assert f"cannot load the model: MODEL_DIR={env['MODEL_DIR']}: " in line and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"cannot load the model: RAMFER_MODEL_DIR={env['RAMFER_MODEL_DIR']}: " in line and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert line.endswith("config.json not found" if case == "empty_model_dir" else "")
     assert jobs.live_workers(jobs.make_queue(jobs.connect(settings), settings)) == []
     assert_error(client.get("/readyz"), 503, "no_workers")
@@ -78,8 +78,8 @@ def test_serve_stops_when_its_workers_cannot_analyse(tmp_path):
     from live_service import free_port
 
     (tmp_path / "check.mp4").write_text("not a video\n" * 20)
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(CHECK_VIDEO=str(tmp_path / "check.mp4"), TMPDIR=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL")}
+    env.update(RAMFER_CHECK_VIDEO=str(tmp_path / "check.mp4"), TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "service", "serve", "--port", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3, proc.stderr[-2000:]
@@ -95,16 +95,16 @@ def one_line_error(proc) -> str:
 
 
 def test_predict_without_a_model_says_so_in_one_line(tmp_path):
-    """A MODEL_DIR with no checkpoint in it (or --model, or the detector's weights gone): one line
+    """A RAMFER_MODEL_DIR with no checkpoint in it (or --model, or the detector's weights gone): one line
     that names the setting and what was looked for, a non-zero exit, no traceback."""
     from service.selfcheck import CHECK_VIDEO
 
     (tmp_path / "empty").mkdir()
-    env = {**os.environ, "MODEL_DIR": str(tmp_path / "empty")}
+    env = {**os.environ, "RAMFER_MODEL_DIR": str(tmp_path / "empty")}
     proc = subprocess.run([sys.executable, "-m", "service", "predict", str(CHECK_VIDEO)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert one_line_error(proc) == f"ramfer: cannot load the model: MODEL_DIR={tmp_path / 'empty'}: config.json not found"
-    env.pop("MODEL_DIR")
+    assert one_line_error(proc) == f"ramfer: cannot load the model: RAMFER_MODEL_DIR={tmp_path / 'empty'}: config.json not found"
+    env.pop("RAMFER_MODEL_DIR")
     proc = subprocess.run([sys.executable, "-m", "service", "predict", "--model", str(tmp_path / "nowhere"), str(CHECK_VIDEO)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert one_line_error(proc) == f"ramfer: cannot load the model: --model {tmp_path / 'nowhere'}: no such folder"
@@ -113,11 +113,11 @@ def test_predict_without_a_model_says_so_in_one_line(tmp_path):
 def test_serve_without_a_model_says_so_before_it_starts_anything(tmp_path):
     from live_service import free_port
 
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(MODEL_DIR=str(tmp_path / "nowhere"), TMPDIR=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL")}
+    env.update(RAMFER_MODEL_DIR=str(tmp_path / "nowhere"), TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "service", "serve", "--port", str(free_port())], env=env,
                           capture_output=True, text=True, timeout=120)
-    assert one_line_error(proc) == f"ramfer: cannot load the model: MODEL_DIR={tmp_path / 'nowhere'}: no such folder"
+    assert one_line_error(proc) == f"ramfer: cannot load the model: RAMFER_MODEL_DIR={tmp_path / 'nowhere'}: no such folder"
     assert not list(tmp_path.glob("ramfer-redis-*"))  # no Redis, no workers were started
 
 
@@ -128,9 +128,9 @@ def test_a_missing_bundled_file_is_named(settings, tmp_path, monkeypatch):
     from training import bundled
     from training.detector import BlazeFace, DetectorError
 
-    unset = Settings.model_construct(_fields_set=set(), model_dir=tmp_path / "gone")  # as if MODEL_DIR were not set
-    with pytest.raises(selfcheck.ModelUnavailable, match=r"^cannot load the model: MODEL_DIR unset, the bundled checkpoint .*gone: "
-                       r"no such folder \(a broken install: reinstall ramfer, or set MODEL_DIR to a checkpoint folder\)$"):
+    unset = Settings.model_construct(_fields_set=set(), model_dir=tmp_path / "gone")  # as if RAMFER_MODEL_DIR were not set
+    with pytest.raises(selfcheck.ModelUnavailable, match=r"^cannot load the model: RAMFER_MODEL_DIR unset, the bundled checkpoint .*gone: "
+                       r"no such folder \(a broken install: reinstall ramfer, or set RAMFER_MODEL_DIR to a checkpoint folder\)$"):
         selfcheck.check_model_files(unset)
     monkeypatch.setattr(bundled, "DETECTOR_WEIGHTS", tmp_path / "blazeface.safetensors")
     with pytest.raises(selfcheck.ModelUnavailable, match=r"^cannot load the face detector: .*blazeface.safetensors: not found \(it ships"):

@@ -84,8 +84,8 @@ def test_credentials_come_from_secret_files_and_are_never_shown(s3_server, tmp_p
 
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "s3_access_key_id").write_text(ACCESS_KEY)
-    (secrets / "s3_secret_access_key").write_text(SECRET_KEY)
+    (secrets / "ramfer_s3_access_key_id").write_text(ACCESS_KEY)  # files named like the variables (docs/configuration.md)
+    (secrets / "ramfer_s3_secret_access_key").write_text(SECRET_KEY)
     settings = Settings(_secrets_dir=secrets, storage_backend="s3", s3_endpoint_url=s3_server.url, s3_bucket=s3_server.bucket,
                         redis_url=redis_url, model_dir=model_dir)
     assert settings.s3_secret_access_key.get_secret_value() == SECRET_KEY
@@ -122,7 +122,7 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
         part = client.get(f"/jobs/{job_id}/video", headers={"Range": "bytes=10-99"})  # streamed from the bucket in ranges
         assert part.status_code == 206 and part.content == whole[10:100] and part.headers["content-type"] == "video/webm"
         assert client.get(f"/jobs/{job_id}/video").content == whole
-        names = ["peak", "peak_clip", "person1_face", "person1_peak", "person1_peak_clip"]  # the main person's maps twice
+        names = ["peak", "peak_clip", "peak_evidence", "person1_face", "person1_peak", "person1_peak_clip", "person1_peak_evidence"]  # the main person's maps twice
         assert s3_server.keys(f"results/{job_id}/") == [f"results/{job_id}/{n}.png" for n in names]
         for image in view["result"]["attention_maps"] + [view["result"]["people"][0]["thumbnail"]]:
             png = client.get(image["url"])

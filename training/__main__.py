@@ -497,7 +497,7 @@ def main(argv=None) -> None:
     p.add_argument("--metric", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     p.add_argument("--limits", default=None, help="replace the card's limits text")
     p.add_argument("--neutral-bias", type=float, default=None, metavar="X",
-                   help="record the prior for neutral the service decides with for this checkpoint (NEUTRAL_BIAS overrides it)")
+                   help="record the prior for neutral the service decides with for this checkpoint (RAMFER_NEUTRAL_BIAS overrides it)")
     p.add_argument("--chosen-on", default=None, metavar="TEXT", help="with --neutral-bias: how it was chosen (data, command)")
     p.set_defaults(run=cmd_card)
 

@@ -2,7 +2,7 @@
 wheel and in every install): found beside this file, wherever the package is installed, never
 relative to the working directory.
 
-    training/models/default/            the served checkpoint (the service's default MODEL_DIR, a bare --init's)
+    training/models/default/            the served checkpoint (the service's default RAMFER_MODEL_DIR, a bare --init's)
     training/models/synthetic/          the 8-class checkpoint trained on rendered faces only (no web photos)
     training/models/synthetic-7class/   the 7-class checkpoint trained on drawn faces only
     training/models/face-detector/      BlazeFace's weights, with their LICENSE, NOTICE and README
@@ -20,7 +20,7 @@ MODELS = Path(__file__).resolve().parent / "models"
 SERVED_CHECKPOINT = MODELS / "default"
 SYNTHETIC_8CLASS = MODELS / "synthetic"
 SYNTHETIC_7CLASS = MODELS / "synthetic-7class"
-# The checkpoints MODEL_DIR and --model may name instead of giving a folder
+# The checkpoints RAMFER_MODEL_DIR and --model may name instead of giving a folder
 BUNDLED_CHECKPOINTS = {"default": SERVED_CHECKPOINT, "synthetic": SYNTHETIC_8CLASS, "synthetic-7class": SYNTHETIC_7CLASS}
 DETECTOR_WEIGHTS = MODELS / "face-detector" / "blazeface_full_range.safetensors"
 
@@ -41,7 +41,7 @@ def sha256_of(path: Path) -> str:
 
 def checkpoint_folder(name_or_path) -> Path:
     """The folder of a checkpoint given as a path, or as the name of one the package carries
-    (BUNDLED_CHECKPOINTS: `MODEL_DIR=synthetic`, `--model synthetic`); a folder of that name in the
+    (BUNDLED_CHECKPOINTS: `RAMFER_MODEL_DIR=synthetic`, `--model synthetic`); a folder of that name in the
     working directory is taken over the bundled one."""
     path = Path(name_or_path)
     if not path.exists() and str(name_or_path) in BUNDLED_CHECKPOINTS:

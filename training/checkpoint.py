@@ -163,7 +163,7 @@ def model_card(config: dict) -> str:
         f"* input: {m['input_size']}x{m['input_size']} gray face crops, clips of {config['clip']['length']} frames, "
         f"stride {config['clip']['stride']}; cross-validation labels a video by the majority vote of its clips (the paper's "
         "protocol); the service decides from its clips with smoothing, a minimum run and a prior for neutral "
-        "(README, Configuration: VOTE_SMOOTH_CLIPS, VOTE_MIN_CLIPS, NEUTRAL_BIAS; the checkpoint's own prior under Decision)",
+        "(docs/configuration.md: RAMFER_VOTE_SMOOTH_CLIPS, RAMFER_VOTE_MIN_CLIPS, RAMFER_NEUTRAL_BIAS; the checkpoint's own prior under Decision)",
         f"* crop: {json.dumps(config['crop'])}",
         f"* network: {json.dumps(m)}",
         "",
@@ -192,7 +192,7 @@ def model_card(config: dict) -> str:
     if decision:
         lines += ["", "## Decision",
                   f"* prior for neutral: the service weighs neutral's probability by exp({decision['neutral_bias']}) before each "
-                  "clip is labelled (NEUTRAL_BIAS overrides it; training/clips.py, shift_prior)",
+                  "clip is labelled (RAMFER_NEUTRAL_BIAS overrides it; training/clips.py, shift_prior)",
                   f"* chosen on: {decision.get('chosen_on', '(not recorded)')}"]
     calibration = config.get("calibration")
     if calibration:
@@ -215,7 +215,7 @@ def model_card(config: dict) -> str:
         config.get(
             "limits",
             "Trained on drawn synthetic faces only: on real people's videos its answers are guesses "
-            "until it is trained on real data (see the README's 'Your own data').",
+            "until it is trained on real data (see docs/training.md, 'Your own data').",
         ),
         "",
     ]

@@ -41,6 +41,10 @@ What the paper leaves open, decided once here (the model card repeats it):
 * The clip is classified at its last time step: FC reads the attended features of step T
   (flattened, so position is kept), and RAM's loss uses its step-T scores. h_T has seen the
   whole clip; earlier steps are returned (scores, maps) for display only.
+* Where the answer came from (`ExpressionNet.evidence`): RAM's map turned out nearly flat and, on
+  real faces, not used by the answer (replacing it by its mean changes under 1 % of them), so
+  "where the model looked" is also drawn from FC's own per-cell evidence, an exact decomposition
+  of its linear score.
 """
 
 from __future__ import annotations
@@ -317,19 +321,44 @@ class ExpressionNet(nn.Module):
             x = (x - mean) / (std + 1.0) * w
         return self.temporal[0].project(self.frame_encoder(x))
 
-    def forward_features(self, feats) -> ModelOutput:  # feats: (B, T, P, S', S') from frame_features
+    def head_features(self, feats):  # feats: (B, T, P, S', S') -> (B, C, h, w), (B, T, K) or None, (B, T, h, w) or None
+        """What FC reads: the last step's features, attended by RAM's last map where the model has RAM;
+        with RAM's scores and maps of every step."""
         g = self.temporal[0].recur(feats)
         for layer in self.temporal[1:]:
             if isinstance(layer, nn.MaxPool2d):
                 g = layer(g.flatten(0, 1)).unflatten(0, g.shape[:2])
             else:
                 g = layer(g)  # (B, T, C, H, W)
-        g_last = g[:, -1]
         if self.ram is None:
-            return ModelOutput(self.fc(self.dropout(g_last.flatten(1))), None, None)
+            return g[:, -1], None, None
         ram_logits, maps = self.ram(g)  # (B, T, K), (B, T, H, W)
-        attended = attend(g_last, maps[:, -1])  # (B, C, H, W)
-        return ModelOutput(self.fc(self.dropout(attended.flatten(1))), ram_logits, maps)
+        return attend(g[:, -1], maps[:, -1]), ram_logits, maps
+
+    def forward_features(self, feats) -> ModelOutput:  # feats: (B, T, P, S', S') from frame_features
+        head, ram_logits, maps = self.head_features(feats)
+        return ModelOutput(self.fc(self.dropout(head.flatten(1))), ram_logits, maps)
+
+    def evidence(self, clips, k) -> torch.Tensor:  # clips (B, T, 1, S, S), k (B,) classes -> (B, h, w)
+        """Where class k's score came from, cell by cell of the last step's feature map. FC is linear
+        in the features it reads, so its score for class k is exactly a sum over cells,
+
+            s_k = b_k + sum_{h,w} e_k[h, w],   e_k[h, w] = sum_c W_fc[k, c, h, w] * g'[c, h, w],
+
+        and softmax ignores whatever is added to every class alike: a cell's evidence for k is e_k
+        less the classes' mean there (the cells' evidence sums to s_k - mean_j s_j, up to the bias).
+        Positive where the cell pushed k above the other classes. Unlike RAM's map, this is what the
+        answer was made of: on FER+ faces, RAM's map replaced by its own mean changes under 1 % of
+        answers (docs/real-faces.md, "Where the model looked")."""
+        B, T = clips.shape[:2]
+        head, _, _ = self.head_features(self.frame_features(clips.flatten(0, 1)).unflatten(0, (B, T)))
+        e = self.cell_scores(head)
+        return e[torch.arange(B), k] - e.mean(1)
+
+    def cell_scores(self, head) -> torch.Tensor:  # head (B, C, h, w) from head_features -> (B, K, h, w)
+        """FC's score for every class, cell by cell: s_k = b_k + sum_{h,w} cell_scores[k, h, w]."""
+        C, h, w = head.shape[1:]
+        return torch.einsum("kchw,bchw->bkhw", self.fc.weight.view(-1, C, h, w), head)
 
     def forward(self, clips) -> ModelOutput:  # clips: (B, T, 1, S, S)
         B, T = clips.shape[:2]

@@ -172,7 +172,7 @@ def _export(module: torch.nn.Module, example: tuple, names: tuple[list[str], lis
 
 def session(path: Path, threads: int | None = None):
     """An ONNX Runtime CPU session of the file, running on as many threads as torch does (the
-    worker's TORCH_THREADS)."""
+    worker's RAMFER_TORCH_THREADS)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -222,7 +222,7 @@ class PeopleStream:
         found = {}
         if todo:
             near = tracker.near(todo[0].index)
-            # New people are looked for while fewer than max_faces are followed (with MAX_FACES=1 the
+            # New people are looked for while fewer than max_faces are followed (with RAMFER_MAX_FACES=1 the
             # detector does what it did before people were told apart, at the same cost).
             look = len(near) < tracker.max_faces and todo[0].index - self.searched >= self.search_every
             self.searched = todo[0].index if look else self.searched

@@ -1,0 +1,144 @@
+"""Quantised weights (int8) for the CPU runtime, as an experiment: what they gain in speed and what they
+cost in answers, against the fp32 ONNX Runtime graphs the service runs and PyTorch's bf16.
+
+The checkpoint's two ONNX graphs (training/runtime.py: the per-frame stage and the recurrence over a clip)
+have their convolutions quantised statically by ONNX Runtime's own tool (QDQ: int8 weights, uint8
+activations, calibrated on real faces), and every variant reads the same real faces, each held still as a clip:
+
+* speed: ms per clip of the recurrence at batch 1 (a live session's) and 32 (an upload's), and of the
+  per-frame stage per frame, median of --rounds, interleaved;
+* answers: the share of faces whose class is fp32's, and the accuracy against the annotators' majority,
+  on faces the calibration never saw.
+
+The faces are FER+'s (`--split FERPLUS_DIR/FER2013Valid`: the first --calibrate faces calibrate, the next
+--faces are read), found and aligned by the service's detector and crop (training/data.py, load_ferplus).
+
+    python benchmarks/int8_study.py --split FERPLUS_DIR/FER2013Valid [--model training/models/default]
+                                    [--calibrate 300] [--faces 1000] [--rounds 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.bundled import SERVED_CHECKPOINT  # noqa: E402
+from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint  # noqa: E402
+from training.data import load_ferplus  # noqa: E402
+from training.runtime import FOLDER, cache_folder, network_files, network_key, network_runtime, session  # noqa: E402
+
+
+def still_clips(videos) -> np.ndarray:
+    """(N, 8, S, S) uint8: each face held still for a clip."""
+    return np.stack([np.repeat(v.frames[:1], 8, axis=0) for v in videos])
+
+
+def quantise(src: Path, dst: Path, name: str, batches: list[np.ndarray]) -> None:
+    """`src` with its convolutions in int8 (QDQ: weights int8 per tensor, activations uint8, their ranges
+    from `batches`). Only the convolutions: they are most of the work (docs/performance.md), and the
+    quantiser's own shape inference breaks the exported GroupNorm (InstanceNormalization over a reshaped
+    tensor) of the recurrence when it pre-processes or quantises the whole graph (the session then refuses
+    the next convolution: "Attribute dilations has incorrect size")."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{name: b} for b in batches])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
+
+
+def timed(fn, rounds: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", required=True, help="a FER+ split folder (FER2013Valid: never Test for a choice)")
+    ap.add_argument("--model", default=str(SERVED_CHECKPOINT))
+    ap.add_argument("--calibrate", type=int, default=300, help="faces that calibrate the activations' ranges")
+    ap.add_argument("--faces", type=int, default=1000, help="faces read by every variant (after the calibration's)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model, config = load_checkpoint(args.model)
+    model.eval()
+    # the service's own exports (made into the cache if the checkpoint has none), as the service finds them
+    folders = (checkpoint_folder(args.model) / FOLDER, cache_folder())
+    network = network_runtime(model, config, folders[:1], "onnx", torch.device("cpu"))
+    names = network_files(network_key(config))
+    folder = next(f for f in folders if all((f / n).is_file() for n in names))
+    frame_path, clip_path = folder / names[0], folder / names[1]
+    videos = load_ferplus(args.split, crop_config(config), classes=tuple(config["classes"]), progress=False).videos
+    calib, test = videos[: args.calibrate], videos[args.calibrate : args.calibrate + args.faces]
+    y = np.array([v.label for v in test])
+
+    tmp = Path(tempfile.mkdtemp(prefix="ramfer-int8-"))
+    calib_frames = still_clips(calib)[:, 0][:, None]  # (N, 1, S, S)
+    with torch.no_grad():
+        calib_feats = network.frame_features(torch.from_numpy(calib_frames)).numpy()
+    q_frame, q_clip = tmp / "frame-int8.onnx", tmp / "clip-int8.onnx"
+    quantise(frame_path, q_frame, "frames", [calib_frames[b : b + 32] for b in range(0, len(calib_frames), 32)])
+    feats8 = np.repeat(calib_feats[:, None], 8, axis=1)
+    quantise(clip_path, q_clip, "features", [feats8[b : b + 32] for b in range(0, len(feats8), 32)])
+    sessions = {"fp32 (ONNX Runtime, served)": (session(frame_path, args.threads), session(clip_path, args.threads)),
+                "int8 (ONNX Runtime, QDQ)": (session(q_frame, args.threads), session(q_clip, args.threads))}
+
+    frames = still_clips(test)[:, 0][:, None]
+    answers, speed = {}, {}
+    for name, (sf, sc) in sessions.items():
+        logits = []
+        for b in range(0, len(frames), 64):
+            f = sf.run(None, {"frames": frames[b : b + 64]})[0]
+            logits.append(sc.run(None, {"features": np.repeat(f[:, None], 8, axis=1)})[0])
+        answers[name] = np.concatenate(logits).argmax(1)
+        f1 = sf.run(None, {"frames": frames[:32]})[0]
+        c32, c1 = np.repeat(f1[:, None], 8, axis=1), np.repeat(f1[:1, None], 8, axis=1)
+        speed[name] = (1000 * timed(lambda: sf.run(None, {"frames": frames[:256]}), args.rounds) / 256,
+                       1000 * timed(lambda: sc.run(None, {"features": c1}), args.rounds),
+                       1000 * timed(lambda: sc.run(None, {"features": c32}), args.rounds) / 32)
+    # PyTorch bf16, the recurrence as the service runs batches of clips on a CPU with native bf16
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+        tf = model.frame_features(torch.from_numpy(frames[:32]))
+        t32, t1 = tf[:, None].repeat(1, 8, 1, 1, 1), tf[:1, None].repeat(1, 8, 1, 1, 1)
+        speed["PyTorch bf16"] = (1000 * timed(lambda: model.frame_features(torch.from_numpy(frames[:256])), args.rounds) / 256,
+                                 1000 * timed(lambda: model.forward_features(t1), args.rounds),
+                                 1000 * timed(lambda: model.forward_features(t32), args.rounds) / 32)
+        answers["PyTorch bf16"] = np.concatenate([
+            model.forward_features(model.frame_features(torch.from_numpy(frames[b : b + 64]))[:, None].repeat(1, 8, 1, 1, 1)).logits.float().argmax(1).numpy()
+            for b in range(0, len(frames), 64)])
+
+    ref = answers["fp32 (ONNX Runtime, served)"]
+    print(f"{config.get('name')} on {len(test)} FER+ faces of {Path(args.split).name} (calibrated on {len(calib)} others), "
+          f"{args.threads} thread(s), median of {args.rounds}")
+    print("| variant | frame stage ms/frame | recurrence ms/clip, batch 1 | batch 32 | answers = fp32 | accuracy |")
+    print("|---|---|---|---|---|---|")
+    for name in answers:
+        fs, c1, c32 = speed[name]
+        print(f"| {name} | {fs:.3f} | {c1:.2f} | {c32:.2f} | {100 * (answers[name] == ref).mean():.1f} % | "
+              f"{100 * (answers[name] == y).mean():.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
