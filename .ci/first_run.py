@@ -21,6 +21,7 @@ Run with the dev venv's python (it writes the test video with PyAV): `python .ci
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -77,9 +78,17 @@ def request(method: str, url: str, body: bytes | None = None, headers: dict | No
 
 def upload(url: str, path: Path, wait: float):
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
-            f"Content-Type: video/mp4\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    return request("POST", f"{url}/predict?wait={wait}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f"Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return request(
+        "POST", f"{url}/predict?wait={wait}", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
 
 
 def check(condition: bool, message: str) -> None:
@@ -146,19 +155,30 @@ def check_face_video(url: str, face: Path) -> None:
     check(len(result["attention_maps"]) >= 1, "no attention maps in the result")
     for image in result["attention_maps"]:
         status, headers, png = request("GET", image["url"])
-        check(status == 200 and headers.get("content-type", headers.get("Content-Type")) == "image/png", f"{image['url']}: {status}")
+        check(
+            status == 200 and headers.get("content-type", headers.get("Content-Type")) == "image/png",
+            f"{image['url']}: {status}",
+        )
         decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
-        check(png.startswith(b"\x89PNG\r\n\x1a\n") and decoded is not None and decoded.size > 0, f"{image['url']} does not decode as a PNG")
-    say(f"face video: {result['expression']} (confidence {result['confidence']}), face in "
-        f"{result['faces']['frames_with_face']}/{result['faces']['frames']} frames, {len(result['attention_maps'])} attention PNGs decode")
+        check(
+            png.startswith(b"\x89PNG\r\n\x1a\n") and decoded is not None and decoded.size > 0,
+            f"{image['url']} does not decode as a PNG",
+        )
+    say(
+        f"face video: {result['expression']} (confidence {result['confidence']}), face in "
+        f"{result['faces']['frames_with_face']}/{result['faces']['frames']} frames, {len(result['attention_maps'])} attention PNGs decode"
+    )
 
 
 def check_bad_inputs(url: str, inputs: dict[str, Path]) -> None:
     for name in ("empty", "text", "truncated"):
-        status, headers, body = upload(url, inputs[name], wait=5)
+        status, _headers, body = upload(url, inputs[name], wait=5)
         check(400 <= status < 500, f"{name} upload: {status}, not 4xx: {body[:300]!r}")
         error = json.loads(body).get("error", {})
-        check(bool(error.get("code")) and bool(error.get("message")), f"{name} upload: no error code and message: {body[:300]!r}")
+        check(
+            bool(error.get("code")) and bool(error.get("message")),
+            f"{name} upload: no error code and message: {body[:300]!r}",
+        )
         say(f"{name} upload: {status} {error['code']}: {error['message']}")
 
 
@@ -180,10 +200,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             say("serve did not stop in 30 s: SIGKILL")
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything of the group that outlived serve
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -198,9 +216,14 @@ def serve_and_check(python: Path, cwd: Path, env: dict, work: Path, inputs: dict
     proc = None
     with open(log_path, "wb") as log:
         try:
-            proc = subprocess.Popen([str(python), "-m", "service", "serve", "--port", str(port)],
-                                    cwd=cwd, env={**env, "TMPDIR": str(tmp)}, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [str(python), "-m", "service", "serve", "--port", str(port)],
+                cwd=cwd,
+                env={**env, "TMPDIR": str(tmp)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             say(f"{name}: python -m service serve --port {port} (pid {proc.pid}) in {cwd}")
             ready = wait_ready(url, proc, log_path)
             say(f"{name}: ready: {ready}")
@@ -237,39 +260,76 @@ def wheel_run(work: Path, env: dict, inputs: dict[str, Path]) -> None:
     venv = work / "wheel-venv"
     subprocess.run(["python3", "-m", "venv", str(venv)], env=env, check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", ".", "-w", str(work / "dist")],
-                   cwd=clone, env=env, check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", ".", "-w", str(work / "dist")],
+        cwd=clone,
+        env=env,
+        check=True,
+    )
     wheel = next((work / "dist").glob("ramfer-*.whl"))
-    say(f"wheel: built {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.0f} s; "
-        f"pip install torch==2.13.0 {wheel.name} (no extras) in a fresh venv")
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel)], cwd=work, env=env, check=True)
+    say(
+        f"wheel: built {wheel.name} ({wheel.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - start:.0f} s; "
+        f"pip install torch==2.13.0 {wheel.name} (no extras) in a fresh venv"
+    )
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel)], cwd=work, env=env, check=True
+    )
     say(f"wheel: installed in {time.monotonic() - start:.0f} s")
     shutil.rmtree(clone)  # nothing of the source is left to be found
     outside = work / "elsewhere"  # neither the repository nor a clone: no source, no models here
     outside.mkdir()
     shutil.copy(inputs["face"], outside / inputs["face"].name)
-    site = subprocess.run([str(python), "-c", "import service, training.bundled as b; print(b.MODELS); print(service.__file__)"],
-                          cwd=outside, env=env, capture_output=True, text=True, check=True).stdout.split()
-    check(all(Path(p).resolve().is_relative_to(venv.resolve()) for p in site), f"the package is not imported from the venv: {site}")
+    site = subprocess.run(
+        [str(python), "-c", "import service, training.bundled as b; print(b.MODELS); print(service.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    check(
+        all(Path(p).resolve().is_relative_to(venv.resolve()) for p in site),
+        f"the package is not imported from the venv: {site}",
+    )
     say(f"wheel: the package and its models are in the venv: {site[0]}")
 
     t = time.monotonic()
-    run = subprocess.run([str(python), "-m", "service", "predict", inputs["face"].name, "--json"], cwd=outside, env=env,
-                         capture_output=True, text=True, timeout=RESULT_TIMEOUT_S)
+    run = subprocess.run(
+        [str(python), "-m", "service", "predict", inputs["face"].name, "--json"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RESULT_TIMEOUT_S,
+    )
     check(run.returncode == 0, f"python -m service predict: exit {run.returncode}: {run.stderr[-3000:]}")
     result = json.loads(run.stdout)
-    check(result["expression"] in result["probabilities"] and result["faces"]["frames_with_face"] > 0,
-          f"python -m service predict: {result['expression']!r}, {result['faces']}")
-    say(f"wheel: python -m service predict {inputs['face'].name}: {result['expression']} (confidence {result['confidence']}), "
-        f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames, in {time.monotonic() - t:.0f} s")
+    check(
+        result["expression"] in result["probabilities"] and result["faces"]["frames_with_face"] > 0,
+        f"python -m service predict: {result['expression']!r}, {result['faces']}",
+    )
+    say(
+        f"wheel: python -m service predict {inputs['face'].name}: {result['expression']} (confidence {result['confidence']}), "
+        f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames, in {time.monotonic() - t:.0f} s"
+    )
 
     (outside / "no-model").mkdir()
-    run = subprocess.run([str(python), "-m", "service", "predict", inputs["face"].name], cwd=outside,
-                         env={**env, "RAMFER_MODEL_DIR": str(outside / "no-model")}, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(python), "-m", "service", "predict", inputs["face"].name],
+        cwd=outside,
+        env={**env, "RAMFER_MODEL_DIR": str(outside / "no-model")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = run.stderr.strip().splitlines()
-    check(run.returncode != 0 and len(lines) == 1 and "Traceback" not in run.stderr
-          and lines[0].startswith("ramfer: cannot load the model: RAMFER_MODEL_DIR="),
-          f"predict with an empty RAMFER_MODEL_DIR: exit {run.returncode}, stderr {run.stderr[-2000:]!r}")
+    check(
+        run.returncode != 0
+        and len(lines) == 1
+        and "Traceback" not in run.stderr
+        and lines[0].startswith("ramfer: cannot load the model: RAMFER_MODEL_DIR="),
+        f"predict with an empty RAMFER_MODEL_DIR: exit {run.returncode}, stderr {run.stderr[-2000:]!r}",
+    )
     say(f"wheel: predict with an empty RAMFER_MODEL_DIR, exit {run.returncode}: {lines[0]}")
     serve_and_check(python, outside, env, work, inputs, "wheel")
     say(f"wheel: {time.monotonic() - start:.0f} s in all")
@@ -277,7 +337,9 @@ def wheel_run(work: Path, env: dict, inputs: dict[str, Path]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("editable", "wheel"), default=None, help="one of the two installs (default: both)")
+    ap.add_argument(
+        "--only", choices=("editable", "wheel"), default=None, help="one of the two installs (default: both)"
+    )
     args = ap.parse_args(argv)
     command = readme_first_command()
     install, _, start = command.partition(" && python -m service serve")
@@ -285,11 +347,28 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ramfer-firstrun-"))
     try:
         inputs = make_inputs(work)
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         say(f"fresh clones of {head} (committed work only)")
-        clean_env = {k: v for k, v in os.environ.items() if k not in (
-            "VIRTUAL_ENV", "PYTHONPATH", "RAMFER_REDIS_URL", "REDIS_URL", "RAMFER_STORAGE_DIR", "STORAGE_DIR", "RAMFER_MODEL_DIR", "MODEL_DIR")}
-        clean_env["PATH"] = os.pathsep.join(p for p in clean_env["PATH"].split(os.pathsep) if not p.startswith(str(REPO)))
+        clean_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "VIRTUAL_ENV",
+                "PYTHONPATH",
+                "RAMFER_REDIS_URL",
+                "REDIS_URL",
+                "RAMFER_STORAGE_DIR",
+                "STORAGE_DIR",
+                "RAMFER_MODEL_DIR",
+                "MODEL_DIR",
+            )
+        }
+        clean_env["PATH"] = os.pathsep.join(
+            p for p in clean_env["PATH"].split(os.pathsep) if not p.startswith(str(REPO))
+        )
         if args.only in (None, "editable"):
             clone = work / "clone"
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)

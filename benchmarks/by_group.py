@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.synthesis.london import LONDON_ENV, find_london, london_groups  # noqa: E402
+from training.synthesis.london import LONDON_ENV, find_london, london_groups
 
 
 def count_by_group(videos: list[dict], groups: dict[str, str]) -> dict[str, dict[str, list[int]]]:

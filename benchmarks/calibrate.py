@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.calibration import apply_temperature, expected_calibration_error, fit_temperature, nll, reliability  # noqa: E402
+from training.calibration import apply_temperature, expected_calibration_error, fit_temperature, nll, reliability
 
 SURE = 0.95
 
@@ -53,9 +53,13 @@ def clips_of(paths: list[str]) -> tuple[list[str], dict[str, tuple[np.ndarray, n
 
 
 def summary(p: np.ndarray, y: np.ndarray) -> dict:
-    return {"clips": len(y), "accuracy": round(float((p.argmax(1) == y).mean()), 4), "nll": round(nll(p, y), 4),
-            "ece": round(expected_calibration_error(p, y), 4),
-            "sure_and_wrong": int(((p.max(1) >= SURE) & (p.argmax(1) != y)).sum())}
+    return {
+        "clips": len(y),
+        "accuracy": round(float((p.argmax(1) == y).mean()), 4),
+        "nll": round(nll(p, y), 4),
+        "ece": round(expected_calibration_error(p, y), 4),
+        "sure_and_wrong": int(((p.max(1) >= SURE) & (p.argmax(1) != y)).sum()),
+    }
 
 
 def figure(path: Path, parts: dict, temperature: float) -> None:
@@ -69,9 +73,20 @@ def figure(path: Path, parts: dict, temperature: float) -> None:
         for t, style in ((1.0, "o--"), (temperature, "s-")):
             rows = [r for r in reliability(apply_temperature(p, t), y) if r["clips"]]
             ece = expected_calibration_error(apply_temperature(p, t), y)
-            ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], style, label=f"T = {t:.2f}: ECE {ece:.3f}")
+            ax.plot(
+                [r["confidence"] for r in rows],
+                [r["accuracy"] for r in rows],
+                style,
+                label=f"T = {t:.2f}: ECE {ece:.3f}",
+            )
         ax.plot([0, 1], [0, 1], color="gray", lw=0.8)
-        ax.set(title=f"{name} ({len(y)} clips)", xlabel="confidence (top class's probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        ax.set(
+            title=f"{name} ({len(y)} clips)",
+            xlabel="confidence (top class's probability)",
+            ylabel="accuracy",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -79,20 +94,25 @@ def figure(path: Path, parts: dict, temperature: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--answers", action="append", required=True, help="a london_eval.py or studio_shift.py --json file (repeatable)")
+    ap.add_argument(
+        "--answers", action="append", required=True, help="a london_eval.py or studio_shift.py --json file (repeatable)"
+    )
     ap.add_argument("--figure", default=None, help="write reliability diagrams to this PNG")
     ap.add_argument("--write", default=None, metavar="MODEL_DIR", help="record the temperature in this checkpoint")
     args = ap.parse_args()
 
-    classes, parts = clips_of(args.answers)
+    _classes, parts = clips_of(args.answers)
     fit = [k for k in parts if k.startswith("london")]
     if not fit:
         sys.exit("no London held-out clips to fit on")
     p_fit = np.concatenate([parts[k][0] for k in fit])
     y_fit = np.concatenate([parts[k][1] for k in fit])
     t = fit_temperature(p_fit, y_fit)
-    parts = {"fit: " + " + ".join(fit): (p_fit, y_fit)} | {k: v for k, v in parts.items() if not k.startswith("london")} | \
-            ({k: parts[k] for k in fit} if len(fit) > 1 else {})
+    parts = (
+        {"fit: " + " + ".join(fit): (p_fit, y_fit)}
+        | {k: v for k, v in parts.items() if not k.startswith("london")}
+        | ({k: parts[k] for k in fit} if len(fit) > 1 else {})
+    )
     print(f"temperature fitted on {len(y_fit)} London held-out clips: T = {t:.3f}\n")
     print("| clips | part | accuracy | NLL at T=1 -> T | ECE at T=1 -> T | wrong at p >= 0.95, T=1 -> T |")
     print("|---|---|---|---|---|---|")
@@ -100,8 +120,10 @@ def main() -> None:
     for name, (p, y) in parts.items():
         a, b = summary(p, y), summary(apply_temperature(p, t), y)
         record[name] = {"before": a, "after": b}
-        print(f"| {a['clips']} | {name} | {a['accuracy']:.3f} | {a['nll']:.3f} -> {b['nll']:.3f} | {a['ece']:.3f} -> {b['ece']:.3f} | "
-              f"{a['sure_and_wrong']} -> {b['sure_and_wrong']} |")
+        print(
+            f"| {a['clips']} | {name} | {a['accuracy']:.3f} | {a['nll']:.3f} -> {b['nll']:.3f} | {a['ece']:.3f} -> {b['ece']:.3f} | "
+            f"{a['sure_and_wrong']} -> {b['sure_and_wrong']} |"
+        )
     if args.figure:
         figure(Path(args.figure), parts, t)
         print(f"\nwrote {args.figure}")
@@ -112,8 +134,11 @@ def main() -> None:
         config["calibration"] = {
             "temperature": round(t, 4),
             "fitted_on": f"{len(y_fit)} face clips of London held-out people ({', '.join(fit)}): "
-                         f"python benchmarks/calibrate.py " + " ".join(f"--answers {Path(a).name}" for a in args.answers),
-            "ece": {name: {"before": r["before"]["ece"], "after": r["after"]["ece"], "clips": r["before"]["clips"]} for name, r in record.items()},
+            f"python benchmarks/calibrate.py " + " ".join(f"--answers {Path(a).name}" for a in args.answers),
+            "ece": {
+                name: {"before": r["before"]["ece"], "after": r["after"]["ece"], "clips": r["before"]["clips"]}
+                for name, r in record.items()
+            },
         }
         write_record(args.write, config)
         print(f"recorded T = {t:.4f} in {args.write}/config.json")

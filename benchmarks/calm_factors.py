@@ -27,24 +27,28 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities  # noqa: E402
-from service.pipeline import Predictor, analyse_video  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
-from training.synthesis import motion, photoreal  # noqa: E402
-from training.synthesis.facs import KINDS  # noqa: E402
-from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
+from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities
+
+from service.pipeline import Predictor, analyse_video
+from service.settings import DEFAULT_MODEL_DIR, Settings
+from training.synthesis import motion, photoreal
+from training.synthesis.facs import KINDS
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities
 
 VARIANTS = ("as it is", "no head motion", "no speech", "still")
 
 
 def variants(perf: motion.Performance) -> dict[str, motion.Performance]:
     n = len(perf)
-    zero, rest = np.zeros(n), dict(shift=np.zeros((n, 2)), scale=np.ones(n))
+    zero, rest = np.zeros(n), {"shift": np.zeros((n, 2)), "scale": np.ones(n)}
     no_head = dict(yaw=zero, pitch=zero, roll=zero, **rest)
-    no_speech = dict(jaw=zero, spread=zero, press=zero)
-    return {"as it is": perf, "no head motion": dataclasses.replace(perf, **no_head),
-            "no speech": dataclasses.replace(perf, **no_speech),
-            "still": dataclasses.replace(perf, **no_head, **no_speech, blink=zero, gaze=np.zeros((n, 2)))}
+    no_speech = {"jaw": zero, "spread": zero, "press": zero}
+    return {
+        "as it is": perf,
+        "no head motion": dataclasses.replace(perf, **no_head),
+        "no speech": dataclasses.replace(perf, **no_speech),
+        "still": dataclasses.replace(perf, **no_head, **no_speech, blink=zero, gaze=np.zeros((n, 2))),
+    }
 
 
 def main():
@@ -75,8 +79,11 @@ def main():
                 video = write_video(tmp / f"{face_id}.mp4", frames, fps=TALK_FPS)
                 result = analyse_video(video, predictor, settings)
                 mean = mean_probabilities(result, predictor.classes)
-                row[name] = {"answer": result["expression"], "p_neutral": round(mean["neutral"], 3),
-                             "top_expression": max((c for c in mean if c != "neutral"), key=mean.get)}
+                row[name] = {
+                    "answer": result["expression"],
+                    "p_neutral": round(mean["neutral"], 3),
+                    "top_expression": max((c for c in mean if c != "neutral"), key=mean.get),
+                }
             rows[face_id] = row
             print(face_id, " | ".join(f"{n}: {r['answer']} {r['p_neutral']:.2f}" for n, r in row.items()), flush=True)
     finally:
@@ -89,8 +96,9 @@ def main():
         right = sum(r[name]["answer"] == "neutral" for r in rows.values())
         print(f"| {name} | {right} / {len(rows)} | {np.mean(ps):.2f} | {sum(p < 0.5 for p in ps)} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "sha256": predictor.sha256, "fold": args.fold,
-                                               "people": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"model": args.model, "sha256": predictor.sha256, "fold": args.fold, "people": rows}, indent=1)
+        )
 
 
 if __name__ == "__main__":

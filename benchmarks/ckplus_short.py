@@ -39,7 +39,10 @@ def write_short_copy(source: Path, dest: Path, frames: int = 3) -> int:
         kept = video.frames[-frames:]
         first = len(video.frames) - len(kept) + 1
         for i, frame in enumerate(kept):
-            cv2.imwrite(str(out / f"{subject}_{seq}_{first + i:08d}.png"), cv2.resize(frame, (48, 48), interpolation=cv2.INTER_AREA))
+            cv2.imwrite(
+                str(out / f"{subject}_{seq}_{first + i:08d}.png"),
+                cv2.resize(frame, (48, 48), interpolation=cv2.INTER_AREA),
+            )
         emo = dest / "Emotion" / subject / seq
         emo.mkdir(parents=True, exist_ok=True)
         last = first + len(kept) - 1
@@ -61,8 +64,23 @@ def main():
     shutil.rmtree(out / "data", ignore_errors=True)
     n = write_short_copy(Path(args.source), out / "data", args.frames)
     print(f"short copy: {n} sequences x last {args.frames} frames, 48x48 gray, no Landmarks -> {out / 'data'}")
-    cmd = [sys.executable, "-m", "training", "cv", "--data", str(out / "data"), "--out", str(out / "cv"),
-           "--variant", args.variant, "--folds", str(args.folds), "--cache", str(out / "cache"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "cv",
+        "--data",
+        str(out / "data"),
+        "--out",
+        str(out / "cv"),
+        "--variant",
+        args.variant,
+        "--folds",
+        str(args.folds),
+        "--cache",
+        str(out / "cache"),
+        "--quiet",
+    ]
     if args.first_folds:
         cmd += ["--first-folds", str(args.first_folds)]
     print("$", " ".join(cmd[1:]).replace("-m training", "python -m training", 1))
@@ -74,11 +92,13 @@ def main():
     folds_run = r["folds_run"]
     epochs = round(float(np.mean(r.get("epochs_per_fold") or [results["train"]["epochs"]])))  # min_steps may add some
     per_fold = r["train_seconds"] / folds_run
-    print(f"{args.variant}: {folds_run} of {results['folds']} folds in {wall / 60:.1f} min wall "
-          f"(training {per_fold:.0f} s per fold, {per_fold / epochs:.1f} s per epoch of {epochs}); "
-          f"estimated full {results['folds']}-fold run {per_fold * results['folds'] / 60:.0f} min of training; "
-          f"video accuracy on the folds run {100 * r['video_accuracy']:.2f} % ({sum(map(sum, r['confusion']))} videos), "
-          f"torch threads {results.get('threads', 'all')}, device {results['device']}")
+    print(
+        f"{args.variant}: {folds_run} of {results['folds']} folds in {wall / 60:.1f} min wall "
+        f"(training {per_fold:.0f} s per fold, {per_fold / epochs:.1f} s per epoch of {epochs}); "
+        f"estimated full {results['folds']}-fold run {per_fold * results['folds'] / 60:.0f} min of training; "
+        f"video accuracy on the folds run {100 * r['video_accuracy']:.2f} % ({sum(map(sum, r['confusion']))} videos), "
+        f"torch threads {results.get('threads', 'all')}, device {results['device']}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def judge(videos: list[dict], classes: list[str], radius: int, min_run: int, bia
         total[want] += 1
         if len(probs) == 0:
             continue
-        winner, _, labels = decide_video(probs, len(classes), abstain=neutral, radius=radius, min_run=min_run, abstain_bias=bias)
+        winner, _, labels = decide_video(
+            probs, len(classes), abstain=neutral, radius=radius, min_run=min_run, abstain_bias=bias
+        )
         hits[i] = classes[winner] == want
         right[want] += hits[i]
         timeline = merge_short_runs(labels.tolist(), min_run)
@@ -65,7 +67,9 @@ def judge(videos: list[dict], classes: list[str], radius: int, min_run: int, bia
     per_class = {c: right[c] / total[c] for c in total}
     expressive = [per_class[c] for c in per_class if c != "neutral"]
     return {
-        "radius": radius, "min_run": min_run, "neutral_bias": bias,
+        "radius": radius,
+        "min_run": min_run,
+        "neutral_bias": bias,
         "per_class": per_class,
         "neutral": per_class.get("neutral"),
         "expressions_mean": float(np.mean(expressive)) if expressive else None,
@@ -81,9 +85,14 @@ def main() -> None:
     ap.add_argument("--answers", action="append", required=True, help="a london_eval.py --json file (repeatable)")
     ap.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2, 4, 8, 16])
     ap.add_argument("--min-run", type=int, nargs="+", default=[1, 2, 3, 5, 8])
-    ap.add_argument("--neutral-bias", type=float, nargs="+", default=[0.0],
-                    help="log-prior added to neutral (the service's RAMFER_NEUTRAL_BIAS); with several, each rule also gets "
-                         "a leave-one-person-out figure for choosing among them")
+    ap.add_argument(
+        "--neutral-bias",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="log-prior added to neutral (the service's RAMFER_NEUTRAL_BIAS); with several, each rule also gets "
+        "a leave-one-person-out figure for choosing among them",
+    )
     ap.add_argument("--json", default=None, help="write every rule's figures here")
     args = ap.parse_args()
 
@@ -97,12 +106,18 @@ def main() -> None:
     rows = [judge(videos, classes, r, m, b) for r in args.radius for m in args.min_run for b in args.neutral_bias]
     wanted = list(rows[0]["per_class"])
     print(f"{len(videos)} videos from {', '.join(args.answers)}")
-    print("| radius | min run | neutral bias | overall | " + " | ".join(wanted) + " | expressions (mean) | calm changes/s | changes/s |")
+    print(
+        "| radius | min run | neutral bias | overall | "
+        + " | ".join(wanted)
+        + " | expressions (mean) | calm changes/s | changes/s |"
+    )
     print("|---|---|---|---|" + "---|" * len(wanted) + "---|---|---|")
     for r in rows:
         cells = " | ".join(f"{100 * r['per_class'][c]:.0f}" for c in wanted)
-        print(f"| {r['radius']} | {r['min_run']} | {r['neutral_bias']:g} | {100 * r['overall']:.1f} | {cells} | "
-              f"{100 * (r['expressions_mean'] or 0):.1f} | {r['calm_changes_per_s'] or 0:.2f} | {r['changes_per_s']:.2f} |")
+        print(
+            f"| {r['radius']} | {r['min_run']} | {r['neutral_bias']:g} | {100 * r['overall']:.1f} | {cells} | "
+            f"{100 * (r['expressions_mean'] or 0):.1f} | {r['calm_changes_per_s'] or 0:.2f} | {r['changes_per_s']:.2f} |"
+        )
     if len(args.neutral_bias) > 1 and "neutral" in classes:
         print("\nneutral bias chosen leave-one-person-out (each person judged under the bias best on the others):")
         people = [v["id"] for v in videos]
@@ -110,12 +125,20 @@ def main() -> None:
             for m in args.min_run:
                 right = np.stack([row["right"] for row in rows if (row["radius"], row["min_run"]) == (r, m)], axis=1)
                 lopo = leave_one_person_out(people, right, args.neutral_bias)  # rows are in --neutral-bias order
-                print(f"  radius {r}, min run {m}: overall {100 * lopo['overall']:.1f} %, biases chosen {lopo['chosen']}")
-    calm = [np.asarray(v["clip_probabilities"]).mean(0)[classes.index("neutral")] for v in videos if v["want"] == "neutral"]
+                print(
+                    f"  radius {r}, min run {m}: overall {100 * lopo['overall']:.1f} %, biases chosen {lopo['chosen']}"
+                )
+    calm = [
+        np.asarray(v["clip_probabilities"]).mean(0)[classes.index("neutral")] for v in videos if v["want"] == "neutral"
+    ]
     if calm:  # whatever the rule: how sure the network itself is that a calm talker is calm
-        print(f"\ncalm videos' mean probability of neutral (their clips' mean, averaged): {np.mean(calm):.2f} over {len(calm)}")
+        print(
+            f"\ncalm videos' mean probability of neutral (their clips' mean, averaged): {np.mean(calm):.2f} over {len(calm)}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps([{k: v for k, v in row.items() if k != "right"} for row in rows], indent=1))
+        Path(args.json).write_text(
+            json.dumps([{k: v for k, v in row.items() if k != "right"} for row in rows], indent=1)
+        )
 
 
 if __name__ == "__main__":

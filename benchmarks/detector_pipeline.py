@@ -86,12 +86,26 @@ def speed(video: Path, args) -> None:
     runs: dict[str, list[float]] = {"decode only (PyAV)": []}
     stages: dict[str, list[dict]] = {}
     ours_env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
-    contenders = {"ours (BlazeFace)": ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(ROOT)}, ROOT)}
+    contenders = {
+        "ours (BlazeFace)": (
+            [sys.executable, "-m", "service", "predict", str(video), "--json"],
+            {**ours_env, "PYTHONPATH": str(ROOT)},
+            ROOT,
+        )
+    }
     for k in args.detect_every:
-        contenders[f"ours (BlazeFace, RAMFER_DETECT_EVERY={k})"] = (contenders["ours (BlazeFace)"][0], {**contenders["ours (BlazeFace)"][1], "RAMFER_DETECT_EVERY": str(k)}, ROOT)
+        contenders[f"ours (BlazeFace, RAMFER_DETECT_EVERY={k})"] = (
+            contenders["ours (BlazeFace)"][0],
+            {**contenders["ours (BlazeFace)"][1], "RAMFER_DETECT_EVERY": str(k)},
+            ROOT,
+        )
     if args.before:
         before = Path(args.before).resolve()
-        contenders[f"ours before ({before.name})"] = ([sys.executable, "-m", "service", "predict", str(video), "--json"], {**ours_env, "PYTHONPATH": str(before)}, before)
+        contenders[f"ours before ({before.name})"] = (
+            [sys.executable, "-m", "service", "predict", str(video), "--json"],
+            {**ours_env, "PYTHONPATH": str(before)},
+            before,
+        )
     if args.fer_python:
         out = Path(tempfile.mkdtemp(prefix="fer-out-"))
         contenders["fer package (own process)"] = ([args.fer_python, "-c", FER_SCRIPT, str(video), str(out)], None, out)
@@ -110,10 +124,15 @@ def speed(video: Path, args) -> None:
     print("|---|---|---|---|---|")
     fer = med.get("fer package (own process)")
     for k, v in med.items():
-        print(f"| {k} | {v:.2f} | {', '.join(f'{x:.2f}' for x in runs[k])} | {v / dec:.1f}x | {f'{fer / v:.2f}x' if fer else '-'} |")
+        print(
+            f"| {k} | {v:.2f} | {', '.join(f'{x:.2f}' for x in runs[k])} | {v / dec:.1f}x | {f'{fer / v:.2f}x' if fer else '-'} |"
+        )
     for name, st in stages.items():
         keys = list(st[0])
-        print(f"\n{name}, stages inside the pipeline (median ms): " + ", ".join(f"{k} {statistics.median(s[k] for s in st):.0f}" for k in keys))
+        print(
+            f"\n{name}, stages inside the pipeline (median ms): "
+            + ", ".join(f"{k} {statistics.median(s[k] for s in st):.0f}" for k in keys)
+        )
 
 
 def stability(videos: list[Path], args) -> None:
@@ -133,6 +152,7 @@ def stability(videos: list[Path], args) -> None:
             face[:2] += d
             face[3:] += np.tile(d, (len(face) - 3) // 2)
             return crop_frame(gray, face, crop, size)
+
         return crop
 
     rows = {}
@@ -163,16 +183,28 @@ def main():
     ap.add_argument("--london", default=str(LONDON))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fer-python", default=None, help="python of a venv with `pip install fer`")
-    ap.add_argument("--before", default=None, help="an older ramfer checkout to time too (e.g. git archive of an earlier commit)")
-    ap.add_argument("--detect-every", type=int, nargs="*", default=[], metavar="K",
-                    help="also time ours with the detector on every K-th frame (Settings.detect_every)")
+    ap.add_argument(
+        "--before", default=None, help="an older ramfer checkout to time too (e.g. git archive of an earlier commit)"
+    )
+    ap.add_argument(
+        "--detect-every",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="K",
+        help="also time ours with the detector on every K-th frame (Settings.detect_every)",
+    )
     ap.add_argument("--stability", action="store_true", help="also measure clip-label stability")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--people", nargs="+", default=["013"], help="London ids: the speed video is the first's")
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for our processes (OMP_NUM_THREADS; fer keeps its defaults). On a shared, "
-                         "oversubscribed machine 1 avoids torch's threads spinning against each other")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for our processes (OMP_NUM_THREADS; fer keeps its defaults). On a shared, "
+        "oversubscribed machine 1 avoids torch's threads spinning against each other",
+    )
     args = ap.parse_args()
     if args.threads:
         import torch

@@ -40,7 +40,12 @@ def videos(args) -> list[tuple[str, list[np.ndarray]]]:
     if london:
         from benchmarks.face_video import face_frames
 
-        out.append(("London 013 panned (face_video.py, 10 s)", [to_gray(f) for f in face_frames(Path(london), "013", seconds=10)]))
+        out.append(
+            (
+                "London 013 panned (face_video.py, 10 s)",
+                [to_gray(f) for f in face_frames(Path(london), "013", seconds=10)],
+            )
+        )
     for d in args.data:
         files = sorted(Path(d).rglob("*.mp4"))
         step = max(1, len(files) // args.videos)
@@ -95,14 +100,21 @@ def against_truth(det: FaceDetector, london: Path, people: int, quiet: bool = Fa
     for k, e in errs.items():
         e = np.array(e)
         eye, mouth = e[:, :2].mean(1), e[:, 2]
-        figures[k] = {"found": len(e), "eye": float(np.median(eye)), "eye_p95": float(np.percentile(eye, 95)),
-                      "mouth": float(np.median(mouth)), "mouth_p95": float(np.percentile(mouth, 95))}
+        figures[k] = {
+            "found": len(e),
+            "eye": float(np.median(eye)),
+            "eye_p95": float(np.percentile(eye, 95)),
+            "mouth": float(np.median(mouth)),
+            "mouth_p95": float(np.percentile(mouth, 95)),
+        }
     if not quiet:
         print(f"\nagainst the London templates ({people} neutral photos x face boxes 60/110/160 px in 640x360):")
         print("| search | found | eye error median (p95), iod | mouth error median (p95), iod |")
         print("|---|---|---|---|")
         for k, f in figures.items():
-            print(f"| {k} | {f['found']}/{3 * people} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) |")
+            print(
+                f"| {k} | {f['found']}/{3 * people} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) |"
+            )
     return figures
 
 
@@ -127,7 +139,9 @@ def rolled_level(det: FaceDetector) -> float:
         rolled = cv2.warpAffine(gray, m, gray.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
         row = det.detect_batch([rolled], near=near)[0]
         big = align_face(rolled, row[3:].reshape(6, 2), CropConfig(align=True), size=192)
-        framed = cv2.copyMakeBorder(big, 96, 96, 96, 96, cv2.BORDER_REPLICATE)  # the network misses faces that fill the picture
+        framed = cv2.copyMakeBorder(
+            big, 96, 96, 96, 96, cv2.BORDER_REPLICATE
+        )  # the network misses faces that fill the picture
         k = det.detect_whole([framed])[0][3:].reshape(6, 2)
         worst = max(worst, abs(float(k[0, 1] - k[1, 1])))
     return worst
@@ -139,7 +153,9 @@ def margin_study(det: FaceDetector, london: Path, people: int, margins: list[flo
     from training import faces
 
     chosen = faces.REGION_MARGIN
-    print(f"| region side (box sides) | eye error median (p95), iod | mouth error median (p95), iod | rolled {ROLLS} deg: eyes off level, max px of 192 |")
+    print(
+        f"| region side (box sides) | eye error median (p95), iod | mouth error median (p95), iod | rolled {ROLLS} deg: eyes off level, max px of 192 |"
+    )
     print("|---|---|---|---|")
     try:
         for margin in margins:
@@ -147,11 +163,15 @@ def margin_study(det: FaceDetector, london: Path, people: int, margins: list[flo
             figures = against_truth(det, london, people, quiet=True)  # its "whole" does not depend on the margin
             f = figures["region"]
             mark = " (served)" if margin == chosen else ""
-            print(f"| {margin:g}{mark} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | {rolled_level(det):.1f} |")
+            print(
+                f"| {margin:g}{mark} | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | {rolled_level(det):.1f} |"
+            )
     finally:
         faces.REGION_MARGIN = chosen
     f = figures["whole"]
-    print(f"| whole frame, for comparison | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | |")
+    print(
+        f"| whole frame, for comparison | {f['eye']:.3f} ({f['eye_p95']:.3f}) | {f['mouth']:.3f} ({f['mouth_p95']:.3f}) | |"
+    )
 
 
 def main():
@@ -159,9 +179,16 @@ def main():
     ap.add_argument("--data", action="append", default=[], help="a folder of MP4s (searched recursively)")
     ap.add_argument("--videos", type=int, default=12, help="videos taken from each --data folder, spread over it")
     ap.add_argument("--london", help="the London set (default: $RAMFER_LONDON_DIR), for the panned video")
-    ap.add_argument("--truth-people", type=int, default=102, help="London people for the error against their templates (0: skip)")
-    ap.add_argument("--margins", type=float, nargs="+", help="only the study of the region's side: these REGION_MARGIN values "
-                    "against the London templates (--truth-people of them) and a rolled head")
+    ap.add_argument(
+        "--truth-people", type=int, default=102, help="London people for the error against their templates (0: skip)"
+    )
+    ap.add_argument(
+        "--margins",
+        type=float,
+        nargs="+",
+        help="only the study of the region's side: these REGION_MARGIN values "
+        "against the London templates (--truth-people of them) and a rolled head",
+    )
     args = ap.parse_args()
     det = FaceDetector()
     london = args.london or os.environ.get("RAMFER_LONDON_DIR")
@@ -197,7 +224,9 @@ def main():
             f"| {name} | {len(grays)} | {sum(w is not None for w in whole)} | {int((~np.isnan(region[:, 0])).sum())} | "
             f"{statistics.median(err):.3f} | {np.percentile(err, 95):.3f} | {statistics.median(jw):.3f} | {statistics.median(jr):.3f} | {1000 * tw / len(grays):.1f} | {1000 * tr / len(grays):.1f} |"
         )
-    print("| video | frames | faces: whole frame | faces: region | landmark gap median (iod) | p95 | shake: whole | shake: region | whole ms/frame | region ms/frame |")
+    print(
+        "| video | frames | faces: whole frame | faces: region | landmark gap median (iod) | p95 | shake: whole | shake: region | whole ms/frame | region ms/frame |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(

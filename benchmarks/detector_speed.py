@@ -26,8 +26,8 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.faces import FaceDetector, to_gray  # noqa: E402
-from training.runtime import wants_onnx  # noqa: E402
+from training.faces import FaceDetector, to_gray
+from training.runtime import wants_onnx
 
 
 def frame(rgb: np.ndarray) -> np.ndarray:
@@ -50,9 +50,14 @@ def main():
         "no face (flat grey)": np.full((360, 640), 128, np.uint8),
     }
     blaze = FaceDetector(device=args.device, runtime="torch")
-    detectors = {"blazeface, 1 frame": lambda g: blaze(g), "blazeface, batch of 16": lambda g: blaze.detect_batch([g] * 16)}
+    detectors = {
+        "blazeface, 1 frame": lambda g: blaze(g),
+        "blazeface, batch of 16": lambda g: blaze.detect_batch([g] * 16),
+    }
     per_call = {"blazeface, 1 frame": 1, "blazeface, batch of 16": 16}
-    if args.device == "cpu" and wants_onnx("auto", args.device):  # the same network on ONNX Runtime (training/runtime.py)
+    if args.device == "cpu" and wants_onnx(
+        "auto", args.device
+    ):  # the same network on ONNX Runtime (training/runtime.py)
         fast = FaceDetector(device=args.device, runtime="onnx")
         detectors |= {"onnx, 1 frame": lambda g: fast(g), "onnx, batch of 16": lambda g: fast.detect_batch([g] * 16)}
         per_call |= {"onnx, 1 frame": 1, "onnx, batch of 16": 16}
@@ -68,15 +73,23 @@ def main():
     names = list(detectors)
     onnx = "onnx, batch of 16" in detectors
     print(f"device {args.device}; {torch.get_num_threads()} threads; median ms per frame over {args.rounds} rounds")
-    print("| frame | found | " + " | ".join(f"{n}, ms" for n in names) + " | batch / 1 frame |"
-          + (" onnx / torch, batch |" if onnx else ""))
+    print(
+        "| frame | found | "
+        + " | ".join(f"{n}, ms" for n in names)
+        + " | batch / 1 frame |"
+        + (" onnx / torch, batch |" if onnx else "")
+    )
     print("|---|---|" + "---|" * len(names) + "---|" + ("---|" if onnx else ""))
     for f, gray in frames.items():
         med = {d: statistics.median(times[f, d]) for d in names}
         found = blaze(gray) is not None
         ratio = f" {med['onnx, batch of 16'] / med['blazeface, batch of 16']:.2f}x |" if onnx else ""
-        print(f"| {f} | {'yes' if found else 'no'} | " + " | ".join(f"{m:.2f}" for m in med.values())
-              + f" | {med['blazeface, batch of 16'] / med['blazeface, 1 frame']:.2f}x |" + ratio)
+        print(
+            f"| {f} | {'yes' if found else 'no'} | "
+            + " | ".join(f"{m:.2f}" for m in med.values())
+            + f" | {med['blazeface, batch of 16'] / med['blazeface, 1 frame']:.2f}x |"
+            + ratio
+        )
 
 
 if __name__ == "__main__":

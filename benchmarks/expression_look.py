@@ -25,13 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fer2013_baseline import FER2013_CLASSES, Fer2013Baseline  # noqa: E402
+from fer2013_baseline import FER2013_CLASSES, Fer2013Baseline
 
-from training.faces import CropConfig, FaceDetector, crop_face, to_gray  # noqa: E402
-from training.synthesis import drawn, photoreal  # noqa: E402
-from training.synthesis.drawn_face import make_subject  # noqa: E402
-from training.synthesis.facs import CLASSES  # noqa: E402
-from training.synthesis.london import LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
+from training.faces import CropConfig, FaceDetector, crop_face, to_gray
+from training.synthesis import drawn, photoreal
+from training.synthesis.drawn_face import make_subject
+from training.synthesis.facs import CLASSES
+from training.synthesis.london import LONDON_ENV, find_london, list_identities, split_identities
 
 LOOK_SEED = 3000  # neither the training sets' seeds nor the evaluations'
 FRAMES = 8  # neutral first, the peak at the last frame
@@ -57,7 +57,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", required=True, help="fer's emotion_model.hdf5")
     ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV}); skipped with --people 0")
-    ap.add_argument("--people", type=int, default=21, help="London people (the served checkpoint's held-out ones first)")
+    ap.add_argument(
+        "--people", type=int, default=21, help="London people (the served checkpoint's held-out ones first)"
+    )
     ap.add_argument("--drawn", type=int, default=20, help="drawn subjects")
     ap.add_argument("--sheet", default=None, help="write the 48 px crops here (PNG), a row per class")
     args = ap.parse_args()
@@ -69,7 +71,9 @@ def main() -> None:
         london = str(find_london(args.london))
         ids = list_identities(london)
         held = split_identities(ids)[1]
-        sources.append(("photo-real London", photoreal_peaks(london, (held + [i for i in ids if i not in held])[: args.people])))
+        sources.append(
+            ("photo-real London", photoreal_peaks(london, (held + [i for i in ids if i not in held])[: args.people]))
+        )
     if args.drawn:
         sources.append(("drawn", drawn_peaks(args.drawn)))
     tiles: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -90,11 +94,22 @@ def main() -> None:
             print(f"| {emotion} | {c[emotion]}/{sum(c.values())} | {others} |")
     if args.sheet:
         width = max(len(t) for t in tiles.values())
-        rows = [np.hstack(t + [np.full((crop.size, crop.size), 255, np.uint8)] * (width - len(t))) for t in tiles.values()]
+        rows = [
+            np.hstack(t + [np.full((crop.size, crop.size), 255, np.uint8)] * (width - len(t))) for t in tiles.values()
+        ]
         sheet = cv2.resize(np.vstack(rows), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
         labelled = cv2.copyMakeBorder(sheet, 0, 0, 110, 0, cv2.BORDER_CONSTANT, value=255)
         for r, emotion in enumerate(tiles):
-            cv2.putText(labelled, emotion, (4, r * 2 * crop.size + crop.size + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+            cv2.putText(
+                labelled,
+                emotion,
+                (4, r * 2 * crop.size + crop.size + 5),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5,
+                0,
+                1,
+                cv2.LINE_AA,
+            )
         cv2.imwrite(args.sheet, labelled)
         print(f"\ncontact sheet: {args.sheet}")
 

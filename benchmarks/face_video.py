@@ -22,7 +22,10 @@ LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-s
 
 def face_frames(london: Path, person: str, seconds: float = 20, fps: int = 30, size=(640, 360)):
     """The frames, one at a time (a 20 s video is 600 BGR frames)."""
-    photos = [cv2.imread(str(london / "neutral" / f"{person}_03.jpg")), cv2.imread(str(london / "smiling" / f"{person}_08.jpg"))]
+    photos = [
+        cv2.imread(str(london / "neutral" / f"{person}_03.jpg")),
+        cv2.imread(str(london / "smiling" / f"{person}_08.jpg")),
+    ]
     if any(p is None for p in photos):
         raise FileNotFoundError(f"person {person} is not in {london}")
     h0, w0 = photos[0].shape[:2]

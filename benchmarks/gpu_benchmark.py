@@ -17,7 +17,9 @@ import time
 
 import torch
 
-from training.bundled import SERVED_CHECKPOINT as DEFAULT_MODEL_DIR  # not service.settings': GPU machines may lack pydantic
+from training.bundled import (
+    SERVED_CHECKPOINT as DEFAULT_MODEL_DIR,  # not service.settings': GPU machines may lack pydantic
+)
 from training.checkpoint import load_checkpoint
 from training.clips import clip_indices
 
@@ -39,7 +41,10 @@ def main():
     clips = torch.from_numpy(clip_indices(args.frames)).to(device)
 
     def video(fwd, dtype):
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             feats = model.frame_features(frames)
             for b in range(0, len(clips), args.batch):
                 fwd(feats[clips[b : b + args.batch]])
@@ -58,15 +63,25 @@ def main():
                 torch.cuda.synchronize()
         return n / (time.perf_counter() - start)  # videos/s
 
-    ways = [("fp32", model.forward_features, None), ("fp16", model.forward_features, torch.float16),
-            ("bf16", model.forward_features, torch.bfloat16)]
+    ways = [
+        ("fp32", model.forward_features, None),
+        ("fp16", model.forward_features, torch.float16),
+        ("bf16", model.forward_features, torch.bfloat16),
+    ]
     if not args.no_compile:
         ways.append(("bf16 + torch.compile", torch.compile(model.forward_features, dynamic=True), torch.bfloat16))
         if device.type == "cuda":
-            ways.append(("bf16 + compile(reduce-overhead, CUDA graphs)",
-                         torch.compile(model.forward_features, mode="reduce-overhead", dynamic=False), torch.bfloat16))
+            ways.append(
+                (
+                    "bf16 + compile(reduce-overhead, CUDA graphs)",
+                    torch.compile(model.forward_features, mode="reduce-overhead", dynamic=False),
+                    torch.bfloat16,
+                )
+            )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"# {name}, torch {torch.__version__}; {args.frames} frames / {len(clips)} clips per video, batch {args.batch}")
+    print(
+        f"# {name}, torch {torch.__version__}; {args.frames} frames / {len(clips)} clips per video, batch {args.batch}"
+    )
     print("| way | video frames/s | clips/s | videos (20 s) per s |")
     print("|---|---|---|---|")
     for label, fwd, dtype in ways:

@@ -40,17 +40,21 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
 
+    from videos import astronaut_frames, write_video
+
     from benchmarks.face_video import LONDON, write_face_video
     from service.pipeline import Predictor, analyse_video
     from service.settings import Settings
     from training.video import read_frames
-    from videos import astronaut_frames, write_video
 
     folder = Path(tempfile.mkdtemp(prefix="ramfer-gpu-"))
     if (LONDON / "neutral" / "013_03.jpg").is_file():
         video, source = write_face_video(folder / "london_013.mp4"), "London person 013"
     else:
-        video, source = write_video(folder / "astronaut.mp4", astronaut_frames(600, zoom=(0.8, 1.3))), "skimage astronaut"
+        video, source = (
+            write_video(folder / "astronaut.mp4", astronaut_frames(600, zoom=(0.8, 1.3))),
+            "skimage astronaut",
+        )
     grays = [f.gray for f in read_frames(video)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"# device {device} ({name}), torch {torch.__version__}; video: {source}, {len(grays)} frames 640x360\n")
@@ -80,8 +84,10 @@ def main():
         stages.append(result["timings_ms"])
     keys = list(stages[0])
     t = statistics.median(totals)
-    print(f"\nend to end (analyse_video, detector batch {predictor.detect_batch}, model on {device}): {t:.2f} s median of {args.rounds}, "
-          f"{len(grays) / t:.0f} frames/s; faces in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
+    print(
+        f"\nend to end (analyse_video, detector batch {predictor.detect_batch}, model on {device}): {t:.2f} s median of {args.rounds}, "
+        f"{len(grays) / t:.0f} frames/s; faces in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames"
+    )
     print("stages, median ms: " + ", ".join(f"{k} {statistics.median(s[k] for s in stages):.0f}" for k in keys))
 
 

@@ -31,10 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.bundled import SERVED_CHECKPOINT  # noqa: E402
-from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint  # noqa: E402
-from training.data import load_ferplus  # noqa: E402
-from training.runtime import FOLDER, cache_folder, network_files, network_key, network_runtime, session  # noqa: E402
+from training.bundled import SERVED_CHECKPOINT
+from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
+from training.data import load_ferplus
+from training.runtime import FOLDER, cache_folder, network_files, network_key, network_runtime, session
 
 
 def still_clips(videos) -> np.ndarray:
@@ -57,8 +57,16 @@ def quantise(src: Path, dst: Path, name: str, batches: list[np.ndarray]) -> None
         def get_next(self):
             return next(self.it, None)
 
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
+    quantize_static(
+        str(src),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=False,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
+        op_types_to_quantize=["Conv"],
+    )
 
 
 def timed(fn, rounds: int) -> float:
@@ -102,8 +110,10 @@ def main() -> None:
     quantise(frame_path, q_frame, "frames", [calib_frames[b : b + 32] for b in range(0, len(calib_frames), 32)])
     feats8 = np.repeat(calib_feats[:, None], 8, axis=1)
     quantise(clip_path, q_clip, "features", [feats8[b : b + 32] for b in range(0, len(feats8), 32)])
-    sessions = {"fp32 (ONNX Runtime, served)": (session(frame_path, args.threads), session(clip_path, args.threads)),
-                "int8 (ONNX Runtime, QDQ)": (session(q_frame, args.threads), session(q_clip, args.threads))}
+    sessions = {
+        "fp32 (ONNX Runtime, served)": (session(frame_path, args.threads), session(clip_path, args.threads)),
+        "int8 (ONNX Runtime, QDQ)": (session(q_frame, args.threads), session(q_clip, args.threads)),
+    }
 
     frames = still_clips(test)[:, 0][:, None]
     answers, speed = {}, {}
@@ -115,29 +125,45 @@ def main() -> None:
         answers[name] = np.concatenate(logits).argmax(1)
         f1 = sf.run(None, {"frames": frames[:32]})[0]
         c32, c1 = np.repeat(f1[:, None], 8, axis=1), np.repeat(f1[:1, None], 8, axis=1)
-        speed[name] = (1000 * timed(lambda: sf.run(None, {"frames": frames[:256]}), args.rounds) / 256,
-                       1000 * timed(lambda: sc.run(None, {"features": c1}), args.rounds),
-                       1000 * timed(lambda: sc.run(None, {"features": c32}), args.rounds) / 32)
+        speed[name] = (
+            1000 * timed(lambda: sf.run(None, {"frames": frames[:256]}), args.rounds) / 256,  # noqa: B023  called within this iteration
+            1000 * timed(lambda: sc.run(None, {"features": c1}), args.rounds),  # noqa: B023  called within this iteration
+            1000 * timed(lambda: sc.run(None, {"features": c32}), args.rounds) / 32,  # noqa: B023  called within this iteration
+        )
     # PyTorch bf16, the recurrence as the service runs batches of clips on a CPU with native bf16
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
         tf = model.frame_features(torch.from_numpy(frames[:32]))
         t32, t1 = tf[:, None].repeat(1, 8, 1, 1, 1), tf[:1, None].repeat(1, 8, 1, 1, 1)
-        speed["PyTorch bf16"] = (1000 * timed(lambda: model.frame_features(torch.from_numpy(frames[:256])), args.rounds) / 256,
-                                 1000 * timed(lambda: model.forward_features(t1), args.rounds),
-                                 1000 * timed(lambda: model.forward_features(t32), args.rounds) / 32)
-        answers["PyTorch bf16"] = np.concatenate([
-            model.forward_features(model.frame_features(torch.from_numpy(frames[b : b + 64]))[:, None].repeat(1, 8, 1, 1, 1)).logits.float().argmax(1).numpy()
-            for b in range(0, len(frames), 64)])
+        speed["PyTorch bf16"] = (
+            1000 * timed(lambda: model.frame_features(torch.from_numpy(frames[:256])), args.rounds) / 256,
+            1000 * timed(lambda: model.forward_features(t1), args.rounds),
+            1000 * timed(lambda: model.forward_features(t32), args.rounds) / 32,
+        )
+        answers["PyTorch bf16"] = np.concatenate(
+            [
+                model.forward_features(
+                    model.frame_features(torch.from_numpy(frames[b : b + 64]))[:, None].repeat(1, 8, 1, 1, 1)
+                )
+                .logits.float()
+                .argmax(1)
+                .numpy()
+                for b in range(0, len(frames), 64)
+            ]
+        )
 
     ref = answers["fp32 (ONNX Runtime, served)"]
-    print(f"{config.get('name')} on {len(test)} FER+ faces of {Path(args.split).name} (calibrated on {len(calib)} others), "
-          f"{args.threads} thread(s), median of {args.rounds}")
+    print(
+        f"{config.get('name')} on {len(test)} FER+ faces of {Path(args.split).name} (calibrated on {len(calib)} others), "
+        f"{args.threads} thread(s), median of {args.rounds}"
+    )
     print("| variant | frame stage ms/frame | recurrence ms/clip, batch 1 | batch 32 | answers = fp32 | accuracy |")
     print("|---|---|---|---|---|---|")
     for name in answers:
         fs, c1, c32 = speed[name]
-        print(f"| {name} | {fs:.3f} | {c1:.2f} | {c32:.2f} | {100 * (answers[name] == ref).mean():.1f} % | "
-              f"{100 * (answers[name] == y).mean():.1f} % |")
+        print(
+            f"| {name} | {fs:.3f} | {c1:.2f} | {c32:.2f} | {100 * (answers[name] == ref).mean():.1f} % | "
+            f"{100 * (answers[name] == y).mean():.1f} % |"
+        )
 
 
 if __name__ == "__main__":

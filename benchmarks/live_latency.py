@@ -47,6 +47,7 @@ def one_session(url: str, jpegs: list[bytes], fps: float, seconds: float, out: d
 
     latencies, labels = [], []
     with LiveSession(url, fps=fps) as session:
+
         def feed():
             start = time.time()
             for i in range(int(seconds * fps)):
@@ -80,19 +81,28 @@ def main() -> None:
     args = ap.parse_args()
     jpegs = face_jpegs()
     most = max(args.sessions)
-    env = {"RAMFER_STORAGE_DIR": tempfile.mkdtemp(prefix="ramfer-live-bench-"), "RAMFER_TORCH_THREADS": "1", "RAMFER_LIVE_WORKERS": "1",
-           "RAMFER_LIVE_SESSIONS_PER_WORKER": str(most), "RAMFER_LIVE_MAX_SESSIONS": str(most)}
+    env = {
+        "RAMFER_STORAGE_DIR": tempfile.mkdtemp(prefix="ramfer-live-bench-"),
+        "RAMFER_TORCH_THREADS": "1",
+        "RAMFER_LIVE_WORKERS": "1",
+        "RAMFER_LIVE_SESSIONS_PER_WORKER": str(most),
+        "RAMFER_LIVE_MAX_SESSIONS": str(most),
+    }
     from importlib.metadata import version
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}; "
-          f"one live worker, 1 torch thread; {args.fps:g} fps, {args.seconds:g} s a round; load average at start "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}; "
+        f"one live worker, 1 torch thread; {args.fps:g} fps, {args.seconds:g} s a round; load average at start "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     with running_service(env) as (url, _):
         deadline = time.monotonic() + 120
         while httpx.get(url + "/readyz").json().get("live_workers", 0) < 1:
             assert time.monotonic() < deadline, "no live worker"
             time.sleep(0.5)
-        print("| sessions | clips | latency p50 (s) | latency p95 (s) | frames dropped | fps analysed (each) | labels happy |")
+        print(
+            "| sessions | clips | latency p50 (s) | latency p95 (s) | frames dropped | fps analysed (each) | labels happy |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for k in args.sessions:
             outs = [{} for _ in range(k)]
@@ -106,9 +116,11 @@ def main() -> None:
             dropped = sum(o["dropped"] for o in outs)
             labels = [x for o in outs for x in o["labels"]]
             fps = ", ".join(f"{o['fps_analysed']:.1f}" for o in outs)
-            print(f"| {k} | {len(lat)} | {statistics.median(lat):.3f} | {pct(lat, 0.95):.3f} | {dropped}/{sent} "
-                  f"({100 * dropped / max(sent, 1):.0f} %) | {fps} | {100 * labels.count('happy') / max(len(labels), 1):.0f} % |",
-                  flush=True)
+            print(
+                f"| {k} | {len(lat)} | {statistics.median(lat):.3f} | {pct(lat, 0.95):.3f} | {dropped}/{sent} "
+                f"({100 * dropped / max(sent, 1):.0f} %) | {fps} | {100 * labels.count('happy') / max(len(labels), 1):.0f} % |",
+                flush=True,
+            )
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
 
 

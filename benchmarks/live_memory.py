@@ -48,8 +48,14 @@ def camera(n: int) -> list[bytes]:
 
 
 def run(predictor, settings: Settings, jpegs: list[bytes], every: int, forget: bool) -> dict:
-    patches = [] if forget else [mock.patch("service.pipeline.FrameTimes.forget_before", lambda self, i: None),
-                                 mock.patch("training.tracks.Tracker.forget_gone", lambda self, i: None)]
+    patches = (
+        []
+        if forget
+        else [
+            mock.patch("service.pipeline.FrameTimes.forget_before", lambda self, i: None),
+            mock.patch("training.tracks.Tracker.forget_gone", lambda self, i: None),
+        ]
+    )
     for p in patches:
         p.start()
     try:
@@ -69,8 +75,13 @@ def run(predictor, settings: Settings, jpegs: list[bytes], every: int, forget: b
             p.stop()
     frames, held = np.array(points, dtype=np.float64).T
     slope = np.polyfit(frames, held, 1)[0]  # bytes a frame
-    return {"held_first_mb": held[0] / 1e6, "held_last_mb": held[-1] / 1e6, "mb_per_hour": slope * FPS * 3600 / 1e6,
-            "people": len(people - {None}), "ms_per_frame": 1000 * seconds / len(jpegs)}
+    return {
+        "held_first_mb": held[0] / 1e6,
+        "held_last_mb": held[-1] / 1e6,
+        "mb_per_hour": slope * FPS * 3600 / 1e6,
+        "people": len(people - {None}),
+        "ms_per_frame": 1000 * seconds / len(jpegs),
+    }
 
 
 def main() -> None:
@@ -82,14 +93,20 @@ def main() -> None:
     settings = Settings(torch_threads=1, **({"model_dir": args.model} if args.model else {}))
     predictor = load_predictor(settings)
     jpegs = camera(args.frames)
-    print(f"# a live session fed {args.frames} frames at {FPS:g} fps, a face in view 40 frames and gone 40; "
-          f"python allocations (tracemalloc) read every {args.every} frames\n")
-    print("| session | people seen | held after the warm-up MB | held at the end MB | growth MB per hour of camera | ms a frame |")
+    print(
+        f"# a live session fed {args.frames} frames at {FPS:g} fps, a face in view 40 frames and gone 40; "
+        f"python allocations (tracemalloc) read every {args.every} frames\n"
+    )
+    print(
+        "| session | people seen | held after the warm-up MB | held at the end MB | growth MB per hour of camera | ms a frame |"
+    )
     print("|---|---|---|---|---|---|")
     for name, forget in (("frame times and gone tracks kept (baseline)", False), ("as served: forgotten", True)):
         r = run(predictor, settings, jpegs, args.every, forget)
-        print(f"| {name} | {r['people']} | {r['held_first_mb']:.2f} | {r['held_last_mb']:.2f} | {r['mb_per_hour']:.2f} "
-              f"| {r['ms_per_frame']:.1f} |")
+        print(
+            f"| {name} | {r['people']} | {r['held_first_mb']:.2f} | {r['held_last_mb']:.2f} | {r['mb_per_hour']:.2f} "
+            f"| {r['ms_per_frame']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

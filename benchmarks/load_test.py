@@ -45,8 +45,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from live_cluster import running_cluster  # noqa: E402
-from live_service import free_port, running_service  # noqa: E402
+from live_cluster import running_cluster
+from live_service import free_port, running_service
 
 SETUPS = ("one-host", "no-shared-disk")
 POLL_S = 0.2
@@ -68,10 +68,11 @@ def children(pid: int) -> list[int]:
 
 
 def make_videos(folder: Path, n: int, frames: int) -> list[Path]:
+    from videos import write_video
+
     from training.synthesis.drawn import render_sequence
     from training.synthesis.drawn_face import make_subject
     from training.synthesis.facs import CLASSES
-    from videos import write_video
 
     paths = []
     for i in range(n):
@@ -105,7 +106,9 @@ async def send(client: httpx.AsyncClient, url: str, path: Path, sem: asyncio.Sem
         start = time.perf_counter()
         status, result, job_id = "no answer", None, None
         try:
-            r = await client.post(f"{url}/predict?wait=600", files={"file": (path.name, path.read_bytes(), "video/mp4")})
+            r = await client.post(
+                f"{url}/predict?wait=600", files={"file": (path.name, path.read_bytes(), "video/mp4")}
+            )
             status = str(r.status_code)
             if r.status_code == 200:
                 status, result, job_id = "finished", r.json(), r.json()["job_id"]
@@ -139,13 +142,16 @@ def one_host(root: Path, workers: int, queued: int):
     env = {"RAMFER_STORAGE_DIR": str(root / "storage"), "RAMFER_MAX_QUEUED_JOBS": str(queued)}
     with running_service(env, workers=workers, timeout=240) as (url, server):
         procs = children(server.pid)
-        is_worker = [p for p in procs if b"service worker" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")]
+        is_worker = [
+            p for p in procs if b"service worker" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+        ]
         yield Setup("one-host", url, {"api": server.pid, "workers": is_worker})
 
 
 @contextmanager
 def no_shared_disk(root: Path, workers: int, queued: int):
     from s3server import SeaweedS3
+
     from service.embedded import EmbeddedRedis
 
     with ExitStack() as stack:
@@ -157,11 +163,19 @@ def no_shared_disk(root: Path, workers: int, queued: int):
         threads = max(1, (os.cpu_count() or 1) // workers)  # what `serve --workers W` gives each of its own
         env = {"RAMFER_TORCH_THREADS": str(threads), "RAMFER_MAX_QUEUED_JOBS": str(queued)}
         cluster = stack.enter_context(running_cluster(root, redis.start(), s3.env(), workers=workers, env=env))
-        setup = Setup("no-shared-disk", cluster.url, {"api": cluster.api.pid, "workers": [w.pid for w in cluster.workers]})
+        setup = Setup(
+            "no-shared-disk", cluster.url, {"api": cluster.api.pid, "workers": [w.pid for w in cluster.workers]}
+        )
         yield setup
-        left = {"uploads in the bucket": len(s3.keys("uploads/")),
-                "files in the processes' TMPDIR": sum(1 for e in cluster.envs.values() for p in Path(e["TMPDIR"]).rglob("*") if p.is_file()),
-                "processes' RAMFER_STORAGE_DIR made": sum(Path(e["RAMFER_STORAGE_DIR"]).exists() for e in cluster.envs.values())}
+        left = {
+            "uploads in the bucket": len(s3.keys("uploads/")),
+            "files in the processes' TMPDIR": sum(
+                1 for e in cluster.envs.values() for p in Path(e["TMPDIR"]).rglob("*") if p.is_file()
+            ),
+            "processes' RAMFER_STORAGE_DIR made": sum(
+                Path(e["RAMFER_STORAGE_DIR"]).exists() for e in cluster.envs.values()
+            ),
+        }
         setup.notes.append("left behind: " + ", ".join(f"{k} {v}" for k, v in left.items()))
 
 
@@ -191,23 +205,28 @@ def main():
     expected = {v.name: analyse_video(v, predictor, settings) for v in videos}
     del predictor
     sent = [videos[i % len(videos)] for i in range(args.videos)]
-    rounds = [sent[len(sent) * r // args.rounds: len(sent) * (r + 1) // args.rounds] for r in range(args.rounds)]
+    rounds = [sent[len(sent) * r // args.rounds : len(sent) * (r + 1) // args.rounds] for r in range(args.rounds)]
 
     starts = {"one-host": one_host, "no-shared-disk": no_shared_disk}
     with ExitStack() as stack:  # every setup up for the whole run; only one under load at a time
         setups = [stack.enter_context(starts[n](tmp / n, args.workers, args.videos + 10)) for n in names]
         for r, chunk in enumerate(rounds):
-            for setup in (setups if r % 2 == 0 else setups[::-1]):
+            for setup in setups if r % 2 == 0 else setups[::-1]:
                 start = time.perf_counter()
                 setup.answers += asyncio.run(run_load(setup.url, chunk, args.concurrency, args.timeout))
                 setup.wall_s += time.perf_counter() - start
         for setup in setups:
-            setup.rss = {"api": peak_rss_mb(setup.rss["api"]), "workers": [peak_rss_mb(p) for p in setup.rss["workers"]]}
+            setup.rss = {
+                "api": peak_rss_mb(setup.rss["api"]),
+                "workers": [peak_rss_mb(p) for p in setup.rss["workers"]],
+            }
     # (the no-shared-disk setup notes what it left behind as it stops, above)
 
     video_s = statistics.mean(e["video"]["duration_s"] for e in expected.values())
-    print(f"# {args.videos} videos per setup ({args.distinct} distinct, {video_s:.1f} s each), {args.concurrency} at a time, "
-          f"{args.workers} workers per setup, {os.cpu_count()} cores; {args.rounds} round(s), the setups taking turns")
+    print(
+        f"# {args.videos} videos per setup ({args.distinct} distinct, {video_s:.1f} s each), {args.concurrency} at a time, "
+        f"{args.workers} workers per setup, {os.cpu_count()} cores; {args.rounds} round(s), the setups taking turns"
+    )
     print()
     print("| setup | videos | lost | wrong | p50 s | p95 s | throughput videos/min | peak RSS MB: API / workers |")
     print("|---|---|---|---|---|---|---|---|")
@@ -215,18 +234,26 @@ def main():
     details = []
     for s in setups:
         done = [a for a in s.answers if a.status == "finished"]
-        wrong = [a for a in done if a.result["expression"] != expected[a.video.name]["expression"]
-                 or a.result["votes"] != expected[a.video.name]["votes"]]
+        wrong = [
+            a
+            for a in done
+            if a.result["expression"] != expected[a.video.name]["expression"]
+            or a.result["votes"] != expected[a.video.name]["votes"]
+        ]
         lost = len(s.answers) - len(done)
         failures += lost + len(wrong)
         lat = sorted(a.seconds for a in s.answers)
         p95 = lat[math.ceil(0.95 * len(lat)) - 1]  # nearest rank: the smallest latency 95 % are at or below
-        print(f"| {s.name} | {len(s.answers)} | {lost} | {len(wrong)} | {statistics.median(lat):.1f} | {p95:.1f} | "
-              f"{60 * len(s.answers) / s.wall_s:.1f} | {s.rss['api']:.0f} / {', '.join(f'{w:.0f}' for w in s.rss['workers'])} |")
+        print(
+            f"| {s.name} | {len(s.answers)} | {lost} | {len(wrong)} | {statistics.median(lat):.1f} | {p95:.1f} | "
+            f"{60 * len(s.answers) / s.wall_s:.1f} | {s.rss['api']:.0f} / {', '.join(f'{w:.0f}' for w in s.rss['workers'])} |"
+        )
         others = sorted({a.status for a in s.answers} - {"finished"})
-        details.append(f"{s.name}: {len({a.job_id for a in done})} distinct job ids of {len(done)} finished; "
-                       f"not finished: {others or 'none'}; {s.wall_s:.0f} s under load; max latency {lat[-1]:.1f} s"
-                       + "".join(f"; {n}" for n in s.notes))
+        details.append(
+            f"{s.name}: {len({a.job_id for a in done})} distinct job ids of {len(done)} finished; "
+            f"not finished: {others or 'none'}; {s.wall_s:.0f} s under load; max latency {lat[-1]:.1f} s"
+            + "".join(f"; {n}" for n in s.notes)
+        )
     print()
     print("\n".join(details))
     shutil.rmtree(tmp, ignore_errors=True)  # (kept when the run raised: the processes' logs are there)

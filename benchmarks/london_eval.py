@@ -47,12 +47,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from service.pipeline import Predictor, analyse_video  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
-from training.synthesis import photoreal  # noqa: E402
-from training.synthesis.facs import KINDS  # noqa: E402
-from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
-from training.video import VideoError, read_frames  # noqa: E402
+import itertools
+
+from service.pipeline import Predictor, analyse_video
+from service.settings import DEFAULT_MODEL_DIR, Settings
+from training.synthesis import photoreal
+from training.synthesis.facs import KINDS
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities
+from training.video import VideoError, read_frames
 
 SEQUENCE_SEED = 1000  # the training set is written with seed 0: these are other sequences
 LEAD_FRAMES, RISE_FRAMES, HOLD_FRAMES = 30, 30, 30
@@ -84,8 +86,14 @@ TALK_SEED = 2000  # talking videos: neither the training set's seed nor --sequen
 TALK_FPS, TALK_FRAMES = 30, 72  # 2.4 s: 33 clips
 
 
-def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float, float] = (0.6, 1.0),
-                   calm_draws: int = 1, calm_only: bool = False):
+def talking_videos(
+    london: str,
+    ids: list[str],
+    out: Path,
+    strength: tuple[float, float] = (0.6, 1.0),
+    calm_draws: int = 1,
+    calm_only: bool = False,
+):
     """(identity, wanted label, video path): each person talking calmly (neutral), and talking while
     holding each expression (motion.envelope "held", strength drawn from `strength`), 640x360 at 30 fps,
     with head turns up to 20 degrees, nods, blinks (training.synthesis.motion). `calm_draws` > 1 adds
@@ -102,8 +110,14 @@ def talking_videos(london: str, ids: list[str], out: Path, strength: tuple[float
                 continue
             for draw in range(calm_draws if calm else 1):
                 rng = np.random.default_rng([TALK_SEED, int(face_id), k] + ([draw] if draw else []))
-                perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None if calm else "held",
-                                          strength=None if calm else float(rng.uniform(*strength)))
+                perf = motion.performance(
+                    TALK_FRAMES,
+                    TALK_FPS,
+                    rng,
+                    talking=True,
+                    expression=None if calm else "held",
+                    strength=None if calm else float(rng.uniform(*strength)),
+                )
                 frames = photoreal.render_performance(london, face_id, emotion, perf, rng)
                 yield face_id, emotion, write_video(out / f"{face_id}_{emotion}_talking.mp4", frames, fps=TALK_FPS)
 
@@ -112,7 +126,7 @@ def flicker(result: dict) -> float:
     """Clip-label changes per second of face clips (the timeline's restlessness)."""
     labels = [c["label"] for c in result["clips"] if c["face"]]
     seconds = result["video"]["duration_s"] if result.get("video") else 0
-    return sum(a != b for a, b in zip(labels, labels[1:])) / seconds if seconds else 0.0
+    return sum(a != b for a, b in itertools.pairwise(labels)) / seconds if seconds else 0.0
 
 
 def mean_probabilities(result: dict, classes: list[str]) -> dict[str, float] | None:
@@ -159,22 +173,49 @@ def main():
     ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--frames", type=int, default=16, help="length of the still videos")
-    ap.add_argument("--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills")
-    ap.add_argument("--talking", action="store_true",
-                    help="photo-real talking videos instead of stills: calm (neutral) and holding each expression")
-    ap.add_argument("--strength", type=float, nargs=2, default=(0.6, 1.0), metavar=("LO", "HI"),
-                    help="with --talking: the held expressions' strength is drawn from [LO, HI] (subtler: 0.3 0.6)")
-    ap.add_argument("--calm-draws", type=int, default=1, metavar="K",
-                    help="with --talking: K calm talking videos per person (the first is the one of K=1)")
+    ap.add_argument(
+        "--sequences", action="store_true", help="photo-real lead-rise-hold videos of every class instead of stills"
+    )
+    ap.add_argument(
+        "--talking",
+        action="store_true",
+        help="photo-real talking videos instead of stills: calm (neutral) and holding each expression",
+    )
+    ap.add_argument(
+        "--strength",
+        type=float,
+        nargs=2,
+        default=(0.6, 1.0),
+        metavar=("LO", "HI"),
+        help="with --talking: the held expressions' strength is drawn from [LO, HI] (subtler: 0.3 0.6)",
+    )
+    ap.add_argument(
+        "--calm-draws",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --talking: K calm talking videos per person (the first is the one of K=1)",
+    )
     ap.add_argument("--calm-only", action="store_true", help="with --talking: only the calm talking videos")
-    ap.add_argument("--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)")
-    ap.add_argument("--fold", type=int, default=0, choices=range(HOLDOUT_EVERY),
-                    help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
-                         "trained with `training train --london-fold K` for the others, see benchmarks/london_folds.py)")
+    ap.add_argument(
+        "--all", action="store_true", help="every identity, not only the held-out ones (training ones included!)"
+    )
+    ap.add_argument(
+        "--fold",
+        type=int,
+        default=0,
+        choices=range(HOLDOUT_EVERY),
+        help="judge on London fold K's people (0: the served checkpoint's held-out people; a checkpoint "
+        "trained with `training train --london-fold K` for the others, see benchmarks/london_folds.py)",
+    )
     ap.add_argument("--baseline", default=None, help="fer's emotion_model.hdf5: also score the per-frame FER2013 CNN")
     ap.add_argument("--people", type=int, default=None, help="only the first N identities (a quick look)")
-    ap.add_argument("--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)")
-    ap.add_argument("--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here")
+    ap.add_argument(
+        "--flip-average", action="store_true", help="average each clip with its mirror image (Settings.flip_average)"
+    )
+    ap.add_argument(
+        "--json", default=None, metavar="FILE", help="write every video's answer and mean clip probabilities here"
+    )
     args = ap.parse_args()
     args.london = str(find_london(args.london))
 
@@ -212,10 +253,17 @@ def main():
             if result["expression"] != want:
                 wrong.append(f"{face_id} {want} -> {result['expression']}")
             face_clips = [c for c in result["clips"] if c["face"]]
-            records.append({"id": face_id, "want": want, "expression": result["expression"],
-                            "mean_probabilities": mean_probabilities(result, predictor.classes),
-                            "duration_s": result.get("video", {}).get("duration_s"), "timings_ms": result.get("timings_ms"),
-                            "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature)})
+            records.append(
+                {
+                    "id": face_id,
+                    "want": want,
+                    "expression": result["expression"],
+                    "mean_probabilities": mean_probabilities(result, predictor.classes),
+                    "duration_s": result.get("video", {}).get("duration_s"),
+                    "timings_ms": result.get("timings_ms"),
+                    "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature),
+                }
+            )
             flickers[want].append(flicker(result) if face_clips else 0.0)
             if args.sequences and want == "happy":
                 starts_neutral_ends_happy, only_those = smile_timeline(result["segments"])
@@ -229,30 +277,50 @@ def main():
     finally:  # the videos are deleted one by one; this is for a run cut short
         shutil.rmtree(tmp, ignore_errors=True)
 
-    kind = ("talking photo-real videos" if args.talking else "lead-rise-hold photo-real videos" if args.sequences
-            else "stills (neutral, smiling photo)")
-    print(f"# {'all' if args.all else f'fold {args.fold} held-out'} London identities: {len(chosen)} people, {kind}; "
-          f"model {predictor.variant} {predictor.sha256[:12]}{', flip-averaged' if args.flip_average else ''}")
+    kind = (
+        "talking photo-real videos"
+        if args.talking
+        else "lead-rise-hold photo-real videos"
+        if args.sequences
+        else "stills (neutral, smiling photo)"
+    )
+    print(
+        f"# {'all' if args.all else f'fold {args.fold} held-out'} London identities: {len(chosen)} people, {kind}; "
+        f"model {predictor.variant} {predictor.sha256[:12]}{', flip-averaged' if args.flip_average else ''}"
+    )
     report("served model", ours)
     if wrong:
         print("wrong: " + "; ".join(wrong))
     if args.sequences:
-        print(f"\nhappy videos whose timeline starts neutral and ends happy: {smiles['ok']}/{smiles['videos']} "
-              f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})")
+        print(
+            f"\nhappy videos whose timeline starts neutral and ends happy: {smiles['ok']}/{smiles['videos']} "
+            f"(with no other label on the way: {smiles['clean']}/{smiles['videos']})"
+        )
     if args.talking:
         calm = flickers["neutral"]
         every = [f for fs in flickers.values() for f in fs]
-        print(f"\nflicker (clip-label changes per second): calm talking {np.mean(calm):.2f} (max {np.max(calm):.2f}), "
-              f"all talking videos {np.mean(every):.2f}")
+        print(
+            f"\nflicker (clip-label changes per second): calm talking {np.mean(calm):.2f} (max {np.max(calm):.2f}), "
+            f"all talking videos {np.mean(every):.2f}"
+        )
     for reading, outcomes in theirs.items():
         report(f"per-frame FER2013 CNN, {reading} (no contempt class)", outcomes)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "model": args.model, "sha256": predictor.sha256, "fold": None if args.all else args.fold,
-            "kind": "talking" if args.talking else "sequences" if args.sequences else "stills", "flip_average": args.flip_average,
-            "detect_every": settings.detect_every,
-            "classes": predictor.classes,
-            "videos": records}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "sha256": predictor.sha256,
+                    "fold": None if args.all else args.fold,
+                    "kind": "talking" if args.talking else "sequences" if args.sequences else "stills",
+                    "flip_average": args.flip_average,
+                    "detect_every": settings.detect_every,
+                    "classes": predictor.classes,
+                    "videos": records,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,23 @@ def main() -> None:
     start = time.monotonic()
     running = {}
     for k in args.folds:
-        cmd = [sys.executable, "-m", "training", "train", "--data", args.pack, "--neutral", "--london-fold", str(k),
-               "--seed", str(args.seed), "--out", str(out / f"fold{k}"), *(["--london", args.london] if args.london else []), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--data",
+            args.pack,
+            "--neutral",
+            "--london-fold",
+            str(k),
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(out / f"fold{k}"),
+            *(["--london", args.london] if args.london else []),
+            *extra,
+        ]
         log = out / f"fold{k}.log"
         running[k] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT), log)
         print(f"fold {k}: {' '.join(cmd)}", flush=True)
@@ -92,16 +107,37 @@ def main() -> None:
         ends = {k: now + p[2] for k, p in bars.items() if p and p[0] > 0}
         print(f"{now:5.0f} s: " + ", ".join(f"fold {k} {p[:2] if p else '-'}" for k, p in bars.items()), flush=True)
         # the highest-priority fold is never stopped: there would be no one left to free the machine for
-        if args.deadline and len(running) > 1 and ends and max(ends.values()) > args.deadline and now - last_stop > 2 * args.poll:
+        if (
+            args.deadline
+            and len(running) > 1
+            and ends
+            and max(ends.values()) > args.deadline
+            and now - last_stop > 2 * args.poll
+        ):
             k = [k for k in args.folds if k in running][-1]  # the lowest priority still running
             running[k][0].kill()
             running[k][0].wait()
-            status[k] = {"returncode": None, "stopped_at": round(now), "why": f"projected end {max(ends.values()):.0f} s > deadline"}
+            status[k] = {
+                "returncode": None,
+                "stopped_at": round(now),
+                "why": f"projected end {max(ends.values()):.0f} s > deadline",
+            }
             del running[k]
             last_stop = now
-            print(f"stopped fold {k}: the folds would end at {max(ends.values()):.0f} s, after the deadline", flush=True)
-    (out / "summary.json").write_text(json.dumps({"folds": {str(k): status[k] for k in args.folds}, "extra_args": extra,
-                                                  "seconds": round(time.monotonic() - start)}, indent=1) + "\n")
+            print(
+                f"stopped fold {k}: the folds would end at {max(ends.values()):.0f} s, after the deadline", flush=True
+            )
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "folds": {str(k): status[k] for k in args.folds},
+                "extra_args": extra,
+                "seconds": round(time.monotonic() - start),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(json.dumps(status), flush=True)
 
 

@@ -56,8 +56,10 @@ def main():
             for b in batches:
                 for v, m in models.items():
                     speed[(v, b)].append(clips_per_second(m, b, device))
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.device}, median of {args.rounds} rounds")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.device}, median of {args.rounds} rounds"
+    )
     print("| variant | params | " + " | ".join(f"clips/s @ batch {b} | vs ConvLSTM" for b in batches) + " |")
     print("|---|---|" + "---|---|" * len(batches))
     for v, m in models.items():

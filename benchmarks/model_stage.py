@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from service.pipeline import Predictor  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR  # noqa: E402
-from training.clips import clip_indices, majority_vote  # noqa: E402
-from training.data import preprocess_video_file  # noqa: E402
-from training.device import pick_device  # noqa: E402
+from service.pipeline import Predictor
+from service.settings import DEFAULT_MODEL_DIR
+from training.clips import clip_indices, majority_vote
+from training.data import preprocess_video_file
+from training.device import pick_device
 
 
 def run(pred: Predictor, crops: np.ndarray, clips: np.ndarray, shared: bool) -> np.ndarray:
@@ -58,7 +58,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--device", default=None)
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    ap.add_argument("--clip-batches", default=None, metavar="B,B,...", help="also time the recurrence alone at these batch sizes")
+    ap.add_argument(
+        "--clip-batches", default=None, metavar="B,B,...", help="also time the recurrence alone at these batch sizes"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch's (and ONNX Runtime's) threads (default: torch's)")
     args = ap.parse_args()
     if args.threads:
@@ -68,13 +70,23 @@ def main():
     else:
         from videos import astronaut_frames, write_video
 
-        video = write_video(Path(tempfile.mkdtemp()) / "face.mp4", astronaut_frames(int(args.seconds * 30), zoom=(0.8, 1.3)))
-    ways = {"plain": (False, False, False, "torch"), "shared": (False, True, False, "torch"), "bf16": (True, False, False, "torch"),
-            "shared+bf16": (True, True, False, "torch"), "shared+bf16+flip": (True, True, True, "torch"),
-            "onnx": (False, True, False, "onnx")}  # (bf16, shared, flip, runtime)
+        video = write_video(
+            Path(tempfile.mkdtemp()) / "face.mp4", astronaut_frames(int(args.seconds * 30), zoom=(0.8, 1.3))
+        )
+    ways = {
+        "plain": (False, False, False, "torch"),
+        "shared": (False, True, False, "torch"),
+        "bf16": (True, False, False, "torch"),
+        "shared+bf16": (True, True, False, "torch"),
+        "shared+bf16+flip": (True, True, True, "torch"),
+        "onnx": (False, True, False, "onnx"),
+    }  # (bf16, shared, flip, runtime)
     if pick_device(args.device).type != "cpu":
         del ways["onnx"]  # ONNX Runtime is the CPU's path
-    preds = {(b, f, r): Predictor(args.model, args.device, 32, bf16=b, flip_average=f, runtime=r) for b, _, f, r in ways.values()}
+    preds = {
+        (b, f, r): Predictor(args.model, args.device, 32, bf16=b, flip_average=f, runtime=r)
+        for b, _, f, r in ways.values()
+    }
     crops = preprocess_video_file(video, preds[False, False, "torch"].crop, max_frames=100_000)
     clips = clip_indices(len(crops))
     times = {w: [] for w in ways}
@@ -93,9 +105,13 @@ def main():
     ref_labels = probs["plain"].argmax(1)
     ref_vote = majority_vote(ref_labels, probs["plain"], K)[0]
     dev = preds[False, False, "torch"].device
-    print(f"# {video.name}: {len(crops)} frames, {len(clips)} clips; {dev}, {torch.get_num_threads()} threads, "
-          f"bf16 {'native' if preds[True, False, 'torch'].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds")
-    print("| model stage | ms per video | clips/s | video frames/s | vs plain | clip labels = plain | vote = plain | max prob. diff |")
+    print(
+        f"# {video.name}: {len(crops)} frames, {len(clips)} clips; {dev}, {torch.get_num_threads()} threads, "
+        f"bf16 {'native' if preds[True, False, 'torch'].bf16 else 'unavailable (ran fp32)'}; median of {args.rounds} rounds"
+    )
+    print(
+        "| model stage | ms per video | clips/s | video frames/s | vs plain | clip labels = plain | vote = plain | max prob. diff |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     base = statistics.median(times["plain"])
     for w in ways:
@@ -104,9 +120,14 @@ def main():
         same = (labels == ref_labels).mean()
         vote = majority_vote(labels, probs[w], K)[0] == ref_vote
         diff = np.abs(probs[w] - probs["plain"]).max()
-        print(f"| {w} | {1000 * t:.0f} | {len(clips) / t:.0f} | {len(crops) / t:.0f} | {base / t:.2f}x | {100 * same:.1f} % | {vote} | {diff:.4f} |")
+        print(
+            f"| {w} | {1000 * t:.0f} | {len(clips) / t:.0f} | {len(crops) / t:.0f} | {base / t:.2f}x | {100 * same:.1f} % | {vote} | {diff:.4f} |"
+        )
     if args.clip_batches:
-        scorers = {"torch fp32": ("shared", preds[False, False, "torch"]), "torch bf16": ("shared+bf16", preds[True, False, "torch"])}
+        scorers = {
+            "torch fp32": ("shared", preds[False, False, "torch"]),
+            "torch bf16": ("shared+bf16", preds[True, False, "torch"]),
+        }
         if "onnx" in ways:
             scorers["onnx"] = ("onnx", preds[False, False, "onnx"])
         clip_batches(scorers, crops, clips, [int(b) for b in args.clip_batches.split(",")], args.rounds)

@@ -68,13 +68,19 @@ def main() -> None:
             people[name] = sum(p["scored"] for p in result["people"])
     stages = ["decode", "detect", "crop", "infer", "render", "total"]
     base = statistics.median(t["total"] for t in runs["1 face, RAMFER_MAX_FACES=1"])
-    print(f"{args.seconds:.0f} s videos, 640x360, 30 fps; medians of {args.rounds} rounds; "
-          f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(
+        f"{args.seconds:.0f} s videos, 640x360, 30 fps; medians of {args.rounds} rounds; "
+        f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
     print(f"| video | people scored | {' | '.join(stages)} ms | total / 1 face at RAMFER_MAX_FACES=1 |")
     print("|---|---|" + "---|" * (len(stages) + 1))
     for name, timings in runs.items():
         med = {s: statistics.median(t.get(s, 0.0) for t in timings) for s in stages}
-        print(f"| {name} | {people[name]} | " + " | ".join(f"{med[s]:.0f}" for s in stages) + f" | {med['total'] / base:.2f} |")
+        print(
+            f"| {name} | {people[name]} | "
+            + " | ".join(f"{med[s]:.0f}" for s in stages)
+            + f" | {med['total'] / base:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from service.pipeline import Predictor, analyse_video  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from training.video import read_frames  # noqa: E402
+from service.pipeline import Predictor, analyse_video
+from service.settings import Settings
+from training.video import read_frames
 
 CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE is gone (BlazeFace sees 192 or 128 px)
     "baseline": (1, False, "torch"),  # PyTorch fp32: the reference
@@ -37,7 +37,11 @@ CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE
     "every3": (3, False, "torch"),
     "bf16": (1, True, "torch"),
     "every3+bf16": (3, True, "torch"),
-    "auto": (1, True, "auto"),  # the service's defaults (RAMFER_INFERENCE_BF16=true, RAMFER_INFERENCE_RUNTIME=auto: training/runtime.py)
+    "auto": (
+        1,
+        True,
+        "auto",
+    ),  # the service's defaults (RAMFER_INFERENCE_BF16=true, RAMFER_INFERENCE_RUNTIME=auto: training/runtime.py)
     "onnx": (1, False, "onnx"),  # the network and the detector on ONNX Runtime
     "onnx+every2": (2, False, "onnx"),
     "auto+every2": (2, True, "auto"),  # the service's defaults with the detector on every k-th frame
@@ -47,10 +51,11 @@ CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE
 
 
 def make_videos(folder: Path) -> list[Path]:
+    from videos import astronaut_frames, write_video
+
     from training.synthesis.drawn import render_sequence
     from training.synthesis.drawn_face import make_subject
     from training.synthesis.facs import CLASSES
-    from videos import astronaut_frames, write_video
 
     paths = [write_video(folder / "astronaut_20s.mp4", astronaut_frames(600, zoom=(0.8, 1.3)))]
     for s in range(2):
@@ -72,7 +77,9 @@ def main():
     long_video = videos[0]
     if args.threads:
         torch.set_num_threads(args.threads)  # ONNX Runtime's sessions take torch's count
-    predictors = {n: Predictor(Settings().model_dir, None, 32, bf16=CONFIGS[n][1], runtime=CONFIGS[n][2]) for n in names}
+    predictors = {
+        n: Predictor(Settings().model_dir, None, 32, bf16=CONFIGS[n][1], runtime=CONFIGS[n][2]) for n in names
+    }
     for p in predictors.values():
         p.warm_up()
     settings = {n: Settings(detect_every=CONFIGS[n][0]) for n in names}
@@ -85,7 +92,7 @@ def main():
         n_frames = sum(1 for _ in read_frames(long_video))
         decode.append(time.perf_counter() - start)
         for n in names:
-            for v in (videos if r == 0 else [long_video]):  # the short clips once: they decide agreement
+            for v in videos if r == 0 else [long_video]:  # the short clips once: they decide agreement
                 start = time.perf_counter()
                 res = analyse_video(v, predictors[n], settings[n])
                 if v == long_video:
@@ -95,19 +102,25 @@ def main():
                 results[n][v.name] = res
     med = statistics.median
     duration = n_frames / 30
-    print(f"# {long_video.name}: {n_frames} frames, 640x360, {duration:.0f} s; median of {args.rounds} rounds; "
-          f"decode alone {med(decode):.2f} s; {torch.get_num_threads()} threads")
+    print(
+        f"# {long_video.name}: {n_frames} frames, 640x360, {duration:.0f} s; median of {args.rounds} rounds; "
+        f"decode alone {med(decode):.2f} s; {torch.get_num_threads()} threads"
+    )
     for n, p in predictors.items():
-        print(f"# {n}: network on {p.runtime}{' (bf16)' if p.bf16 else ''}, detector on {p.detector.net.runtime}, RAMFER_DETECT_EVERY={CONFIGS[n][0]}")
+        print(
+            f"# {n}: network on {p.runtime}{' (bf16)' if p.bf16 else ''}, detector on {p.detector.net.runtime}, RAMFER_DETECT_EVERY={CONFIGS[n][0]}"
+        )
     keys = ["decode", "detect", "crop", "infer", "vote", "render", "total"]
     print("| config | " + " | ".join(f"{k} ms" for k in keys) + " | x real time | vs decode alone | frames/s |")
     print("|---|" + "---|" * (len(keys) + 3))
     for n in names:
         t = med(totals[n])
         cells = [f"{med(stages[n][k]):.0f}" if k in stages[n] else "-" for k in keys]
-        print(f"| {n} | " + " | ".join(cells) + f" | {duration / t:.2f} | {t / med(decode):.1f}x | {n_frames / t:.0f} |")
+        print(
+            f"| {n} | " + " | ".join(cells) + f" | {duration / t:.2f} | {t / med(decode):.1f}x | {n_frames / t:.0f} |"
+        )
     print()
-    print("| config | votes = baseline (of %d videos) | clip labels = baseline | faces found (frames) |" % len(videos))
+    print(f"| config | votes = baseline (of {len(videos)} videos) | clip labels = baseline | faces found (frames) |")
     print("|---|---|---|---|")
     base = results["baseline"] if "baseline" in results else results[names[0]]
     for n in names:

@@ -90,9 +90,26 @@ def flags_of(name: str, init: str | None) -> list[str]:
 
 def cv_command(name: str, args) -> list[str]:
     out = Path(args.out) / name
-    cmd = [sys.executable, "-m", "training", "cv", "--data", args.data, "--out", str(out), "--folds", str(args.folds),
-           "--first-folds", str(args.first_folds), "--seed", str(args.seed), "--threads", str(args.threads), "--quiet",
-           *flags_of(name, args.init_from)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "cv",
+        "--data",
+        args.data,
+        "--out",
+        str(out),
+        "--folds",
+        str(args.folds),
+        "--first-folds",
+        str(args.first_folds),
+        "--seed",
+        str(args.seed),
+        "--threads",
+        str(args.threads),
+        "--quiet",
+        *flags_of(name, args.init_from),
+    ]
     if args.cache:
         cmd += ["--cache", args.cache]
     if args.compile:
@@ -141,13 +158,17 @@ def row(name: str, results: Path, init: str | None) -> str:
     n = sum(map(sum, cm))
     right = sum(cm[i][i] for i in range(len(cm)))
     recall = " ".join(f"{c[:3]} {cm[i][i]}/{sum(cm[i])}" for i, c in enumerate(v["classes"]))
-    per_fold = " ".join(f"{round(f['video_accuracy'] * f['videos'])}/{f['videos']}" for f in v.get("per_fold", [])) or "-"
+    per_fold = (
+        " ".join(f"{round(f['video_accuracy'] * f['videos'])}/{f['videos']}" for f in v.get("per_fold", [])) or "-"
+    )
     wall = results.parent / "wall_seconds.txt"
     seconds = f"{v['train_seconds']:.0f}" + (f" ({wall.read_text().strip()})" if wall.is_file() else "")
     sd = v.get("video_accuracy_over_folds", {}).get("std")  # None for one fold (or a run written before spreads)
     folds = f"{v['folds_run']} of {r['folds']}" + (f", sd {100 * sd:.1f}" if sd is not None else "")
-    return (f"| {name} | `{flags_label(name, init)}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
-            f"| {recall} | {per_fold} | {seconds} |")
+    return (
+        f"| {name} | `{flags_label(name, init)}` | {100 * right / n:.1f} % ({right} / {n}) | {folds} "
+        f"| {recall} | {per_fold} | {seconds} |"
+    )
 
 
 def stopped_row(name: str, log: Path, init: str | None) -> str | None:
@@ -159,8 +180,10 @@ def stopped_row(name: str, log: Path, init: str | None) -> str | None:
     right = [round(n * acc) for _, _, n, acc in folds]
     n = sum(f[2] for f in folds)
     per_fold = " ".join(f"{r}/{f[2]}" for r, f in zip(right, folds))
-    return (f"| {name} | `{flags_label(name, init)}` | {100 * sum(right) / n:.1f} % ({sum(right)} / {n}) "
-            f"| {len(folds)} of {folds[0][1]}, stopped | - | {per_fold} | - |")
+    return (
+        f"| {name} | `{flags_label(name, init)}` | {100 * sum(right) / n:.1f} % ({sum(right)} / {n}) "
+        f"| {len(folds)} of {folds[0][1]}, stopped | - | {per_fold} | - |"
+    )
 
 
 def flags_label(name: str, init: str | None) -> str:
@@ -178,28 +201,43 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--jobs", type=int, default=1, help="variants run at once (a GPU has room for several)")
     ap.add_argument("--cache", default=None)
-    ap.add_argument("--common-flags", default="", metavar="FLAGS",
-                    help="more `training cv` flags for every variant, one quoted string (e.g. '--align')")
+    ap.add_argument(
+        "--common-flags",
+        default="",
+        metavar="FLAGS",
+        help="more `training cv` flags for every variant, one quoted string (e.g. '--align')",
+    )
     ap.add_argument("--init-from", default=None, metavar="CHECKPOINT", help="what the variants with --init start from")
-    ap.add_argument("--ckplus-proportions", metavar="DIR", default=None,
-                    help="first write DIR, the --data tree cut to CK+'s class proportions (unless DIR exists), and study that")
+    ap.add_argument(
+        "--ckplus-proportions",
+        metavar="DIR",
+        default=None,
+        help="first write DIR, the --data tree cut to CK+'s class proportions (unless DIR exists), and study that",
+    )
     ap.add_argument("--table-only", action="store_true", help="run nothing: the table of the variants already done")
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args(argv)
     if args.ckplus_proportions:
         if not Path(args.ckplus_proportions).is_dir():
             kept = ckplus_proportions(Path(args.data), Path(args.ckplus_proportions), args.seed)
-            print(f"{args.ckplus_proportions}: {sum(kept.values())} sequences of {args.data}, CK+'s proportions: {kept}")
+            print(
+                f"{args.ckplus_proportions}: {sum(kept.values())} sequences of {args.data}, CK+'s proportions: {kept}"
+            )
         args.data = args.ckplus_proportions
     if not args.table_only:
         run_variants(args.variants, args)
-    print("| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | per fold (right/n) "
-          "| training s (wall s) |")
+    print(
+        "| variant | flags | video accuracy (right / n) | folds | per-class recall (right/n) | per fold (right/n) "
+        "| training s (wall s) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in args.variants:
         results, log = Path(args.out) / name / "results.json", Path(args.out) / f"{name}.log"
-        line = row(name, results, args.init_from) if results.is_file() else (
-            stopped_row(name, log, args.init_from) if log.is_file() else None)
+        line = (
+            row(name, results, args.init_from)
+            if results.is_file()
+            else (stopped_row(name, log, args.init_from) if log.is_file() else None)
+        )
         if line:
             print(line)
 

@@ -62,7 +62,9 @@ def reference(kind: str, z: np.ndarray, photo: np.ndarray | None) -> np.ndarray 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--answers", action="append", required=True, type=Path, help="london_eval.py --json file of videos")
-    ap.add_argument("--stills", required=True, type=Path, help="london_eval.py --fold K --json file (the neutral photos)")
+    ap.add_argument(
+        "--stills", required=True, type=Path, help="london_eval.py --fold K --json file (the neutral photos)"
+    )
     ap.add_argument("--alpha", type=float, nargs="+", default=[0.5, 1.0])
     args = ap.parse_args()
     s = Settings()
@@ -74,22 +76,43 @@ def main() -> None:
     stills = json.loads(args.stills.read_text())
     classes = stills["classes"]
     neutral = classes.index("neutral")
-    photos = {v["id"]: log_probs(v).mean(axis=0) for v in stills["videos"] if v["want"] == "neutral" and v["clip_probabilities"]}
-    videos = [(path.name, v) for path in args.answers for v in json.loads(path.read_text())["videos"] if v["clip_probabilities"]]
+    photos = {
+        v["id"]: log_probs(v).mean(axis=0)
+        for v in stills["videos"]
+        if v["want"] == "neutral" and v["clip_probabilities"]
+    }
+    videos = [
+        (path.name, v)
+        for path in args.answers
+        for v in json.loads(path.read_text())["videos"]
+        if v["clip_probabilities"]
+    ]
     videos += [(args.stills.name, v) for v in stills["videos"] if v["clip_probabilities"]]
 
     def decide(z: np.ndarray) -> str:
-        winner, _, _ = decide_video(softmax(z), len(classes), abstain=neutral, radius=s.vote_smooth_clips,
-                                    min_run=s.vote_min_clips, abstain_bias=s.neutral_bias)
+        winner, _, _ = decide_video(
+            softmax(z),
+            len(classes),
+            abstain=neutral,
+            radius=s.vote_smooth_clips,
+            min_run=s.vote_min_clips,
+            abstain_bias=s.neutral_bias,
+        )
         return classes[winner]
 
-    print(f"# resting-face references on saved clips: {', '.join(sorted({n for n, _ in videos}))}; model {stills['sha256']}; "
-          f"decision as served (radius {s.vote_smooth_clips}, min run {s.vote_min_clips}, neutral bias {s.neutral_bias})\n")
-    print("| reference | alpha | " + " | ".join(f"{n}: calm / expressions" for n in sorted({n for n, _ in videos})) + " |")
+    print(
+        f"# resting-face references on saved clips: {', '.join(sorted({n for n, _ in videos}))}; model {stills['sha256']}; "
+        f"decision as served (radius {s.vote_smooth_clips}, min run {s.vote_min_clips}, neutral bias {s.neutral_bias})\n"
+    )
+    print(
+        "| reference | alpha | " + " | ".join(f"{n}: calm / expressions" for n in sorted({n for n, _ in videos})) + " |"
+    )
     print("|---|---|" + "---|" * len({n for n, _ in videos}))
     for kind in REFERENCES:
         for alpha in [0.0] if kind == "none" else args.alpha:
-            right: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # calm right, calm, expressions right, expressions
+            right: dict[str, list[int]] = defaultdict(
+                lambda: [0, 0, 0, 0]
+            )  # calm right, calm, expressions right, expressions
             for name, v in videos:
                 z = log_probs(v)
                 others = [p for pid, p in photos.items() if pid != v["id"]]

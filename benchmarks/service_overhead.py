@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from live_service import running_service  # noqa: E402
+from live_service import running_service
 
 
 def make_video(path: Path, seconds: float) -> Path:
@@ -81,8 +81,10 @@ def main():
 
     med = statistics.median
     v = result["video"]
-    print(f"# {v['width']}x{v['height']}, {v['frames']} frames, {v['duration_s']:.1f} s; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, median of {args.rounds} rounds")
+    print(
+        f"# {v['width']}x{v['height']}, {v['frames']} frames, {v['duration_s']:.1f} s; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, median of {args.rounds} rounds"
+    )
     print("| stage | ms | share of direct total |")
     print("|---|---|---|")
     for k in ("decode", "detect", "crop", "infer", "vote", "render", "total"):
@@ -92,9 +94,13 @@ def main():
     print("| path | seconds | video frames/s | x real time | vs decode only |")
     print("|---|---|---|---|---|")
     for name, t in (("decode only (floor)", decode), ("direct pipeline", direct), ("HTTP + Redis + worker", service)):
-        print(f"| {name} | {med(t):.2f} | {v['frames'] / med(t):.0f} | {v['duration_s'] / med(t):.2f} | {med(t) / med(decode):.1f}x |")
-    print(f"\nservice overhead over the direct call: {med(service) - med(direct):+.2f} s "
-          f"({(med(service) - med(direct)) / med(direct):+.0%})")
+        print(
+            f"| {name} | {med(t):.2f} | {v['frames'] / med(t):.0f} | {v['duration_s'] / med(t):.2f} | {med(t) / med(decode):.1f}x |"
+        )
+    print(
+        f"\nservice overhead over the direct call: {med(service) - med(direct):+.2f} s "
+        f"({(med(service) - med(direct)) / med(direct):+.0%})"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def report(measure: dict[str, float], answers: dict[str, dict], want: str, name:
     rank = {face_id: k + 1 for k, face_id in enumerate(order)}
     judged = [i for i in order if i in answers]
     values = list(measure.values())
-    print(f"\n# {name} of {len(measure)} London people (iod): median {np.median(values):.3f}, "
-          f"range {min(values):.3f} to {max(values):.3f}; {len(judged)} {want} stills judged")
+    print(
+        f"\n# {name} of {len(measure)} London people (iod): median {np.median(values):.3f}, "
+        f"range {min(values):.3f} to {max(values):.3f}; {len(judged)} {want} stills judged"
+    )
     print(f"\n| quarter of the judged (1: {first} {name}) | {name} | read {want} |\n|---|---|---|")
     for q, part in enumerate(np.array_split(judged, 4)):
         if len(part):  # fewer than four stills judged leave quarters empty
@@ -65,7 +67,9 @@ def report(measure: dict[str, float], answers: dict[str, dict], want: str, name:
     wrong = [i for i in judged if answers[i]["expression"] != want]
     print(f"\n{want} stills read otherwise ({len(wrong)}), with their rank by {name} (1 = {first}):")
     for i in wrong:
-        print(f"  {i}: {name} {measure[i]:.3f}, rank {rank[i]}, read {answers[i]['expression']} (p happy {p_of(answers[i], 'happy'):.2f})")
+        print(
+            f"  {i}: {name} {measure[i]:.3f}, rank {rank[i]}, read {answers[i]['expression']} (p happy {p_of(answers[i], 'happy'):.2f})"
+        )
     rho = spearmanr([measure[i] for i in judged], [p_of(answers[i], "happy") for i in judged]).statistic
     print(f"Spearman's rho between {name} and p(happy) on the {want} stills: {rho:.2f}")
 
@@ -75,7 +79,12 @@ def best_happy_weight(answers: dict[str, dict[str, dict]]) -> tuple[int, int, fl
     probabilities with p(happy) multiplied by a weight w, then the largest. Returns (stills, right
     at w = 1, the best w, right at the best w). The weight is chosen on these very answers, so its
     count is an upper bound for any re-calibration of happy, not a result."""
-    records = [(want, r["mean_probabilities"]) for want, by_id in answers.items() for r in by_id.values() if r["mean_probabilities"]]
+    records = [
+        (want, r["mean_probabilities"])
+        for want, by_id in answers.items()
+        for r in by_id.values()
+        if r["mean_probabilities"]
+    ]
     classes = sorted({c for _, probs in records for c in probs})
     probs = np.array([[probs.get(c, 0.0) for c in classes] for _, probs in records])
     want = np.array([classes.index(w) for w, _ in records])
@@ -105,8 +114,10 @@ def main():
     lift = {face_id: resting_corner_lift(args.london, face_id) for face_id in ids}
     report(lift, answers["neutral"], "neutral", "resting corner lift", "largest")
     n, at_one, w, at_best = best_happy_weight(answers)
-    print(f"\n# moving the happy line: of {n} stills, argmax of the mean clip probabilities gets {at_one} right; "
-          f"p(happy) x {w:.3g}, the best weight chosen on these answers themselves, {at_best} ({at_best / n:.1%}, an upper bound)")
+    print(
+        f"\n# moving the happy line: of {n} stills, argmax of the mean clip probabilities gets {at_one} right; "
+        f"p(happy) x {w:.3g}, the best weight chosen on these answers themselves, {at_best} ({at_best / n:.1%}, an upper bound)"
+    )
 
 
 if __name__ == "__main__":

@@ -43,15 +43,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities, network_probabilities  # noqa: E402
+from london_eval import TALK_FPS, TALK_FRAMES, TALK_SEED, mean_probabilities, network_probabilities
 
-from service.pipeline import Predictor, analyse_video  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR, Settings  # noqa: E402
-from training.synthesis import motion, photoreal  # noqa: E402
-from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities  # noqa: E402
-from training.synthesis.template import read_template  # noqa: E402
-from training.synthesis.studio import Backdrop, Camera, Light, Studio, apply, background_photos, camera_frame  # noqa: E402
-from training.video import VideoError, write_video  # noqa: E402
+from service.pipeline import Predictor, analyse_video
+from service.settings import DEFAULT_MODEL_DIR, Settings
+from training.synthesis import motion, photoreal
+from training.synthesis.london import HOLDOUT_EVERY, LONDON_ENV, find_london, list_identities, split_identities
+from training.synthesis.studio import Backdrop, Camera, Light, Studio, apply, background_photos, camera_frame
+from training.synthesis.template import read_template
+from training.video import VideoError, write_video
 
 CANADA_ENV = "RAMFER_CANADA_DIR"
 STILL_FRAMES = 10  # 2 clips; a still's clips differ only by sensor noise
@@ -71,10 +71,15 @@ def conditions(photos: list[str]) -> dict[str, tuple[str, Studio]]:
     }
     # three photographs when a folder of them is given, else three more procedural backdrops: ten either way
     if photos:
-        backdrops |= {f"photo {Path(p).stem.split('-')[0]}": Backdrop("photo", name=p, seed=k) for k, p in enumerate(photos[:3])}
+        backdrops |= {
+            f"photo {Path(p).stem.split('-')[0]}": Backdrop("photo", name=p, seed=k) for k, p in enumerate(photos[:3])
+        }
     else:
-        backdrops |= {"flat black": Backdrop("flat", (20, 20, 20)), "flat green": Backdrop("flat", (60, 140, 70)),
-                      "texture gravel": Backdrop("texture", (140, 140, 140), name="gravel", seed=2)}
+        backdrops |= {
+            "flat black": Backdrop("flat", (20, 20, 20)),
+            "flat green": Backdrop("flat", (60, 140, 70)),
+            "texture gravel": Backdrop("texture", (140, 140, 140), name="gravel", seed=2),
+        }
     out = {name: ("backdrop", Studio(backdrop=b)) for name, b in backdrops.items()}
     lights = {
         "key left, hard": Light(180, 35, 0.55, 1.0),
@@ -126,7 +131,9 @@ def faces(london: Path, ids: list[str], smiles: bool, canada: Path | None, canad
     for face_id in ids:
         pts = read_template(london / "neutral" / f"{face_id}_03.tem")
         yield "london", face_id, "neutral", london / "neutral" / f"{face_id}_03.jpg", pts
-        if smiles:  # the smiling photo has no template: the neutral one's, moved by the eyes is close enough for the mask
+        if (
+            smiles
+        ):  # the smiling photo has no template: the neutral one's, moved by the eyes is close enough for the mask
             yield "london", face_id, "happy", london / "smiling" / f"{face_id}_08.jpg", pts
     if canada:
         for tem in sorted(canada.glob("*.tem"))[:canada_people]:
@@ -136,20 +143,40 @@ def faces(london: Path, ids: list[str], smiles: bool, canada: Path | None, canad
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--london", default=None, help=f"the London set (default: ${LONDON_ENV})")
-    ap.add_argument("--canada", default=None, help=f"the Canada set, a second studio (default: ${CANADA_ENV}; skipped without)")
-    ap.add_argument("--backgrounds", default=None, help="a folder of photographs to use as backdrops (default: $RAMFER_BACKGROUNDS_DIR; "
-                                                        "without, textures stand in)")
+    ap.add_argument(
+        "--canada", default=None, help=f"the Canada set, a second studio (default: ${CANADA_ENV}; skipped without)"
+    )
+    ap.add_argument(
+        "--backgrounds",
+        default=None,
+        help="a folder of photographs to use as backdrops (default: $RAMFER_BACKGROUNDS_DIR; "
+        "without, textures stand in)",
+    )
     ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    ap.add_argument("--fold", type=int, default=0, choices=range(HOLDOUT_EVERY), help="London fold whose people are judged")
+    ap.add_argument(
+        "--fold", type=int, default=0, choices=range(HOLDOUT_EVERY), help="London fold whose people are judged"
+    )
     ap.add_argument("--smiles", action="store_true", help="the smiling photos too (should read happy in every studio)")
     ap.add_argument("--talking", action="store_true", help="also calm talking videos in a few conditions")
     ap.add_argument("--people", type=int, default=None, help="only the first N people of each set (a quick look)")
-    ap.add_argument("--canada-conditions", dest="canada_conditions", choices=("photographed", "backdrops", "all"), default="backdrops",
-                    help="the Canada faces as photographed only, also before the ten backdrops (default), or in every condition")
-    ap.add_argument("--only", nargs="*", default=None, metavar="CONDITION", help="only these conditions (and as photographed)")
+    ap.add_argument(
+        "--canada-conditions",
+        dest="canada_conditions",
+        choices=("photographed", "backdrops", "all"),
+        default="backdrops",
+        help="the Canada faces as photographed only, also before the ten backdrops (default), or in every condition",
+    )
+    ap.add_argument(
+        "--only", nargs="*", default=None, metavar="CONDITION", help="only these conditions (and as photographed)"
+    )
     ap.add_argument("--json", default=None, metavar="FILE")
-    ap.add_argument("--sheet", default=None, metavar="PNG", help="only draw the first --people (default 3) faces in every "
-                                                                 "condition, as the network's crops would frame them, and stop")
+    ap.add_argument(
+        "--sheet",
+        default=None,
+        metavar="PNG",
+        help="only draw the first --people (default 3) faces in every "
+        "condition, as the network's crops would frame them, and stop",
+    )
     args = ap.parse_args()
 
     london = find_london(args.london)
@@ -173,16 +200,32 @@ def main():
         for dataset, face_id, want, photo, pts in faces(london, held, args.smiles, canada, args.people):
             image = cv2.imread(str(photo))
             for name, (group, studio) in conds.items():
-                if dataset == "canada" and args.canada_conditions != "all" and \
-                        group not in ("as photographed", "backdrop" if args.canada_conditions == "backdrops" else None):
+                if (
+                    dataset == "canada"
+                    and args.canada_conditions != "all"
+                    and group not in ("as photographed", "backdrop" if args.canada_conditions == "backdrops" else None)
+                ):
                     continue
                 video = write_video(tmp / "still.mp4", still(image, pts, name, studio), bit_rate=studio.camera.bit_rate)
                 records.append(judge(video, predictor, settings, dataset, face_id, want, name, group, "still"))
             mine = [r for r in records if (r["set"], r["id"], r["want"]) == (dataset, face_id, want)]
-            print(f"  {dataset} {face_id} {want}: {sum(r['expression'] == want for r in mine)}/{len(mine)} "
-                  f"({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"  {dataset} {face_id} {want}: {sum(r['expression'] == want for r in mine)}/{len(mine)} "
+                f"({time.time() - start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.talking:
-            talk = ["as photographed", "flat mid grey", "flat blue", "noise", "key left, hard", "key above, hard", "warm cast", "gamma 1.6"]
+            talk = [
+                "as photographed",
+                "flat mid grey",
+                "flat blue",
+                "noise",
+                "key left, hard",
+                "key above, hard",
+                "warm cast",
+                "gamma 1.6",
+            ]
             for face_id in held:
                 for name in [n for n in talk if n in conds]:
                     group, studio = conds[name]
@@ -190,18 +233,34 @@ def main():
                     perf = motion.performance(TALK_FRAMES, TALK_FPS, rng, talking=True, expression=None, strength=None)
                     frames = photoreal.render_performance(london, face_id, "neutral", perf, rng, studio=studio)
                     video = write_video(tmp / "talk.mp4", frames, fps=TALK_FPS, bit_rate=studio.camera.bit_rate)
-                    records.append(judge(video, predictor, settings, "london", face_id, "neutral", name, group, "talking"))
+                    records.append(
+                        judge(video, predictor, settings, "london", face_id, "neutral", name, group, "talking")
+                    )
                 print(f"  talking {face_id} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"# studio shift: model {predictor.variant} {predictor.sha256[:12]}, London fold {args.fold} ({len(held)} people), "
-          f"Canada {'%d people' % len({r['id'] for r in records if r['set'] == 'canada'}) if canada else 'not given'}; "
-          f"backdrop photos: {len(photos)}; {time.time() - start:.0f} s")
+    canada_people = len({r["id"] for r in records if r["set"] == "canada"})
+    print(
+        f"# studio shift: model {predictor.variant} {predictor.sha256[:12]}, London fold {args.fold} ({len(held)} people), "
+        f"Canada {f'{canada_people} people' if canada else 'not given'}; "
+        f"backdrop photos: {len(photos)}; {time.time() - start:.0f} s"
+    )
     report(records, predictor.classes)
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "sha256": predictor.sha256, "fold": args.fold,
-                                               "kind": "studio", "classes": predictor.classes, "videos": records}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "sha256": predictor.sha256,
+                    "fold": args.fold,
+                    "kind": "studio",
+                    "classes": predictor.classes,
+                    "videos": records,
+                },
+                indent=1,
+            )
+        )
 
 
 def contact_sheet(path: Path, london: Path, ids: list[str], conds: dict, tile: int = 96) -> None:
@@ -214,10 +273,14 @@ def contact_sheet(path: Path, london: Path, ids: list[str], conds: dict, tile: i
         (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
         c, half = ((x0 + x1) / 2, (y0 + y1) / 2), 0.8 * max(x1 - x0, y1 - y0)
         tiles = []
-        for name, (group, studio) in conds.items():
+        for _name, (_group, studio) in conds.items():
             frame = still(image, pts, "", studio)[0]  # the small camera is left out: it only shrinks the frame
             x, y = int(max(c[0] - half, 0)), int(max(c[1] - half, 0))
-            tiles.append(cv2.resize(frame[y : y + int(2 * half), x : x + int(2 * half)], (tile, tile), interpolation=cv2.INTER_AREA))
+            tiles.append(
+                cv2.resize(
+                    frame[y : y + int(2 * half), x : x + int(2 * half)], (tile, tile), interpolation=cv2.INTER_AREA
+                )
+            )
         rows.append(np.hstack(tiles))
     sheet = np.vstack(rows)
     cv2.imwrite(str(path), sheet)
@@ -229,9 +292,17 @@ def judge(video, predictor, settings, dataset, face_id, want, condition, group, 
         result = analyse_video(video, predictor, settings)
     except VideoError as e:
         result = {"expression": f"({e.code})", "clips": []}
-    return {"set": dataset, "id": face_id, "want": want, "condition": condition, "group": group, "kind": kind,
-            "expression": result["expression"], "mean_probabilities": mean_probabilities(result, predictor.classes),
-            "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature)}
+    return {
+        "set": dataset,
+        "id": face_id,
+        "want": want,
+        "condition": condition,
+        "group": group,
+        "kind": kind,
+        "expression": result["expression"],
+        "mean_probabilities": mean_probabilities(result, predictor.classes),
+        "clip_probabilities": network_probabilities(result, predictor.classes, predictor.temperature),
+    }
 
 
 def report(records: list[dict], classes: list[str]) -> None:
@@ -244,15 +315,21 @@ def report(records: list[dict], classes: list[str]) -> None:
         right = sum(r["expression"] == want for r in rs)
         others = Counter(r["expression"] for r in rs if r["expression"] != want)
         pn = [r["mean_probabilities"]["neutral"] for r in rs if r["mean_probabilities"] and "neutral" in classes]
-        print(f"| {dataset} | {kind} | {want} | {group} | {cond} | {right}/{len(rs)} | "
-              f"{', '.join(f'{k} {n}' for k, n in others.most_common()) or '-'} | {np.mean(pn) if pn else float('nan'):.2f} |")
+        print(
+            f"| {dataset} | {kind} | {want} | {group} | {cond} | {right}/{len(rs)} | "
+            f"{', '.join(f'{k} {n}' for k, n in others.most_common()) or '-'} | {np.mean(pn) if pn else float('nan'):.2f} |"
+        )
     # worst condition per (set, kind, wanted), and invariance over the backdrops
     for key in sorted({(r["set"], r["kind"], r["want"]) for r in records}):
-        per = {c: sum(r["expression"] == key[2] for r in rs) for (s, k, w, c, g), rs in rows.items() if (s, k, w) == key}
+        per = {
+            c: sum(r["expression"] == key[2] for r in rs) for (s, k, w, c, g), rs in rows.items() if (s, k, w) == key
+        }
         n = len([r for r in records if (r["set"], r["kind"], r["want"], r["condition"]) == (*key, "as photographed")])
         worst = min(per, key=per.get)
-        print(f"\n{key[0]} {key[1]} {key[2]}: {n} faces; worst condition {worst!r} {per[worst]}/{n}; "
-              f"conditions at >= {n - 1}/{n}: {sum(v >= n - 1 for v in per.values())} of {len(per)}")
+        print(
+            f"\n{key[0]} {key[1]} {key[2]}: {n} faces; worst condition {worst!r} {per[worst]}/{n}; "
+            f"conditions at >= {n - 1}/{n}: {sum(v >= n - 1 for v in per.values())} of {len(per)}"
+        )
         by_face = defaultdict(list)
         for r in records:
             if (r["set"], r["kind"], r["want"], r["group"]) == (*key, "backdrop"):
@@ -260,8 +337,10 @@ def report(records: list[dict], classes: list[str]) -> None:
         if by_face:
             shares = [Counter(v).most_common(1)[0][1] / len(v) for v in by_face.values()]
             same = sum(len(set(v)) == 1 for v in by_face.values())
-            print(f"invariance over {len(next(iter(by_face.values())))} backdrops: one face's most common answer "
-                  f"{100 * np.mean(shares):.1f} % of the time; one answer in all of them: {same}/{len(by_face)} faces")
+            print(
+                f"invariance over {len(next(iter(by_face.values())))} backdrops: one face's most common answer "
+                f"{100 * np.mean(shares):.1f} % of the time; one answer in all of them: {same}/{len(by_face)} faces"
+            )
 
 
 if __name__ == "__main__":

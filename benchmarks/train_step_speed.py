@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from training.model import ExpressionNet, ModelConfig
 from training.device import bf16_ok
+from training.model import ExpressionNet, ModelConfig
 from training.train import TrainConfig, train_step
 
 
@@ -49,7 +49,9 @@ def main():
         start = time.perf_counter()
         step(*setups[size, compiled])
         if compiled:
-            print(f"compiling at {size} px: {time.perf_counter() - start:.0f} s (inductor's disk cache makes later runs quicker)")
+            print(
+                f"compiling at {size} px: {time.perf_counter() - start:.0f} s (inductor's disk cache makes later runs quicker)"
+            )
     times = {way: [] for way in ways}
     for _ in range(args.rounds):
         for way in ways:

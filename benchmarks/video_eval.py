@@ -47,18 +47,30 @@ def evaluate(root: Path, predictor: Predictor, settings: Settings, baseline=None
             except VideoError as e:
                 theirs = dict.fromkeys(readings, f"({e.code})")
         rows.append({"video": str(path.relative_to(root)), "truth": truth, "ours": ours, "baseline": theirs})
-        print(f"[{i + 1}/{len(entries)}] {rows[-1]['video']}: truth {truth}, ours {ours}"
-              + "".join(f", FER2013 CNN ({r}) {theirs[r]}" for r in readings), file=sys.stderr)
+        print(
+            f"[{i + 1}/{len(entries)}] {rows[-1]['video']}: truth {truth}, ours {ours}"
+            + "".join(f", FER2013 CNN ({r}) {theirs[r]}" for r in readings),
+            file=sys.stderr,
+        )
     truths = Counter(r["truth"] for r in rows)
     per_class = {
-        c: {"videos": truths[c], "ours": sum(r["ours"] == c for r in rows if r["truth"] == c),
-            "baseline": {k: sum(r["baseline"][k] == c for r in rows if r["truth"] == c) for k in readings}}
-        for c in classes if truths[c]
+        c: {
+            "videos": truths[c],
+            "ours": sum(r["ours"] == c for r in rows if r["truth"] == c),
+            "baseline": {k: sum(r["baseline"][k] == c for r in rows if r["truth"] == c) for k in readings},
+        }
+        for c in classes
+        if truths[c]
     }
-    return {"root": str(root), "model": predictor.sha256, "videos": len(rows), "per_class": per_class,
-            "ours_right": sum(r["ours"] == r["truth"] for r in rows),
-            "baseline_right": {k: sum(r["baseline"][k] == r["truth"] for r in rows) for k in readings},
-            "rows": rows}
+    return {
+        "root": str(root),
+        "model": predictor.sha256,
+        "videos": len(rows),
+        "per_class": per_class,
+        "ours_right": sum(r["ours"] == r["truth"] for r in rows),
+        "baseline_right": {k: sum(r["baseline"][k] == r["truth"] for r in rows) for k in readings},
+        "rows": rows,
+    }
 
 
 def print_report(report: dict) -> None:
@@ -76,8 +88,10 @@ def print_report(report: dict) -> None:
     if base:
         best = max(base.values())
         verdict = "meets" if report["ours_right"] >= best else "misses"
-        print(f"\nbar (served model right >= the better reading of the per-frame FER2013 CNN): "
-              f"{verdict} ({report['ours_right']} vs {best})")
+        print(
+            f"\nbar (served model right >= the better reading of the per-frame FER2013 CNN): "
+            f"{verdict} ({report['ours_right']} vs {best})"
+        )
 
 
 def main():

@@ -47,7 +47,12 @@ def cmd_serve(args) -> None:
             threads = settings.torch_threads or max(1, (os.cpu_count() or 1) // max(workers + live_workers, 1))
             env = worker_env(url, threads, settings.storage_dir)
             procs = start_workers(workers, env) + start_workers(live_workers, env, command="live-worker")
-            log.info("started %d worker(s) and %d live worker(s) with %d torch thread(s) each", workers, live_workers, threads)
+            log.info(
+                "started %d worker(s) and %d live worker(s) with %d torch thread(s) each",
+                workers,
+                live_workers,
+                threads,
+            )
             stop_when_workers_are_gone(procs)
         else:
             log.info("RAMFER_REDIS_URL (or REDIS_URL) set: API only; run workers with `python -m service worker`")
@@ -84,8 +89,11 @@ def stop_when_workers_are_gone(procs: list) -> None:
             time.sleep(0.5)
         codes = [p.returncode for p in procs]
         if all(c > 0 for c in codes):
-            log.error("every worker exited (exit status %s; the reason is in their log above): stopping, "
-                      "since no job could be analysed", ", ".join(map(str, codes)))
+            log.error(
+                "every worker exited (exit status %s; the reason is in their log above): stopping, "
+                "since no job could be analysed",
+                ", ".join(map(str, codes)),
+            )
             workers_gone.set()
             os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful shutdown, then exit_on_signals' handler
 
@@ -159,16 +167,29 @@ def cmd_live(args) -> None:
                 print(json.dumps(m), flush=True)
             elif m["type"] == "clip":
                 t0 = m["start_s"] if t0 is None else t0
-                print(f"clip {m['clip']:4d}  {m['start_s'] - t0:6.2f}-{m['end_s'] - t0:6.2f} s  person {m['person']}  "
-                      f"{m['label']:<9} {m['probabilities'][m['label']]:.2f}  ({time.time() - m['end_s']:.2f} s after its last frame)",
-                      flush=True)
+                print(
+                    f"clip {m['clip']:4d}  {m['start_s'] - t0:6.2f}-{m['end_s'] - t0:6.2f} s  person {m['person']}  "
+                    f"{m['label']:<9} {m['probabilities'][m['label']]:.2f}  ({time.time() - m['end_s']:.2f} s after its last frame)",
+                    flush=True,
+                )
             elif m["type"] in ("decision", "end"):
-                said = f"{m['expression']} (confidence {m['confidence']:.2f}, {m['clips']} clips)" if m["type"] == "decision" else "end"
-                print(f"== {said}; frames {m['frames_analysed']}/{m['frames_received']} analysed, {m['dropped']} dropped, "
-                      f"{m['fps_analysed']} fps", flush=True)
+                said = (
+                    f"{m['expression']} (confidence {m['confidence']:.2f}, {m['clips']} clips)"
+                    if m["type"] == "decision"
+                    else "end"
+                )
+                print(
+                    f"== {said}; frames {m['frames_analysed']}/{m['frames_received']} analysed, {m['dropped']} dropped, "
+                    f"{m['fps_analysed']} fps",
+                    flush=True,
+                )
     except ServiceError as e:
-        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}",
-              file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": e.code, "message": e.message}})
+            if args.json
+            else f"error ({e.code}): {e.message}",
+            file=sys.stderr,
+        )
         sys.exit(2)
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -181,9 +202,8 @@ def cmd_predict(args) -> None:
     from service.selfcheck import ModelUnavailable
     from service.settings import Settings
     from service.worker import load_predictor
-    from training.video import VideoError
-
     from training.bundled import checkpoint_folder
+    from training.video import VideoError
 
     batch = batch_or_exit(args)
     settings = Settings()
@@ -194,8 +214,12 @@ def cmd_predict(args) -> None:
     except ModelUnavailable as e:
         sys.exit(f"ramfer: {e}")
     if batch:
-        counts = run_batch(batch, Path(args.out), lambda video, folder: with_local_images(
-            analyse_video(video, predictor, settings, out_dir=folder), folder), quiet=args.quiet)
+        counts = run_batch(
+            batch,
+            Path(args.out),
+            lambda video, folder: with_local_images(analyse_video(video, predictor, settings, out_dir=folder), folder),
+            quiet=args.quiet,
+        )
         finish_batch(counts, Path(args.out))
         return
     video = args.videos[0]
@@ -207,7 +231,12 @@ def cmd_predict(args) -> None:
             shutil.rmtree(out, ignore_errors=True)
         if not isinstance(e, VideoError):
             raise
-        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}", file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": e.code, "message": e.message}})
+            if args.json
+            else f"error ({e.code}): {e.message}",
+            file=sys.stderr,
+        )
         sys.exit(2)
     show_result(args, video, with_local_images(result, out))
 
@@ -250,8 +279,10 @@ def batch_or_exit(args) -> list | None:
 
 def finish_batch(counts: dict[str, int], out: Path) -> None:
     """The batch in one line; exit status 1 when a video failed (its error is in the summary)."""
-    print(f"{sum(counts.values())} videos: {counts['analysed']} analysed, {counts['skipped']} done before, "
-          f"{counts['failed']} failed; summary: {out / 'summary.csv'}")
+    print(
+        f"{sum(counts.values())} videos: {counts['analysed']} analysed, {counts['skipped']} done before, "
+        f"{counts['failed']} failed; summary: {out / 'summary.csv'}"
+    )
     if counts["failed"]:
         sys.exit(1)
 
@@ -267,18 +298,29 @@ def cmd_submit(args) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would break the progress bar
     api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
     if batch := batch_or_exit(args):
+
         def retrying_in_batch(why, delay: float) -> None:
             what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
             tqdm.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
 
         with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying_in_batch) as client:
-            counts = run_batch(batch, Path(args.out), lambda video, folder: client.predict(video, wait=args.wait, timeout=args.timeout),
-                               quiet=args.quiet)
+            counts = run_batch(
+                batch,
+                Path(args.out),
+                lambda video, folder: client.predict(video, wait=args.wait, timeout=args.timeout),
+                quiet=args.quiet,
+            )
         finish_batch(counts, Path(args.out))
         return
     video = args.videos[0]
-    bar = tqdm(total=100.0, unit="%", desc=Path(video).name, disable=args.quiet or None,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr)
+    bar = tqdm(
+        total=100.0,
+        unit="%",
+        desc=Path(video).name,
+        disable=args.quiet or None,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+        file=sys.stderr,
+    )
 
     def progress(p: dict) -> None:
         if p.get("percent") is not None:
@@ -294,8 +336,12 @@ def cmd_submit(args) -> None:
             result = client.predict(video, wait=args.wait, on_progress=progress, timeout=args.timeout)
     except ServiceError as e:
         bar.close()
-        print(json.dumps({"error": {"code": e.code, "message": e.message}}) if args.json else f"error ({e.code}): {e.message}",
-              file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": e.code, "message": e.message}})
+            if args.json
+            else f"error ({e.code}): {e.message}",
+            file=sys.stderr,
+        )
         sys.exit(2)
     except (OSError, TimeoutError) as e:
         bar.close()
@@ -309,31 +355,59 @@ def print_result(video: str, result: dict) -> None:
     """The answer for the main person (the top level), then a block per person when there are several."""
     v, t = result["video"], result["timings_ms"]
     people = result.get("people", [])
-    print(f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
-          f"{sum(result['votes'].values())} clips voted)" + (f"; {len(people)} people, the main one below" if len(people) > 1 else ""))
-    turned = (f" (turned {v['rotation']}° clockwise as its container says" + (", mirrored" if v.get("mirrored") else "") + ")"
-              if v.get("rotation") or v.get("mirrored") else "")
-    print(f"  video   {v['width']}x{v['height']}{turned}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
-          f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames")
+    print(
+        f"{video}: {result['expression']} (confidence {result['confidence']:.2f}, "
+        f"{sum(result['votes'].values())} clips voted)"
+        + (f"; {len(people)} people, the main one below" if len(people) > 1 else "")
+    )
+    turned = (
+        f" (turned {v['rotation']}° clockwise as its container says" + (", mirrored" if v.get("mirrored") else "") + ")"
+        if v.get("rotation") or v.get("mirrored")
+        else ""
+    )
+    print(
+        f"  video   {v['width']}x{v['height']}{turned}, {v['frames']} frames, {v['fps']:.2f} fps, {v['duration_s']:.2f} s; "
+        f"face in {result['faces']['frames_with_face']}/{result['faces']['frames']} frames"
+    )
     print("  votes   " + ", ".join(f"{c} {n}" for c, n in sorted(result["votes"].items(), key=lambda kv: -kv[1]) if n))
-    print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in result["segments"]))
-    print(f"  peak    clip {result['peak']['clip']}, frame {result['peak']['frame']} at {result['peak']['time_s']:.2f} s")
+    print(
+        "  timeline "
+        + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in result["segments"])
+    )
+    print(
+        f"  peak    clip {result['peak']['clip']}, frame {result['peak']['frame']} at {result['peak']['time_s']:.2f} s"
+    )
     for image in result["attention_maps"]:
         print(f"  image   {image['url']}")
     if len(people) > 1:
         for p in people:
-            print(f"person {p['id']}: " + (f"{p['expression']} (confidence {p['confidence']:.2f})" if p["scored"] else
-                                          "not scored (never seen for a whole clip)")
-                  + f", seen {p['first_s']:.2f}-{p['last_s']:.2f} s in {p['frames']} frames")
+            print(
+                f"person {p['id']}: "
+                + (
+                    f"{p['expression']} (confidence {p['confidence']:.2f})"
+                    if p["scored"]
+                    else "not scored (never seen for a whole clip)"
+                )
+                + f", seen {p['first_s']:.2f}-{p['last_s']:.2f} s in {p['frames']} frames"
+            )
             if p["scored"]:
                 b = p["box_at_peak"]
-                print("  timeline " + ", ".join(f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in p["segments"]))
-                print(f"  peak    frame {p['peak']['frame']} at {p['peak']['time_s']:.2f} s, face at x {b['x']:.0f}, y {b['y']:.0f}, "
-                      f"{b['width']:.0f} px")
+                print(
+                    "  timeline "
+                    + ", ".join(
+                        f"{s['label'] or 'no face'} {s['start_s']:.2f}-{s['end_s']:.2f} s" for s in p["segments"]
+                    )
+                )
+                print(
+                    f"  peak    frame {p['peak']['frame']} at {p['peak']['time_s']:.2f} s, face at x {b['x']:.0f}, y {b['y']:.0f}, "
+                    f"{b['width']:.0f} px"
+                )
             for image in p["attention_maps"] + ([p["thumbnail"]] if p.get("thumbnail") else []):
                 print(f"  image   {image['url']}")
     if result["faces"].get("dropped"):
-        print(f"  ({result['faces']['dropped']} more faces in a frame were not followed: RAMFER_MAX_FACES is {result['faces']['max_faces']})")
+        print(
+            f"  ({result['faces']['dropped']} more faces in a frame were not followed: RAMFER_MAX_FACES is {result['faces']['max_faces']})"
+        )
     print("  timings " + ", ".join(f"{k} {ms:.0f} ms" for k, ms in t.items()))
     print(f"  model   {result['model']['variant']} {result['model']['sha256'][:12]}")
 
@@ -371,7 +445,9 @@ def cmd_health(args) -> None:
             from service.settings import Settings
 
             settings = Settings()
-            names = redis.Redis.from_url(settings.redis_url, socket_timeout=5).zrangebyscore(f"{prefix(settings)}:workers", time.time(), "+inf")
+            names = redis.Redis.from_url(settings.redis_url, socket_timeout=5).zrangebyscore(
+                f"{prefix(settings)}:workers", time.time(), "+inf"
+            )
             host = socket.gethostname()
             if not any(n.decode().startswith(host + ":") for n in names):
                 sys.exit(f"no live worker registered from {host}")
@@ -393,24 +469,38 @@ def add_video_arguments(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders of them (their sub-folders too)")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="one video: print the full result as JSON")
-    shown.add_argument("--csv", action="store_true", help="one video: print its timeline as CSV (a row per person per clip)")
+    shown.add_argument(
+        "--csv", action="store_true", help="one video: print its timeline as CSV (a row per person per clip)"
+    )
     p.add_argument("--out", default=None, metavar="DIR", help=out)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="the API; with no RAMFER_REDIS_URL (or REDIS_URL) also an embedded Redis and local workers")
+    p = sub.add_parser(
+        "serve", help="the API; with no RAMFER_REDIS_URL (or REDIS_URL) also an embedded Redis and local workers"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode; default $RAMFER_WORKERS or 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (embedded mode; default $RAMFER_WORKERS or 1)"
+    )
     p.set_defaults(run=cmd_serve)
-    p = sub.add_parser("worker", help="one RQ worker process for RAMFER_REDIS_URL (or REDIS_URL) (loads the model once)")
+    p = sub.add_parser(
+        "worker", help="one RQ worker process for RAMFER_REDIS_URL (or REDIS_URL) (loads the model once)"
+    )
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(run=cmd_worker)
-    p = sub.add_parser("live-worker", help="one live worker process for RAMFER_REDIS_URL (or REDIS_URL): serves WS /live sessions (loads the model once)")
+    p = sub.add_parser(
+        "live-worker",
+        help="one live worker process for RAMFER_REDIS_URL (or REDIS_URL): serves WS /live sessions (loads the model once)",
+    )
     p.set_defaults(run=cmd_live_worker)
-    p = sub.add_parser("live", help="stream a video file (at its own pace) or a camera (its number) to a running service, print labels as they come")
+    p = sub.add_parser(
+        "live",
+        help="stream a video file (at its own pace) or a camera (its number) to a running service, print labels as they come",
+    )
     p.add_argument("source", help="a video file, or a camera's number (0: the first)")
     p.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
     p.add_argument("--fps", type=float, default=15.0, help="frames sent a second (the source's are skipped to match)")
@@ -418,31 +508,50 @@ def main(argv=None) -> None:
     p.add_argument("--api-key", default=None, help="the service's API key (default: $RAMFER_API_KEY)")
     p.add_argument("--json", action="store_true", help="print every message as a JSON line")
     p.set_defaults(run=cmd_live)
-    p = sub.add_parser("predict", help="analyse a video in this process, no server; several videos or a folder: a batch into --out")
-    add_video_arguments(p, out="one video: the folder for its attention PNGs (default: a new temporary folder); "
-                               "several or a folder: the batch's folder (a folder per video, summary.csv)")
+    p = sub.add_parser(
+        "predict", help="analyse a video in this process, no server; several videos or a folder: a batch into --out"
+    )
+    add_video_arguments(
+        p,
+        out="one video: the folder for its attention PNGs (default: a new temporary folder); "
+        "several or a folder: the batch's folder (a folder per video, summary.csv)",
+    )
     p.add_argument("--model", default=None, help="checkpoint folder (default: $RAMFER_MODEL_DIR or the bundled model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (a batch)")
     p.set_defaults(run=cmd_predict)
-    p = sub.add_parser("submit", help="send a video to a running service (local or remote), show progress, print the result; "
-                                      "several videos or a folder: a batch into --out")
+    p = sub.add_parser(
+        "submit",
+        help="send a video to a running service (local or remote), show progress, print the result; "
+        "several videos or a folder: a batch into --out",
+    )
     add_video_arguments(p, out="several videos or a folder: the batch's folder (a folder per video, summary.csv)")
     p.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
     p.add_argument("--api-key", default=None, help="sent as 'Authorization: Bearer KEY' (default: $RAMFER_API_KEY)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds the upload may wait for the result before polling")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds of polling")
-    p.add_argument("--retries", type=int, default=8, help="times a busy (429) or unavailable (503) service is asked again")
+    p.add_argument(
+        "--retries", type=int, default=8, help="times a busy (429) or unavailable (503) service is asked again"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_submit)
-    p = sub.add_parser("settings", help="print every setting (RAMFER_* variables) and its value here, secrets hidden; "
-                                        "--markdown: their reference (docs/configuration.md)")
+    p = sub.add_parser(
+        "settings",
+        help="print every setting (RAMFER_* variables) and its value here, secrets hidden; "
+        "--markdown: their reference (docs/configuration.md)",
+    )
     p.add_argument("--markdown", action="store_true", help="print the settings' reference table as Markdown")
-    p.add_argument("--write", default=None, metavar="FILE",
-                   help="replace the table between <!-- settings:start --> and <!-- settings:end --> in FILE")
+    p.add_argument(
+        "--write",
+        default=None,
+        metavar="FILE",
+        help="replace the table between <!-- settings:start --> and <!-- settings:end --> in FILE",
+    )
     p.set_defaults(run=cmd_settings)
     p = sub.add_parser("health", help="exit 0 if the API (or, with --worker, this host's worker) is healthy")
     p.add_argument("--worker", action="store_true")
-    p.add_argument("--live", action="store_true", help="a live worker of this host is registered (it has loaded the model)")
+    p.add_argument(
+        "--live", action="store_true", help="a live worker of this host is registered (it has loaded the model)"
+    )
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(run=cmd_health)
     args = ap.parse_args(argv)

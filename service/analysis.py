@@ -89,16 +89,30 @@ class Analysis:
     `fps` is the frame rate the tracker's gap (track_gap_s) is counted in; `detect_batch` frames
     are detected at once (one network call)."""
 
-    def __init__(self, predictor: Predictor, settings: Settings, fps: float, watch: Stopwatch, detect_batch: int,
-                 eager: bool = False):
+    def __init__(
+        self,
+        predictor: Predictor,
+        settings: Settings,
+        fps: float,
+        watch: Stopwatch,
+        detect_batch: int,
+        eager: bool = False,
+    ):
         self.predictor, self.settings, self.watch, self.eager = predictor, settings, watch, eager
-        self.tracker = Tracker(max_faces=settings.max_faces, min_face=settings.min_face_px,
-                               max_gap=max(1, round(settings.track_gap_s * (fps or 30.0))))
-        self.follow = PeopleStream(watch.wrap("detect", predictor.detector.detect_people), self.tracker,
-                                   radius=max(predictor.crop.smooth_radius, settings.detect_every),
-                                   detect_every=settings.detect_every, batch=detect_batch,
-                                   # new people are looked for about once a second (docs/performance.md: what it costs one face)
-                                   search_every=max(1, round(fps or 30.0)))
+        self.tracker = Tracker(
+            max_faces=settings.max_faces,
+            min_face=settings.min_face_px,
+            max_gap=max(1, round(settings.track_gap_s * (fps or 30.0))),
+        )
+        self.follow = PeopleStream(
+            watch.wrap("detect", predictor.detector.detect_people),
+            self.tracker,
+            radius=max(predictor.crop.smooth_radius, settings.detect_every),
+            detect_every=settings.detect_every,
+            batch=detect_batch,
+            # new people are looked for about once a second (docs/performance.md: what it costs one face)
+            search_every=max(1, round(fps or 30.0)),
+        )
         self.people: dict[int, Person] = {}
         self.times = FrameTimes()  # of the frames tracked so far
         self.streamed = 0  # clips submitted as they completed (clip k: frames 2k .. 2k + 7)
@@ -110,8 +124,9 @@ class Analysis:
         """The video's clips (clip_indices of its length), every one of them scored."""
         self._take(self.follow.finish())
         clips = clip_indices(len(self.times))  # the shared definition; the streamed clips are its first rows
-        assert not self.streamed or np.array_equal(clips[self.streamed - 1], regular_clip(self.streamed - 1)), \
+        assert not self.streamed or np.array_equal(clips[self.streamed - 1], regular_clip(self.streamed - 1)), (
             "streamed clips differ from clip_indices"
+        )
         for number in range(self.streamed, len(clips)):  # the clip aligned to the end, or the padded short one
             self._submit(number, clips[number])
         for person in self.people.values():
@@ -130,7 +145,9 @@ class Analysis:
             with watch.stage("crop"):
                 for pid, face in seen.faces.items():
                     if pid not in self.people:
-                        self.people[pid] = Person(pid, ClipScorer(self.predictor, watch, {}, scored=[] if self.eager else None))
+                        self.people[pid] = Person(
+                            pid, ClipScorer(self.predictor, watch, {}, scored=[] if self.eager else None)
+                        )
                     self.people[pid].add(seen.index, seen.gray, face, crop, self.settings.display_size)
             self.times.append(seen.time_s)
             n = len(self.times)

@@ -59,8 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(api_health.observe)
     if settings.cors_origins:  # off unless configured: browsers elsewhere cannot call the API
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"], expose_headers=["Location", "Retry-After"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Retry-After"],
         )
     for area in (api_jobs, api_health, api_live, api_page):
         app.include_router(area.router)

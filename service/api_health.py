@@ -27,12 +27,21 @@ def get_model(settings: SettingsDep):
         c = read_config(settings.model_dir)
     except CheckpointError as e:
         log.error("%s", model_unavailable(settings, e))  # names the folder: for the log, not the caller
-        raise ApiError(503, "model_unavailable", "The served model cannot be read; the operator has been told in the log.") from e
+        raise ApiError(
+            503, "model_unavailable", "The served model cannot be read; the operator has been told in the log."
+        ) from e
     return {
-        "name": c.get("name"), "decision": c.get("decision"),
-        "variant": c["model"]["variant"], "classes": c["classes"], "input_size": c["model"]["input_size"],
-        "clip_length": c["clip"]["length"], "stride": c["clip"]["stride"], "sha256": c["weights_sha256"],
-        "parameters": c.get("parameters", 0), "crop": c["crop"], "metrics": c.get("metrics", {}),
+        "name": c.get("name"),
+        "decision": c.get("decision"),
+        "variant": c["model"]["variant"],
+        "classes": c["classes"],
+        "input_size": c["model"]["input_size"],
+        "clip_length": c["clip"]["length"],
+        "stride": c["clip"]["stride"],
+        "sha256": c["weights_sha256"],
+        "parameters": c.get("parameters", 0),
+        "crop": c["crop"],
+        "metrics": c.get("metrics", {}),
         "training": {k: c.get(k) for k in ("command", "seed", "train", "data", "trained_on", "train_seconds")},
     }
 
@@ -42,18 +51,31 @@ def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, responses=ERRORS, summary="Readiness: Redis, the storage and a worker with the model")
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    responses=ERRORS,
+    summary="Readiness: Redis, the storage and a worker with the model",
+)
 def readyz(request: Request, queue: QueueDep, storage: StorageDep):
     queue.connection.ping()
     storage.ping()
     workers = len(jobs.live_workers(queue))
     if workers == 0:
         raise ApiError(503, "no_workers", "No worker with the model is running; jobs would wait.")
-    return {"status": "ready", "redis": True, "storage": True, "workers": workers, "queue_depth": jobs.queue_depth(queue),
-            "live_workers": live.live_worker_count(queue.connection, request.app.state.settings)}
+    return {
+        "status": "ready",
+        "redis": True,
+        "storage": True,
+        "workers": workers,
+        "queue_depth": jobs.queue_depth(queue),
+        "live_workers": live.live_worker_count(queue.connection, request.app.state.settings),
+    }
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}, summary="Prometheus metrics")
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}, summary="Prometheus metrics"
+)
 def metrics(request: Request):
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

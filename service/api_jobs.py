@@ -43,10 +43,17 @@ BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary", "description": f"the video ({ACCEPTED})"}},
-            }}},
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": f"the video ({ACCEPTED})"}
+                        },
+                    }
+                }
+            },
         }
     },
 )
@@ -90,7 +97,9 @@ async def enqueue(request: Request, queue: Queue, settings: Settings, storage: S
         raise
     try:
         await run_in_threadpool(storage.put_staged, key, staged)
-        await run_in_threadpool(jobs.submit, queue, settings, job_id, {"filename": upload.filename[:200], "bytes": upload.size})
+        await run_in_threadpool(
+            jobs.submit, queue, settings, job_id, {"filename": upload.filename[:200], "bytes": upload.size}
+        )
     except BaseException:
         staged.unlink(missing_ok=True)
         with contextlib.suppress(Exception):  # else the expiry cleanup removes it
@@ -117,7 +126,9 @@ async def result_within(request: Request, queue: Queue, job_id: str, wait_s: flo
     return None
 
 
-@router.get("/jobs/{job_id}", response_model=JobView, responses=ERRORS, name="get_job", summary="A job's status and result")
+@router.get(
+    "/jobs/{job_id}", response_model=JobView, responses=ERRORS, name="get_job", summary="A job's status and result"
+)
 def get_job(job_id: str, request: Request, queue: QueueDep):
     view = current_view(queue, job_id, base_url(request))
     if view is None:
@@ -128,8 +139,11 @@ def get_job(job_id: str, request: Request, queue: QueueDep):
 @router.get(
     "/jobs/{job_id}/attention/{name}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "the image"},
-               307: {"description": "S3_PRESIGNED_URLS: the image's presigned URL in the bucket (Location)"}, **ERRORS},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the image"},
+        307: {"description": "S3_PRESIGNED_URLS: the image's presigned URL in the bucket (Location)"},
+        **ERRORS,
+    },
     summary="An attention-map image of a finished job",
 )
 def get_attention(job_id: str, name: str, queue: QueueDep, storage: StorageDep):
@@ -150,17 +164,24 @@ def get_attention(job_id: str, name: str, queue: QueueDep, storage: StorageDep):
 @router.get(
     "/jobs/{job_id}/video",
     response_class=Response,
-    responses={200: {"content": {"video/mp4": {}, "video/webm": {}, "video/ogg": {}, "application/octet-stream": {}},
-                     "description": "the uploaded video, as it was uploaded"},
-               206: {"description": "the bytes a Range header asked for (Content-Range says which)"},
-               307: {"description": "S3_PRESIGNED_URLS: the video's presigned URL in the bucket (Location)"},
-               416: {"model": ErrorBody, "description": "the Range asked for lies beyond the video's end"}, **ERRORS},
+    responses={
+        200: {
+            "content": {"video/mp4": {}, "video/webm": {}, "video/ogg": {}, "application/octet-stream": {}},
+            "description": "the uploaded video, as it was uploaded",
+        },
+        206: {"description": "the bytes a Range header asked for (Content-Range says which)"},
+        307: {"description": "S3_PRESIGNED_URLS: the video's presigned URL in the bucket (Location)"},
+        416: {"model": ErrorBody, "description": "the Range asked for lies beyond the video's end"},
+        **ERRORS,
+    },
     summary="A job's uploaded video, for a player (Range requests: seeking works)",
 )
 def get_video(job_id: str, request: Request, queue: QueueDep, storage: StorageDep):
     """The video that was uploaded, kept as long as the job's images when it finished (KEEP_VIDEOS);
     one byte range at a time (`Range: bytes=START-END`), as a browser's player asks while seeking."""
-    missing = ApiError(404, "unknown_video", f"No video for job {job_id!r} (unknown, expired, failed, or videos are not kept).")
+    missing = ApiError(
+        404, "unknown_video", f"No video for job {job_id!r} (unknown, expired, failed, or videos are not kept)."
+    )
     if not jobs.JOB_ID.match(job_id) or jobs.fetch(queue, job_id) is None:
         raise missing
     key = upload_key(job_id)
@@ -174,10 +195,16 @@ def get_video(job_id: str, request: Request, queue: QueueDep, storage: StorageDe
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
         media_type = VIDEO_TYPES.get(sniff_container(head), "application/octet-stream")
         if (wanted := byte_range(request.headers.get("range"), size)) is None:
-            return StreamingResponse(storage.stream(key), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+            return StreamingResponse(
+                storage.stream(key), media_type=media_type, headers={**headers, "Content-Length": str(size)}
+            )
         start, end = wanted
-        return StreamingResponse(storage.stream(key, start, end), status_code=206, media_type=media_type,
-                                 headers={**headers, "Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"})
+        return StreamingResponse(
+            storage.stream(key, start, end),
+            status_code=206,
+            media_type=media_type,
+            headers={**headers, "Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"},
+        )
     except FileNotFoundError:
         raise missing from None
 
@@ -185,10 +212,14 @@ def get_video(job_id: str, request: Request, queue: QueueDep, storage: StorageDe
 @router.get(
     "/jobs/{job_id}/timeline.csv",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "the timeline, a row per person per clip "
-                     "(docs/usage.md, \"The timeline as a table\")"},
-               409: {"model": ErrorBody, "description": "the job has not finished (job_not_finished) or failed (job_failed)"},
-               **ERRORS},
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": 'the timeline, a row per person per clip (docs/usage.md, "The timeline as a table")',
+        },
+        409: {"model": ErrorBody, "description": "the job has not finished (job_not_finished) or failed (job_failed)"},
+        **ERRORS,
+    },
     summary="A finished job's timeline as CSV",
 )
 def get_timeline_csv(job_id: str, request: Request, queue: QueueDep):
@@ -201,9 +232,14 @@ def get_timeline_csv(job_id: str, request: Request, queue: QueueDep):
     if view["status"] == "failed":
         raise ApiError(409, "job_failed", f"Job {job_id!r} failed ({view['error']['code']}): it has no timeline.")
     if view["status"] != "finished":
-        raise ApiError(409, "job_not_finished", f"Job {job_id!r} is {view['status']}; its timeline exists once it has finished.")
-    return Response(timeline_csv(view["result"]), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'inline; filename="{job_id}-timeline.csv"'})
+        raise ApiError(
+            409, "job_not_finished", f"Job {job_id!r} is {view['status']}; its timeline exists once it has finished."
+        )
+    return Response(
+        timeline_csv(view["result"]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{job_id}-timeline.csv"'},
+    )
 
 
 def current_view(queue: Queue, job_id: str, base: str) -> dict | None:
@@ -231,6 +267,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, end = int(first), min(int(last), size - 1) if last else size - 1
     if start >= size or end < start:
-        raise ApiError(416, "range_not_satisfiable", f"The video has {size} bytes; the range asked for is not within them.",
-                       {"Content-Range": f"bytes */{size}"})
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"The video has {size} bytes; the range asked for is not within them.",
+            {"Content-Range": f"bytes */{size}"},
+        )
     return start, end

@@ -13,8 +13,12 @@ from service.schemas import ErrorBody
 router = APIRouter()
 
 
-@router.get("/live", status_code=426, responses={426: {"model": ErrorBody, "description": "not a WebSocket request"}},
-            summary="Live: a camera stream analysed as it happens (WebSocket)")
+@router.get(
+    "/live",
+    status_code=426,
+    responses={426: {"model": ErrorBody, "description": "not a WebSocket request"}},
+    summary="Live: a camera stream analysed as it happens (WebSocket)",
+)
 def live_protocol():
     """**A WebSocket** (`ws://HOST/live`, `wss://` behind TLS); a plain GET answers 426. The protocol
     (docs/api.md, "Live"; each message's schema is below, LiveStart to LiveError, and listed under this
@@ -41,8 +45,12 @@ def live_protocol():
     that means the same: 4400 bad_message, bad_frame, frame_out_of_order, frame_size_changed;
     4401 unauthorized; 4408 idle_timeout, not_reading; 4413 frame_too_large, resolution_too_large;
     4429 too_many_sessions; 4503 no_live_worker, worker_lost, redis_unavailable; 4500 internal_error."""
-    raise ApiError(426, "websocket_required", "GET /live is a WebSocket: connect with ws:// (see this route's description).",
-                   {"Upgrade": "websocket"})
+    raise ApiError(
+        426,
+        "websocket_required",
+        "GET /live is a WebSocket: connect with ws:// (see this route's description).",
+        {"Upgrade": "websocket"},
+    )
 
 
 @router.websocket("/live")

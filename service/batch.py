@@ -24,8 +24,25 @@ log = logging.getLogger(__name__)
 
 # Files a folder's videos are told by (a file named on the command line is tried whatever its name):
 # the suffixes of the containers training.video reads.
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts", ".m2ts",
-                  ".mpg", ".mpeg", ".vob", ".ogg", ".ogv"}
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".3gp",
+    ".3g2",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".flv",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".mpg",
+    ".mpeg",
+    ".vob",
+    ".ogg",
+    ".ogv",
+}
 RESULT, TIMELINE, ERROR, SUMMARY = "result.json", "timeline.csv", "error.json", "summary.csv"
 
 
@@ -46,8 +63,13 @@ def videos_of(paths: list[str]) -> list[Video]:
     found: list[tuple[Path, str]] = []
     for given in map(Path, paths):
         if given.is_dir():
-            found += [(f, f.relative_to(given).as_posix()) for f in sorted(given.rglob("*"))
-                      if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not any(part.startswith(".") for part in f.relative_to(given).parts)]
+            found += [
+                (f, f.relative_to(given).as_posix())
+                for f in sorted(given.rglob("*"))
+                if f.is_file()
+                and f.suffix.lower() in VIDEO_SUFFIXES
+                and not any(part.startswith(".") for part in f.relative_to(given).parts)
+            ]
         else:
             found.append((given, given.name))
     videos, used = [], set()
@@ -67,7 +89,9 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run_batch(videos: list[Video], out: Path, analyse: Callable[[Path, Path], dict], quiet: bool = False) -> dict[str, int]:
+def run_batch(
+    videos: list[Video], out: Path, analyse: Callable[[Path, Path], dict], quiet: bool = False
+) -> dict[str, int]:
     """Analyse each video not done before; `analyse(video, its folder)` returns the result or raises
     an error with `.code` and `.message` (training.video.VideoError, service.client.ServiceError).
     Writes summary.csv over the whole batch (done before or now); returns the counts."""

@@ -13,6 +13,7 @@ other error is raised as ServiceError with the service's own code and message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import time
@@ -37,14 +38,24 @@ def error_of(response: httpx.Response) -> ServiceError:
         error = response.json()["error"]
         return ServiceError(response.status_code, error["code"], error["message"])
     except (ValueError, KeyError, TypeError):  # not one of the service's answers (a proxy's page ...)
-        return ServiceError(response.status_code, f"http_{response.status_code}", response.text[:200] or response.reason_phrase)
+        return ServiceError(
+            response.status_code, f"http_{response.status_code}", response.text[:200] or response.reason_phrase
+        )
 
 
 class Client:
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0, retries: int = 8,
-                 backoff_s: float = 1.0, max_backoff_s: float = 30.0, poll_s: float = 0.5,
-                 on_retry: Callable[[httpx.Response | Exception, float], None] | None = None,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 8,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        poll_s: float = 0.5,
+        on_retry: Callable[[httpx.Response | Exception, float], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
         self.retries, self.backoff_s, self.max_backoff_s, self.poll_s = retries, backoff_s, max_backoff_s, poll_s
@@ -68,12 +79,16 @@ class Client:
                 if files:
                     field, path = files
                     with open(path, "rb") as f:
-                        response = self.http.request(method, url, files={field: (Path(path).name, f, "application/octet-stream")}, **kwargs)
+                        response = self.http.request(
+                            method, url, files={field: (Path(path).name, f, "application/octet-stream")}, **kwargs
+                        )
                 else:
                     response = self.http.request(method, url, **kwargs)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
                 if attempt == self.retries:
-                    raise ServiceError(0, "unreachable", f"The service at {self.http.base_url} cannot be reached: {e}") from e
+                    raise ServiceError(
+                        0, "unreachable", f"The service at {self.http.base_url} cannot be reached: {e}"
+                    ) from e
                 self._pause(e, None, attempt)
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == self.retries:
@@ -91,8 +106,13 @@ class Client:
 
     def submit(self, path: str | Path, wait: float = 0.0) -> dict:
         """Upload: the result (when done within `wait` s) or {"job_id", "status_url"}."""
-        response = self.request("POST", "/predict", params={"wait": wait}, files_from=("file", path),
-                                timeout=self.http.timeout.read + wait if self.http.timeout.read else None)
+        response = self.request(
+            "POST",
+            "/predict",
+            params={"wait": wait},
+            files_from=("file", path),
+            timeout=self.http.timeout.read + wait if self.http.timeout.read else None,
+        )
         if response.status_code not in (200, 202):
             raise error_of(response)
         return response.json()
@@ -103,7 +123,9 @@ class Client:
             raise error_of(response)
         return response.json()
 
-    def wait_for(self, job_id: str, on_progress: Callable[[dict], None] | None = None, timeout: float | None = None) -> dict:
+    def wait_for(
+        self, job_id: str, on_progress: Callable[[dict], None] | None = None, timeout: float | None = None
+    ) -> dict:
         """Poll a job until it has finished: its result; a failed job raises its error."""
         deadline = time.monotonic() + timeout if timeout else None
         while True:
@@ -119,8 +141,13 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {view['status']} after {timeout} s")
             time.sleep(self.poll_s)
 
-    def predict(self, path: str | Path, wait: float = 0.0, on_progress: Callable[[dict], None] | None = None,
-                timeout: float | None = None) -> dict:
+    def predict(
+        self,
+        path: str | Path,
+        wait: float = 0.0,
+        on_progress: Callable[[dict], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict:
         """Analyse a video: upload it, follow its job; the result (docs/api.md, "The result")."""
         answer = self.submit(path, wait=wait)
         if "job_id" in answer and "expression" not in answer:
@@ -188,10 +215,8 @@ class LiveSession:
         except ConnectionClosed:
             return None
         if message.get("type") == "error":  # the close (with its code) follows
-            try:
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
                 self.ws.recv(5)
-            except (ConnectionClosed, TimeoutError):
-                pass
             raise ServiceError(self.ws.close_code or 0, message["code"], message["message"])
         return message
 

@@ -23,14 +23,22 @@ def neutral_bias(predictor: Predictor, settings: Settings) -> float:
     return predictor.neutral_bias if settings.neutral_bias is None else settings.neutral_bias
 
 
-def decide_clips(probabilities: np.ndarray, predictor: Predictor, settings: Settings) -> tuple[int, np.ndarray, np.ndarray, float]:
+def decide_clips(
+    probabilities: np.ndarray, predictor: Predictor, settings: Settings
+) -> tuple[int, np.ndarray, np.ndarray, float]:
     """The service's decision rule on clips' network probabilities (N, K), for uploads and live
     sessions alike: training.clips.decide_video with the service's settings, neutral abstaining.
     Returns the winner, the votes, each clip's decided label and the confidence: the winner's share
     of the clips that voted (neutral clips stand aside when an expression wins)."""
     classes = predictor.classes
     neutral = neutral_class(classes)
-    winner, votes, labels = decide_video(probabilities, len(classes), abstain=neutral, radius=settings.vote_smooth_clips,
-                                         min_run=settings.vote_min_clips, abstain_bias=neutral_bias(predictor, settings))
+    winner, votes, labels = decide_video(
+        probabilities,
+        len(classes),
+        abstain=neutral,
+        radius=settings.vote_smooth_clips,
+        min_run=settings.vote_min_clips,
+        abstain_bias=neutral_bias(predictor, settings),
+    )
     voting = int(votes.sum() if neutral is None or winner == neutral else votes.sum() - votes[neutral])
     return winner, votes, labels, round(float(votes[winner] / max(voting, 1)), 4)

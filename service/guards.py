@@ -38,10 +38,18 @@ def key_is_valid(header: str, keys: list[str]) -> bool:
 async def require_api_key(request: Request, call_next):
     """HTTP middleware: 401 for a request without a valid key, where the service has keys (API_KEYS)."""
     keys = request.app.state.settings.api_keys
-    if keys and not is_open(request.url.path) and request.method != "OPTIONS":
-        if not key_is_valid(request.headers.get("authorization", ""), keys):
-            return error_response(401, "unauthorized", "This service needs an API key: send 'Authorization: Bearer <key>'.",
-                                  {"WWW-Authenticate": "Bearer"})
+    if (
+        keys
+        and not is_open(request.url.path)
+        and request.method != "OPTIONS"
+        and not key_is_valid(request.headers.get("authorization", ""), keys)
+    ):
+        return error_response(
+            401,
+            "unauthorized",
+            "This service needs an API key: send 'Authorization: Bearer <key>'.",
+            {"WWW-Authenticate": "Bearer"},
+        )
     return await call_next(request)
 
 
@@ -56,7 +64,12 @@ def client_id(request: Request) -> str:
 def check_rate_and_room(queue: Queue, settings: Settings, who: str) -> None:
     """429 when the queue is full or this client has used its uploads for the minute."""
     if queue.count >= settings.max_queued_jobs:
-        raise ApiError(429, "queue_full", "Too many videos are waiting; try again shortly.", {"Retry-After": str(settings.queue_full_retry_after_s)})
+        raise ApiError(
+            429,
+            "queue_full",
+            "Too many videos are waiting; try again shortly.",
+            {"Retry-After": str(settings.queue_full_retry_after_s)},
+        )
     if settings.rate_limit_per_minute > 0:
         minute = int(time.time() // 60)
         key = f"ramfer:rate:{who}:{minute}"
@@ -66,4 +79,9 @@ def check_rate_and_room(queue: Queue, settings: Settings, who: str) -> None:
             count = p.execute()[0]
         if count > settings.rate_limit_per_minute:
             retry = str(60 - int(time.time() % 60))
-            raise ApiError(429, "rate_limited", f"At most {settings.rate_limit_per_minute} uploads a minute per client.", {"Retry-After": retry})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"At most {settings.rate_limit_per_minute} uploads a minute per client.",
+                {"Retry-After": retry},
+            )

@@ -30,14 +30,24 @@ DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)  # job seconds,
 
 # Why a job failed, for the client: the worker stores {"code", "message"} for a bad video;
 # the rest are failures of the machinery, told apart by RQ's exception text.
-LOST = {"code": "worker_lost", "message": "The worker analysing this video stopped (it was killed or crashed). Please submit it again."}
+LOST = {
+    "code": "worker_lost",
+    "message": "The worker analysing this video stopped (it was killed or crashed). Please submit it again.",
+}
 TIMEOUT = {"code": "job_timeout", "message": "The analysis took longer than this service allows."}
-INTERNAL = {"code": "internal_error", "message": "The analysis failed because of an internal error. It has been logged."}
-STORAGE_DOWN = {"code": "storage_unavailable",
-                "message": "The storage holding videos and results could not be reached while this video was analysed. "
-                           "Please submit it again."}
-UPLOAD_MISSING = {"code": "upload_missing",
-                  "message": "The uploaded video was no longer in the storage when its turn came (expired or removed). Please submit it again."}
+INTERNAL = {
+    "code": "internal_error",
+    "message": "The analysis failed because of an internal error. It has been logged.",
+}
+STORAGE_DOWN = {
+    "code": "storage_unavailable",
+    "message": "The storage holding videos and results could not be reached while this video was analysed. "
+    "Please submit it again.",
+}
+UPLOAD_MISSING = {
+    "code": "upload_missing",
+    "message": "The uploaded video was no longer in the storage when its turn came (expired or removed). Please submit it again.",
+}
 
 
 def connect(settings: Settings) -> Redis:
@@ -119,8 +129,11 @@ def job_view(job: Job, base_url: str = "") -> dict:
     """What GET /jobs/{id} shows: status, progress, and the result or the error."""
     status = job.get_status(refresh=False)
     state = {
-        JobStatus.QUEUED: "queued", JobStatus.DEFERRED: "queued", JobStatus.SCHEDULED: "queued",
-        JobStatus.STARTED: "started", JobStatus.FINISHED: "finished",
+        JobStatus.QUEUED: "queued",
+        JobStatus.DEFERRED: "queued",
+        JobStatus.SCHEDULED: "queued",
+        JobStatus.STARTED: "started",
+        JobStatus.FINISHED: "finished",
     }.get(status, "failed")
     result = None
     if state == "finished":
@@ -153,7 +166,7 @@ def delete_expired_files(redis: Redis, storage: Storage, min_age_s: float = 60.0
     newest: dict[str, float] = {}  # an upload key or a results prefix -> its newest file's time
     for prefix in ("uploads", "results"):
         for entry in storage.list(prefix):
-            rest = entry.key[len(prefix) + 1:]
+            rest = entry.key[len(prefix) + 1 :]
             group = entry.key if prefix == "uploads" else f"results/{rest.split('/', 1)[0]}"
             newest[group] = max(newest.get(group, 0.0), entry.modified)
     removed = 0

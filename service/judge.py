@@ -31,7 +31,9 @@ class Judge:
     times: FrameTimes
     fps: float
     out_dir: Path | None
-    decided: dict[int, tuple[int, np.ndarray, dict[int, int], float]] = field(default_factory=dict)  # person id -> decide()
+    decided: dict[int, tuple[int, np.ndarray, dict[int, int], float]] = field(
+        default_factory=dict
+    )  # person id -> decide()
 
     def decide(self, person: Person) -> tuple[int, np.ndarray, dict[int, int], float]:
         """(winner, votes, {clip: decided label}, confidence) of a scored person (decide_clips)."""
@@ -39,7 +41,8 @@ class Judge:
             face_clips = sorted(person.scorer.probs)
             with self.watch.stage("vote"):
                 winner, votes, decided, confidence = decide_clips(
-                    np.stack([person.scorer.probs[c] for c in face_clips]), self.predictor, self.settings)
+                    np.stack([person.scorer.probs[c] for c in face_clips]), self.predictor, self.settings
+                )
             self.decided[person.id] = winner, votes, dict(zip(face_clips, decided)), confidence
         return self.decided[person.id]
 
@@ -53,16 +56,28 @@ class Judge:
         rows = []
         for c in numbers:
             face = c in scorer.probs
-            rows.append(schemas.Clip(**self.grid[c], label=classes[int(scorer.probs[c].argmax())] if face else None,
-                                     probabilities=by_class(classes, scorer.reported[c]) if face else None, face=face))
-        runs = label_runs(merge_short_runs([classes[decided[r.index]] if r.index in decided else None for r in rows],
-                                           self.settings.vote_min_clips))
-        segments = [schemas.Segment(
-            label=label,
-            start_s=rows[first].start_s,
-            end_s=rows[runs[k + 1][1]].start_s if k + 1 < len(runs) else rows[last].end_s,
-            clips=last - first + 1,
-        ) for k, (label, first, last) in enumerate(runs)]
+            rows.append(
+                schemas.Clip(
+                    **self.grid[c],
+                    label=classes[int(scorer.probs[c].argmax())] if face else None,
+                    probabilities=by_class(classes, scorer.reported[c]) if face else None,
+                    face=face,
+                )
+            )
+        runs = label_runs(
+            merge_short_runs(
+                [classes[decided[r.index]] if r.index in decided else None for r in rows], self.settings.vote_min_clips
+            )
+        )
+        segments = [
+            schemas.Segment(
+                label=label,
+                start_s=rows[first].start_s,
+                end_s=rows[runs[k + 1][1]].start_s if k + 1 < len(runs) else rows[last].end_s,
+                clips=last - first + 1,
+            )
+            for k, (label, first, last) in enumerate(runs)
+        ]
         return rows, segments
 
     def person(self, person: Person) -> schemas.Person:
@@ -70,17 +85,35 @@ class Judge:
         clip of them was, their expression, timeline, peak and attention maps."""
         classes, scorer, times = self.predictor.classes, person.scorer, self.times
         first, last = min(person.crops), max(person.crops)
-        seen = {"id": person.id, "scored": bool(scorer.probs), "first_s": round(times[first], 3),
-                "last_s": round(times[last] + 1 / self.fps, 3), "frames": len(person.crops),
-                "thumbnail": self.thumbnail(person), "track": track_of(person.boxes, times)}
+        seen = {
+            "id": person.id,
+            "scored": bool(scorer.probs),
+            "first_s": round(times[first], 3),
+            "last_s": round(times[last] + 1 / self.fps, 3),
+            "frames": len(person.crops),
+            "thumbnail": self.thumbnail(person),
+            "track": track_of(person.boxes, times),
+        }
         if not scorer.probs:
-            return schemas.Person(**seen, box_at_peak=None, expression=None, confidence=None, votes=None, probabilities=None,
-                                  clips=[], segments=[], peak=None, attention_maps=[])
+            return schemas.Person(
+                **seen,
+                box_at_peak=None,
+                expression=None,
+                confidence=None,
+                votes=None,
+                probabilities=None,
+                clips=[],
+                segments=[],
+                peak=None,
+                attention_maps=[],
+            )
         winner, votes, _, confidence = self.decide(person)
         _, peak_clip, peak_displays, peak_maps = scorer.best[winner]  # the clip that showed it most
         peak_frame = int(self.clips[peak_clip][-1])  # the network decides at a clip's last frame
         maps = self.attention_maps(person, winner, self.clips[peak_clip], peak_displays, peak_maps)
-        clips, segments = self.timeline(person, [c for c, idx in enumerate(self.clips) if idx[-1] >= first and idx[0] <= last])
+        clips, segments = self.timeline(
+            person, [c for c, idx in enumerate(self.clips) if idx[-1] >= first and idx[0] <= last]
+        )
         return schemas.Person(
             **seen,
             expression=classes[winner],
@@ -102,8 +135,9 @@ class Judge:
             _, frame, image = person.thumbnail
             return render_face(Path(self.out_dir), f"person{person.id}_face", image, frame, self.times[frame])
 
-    def attention_maps(self, person: Person, winner: int, frames: np.ndarray, displays: list,
-                       maps: np.ndarray | None) -> list[schemas.AttentionMap]:
+    def attention_maps(
+        self, person: Person, winner: int, frames: np.ndarray, displays: list, maps: np.ndarray | None
+    ) -> list[schemas.AttentionMap]:
         """The pictures of the person's peak clip (service/render.py), as PNGs in out_dir: where RAM
         looked and where the answer came from (none without out_dir or attention)."""
         if self.out_dir is None or maps is None:
@@ -111,14 +145,23 @@ class Judge:
         with self.watch.stage("render"):
             peak_frames = [int(i) for i in frames]
             evidence = self.predictor.evidence(np.stack([person.crops[i] for i in peak_frames]), winner)
-            return render_attention(Path(self.out_dir), np.stack(displays), maps, peak_frames,
-                                    [self.times[i] for i in peak_frames], evidence, prefix=f"person{person.id}_")
+            return render_attention(
+                Path(self.out_dir),
+                np.stack(displays),
+                maps,
+                peak_frames,
+                [self.times[i] for i in peak_frames],
+                evidence,
+                prefix=f"person{person.id}_",
+            )
 
 
 def box_of(box: np.ndarray) -> schemas.Box:
     """A face's square box (cx, cy, side, ...) as a result shows it: left, top, width, height in frame pixels."""
     cx, cy, side = (float(v) for v in box[:3])
-    return schemas.Box(x=round(cx - side / 2, 1), y=round(cy - side / 2, 1), width=round(side, 1), height=round(side, 1))
+    return schemas.Box(
+        x=round(cx - side / 2, 1), y=round(cy - side / 2, 1), width=round(side, 1), height=round(side, 1)
+    )
 
 
 def track_of(boxes: dict[int, np.ndarray], times: FrameTimes) -> schemas.Track:

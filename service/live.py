@@ -43,10 +43,20 @@ OUT_TTL_S = 60  # results nobody reads are gone after this long
 
 # Close codes: 4000 + the HTTP status that means the same.
 CLOSE = {
-    "bad_message": 4400, "bad_frame": 4400, "frame_out_of_order": 4400, "frame_size_changed": 4400,
-    "unauthorized": 4401, "idle_timeout": 4408, "not_reading": 4408,
-    "frame_too_large": 4413, "resolution_too_large": 4413, "too_many_sessions": 4429,
-    "no_live_worker": 4503, "worker_lost": 4503, "redis_unavailable": 4503, "internal_error": 4500,
+    "bad_message": 4400,
+    "bad_frame": 4400,
+    "frame_out_of_order": 4400,
+    "frame_size_changed": 4400,
+    "unauthorized": 4401,
+    "idle_timeout": 4408,
+    "not_reading": 4408,
+    "frame_too_large": 4413,
+    "resolution_too_large": 4413,
+    "too_many_sessions": 4429,
+    "no_live_worker": 4503,
+    "worker_lost": 4503,
+    "redis_unavailable": 4503,
+    "internal_error": 4500,
 }
 
 
@@ -72,7 +82,9 @@ return 1
 """
 
 
-BAD_START = 'The first message must be the JSON {"type": "start", "fps": 15} (with "api_key" when the service needs one).'
+BAD_START = (
+    'The first message must be the JSON {"type": "start", "fps": 15} (with "api_key" when the service needs one).'
+)
 
 
 class Refused(Exception):
@@ -89,7 +101,9 @@ def start_message(start: dict) -> LiveStart:
         return LiveStart.model_validate(start)
     except ValidationError as e:
         if any(error["loc"][:1] == ("fps",) for error in e.errors()):
-            raise Refused("bad_message", '"fps" must be a number from 1 to 60 (the rate frames will be sent at).') from None
+            raise Refused(
+                "bad_message", '"fps" must be a number from 1 to 60 (the rate frames will be sent at).'
+            ) from None
         raise Refused("bad_message", BAD_START) from None
 
 
@@ -102,7 +116,9 @@ def parsed(model: type[BaseModel], text: str | None) -> BaseModel | None:
 
 
 def connect(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
+    return aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
+    )
 
 
 def live_worker_count(sync_redis, settings: Settings) -> int:
@@ -120,8 +136,11 @@ async def run_session(ws: WebSocket, settings: Settings, redis: aioredis.Redis, 
         if settings.api_keys:
             header = ws.headers.get("authorization") or f"Bearer {start.get('api_key') or ''}"
             if not key_is_valid(header, settings.api_keys):
-                raise Refused("unauthorized", "This service needs an API key: send it as the start message's "
-                                              "\"api_key\" (or as 'Authorization: Bearer <key>').")
+                raise Refused(
+                    "unauthorized",
+                    "This service needs an API key: send it as the start message's "
+                    "\"api_key\" (or as 'Authorization: Bearer <key>').",
+                )
         await session.open(start)
         await session.run()
     except Refused as e:
@@ -129,8 +148,11 @@ async def run_session(ws: WebSocket, settings: Settings, redis: aioredis.Redis, 
         await session.close_with(e.code, e.message)
     except (RedisConnectionError, RedisTimeoutError, OSError) as e:
         log.warning("live session %s: Redis unavailable: %s", sid, e)
-        await session.close_with("redis_unavailable", "Redis, which carries the frames to the model, cannot be reached; "
-                                                      "the session is closed. Try again shortly.")
+        await session.close_with(
+            "redis_unavailable",
+            "Redis, which carries the frames to the model, cannot be reached; "
+            "the session is closed. Try again shortly.",
+        )
     except WebSocketDisconnect:
         pass
     except Exception:
@@ -171,11 +193,14 @@ class Session:
         fps = start_message(start).fps
         now = time.time()
         lease = now + 3 * s.live_worker_grace_s + s.live_idle_timeout_s
-        took = await self.redis.eval(TAKE_PLACE, 1, f"{p}:sessions", now, s.live_max_sessions, lease, self.sid,
-                                     int(lease - now) + 60)
+        took = await self.redis.eval(
+            TAKE_PLACE, 1, f"{p}:sessions", now, s.live_max_sessions, lease, self.sid, int(lease - now) + 60
+        )
         if not took:
-            raise Refused("too_many_sessions", f"This service holds at most {s.live_max_sessions} live sessions at once; "
-                                               "try again later.")
+            raise Refused(
+                "too_many_sessions",
+                f"This service holds at most {s.live_max_sessions} live sessions at once; try again later.",
+            )
         self.placed = True
         if not await self.redis.zcount(f"{p}:workers", now, "+inf"):
             raise Refused("no_live_worker", "No live worker is running: live sessions cannot be served now.")
@@ -188,13 +213,24 @@ class Session:
         deadline = time.monotonic() + s.live_start_timeout_s
         while not await self.redis.exists(self.key("worker")):
             if time.monotonic() > deadline:
-                raise Refused("no_live_worker", f"Every live worker is busy (at most {s.live_sessions_per_worker} "
-                                                "sessions each); try again later.")
+                raise Refused(
+                    "no_live_worker",
+                    f"Every live worker is busy (at most {s.live_sessions_per_worker} sessions each); try again later.",
+                )
             await asyncio.sleep(0.02)
-        await self.send(LiveReady(session=self.sid, fps=fps, limits=LiveLimits(
-            max_frame_bytes=s.live_max_frame_bytes, buffer_frames=s.live_buffer_frames,
-            idle_timeout_s=s.live_idle_timeout_s, decide_every_clips=s.live_decide_every_clips,
-            window_s=s.live_window_s)))
+        await self.send(
+            LiveReady(
+                session=self.sid,
+                fps=fps,
+                limits=LiveLimits(
+                    max_frame_bytes=s.live_max_frame_bytes,
+                    buffer_frames=s.live_buffer_frames,
+                    idle_timeout_s=s.live_idle_timeout_s,
+                    decide_every_clips=s.live_decide_every_clips,
+                    window_s=s.live_window_s,
+                ),
+            )
+        )
 
     async def run(self) -> None:
         """Frames in and results out at once, until the worker's "end" (after a stop), or an error."""
@@ -219,7 +255,9 @@ class Session:
             try:
                 msg = await asyncio.wait_for(self.ws.receive(), s.live_idle_timeout_s)
             except asyncio.TimeoutError:
-                raise Refused("idle_timeout", f"No frame for {s.live_idle_timeout_s:g} s: the session is closed.") from None
+                raise Refused(
+                    "idle_timeout", f"No frame for {s.live_idle_timeout_s:g} s: the session is closed."
+                ) from None
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
             if msg.get("bytes") is not None:
@@ -234,17 +272,30 @@ class Session:
     async def add_frame(self, data: bytes) -> None:
         s = self.settings
         if len(data) > s.live_max_frame_bytes:
-            raise Refused("frame_too_large", f"A frame of {len(data):,} bytes; this service accepts up to {s.live_max_frame_bytes:,}.")
-        if len(data) <= HEADER.size + len(JPEG_MAGIC) or not data[HEADER.size:].startswith(JPEG_MAGIC):
-            raise Refused("bad_frame", "A frame is 8 bytes of capture time (float64, big-endian, seconds) followed by a JPEG image.")
+            raise Refused(
+                "frame_too_large",
+                f"A frame of {len(data):,} bytes; this service accepts up to {s.live_max_frame_bytes:,}.",
+            )
+        if len(data) <= HEADER.size + len(JPEG_MAGIC) or not data[HEADER.size :].startswith(JPEG_MAGIC):
+            raise Refused(
+                "bad_frame",
+                "A frame is 8 bytes of capture time (float64, big-endian, seconds) followed by a JPEG image.",
+            )
         (t,) = HEADER.unpack_from(data)
         if not math.isfinite(t) or t <= self.last_t:
-            raise Refused("frame_out_of_order", f"Frame {self.seq} was captured at {t} s, not after the frame before ({self.last_t} s).")
+            raise Refused(
+                "frame_out_of_order",
+                f"Frame {self.seq} was captured at {t} s, not after the frame before ({self.last_t} s).",
+            )
         self.last_t = t
         async with self.redis.pipeline(transaction=False) as pipe:
             # MAXLEN: what the worker has not read yet is at most live_buffer_frames; older frames are dropped
-            pipe.xadd(self.key("in"), {"seq": self.seq, "t": repr(t), "jpeg": data[HEADER.size:]}, maxlen=s.live_buffer_frames,
-                      approximate=False)
+            pipe.xadd(
+                self.key("in"),
+                {"seq": self.seq, "t": repr(t), "jpeg": data[HEADER.size :]},
+                maxlen=s.live_buffer_frames,
+                approximate=False,
+            )
             pipe.expire(self.key("in"), int(s.live_idle_timeout_s + s.live_worker_grace_s) + 5)
             await pipe.execute()
         self.seq += 1
@@ -265,9 +316,13 @@ class Session:
                         return
             now = time.time()
             # the worker deletes its key as it posts "end": a message after `last` means it is not lost
-            if not await self.redis.exists(self.key("worker")) and not await self.redis.xrange(out, f"({last}", "+", count=1):
-                raise Refused("worker_lost", "The live worker serving this session stopped; the session is closed. "
-                                             "Open a new one.")
+            if not await self.redis.exists(self.key("worker")) and not await self.redis.xrange(
+                out, f"({last}", "+", count=1
+            ):
+                raise Refused(
+                    "worker_lost",
+                    "The live worker serving this session stopped; the session is closed. Open a new one.",
+                )
             lease = now + 3 * s.live_worker_grace_s + s.live_idle_timeout_s
             await self.redis.zadd(f"{prefix(s)}:sessions", {self.sid: lease})
 
@@ -278,13 +333,17 @@ class Session:
         try:
             await asyncio.wait_for(self.ws.send_text(json.dumps(message)), self.settings.live_send_timeout_s)
         except asyncio.TimeoutError:
-            raise Refused("not_reading", f"The client took no message for {self.settings.live_send_timeout_s:g} s.") from None
+            raise Refused(
+                "not_reading", f"The client took no message for {self.settings.live_send_timeout_s:g} s."
+            ) from None
 
     async def close_with(self, code: str, message: str) -> None:
         if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.send_text(json.dumps(LiveError(code=code, message=message).model_dump(mode="json"))), 2)
+            await asyncio.wait_for(
+                self.ws.send_text(json.dumps(LiveError(code=code, message=message).model_dump(mode="json"))), 2
+            )
             await self.ws.close(CLOSE.get(code, 4500), reason=message[:120])
 
     async def cleanup(self) -> None:

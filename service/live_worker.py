@@ -12,6 +12,7 @@ The messages are the models of service/schemas.py (LiveClip, LiveDecision, LiveE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -72,12 +73,16 @@ class StreamAnalysis:
             raise SessionError("bad_frame", f"Frame {seq} is not a JPEG image that can be decoded.")
         h, w = gray.shape
         if w * h > self.settings.max_pixels:
-            raise SessionError("resolution_too_large", f"{w}x{h} is larger than this service accepts "
-                                                       f"({self.settings.max_pixels:,} pixels per frame).")
+            raise SessionError(
+                "resolution_too_large",
+                f"{w}x{h} is larger than this service accepts ({self.settings.max_pixels:,} pixels per frame).",
+            )
         if self.size is None:
             self.size = (w, h)
         elif self.size != (w, h):
-            raise SessionError("frame_size_changed", f"Frame {seq} is {w}x{h}; the session's frames are {self.size[0]}x{self.size[1]}.")
+            raise SessionError(
+                "frame_size_changed", f"Frame {seq} is {w}x{h}; the session's frames are {self.size[0]}x{self.size[1]}."
+            )
         self.analysed_times.append(t)
         self.analysis.push(Frame(self.pushed, t, gray))
         self.pushed += 1
@@ -92,8 +97,12 @@ class StreamAnalysis:
     def counts(self) -> dict:
         t = self.analysed_times
         fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
-        return {"frames_received": self.received, "frames_analysed": len(self.analysis.times), "dropped": self.dropped,
-                "fps_analysed": None if fps is None else round(fps, 2)}
+        return {
+            "frames_received": self.received,
+            "frames_analysed": len(self.analysis.times),
+            "dropped": self.dropped,
+            "fps_analysed": None if fps is None else round(fps, 2),
+        }
 
     def collect(self, final: bool = False) -> list[LiveClip | LiveDecision]:
         a, classes = self.analysis, self.predictor.classes
@@ -101,13 +110,17 @@ class StreamAnalysis:
         for person in a.people.values():
             for number, idx, probs, shown, maps in person.scorer.scored:
                 last = int(idx[-1])
-                messages.append(LiveClip(
-                    clip=number, person=person.id,
-                    start_s=round(a.times[int(idx[0])], 3), end_s=round(a.times[last], 3),
-                    label=classes[int(probs.argmax())],
-                    probabilities=by_class(classes, shown),
-                    face=box_of(person.boxes[last]),
-                ))
+                messages.append(
+                    LiveClip(
+                        clip=number,
+                        person=person.id,
+                        start_s=round(a.times[int(idx[0])], 3),
+                        end_s=round(a.times[last], 3),
+                        label=classes[int(probs.argmax())],
+                        probabilities=by_class(classes, shown),
+                        face=box_of(person.boxes[last]),
+                    )
+                )
                 self.recent.append((a.times[last], person.id, number, probs, maps))
             person.scorer.scored.clear()
             person.scorer.probs.clear()  # the live decision reads self.recent; uploads' summaries are not kept
@@ -117,9 +130,12 @@ class StreamAnalysis:
         self.clips_sent += len(messages)
         self.forget()
         every = self.settings.live_decide_every_clips
-        if messages and (final or self.clips_sent // every > before // every):
-            if (decision := self.decide()) is not None:
-                messages.append(decision)
+        if (
+            messages
+            and (final or self.clips_sent // every > before // every)
+            and (decision := self.decide()) is not None
+        ):
+            messages.append(decision)
         return messages
 
     def forget(self) -> None:
@@ -151,11 +167,18 @@ class StreamAnalysis:
         classes = self.predictor.classes
         winner, votes, _, confidence = decide_clips(np.stack([r[3] for r in rows]), self.predictor, self.settings)
         maps = rows[-1][4]
-        return LiveDecision(person=main, expression=classes[winner], confidence=confidence,
-                            votes={c: int(v) for c, v in zip(classes, votes)}, clips=len(rows),
-                            start_s=round(rows[0][0], 3), end_s=round(rows[-1][0], 3),
-                            # where the network looked at the latest clip's last frame, (h, w) in (0, 1) over the face box
-                            attention=None if maps is None else np.round(maps[-1], 3).tolist(), **self.counts())
+        return LiveDecision(
+            person=main,
+            expression=classes[winner],
+            confidence=confidence,
+            votes={c: int(v) for c, v in zip(classes, votes)},
+            clips=len(rows),
+            start_s=round(rows[0][0], 3),
+            end_s=round(rows[-1][0], 3),
+            # where the network looked at the latest clip's last frame, (h, w) in (0, 1) over the face box
+            attention=None if maps is None else np.round(maps[-1], 3).tolist(),
+            **self.counts(),
+        )
 
 
 class LiveWorker:
@@ -197,14 +220,15 @@ class LiveWorker:
                 pipe.zscore(f"{self.p}:sessions", sid)
                 pipe.hget(self.key(sid, "ctl"), "stop")
             found = pipe.execute()
-        for sid, placed, stop in zip(sids, found[0::2], found[1::2]):
-            if placed is None or placed < time.time():  # the API ended it, or its lease ran out: nobody reads its results
+        for sid, placed, _stop in zip(sids, found[0::2], found[1::2]):
+            # the API ended it, or its lease ran out: nobody reads its results
+            if placed is None or placed < time.time():
                 self.drop(sid)
             else:
                 r.set(self.key(sid, "worker"), self.name, ex=grace)
         streams = {self.key(sid, "in"): self.sessions[sid].last_id for sid in self.sessions}
         replies = dict(r.xread(streams, count=s.live_buffer_frames, block=20)) if streams else {}
-        for sid, placed, stop in zip(sids, found[0::2], found[1::2]):
+        for sid, _placed, stop in zip(sids, found[0::2], found[1::2]):
             if sid not in self.sessions:
                 continue
             session = self.sessions[sid]
@@ -268,10 +292,8 @@ class LiveWorker:
                 self.drop(sid)
             except redis.exceptions.RedisError:
                 pass
-        try:
+        with contextlib.suppress(redis.exceptions.RedisError):
             self.redis.zrem(f"{self.p}:workers", self.name)
-        except redis.exceptions.RedisError:
-            pass
 
 
 def error_message(code: str, message: str) -> dict:

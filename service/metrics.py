@@ -20,13 +20,20 @@ log = logging.getLogger(__name__)
 class Metrics:
     def __init__(self, queue_getter, storage=None):
         self.registry = CollectorRegistry()
-        self.requests = Counter("ramfer_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.requests = Counter(
+            "ramfer_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram(
-            "ramfer_http_request_duration_seconds", "HTTP request latency", ["route"], registry=self.registry,
+            "ramfer_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
         )
         self.submitted = Counter("ramfer_jobs_submitted", "videos accepted and queued", registry=self.registry)
-        self.rejected = Counter("ramfer_uploads_rejected", "uploads refused before queueing", ["code"], registry=self.registry)
+        self.rejected = Counter(
+            "ramfer_uploads_rejected", "uploads refused before queueing", ["code"], registry=self.registry
+        )
         self.registry.register(QueueCollector(queue_getter))
         if storage is not None:
             self.registry.register(StorageCollector(storage))
@@ -76,5 +83,8 @@ class QueueCollector:
         count = stats.get("finished", 0) + stats.get("failed", 0)
         buckets = [(str(le), stats.get(f"le_{le}", 0)) for le in DURATION_BUCKETS] + [("+Inf", count)]
         yield HistogramMetricFamily(
-            "ramfer_job_duration_seconds", "time a worker spent on a job", buckets=buckets, sum_value=stats.get("seconds_sum", 0)
+            "ramfer_job_duration_seconds",
+            "time a worker spent on a job",
+            buckets=buckets,
+            sum_value=stats.get("seconds_sum", 0),
         )

@@ -69,7 +69,10 @@ def add_live_messages(spec: dict) -> None:
     x-websocket-messages, which of them each side sends (told apart by `type`)."""
     schemas = spec["components"]["schemas"]
     sides = {}
-    for side, messages, mode in (("client", LiveClientMessage, "validation"), ("service", LiveServiceMessage, "serialization")):
+    for side, messages, mode in (
+        ("client", LiveClientMessage, "validation"),
+        ("service", LiveServiceMessage, "serialization"),
+    ):
         one_of = TypeAdapter(messages).json_schema(ref_template=REFS, mode=mode)
         for name, schema in one_of.pop("$defs", {}).items():
             schemas.setdefault(name, schema)
@@ -86,5 +89,7 @@ def require_bearer(spec: dict) -> None:
         if path not in OPEN_PATHS:
             for op in ops.values():
                 op["security"] = [{"apiKey": []}]
-                op.setdefault("responses", {})["401"] = {"description": "missing or wrong API key",
-                                                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+                op.setdefault("responses", {})["401"] = {
+                    "description": "missing or wrong API key",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }

@@ -32,8 +32,23 @@ from training.clips import CLIP_LENGTH
 from training.video import Frame, VideoError, VideoInfo, probe_video, read_frames
 
 __all__ = [
-    "LEGACY_NEUTRAL_BIAS", "Analysis", "ClipScorer", "FrameTimes", "Judge", "PendingClip", "Person", "Predictor", "Stopwatch",
-    "analyse_video", "box_of", "by_class", "check_video", "decide_clips", "neutral_bias", "neutral_class", "track_of",
+    "LEGACY_NEUTRAL_BIAS",
+    "Analysis",
+    "ClipScorer",
+    "FrameTimes",
+    "Judge",
+    "PendingClip",
+    "Person",
+    "Predictor",
+    "Stopwatch",
+    "analyse_video",
+    "box_of",
+    "by_class",
+    "check_video",
+    "decide_clips",
+    "neutral_bias",
+    "neutral_class",
+    "track_of",
     "video_result",
 ]
 
@@ -48,7 +63,8 @@ def check_video(path: str | Path, settings: Settings) -> VideoInfo:
         )
     if info.duration_s > settings.max_duration_s:
         raise VideoError(
-            "video_too_long", f"The video lasts {info.duration_s:.0f} s; this service accepts up to {settings.max_duration_s:.0f} s."
+            "video_too_long",
+            f"The video lasts {info.duration_s:.0f} s; this service accepts up to {settings.max_duration_s:.0f} s.",
         )
     return info
 
@@ -83,8 +99,16 @@ def video_result(
     clips = analysis.finish()
     seen_people, main_person = people_of(analysis)
     times, fps = analysis.times, info.fps
-    grid = [{"index": c, "start_frame": int(idx[0]), "end_frame": int(idx[-1]), "start_s": round(times[int(idx[0])], 3),
-             "end_s": round(times[int(idx[-1])] + 1 / fps, 3)} for c, idx in enumerate(clips)]
+    grid = [
+        {
+            "index": c,
+            "start_frame": int(idx[0]),
+            "end_frame": int(idx[-1]),
+            "start_s": round(times[int(idx[0])], 3),
+            "end_s": round(times[int(idx[-1])] + 1 / fps, 3),
+        }
+        for c, idx in enumerate(clips)
+    ]
     judge = Judge(predictor, settings, watch, grid, clips, times, fps, out_dir)
     people = [judge.person(p) for p in seen_people]
     main = next(e for e, p in zip(people, seen_people) if p is main_person)
@@ -97,24 +121,55 @@ def video_result(
     watch.ms["total"] = 1000 * (time.perf_counter() - start)
     tracker, n = analysis.tracker, len(times)
     return Result(
-        expression=main.expression, confidence=main.confidence, votes=main.votes, probabilities=main.probabilities,
-        clips=clip_rows, segments=segments, peak=main.peak, attention_maps=top_maps,
-        video=VideoMeta(frames=n, fps=round(fps, 3), duration_s=round(times[-1] + 1 / fps, 3),
-                        width=first.gray.shape[1], height=first.gray.shape[0],
-                        rotation=first.orientation.rotation, mirrored=first.orientation.mirrored),
-        faces=FaceStats(frames_with_face=main.frames, frames=n, people=len(people), most_in_frame=tracker.most_in_frame,
-                        dropped=tracker.dropped, max_faces=settings.max_faces),
+        expression=main.expression,
+        confidence=main.confidence,
+        votes=main.votes,
+        probabilities=main.probabilities,
+        clips=clip_rows,
+        segments=segments,
+        peak=main.peak,
+        attention_maps=top_maps,
+        video=VideoMeta(
+            frames=n,
+            fps=round(fps, 3),
+            duration_s=round(times[-1] + 1 / fps, 3),
+            width=first.gray.shape[1],
+            height=first.gray.shape[0],
+            rotation=first.orientation.rotation,
+            mirrored=first.orientation.mirrored,
+        ),
+        faces=FaceStats(
+            frames_with_face=main.frames,
+            frames=n,
+            people=len(people),
+            most_in_frame=tracker.most_in_frame,
+            dropped=tracker.dropped,
+            max_faces=settings.max_faces,
+        ),
         people=people,
-        model=ModelRef(variant=predictor.variant, sha256=predictor.sha256, flip_average=predictor.flip_average,
-                       temperature=predictor.temperature),
-        decision=Decision(smooth_clips=settings.vote_smooth_clips, min_clips=settings.vote_min_clips,
-                          neutral_bias=neutral_bias(predictor, settings)),
+        model=ModelRef(
+            variant=predictor.variant,
+            sha256=predictor.sha256,
+            flip_average=predictor.flip_average,
+            temperature=predictor.temperature,
+        ),
+        decision=Decision(
+            smooth_clips=settings.vote_smooth_clips,
+            min_clips=settings.vote_min_clips,
+            neutral_bias=neutral_bias(predictor, settings),
+        ),
         timings_ms={k: round(v, 1) for k, v in watch.ms.items()},
     )
 
 
-def stream(path: str | Path, analysis: Analysis, info: VideoInfo, settings: Settings, watch: Stopwatch,
-           on_progress: Callable[[dict], None] | None) -> Frame | None:
+def stream(
+    path: str | Path,
+    analysis: Analysis,
+    info: VideoInfo,
+    settings: Settings,
+    watch: Stopwatch,
+    on_progress: Callable[[dict], None] | None,
+) -> Frame | None:
     """Every frame of the video (up to max_frames) decoded and pushed into the analysis, its
     progress reported at most twice a second. Returns the first frame: its size and orientation
     are the video's as displayed."""
@@ -128,8 +183,14 @@ def stream(path: str | Path, analysis: Analysis, info: VideoInfo, settings: Sett
             last_report = time.perf_counter()
             n = len(analysis.times)
             total = min(info.frames, settings.max_frames) if info.frames else None
-            on_progress({"stage": "analysing", "frames_done": n, "frames_total": total,
-                         "percent": round(100 * min(n / total, 1.0), 1) if total else None})
+            on_progress(
+                {
+                    "stage": "analysing",
+                    "frames_done": n,
+                    "frames_total": total,
+                    "percent": round(100 * min(n / total, 1.0), 1) if total else None,
+                }
+            )
     return first
 
 
@@ -138,11 +199,16 @@ def people_of(analysis: Analysis) -> tuple[list[Person], Person]:
     few detections, is no one), and the main one: the first with a scored clip. No scored clip at
     all is a VideoError (no_face)."""
     people, n = analysis.people, len(analysis.times)
-    seen = sorted((people[t.id] for t in analysis.tracker.people() if t.id in people), key=lambda p: (-len(p.crops), p.id))
+    seen = sorted(
+        (people[t.id] for t in analysis.tracker.people() if t.id in people), key=lambda p: (-len(p.crops), p.id)
+    )
     scored = [p for p in seen if p.scorer.probs]
     if not scored:
         if seen:
-            raise VideoError("no_face", f"Faces were seen in the video, but none for a whole clip ({CLIP_LENGTH} frames; "
-                                        f"{n} frames looked at).")
+            raise VideoError(
+                "no_face",
+                f"Faces were seen in the video, but none for a whole clip ({CLIP_LENGTH} frames; "
+                f"{n} frames looked at).",
+            )
         raise VideoError("no_face", f"No face was found in the video ({n} frames looked at).")
     return seen, scored[0]

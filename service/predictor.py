@@ -19,8 +19,15 @@ LEGACY_NEUTRAL_BIAS = 2.5
 class Predictor:
     """The checkpoint, loaded once per process, and the face detector that goes with it."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32, bf16: bool = False,
-                 flip_average: bool = False, runtime: str = "auto"):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str | None = None,
+        batch_size: int = 32,
+        bf16: bool = False,
+        flip_average: bool = False,
+        runtime: str = "auto",
+    ):
         import torch
 
         from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
@@ -37,10 +44,18 @@ class Predictor:
         # it is the faster on a batch (BF16_CLIPS_FROM); the per-frame stage, and a few clips at a
         # time, are faster on ONNX Runtime (docs/performance.md, "The CPU runtime").
         exports = (checkpoint_folder(model_dir) / FOLDER,)
-        self.network = network_runtime(self.model, self.config, exports, runtime, self.device,
-                                       torch_clips_from=BF16_CLIPS_FROM if runtime == "auto" and self.bf16 else None)
+        self.network = network_runtime(
+            self.model,
+            self.config,
+            exports,
+            runtime,
+            self.device,
+            torch_clips_from=BF16_CLIPS_FROM if runtime == "auto" and self.bf16 else None,
+        )
         self.runtime: str = getattr(self.network, "runtime", "torch")  # what runs the network, in words
-        self.bf16 = self.bf16 and self.runtime != "onnx"  # ONNX Runtime runs the fp32 weights; autocast reaches the torch part
+        self.bf16 = (
+            self.bf16 and self.runtime != "onnx"
+        )  # ONNX Runtime runs the fp32 weights; autocast reaches the torch part
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]

@@ -13,8 +13,15 @@ from training.visualize import heat_overlay, strip
 PEAK_SIZE = 256
 
 
-def render_attention(out_dir: Path, faces: np.ndarray, maps: np.ndarray, frames: list[int], times: list[float],
-                     evidence: np.ndarray | None = None, prefix: str = "") -> list[AttentionMap]:
+def render_attention(
+    out_dir: Path,
+    faces: np.ndarray,
+    maps: np.ndarray,
+    frames: list[int],
+    times: list[float],
+    evidence: np.ndarray | None = None,
+    prefix: str = "",
+) -> list[AttentionMap]:
     """The images of a person's peak clip: `{prefix}peak` (its last frame, where the network
     decides, large, with RAM's map), `{prefix}peak_clip` (all its frames left to right, each with
     its own step's RAM map) and, given the evidence, `{prefix}peak_evidence` (the last frame with
@@ -34,7 +41,10 @@ def render_attention(out_dir: Path, faces: np.ndarray, maps: np.ndarray, frames:
     ]
     if evidence is not None:
         positive = np.clip(evidence, 0, None)
-        _write_png(out_dir / f"{prefix}peak_evidence.png", heat_overlay(faces[-1], positive / max(float(positive.max()), 1e-9), PEAK_SIZE))
+        _write_png(
+            out_dir / f"{prefix}peak_evidence.png",
+            heat_overlay(faces[-1], positive / max(float(positive.max()), 1e-9), PEAK_SIZE),
+        )
         images.append(AttentionMap(name=f"{prefix}peak_evidence", frame=frames[-1], time_s=round(times[-1], 3)))
     return images
 

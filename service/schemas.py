@@ -21,14 +21,16 @@ class ErrorBody(BaseModel):
 
 class Clip(BaseModel):
     """One 8-frame clip (stride 2: clip k starts at frame 2k; the last one ends with the video)."""
+
     index: int
     start_frame: int
     end_frame: int
     start_s: float = Field(description="its first frame's time, seconds from the video's start")
     end_s: float = Field(description="its last frame's time plus one frame")
     label: str | None = Field(description="the clip's class; null where the clip had no face")
-    probabilities: dict[str, float] | None = Field(description="the clip's calibrated probability per class, to 4 decimals; "
-                                                               "null where the clip had no face")
+    probabilities: dict[str, float] | None = Field(
+        description="the clip's calibrated probability per class, to 4 decimals; null where the clip had no face"
+    )
     face: bool = Field(description="false: a frame of the clip had no face; the clip did not vote")
 
 
@@ -45,14 +47,19 @@ class Peak(BaseModel):
     time_s: float
 
 
-URL = ("where to GET the PNG (GET /jobs/{job_id}/attention/{name}.png); every result the API serves has it, a result "
-       "made without a server (`predict --json`) has none")
+URL = (
+    "where to GET the PNG (GET /jobs/{job_id}/attention/{name}.png); every result the API serves has it, a result "
+    "made without a server (`predict --json`) has none"
+)
 
 
 class AttentionMap(BaseModel):
     """One picture of a person's peak clip (service/render.py)."""
-    name: str = Field(description="peak (RAM's attention on the clip's last frame), peak_clip (every frame of the clip) or "
-                                  "peak_evidence (where the answer came from); a person's own are prefixed personN_")
+
+    name: str = Field(
+        description="peak (RAM's attention on the clip's last frame), peak_clip (every frame of the clip) or "
+        "peak_evidence (where the answer came from); a person's own are prefixed personN_"
+    )
     frame: int = Field(description="the frame it shows (peak_clip: the clip's first)")
     time_s: float
     url: str | None = Field(None, description=URL)
@@ -63,20 +70,28 @@ class VideoMeta(BaseModel):
     frames: int
     fps: float
     duration_s: float
-    width: int = Field(description="as displayed: after the rotation below (a phone's portrait video is taller than wide)")
+    width: int = Field(
+        description="as displayed: after the rotation below (a phone's portrait video is taller than wide)"
+    )
     height: int
-    rotation: int = Field(0, description="degrees clockwise (0, 90, 180, 270) the stored frames were turned to be shown "
-                                         "upright, as the container's display matrix or `rotate` tag says; faces were found "
-                                         "and boxes are given in the turned frame")
-    mirrored: bool = Field(False, description="the frames were also mirrored left to right after the rotation (the display "
-                                              "matrix says so)")
+    rotation: int = Field(
+        0,
+        description="degrees clockwise (0, 90, 180, 270) the stored frames were turned to be shown "
+        "upright, as the container's display matrix or `rotate` tag says; faces were found "
+        "and boxes are given in the turned frame",
+    )
+    mirrored: bool = Field(
+        False, description="the frames were also mirrored left to right after the rotation (the display matrix says so)"
+    )
 
 
 class FaceStats(BaseModel):
     frames_with_face: int = Field(description="frames in which the main person's face was seen")
     frames: int
     people: int = Field(1, description="people seen (the length of `people`)")
-    most_in_frame: int | None = Field(None, description="the most faces seen in one frame (null: an older worker's result)")
+    most_in_frame: int | None = Field(
+        None, description="the most faces seen in one frame (null: an older worker's result)"
+    )
     dropped: int = Field(0, description="the most faces of one frame left out because more than max_faces were there")
     max_faces: int | None = Field(None, description="the service's MAX_FACES")
 
@@ -91,6 +106,7 @@ class Box(BaseModel):
 class Track(BaseModel):
     """A person's face box on every frame they were seen in, as parallel arrays: entry i of each is
     frame i of the track."""
+
     t: list[float] = Field(description="the frame's time, seconds from the video's start")
     x: list[float] = Field(description="the box's left edge, displayed frame pixels")
     y: list[float] = Field(description="its top edge")
@@ -108,8 +124,11 @@ class Image(BaseModel):
 class Person(BaseModel):
     """One person of the video (a track of their face), with their own answer when a whole clip
     of them was seen."""
-    id: int = Field(description="1, 2, ... in order of appearance; a person who leaves for longer than TRACK_GAP_S and "
-                                "comes back is a new id")
+
+    id: int = Field(
+        description="1, 2, ... in order of appearance; a person who leaves for longer than TRACK_GAP_S and "
+        "comes back is a new id"
+    )
     scored: bool = Field(description="false: seen, but never for a whole clip (8 frames); no answer")
     first_s: float
     last_s: float
@@ -124,20 +143,25 @@ class Person(BaseModel):
     peak: Peak | None
     attention_maps: list[AttentionMap]
     thumbnail: Image | None = Field(description="their face where it was seen largest")
-    track: Track | None = Field(None, description="where their face was on each frame it was seen in (null: an older "
-                                                  "worker's result)")
+    track: Track | None = Field(
+        None, description="where their face was on each frame it was seen in (null: an older worker's result)"
+    )
 
 
 class ModelRef(BaseModel):
     variant: str
     sha256: str
     flip_average: bool = Field(False, description="each clip was also scored in a mirror and the two averaged")
-    temperature: float = Field(1.0, description="the reported probabilities are the network's at this temperature, "
-                                                "fitted on held-out people (1: not calibrated); labels do not depend on it")
+    temperature: float = Field(
+        1.0,
+        description="the reported probabilities are the network's at this temperature, "
+        "fitted on held-out people (1: not calibrated); labels do not depend on it",
+    )
 
 
 class Decision(BaseModel):
     """How the answer and the timeline were read from the clips (the service's settings)."""
+
     smooth_clips: int = Field(description="each clip's probabilities averaged with its neighbours' within +-N clips")
     min_clips: int = Field(description="an expression outvotes neutral only where it holds this many clips")
     neutral_bias: float = Field(description="neutral's probability weighed by exp(N) before each clip was labelled")
@@ -146,18 +170,25 @@ class Decision(BaseModel):
 class Result(BaseModel):
     # the OpenAPI document replaces this with the served checkpoint's classes (service.openapi.name_classes)
     expression: str = Field(description="one of the served model's classes (GET /model lists them)")
-    confidence: float = Field(description="share of the voting clips that voted for it: how one-sided the video's clips "
-                                          "are, not the probability that the answer is right")
+    confidence: float = Field(
+        description="share of the voting clips that voted for it: how one-sided the video's clips "
+        "are, not the probability that the answer is right"
+    )
     votes: dict[str, int]
-    probabilities: dict[str, float] = Field(description="mean calibrated clip probability per class (model.temperature)")
+    probabilities: dict[str, float] = Field(
+        description="mean calibrated clip probability per class (model.temperature)"
+    )
     clips: list[Clip]
     segments: list[Segment] = Field(description="the timeline as runs of one label, in order, covering every clip")
     peak: Peak
     attention_maps: list[AttentionMap]
     video: VideoMeta
     faces: FaceStats
-    people: list[Person] = Field(default_factory=list, description="every person seen, the longest seen first; the "
-                                 "top-level fields are the first scored one's (the main person)")
+    people: list[Person] = Field(
+        default_factory=list,
+        description="every person seen, the longest seen first; the "
+        "top-level fields are the first scored one's (the main person)",
+    )
     model: ModelRef
     decision: Decision | None = Field(None, description="null only in results made by an older worker")
     timings_ms: dict[str, float]
@@ -189,8 +220,11 @@ class JobView(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str | None = Field(None, description="the checkpoint's name (served-v8; the bundled ones are chosen by MODEL_DIR=default, "
-                                               "synthetic or synthetic-7class)")
+    name: str | None = Field(
+        None,
+        description="the checkpoint's name (served-v8; the bundled ones are chosen by MODEL_DIR=default, "
+        "synthetic or synthetic-7class)",
+    )
     variant: str
     classes: list[str]
     input_size: int
@@ -201,8 +235,11 @@ class ModelInfo(BaseModel):
     crop: dict
     metrics: dict
     training: dict = Field(description="data, command, seed and recipe the checkpoint was trained with")
-    decision: dict | None = Field(None, description="the prior for neutral this checkpoint is decided with, and how it was "
-                                                    "chosen (NEUTRAL_BIAS overrides it); null: none recorded (2.5 is used)")
+    decision: dict | None = Field(
+        None,
+        description="the prior for neutral this checkpoint is decided with, and how it was "
+        "chosen (NEUTRAL_BIAS overrides it); null: none recorded (2.5 is used)",
+    )
 
 
 class Health(BaseModel):
@@ -215,7 +252,9 @@ class Ready(BaseModel):
     storage: bool = True  # the uploads' and results' storage (directory or S3 bucket) answered
     workers: int
     queue_depth: int
-    live_workers: int = 0  # live workers (WS /live) with the model, each serving up to LIVE_SESSIONS_PER_WORKER sessions
+    live_workers: int = (
+        0  # live workers (WS /live) with the model, each serving up to LIVE_SESSIONS_PER_WORKER sessions
+    )
 
 
 # The live stream (WS /live, docs/api.md "Live"). Text messages are these as JSON objects, told apart by
@@ -224,14 +263,19 @@ class Ready(BaseModel):
 
 class LiveStart(BaseModel):
     """Client, first: the rate it will send frames at, and its key where the service needs one."""
+
     type: Literal["start"]
     fps: float = Field(15.0, ge=1, le=60, strict=True, description="frames a second the client will send, 1 to 60")
-    api_key: str | None = Field(None, description="when the service needs keys (a browser's WebSocket cannot send "
-                                                  "headers; other clients may send `Authorization: Bearer KEY`)")
+    api_key: str | None = Field(
+        None,
+        description="when the service needs keys (a browser's WebSocket cannot send "
+        "headers; other clients may send `Authorization: Bearer KEY`)",
+    )
 
 
 class LiveStop(BaseModel):
     """Client: no more frames. The frames sent are analysed, then the last clips, a decision and "end" come."""
+
     type: Literal["stop"]
 
 
@@ -245,6 +289,7 @@ class LiveLimits(BaseModel):
 
 class LiveReady(BaseModel):
     """Service: a live worker serves the session; send frames."""
+
     type: Literal["ready"] = "ready"
     session: str
     fps: float
@@ -253,6 +298,7 @@ class LiveReady(BaseModel):
 
 class LiveClip(BaseModel):
     """Service: one person's clip (8 frames, stride 2), as it closes."""
+
     type: Literal["clip"] = "clip"
     clip: int = Field(description="the clip's number in the session: frames 2k to 2k + 7 of those analysed")
     person: int = Field(description="the person's id in the session (1, 2, ... as faces appear)")
@@ -266,6 +312,7 @@ class LiveClip(BaseModel):
 class LiveDecision(BaseModel):
     """Service, every LIVE_DECIDE_EVERY_CLIPS clips and at the end: the uploads' decision rule over the
     last LIVE_WINDOW_S seconds of the person seen in most of their clips."""
+
     type: Literal["decision"] = "decision"
     person: int
     expression: str
@@ -274,8 +321,10 @@ class LiveDecision(BaseModel):
     clips: int = Field(description="the clips of the window that were read")
     start_s: float = Field(description="the window's first clip's last capture time")
     end_s: float = Field(description="its latest clip's last capture time")
-    attention: list[list[float]] | None = Field(description="where the network looked at the latest clip's last frame: an "
-                                                            "h x w grid in (0, 1) over the face box (null: no attention)")
+    attention: list[list[float]] | None = Field(
+        description="where the network looked at the latest clip's last frame: an "
+        "h x w grid in (0, 1) over the face box (null: no attention)"
+    )
     frames_received: int
     frames_analysed: int
     dropped: int = Field(description="frames dropped so far because they came faster than the worker read them")
@@ -284,6 +333,7 @@ class LiveDecision(BaseModel):
 
 class LiveEnd(BaseModel):
     """Service, last after a stop; the socket then closes with 1000."""
+
     type: Literal["end"] = "end"
     frames_received: int
     frames_analysed: int
@@ -293,9 +343,12 @@ class LiveEnd(BaseModel):
 
 class LiveError(BaseModel):
     """Service: why the session ends; the socket then closes with 4000 + the HTTP status that means the same."""
+
     type: Literal["error"] = "error"
-    code: str = Field(description="bad_message, bad_frame, unauthorized, too_many_sessions, no_live_worker, ... "
-                                  "(docs/api.md lists them with their close codes)")
+    code: str = Field(
+        description="bad_message, bad_frame, unauthorized, too_many_sessions, no_live_worker, ... "
+        "(docs/api.md lists them with their close codes)"
+    )
     message: str = Field(description="for a person")
 
 

@@ -52,7 +52,9 @@ class ClipScorer:
                 chunk = needed[b : b + 4 * self.predictor.batch_size]
                 for i, f in zip(chunk, self.predictor.features(np.stack([self.crops[i] for i in chunk]))):
                     self.feats[i] = f
-            stacked = self.predictor.torch.stack([self.predictor.torch.stack([self.feats[int(i)] for i in c.frames]) for c in self.pending])
+            stacked = self.predictor.torch.stack(
+                [self.predictor.torch.stack([self.feats[int(i)] for i in c.frames]) for c in self.pending]
+            )
             probs, maps = self.predictor.score(stacked)
         shown = self.predictor.calibrated(probs)  # the peak is the clip whose reported probability is highest
         for j, clip in enumerate(self.pending):

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from service.settings import DEFAULT_CHECK_VIDEO as CHECK_VIDEO
+from service.settings import DEFAULT_CHECK_VIDEO as CHECK_VIDEO  # noqa: F401  re-exported: tests import it from here
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,10 @@ def model_unavailable(settings, error: Exception, flag: str | None = None) -> Mo
     from training.bundled import DetectorError
 
     if isinstance(error, DetectorError):  # no setting moves the detector's weights: they are the package's
-        return ModelUnavailable(f"cannot load the face detector: {error.path}: {error.problem} "
-                                "(it ships with the package: reinstall ramfer)")
+        return ModelUnavailable(
+            f"cannot load the face detector: {error.path}: {error.problem} "
+            "(it ships with the package: reinstall ramfer)"
+        )
     problem = error.problem if error.folder is not None else str(error)
     hint = ""
     if not flag and "model_dir" not in settings.model_fields_set:
@@ -90,15 +92,24 @@ def self_check(predictor, settings) -> dict:
     except SelfCheckError:
         raise
     except ModuleNotFoundError as e:
-        raise SelfCheckError(f"cannot decode video: the Python package {e.name!r} is not installed "
-                             "(it is a dependency of ramfer: reinstall the project)") from e
+        raise SelfCheckError(
+            f"cannot decode video: the Python package {e.name!r} is not installed "
+            "(it is a dependency of ramfer: reinstall the project)"
+        ) from e
     except VideoError as e:
         raise SelfCheckError(f"the check video {path} could not be analysed ({e.code}): {e.message}") from e
     except Exception as e:
         raise SelfCheckError(f"the check video {path} could not be analysed: {type(e).__name__}: {e}") from e
     if result["faces"]["frames_with_face"] == 0 or result["expression"] not in predictor.classes:
-        raise SelfCheckError(f"the check video {path} gave no usable result: {result['faces']}, {result['expression']!r}")
-    log.info("self-check passed: %s decoded, face in %d/%d frames, %r, in %.1f s", path.name,
-             result["faces"]["frames_with_face"], result["faces"]["frames"], result["expression"],
-             time.perf_counter() - start)
+        raise SelfCheckError(
+            f"the check video {path} gave no usable result: {result['faces']}, {result['expression']!r}"
+        )
+    log.info(
+        "self-check passed: %s decoded, face in %d/%d frames, %r, in %.1f s",
+        path.name,
+        result["faces"]["frames_with_face"],
+        result["faces"]["frames"],
+        result["expression"],
+        time.perf_counter() - start,
+    )
     return result

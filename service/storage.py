@@ -87,7 +87,7 @@ class LocalStorage:
     def stream(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The file's bytes from `start` to `end` (inclusive; None: to its end), in chunks."""
         try:
-            f = open(self.path(key), "rb")  # opened now: a missing file raises here, not mid-answer
+            f = open(self.path(key), "rb")  # noqa: SIM115  opened now: a missing file raises here, not mid-answer
         except FileNotFoundError:
             raise missing(key) from None
 
@@ -158,20 +158,27 @@ class S3Storage:
         self.url_ttl_s = settings.s3_url_ttl_s
         # Short timeouts and few retries: when the storage is down the API must answer 503 quickly.
         config = Config(
-            connect_timeout=settings.s3_timeout_s, read_timeout=max(settings.s3_timeout_s, 10),
+            connect_timeout=settings.s3_timeout_s,
+            read_timeout=max(settings.s3_timeout_s, 10),
             retries={"max_attempts": 3, "mode": "standard"},
             s3={"addressing_style": settings.s3_addressing_style},
             signature_version="s3v4",
         )
         keys = {}
         if settings.s3_access_key_id and settings.s3_secret_access_key:
-            keys = {"aws_access_key_id": settings.s3_access_key_id.get_secret_value(),
-                    "aws_secret_access_key": settings.s3_secret_access_key.get_secret_value()}
+            keys = {
+                "aws_access_key_id": settings.s3_access_key_id.get_secret_value(),
+                "aws_secret_access_key": settings.s3_secret_access_key.get_secret_value(),
+            }
         session = boto3.session.Session(region_name=settings.s3_region, **keys)
         self.client = session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
         # Presigned URLs are for the caller: signed for the address the caller reaches the storage at.
         public = settings.s3_public_endpoint_url or settings.s3_endpoint_url
-        self.public_client = self.client if public == settings.s3_endpoint_url else session.client("s3", endpoint_url=public, config=config)
+        self.public_client = (
+            self.client
+            if public == settings.s3_endpoint_url
+            else session.client("s3", endpoint_url=public, config=config)
+        )
         self.staging = Path(tempfile.gettempdir()) / "ramfer-staging"
 
     @contextlib.contextmanager
@@ -186,7 +193,9 @@ class S3Storage:
                 raise missing(key) from e
             raise StorageUnavailable(f"S3 bucket {self.bucket!r} refused {key or 'the request'}: {code}") from e
         except BotoCoreError as e:  # connection refused, timeouts, DNS, no credentials
-            raise StorageUnavailable(f"S3 storage at {self.client.meta.endpoint_url} cannot be reached: {type(e).__name__}") from e
+            raise StorageUnavailable(
+                f"S3 storage at {self.client.meta.endpoint_url} cannot be reached: {type(e).__name__}"
+            ) from e
 
     def staging_path(self, key: str) -> Path:
         """An upload streams into a local file first: it is probed (check_video) before it is put."""
@@ -246,18 +255,24 @@ class S3Storage:
         keys = [e.key for e in self.list(prefix)]
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             with self._errors(prefix):
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+                )
 
     def url(self, key: str) -> str | None:
         if not self.presign:
             return None
         with self._errors(key):
-            return self.public_client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
-                                                             ExpiresIn=self.url_ttl_s)
+            return self.public_client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.url_ttl_s
+            )
 
     def list(self, prefix: str) -> Iterator[Entry]:
         with self._errors(prefix):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"
+            ):
                 for obj in page.get("Contents", []):
                     yield Entry(obj["Key"], obj["LastModified"].timestamp())
 

@@ -23,18 +23,39 @@ def timeline_rows(result: dict) -> list[dict]:
     for person in result["people"]:
         for clip in person["clips"]:
             probabilities = clip["probabilities"] or {}
-            rows.append({"person": person["id"], "clip": clip["index"], "start_s": clip["start_s"], "end_s": clip["end_s"],
-                         "face": int(clip["face"]), "label": clip["label"] or "",
-                         **{f"p_{c}": probabilities.get(c, "") for c in classes}})
+            rows.append(
+                {
+                    "person": person["id"],
+                    "clip": clip["index"],
+                    "start_s": clip["start_s"],
+                    "end_s": clip["end_s"],
+                    "face": int(clip["face"]),
+                    "label": clip["label"] or "",
+                    **{f"p_{c}": probabilities.get(c, "") for c in classes},
+                }
+            )
     return rows
 
 
 def timeline_csv(result: dict) -> str:
     classes = classes_of(result)
-    return to_csv(["person", "clip", "start_s", "end_s", "face", "label", *(f"p_{c}" for c in classes)], timeline_rows(result))
+    return to_csv(
+        ["person", "clip", "start_s", "end_s", "face", "label", *(f"p_{c}" for c in classes)], timeline_rows(result)
+    )
 
 
-SUMMARY_FIELDS = ["video", "person", "main", "expression", "confidence", "first_s", "last_s", "duration_s", "error_code", "error"]
+SUMMARY_FIELDS = [
+    "video",
+    "person",
+    "main",
+    "expression",
+    "confidence",
+    "first_s",
+    "last_s",
+    "duration_s",
+    "error_code",
+    "error",
+]
 
 
 def summary_rows(video: str, result: dict | None = None, error: tuple[str, str] | None = None) -> list[dict]:
@@ -44,9 +65,19 @@ def summary_rows(video: str, result: dict | None = None, error: tuple[str, str] 
         code, message = error or ("", "")
         return [{"video": video, "error_code": code, "error": message}]
     main = next((p["id"] for p in result["people"] if p["scored"]), None)
-    return [{"video": video, "person": p["id"], "main": int(p["id"] == main), "expression": p["expression"] or "",
-             "confidence": "" if p["confidence"] is None else p["confidence"], "first_s": p["first_s"], "last_s": p["last_s"],
-             "duration_s": result["video"]["duration_s"]} for p in result["people"]]
+    return [
+        {
+            "video": video,
+            "person": p["id"],
+            "main": int(p["id"] == main),
+            "expression": p["expression"] or "",
+            "confidence": "" if p["confidence"] is None else p["confidence"],
+            "first_s": p["first_s"],
+            "last_s": p["last_s"],
+            "duration_s": result["video"]["duration_s"],
+        }
+        for p in result["people"]
+    ]
 
 
 def to_csv(fields: list[str], rows: list[dict]) -> str:

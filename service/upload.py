@@ -77,9 +77,13 @@ class FileField:
 
     def callbacks(self) -> dict:
         return {
-            "on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field, "on_header_value": self.on_header_value,
-            "on_header_end": self.on_header_end, "on_headers_finished": self.on_headers_finished,
-            "on_part_data": self.on_part_data, "on_part_end": self.on_part_end,
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
         }
 
     def on_part_begin(self):
@@ -101,7 +105,7 @@ class FileField:
         self.seen.append(self.name)
         if self.name == FIELD and self.out is None:
             self.filename = disp.get(b"filename", b"").decode("utf-8", "replace")
-            self.out = open(self.dest, "wb")
+            self.out = open(self.dest, "wb")  # noqa: SIM115  written part by part, closed when the upload ends
 
     def on_part_data(self, data, start, end):
         if self.name != FIELD or self.out is None or self.out.closed:

@@ -62,24 +62,37 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
 
         from service.pipeline import Predictor
         from service.selfcheck import ModelUnavailable, model_unavailable
-        from training.checkpoint import CheckpointError
         from training.bundled import DetectorError
+        from training.checkpoint import CheckpointError
         from training.runtime import RuntimeUnavailable
 
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         start = time.perf_counter()
         try:
-            predictor = Predictor(settings.model_dir, settings.device, settings.batch_size, settings.inference_bf16,
-                                  flip_average=settings.flip_average, runtime=settings.inference_runtime)
+            predictor = Predictor(
+                settings.model_dir,
+                settings.device,
+                settings.batch_size,
+                settings.inference_bf16,
+                flip_average=settings.flip_average,
+                runtime=settings.inference_runtime,
+            )
         except (CheckpointError, DetectorError) as e:
             raise model_unavailable(settings, e, flag) from None
         except RuntimeUnavailable as e:
             raise ModelUnavailable(f"RAMFER_INFERENCE_RUNTIME=onnx: {e} (auto falls back to PyTorch)") from None
         predictor.warm_up()
         _predictor = predictor
-        log.info("model %s (%s) loaded on %s (%s; face detector %s) in %.1f s", _predictor.variant, _predictor.sha256[:12],
-                 _predictor.device, _predictor.runtime, _predictor.detector.net.runtime, time.perf_counter() - start)
+        log.info(
+            "model %s (%s) loaded on %s (%s; face detector %s) in %.1f s",
+            _predictor.variant,
+            _predictor.sha256[:12],
+            _predictor.device,
+            _predictor.runtime,
+            _predictor.detector.net.runtime,
+            time.perf_counter() - start,
+        )
     if check and not _checked:
         from service.selfcheck import self_check
 
@@ -104,7 +117,9 @@ class ModelWorker(SimpleWorker):
         and its shutdown (unsubscribe, then close) waits for that read, so a stopping worker hung up to a minute."""
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # RQ adds a fixed 60 s; the grace is a setting here so a lost job surfaces sooner.

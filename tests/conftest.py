@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/videos.py
 # the tests wait. tests/test_runtime.py asks for each runtime by name.
 os.environ.setdefault("RAMFER_INFERENCE_RUNTIME", "torch")
 
-from service.embedded import EmbeddedRedis  # noqa: E402
-from service.settings import DEFAULT_MODEL_DIR, Settings, env_name  # noqa: E402
+from service.embedded import EmbeddedRedis
+from service.settings import DEFAULT_MODEL_DIR, Settings, env_name
 
 LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
 SESSION_TMP: Path | None = None
@@ -77,14 +77,22 @@ def redis_url():
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), "the default checkpoint training/models/default is missing"
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file(), (
+        "the default checkpoint training/models/default is missing"
+    )
     return DEFAULT_MODEL_DIR
 
 
 def make_settings(redis_url, storage: Path, model_dir: Path, **overrides) -> Settings:
     return Settings(
-        redis_url=redis_url, storage_dir=storage, model_dir=model_dir, queue_name=f"test-{uuid.uuid4().hex[:8]}",
-        heartbeat_s=1, heartbeat_grace_s=2, torch_threads=1, **overrides,
+        redis_url=redis_url,
+        storage_dir=storage,
+        model_dir=model_dir,
+        queue_name=f"test-{uuid.uuid4().hex[:8]}",
+        heartbeat_s=1,
+        heartbeat_grace_s=2,
+        torch_threads=1,
+        **overrides,
     )
 
 
@@ -107,8 +115,16 @@ def settings_env(settings: Settings) -> dict:
     from pydantic import SecretStr
 
     env = dict(os.environ)
-    names = ["redis_url", "storage_dir", "model_dir", "queue_name", "heartbeat_s", "heartbeat_grace_s", "torch_threads",
-             "storage_backend"]
+    names = [
+        "redis_url",
+        "storage_dir",
+        "model_dir",
+        "queue_name",
+        "heartbeat_s",
+        "heartbeat_grace_s",
+        "torch_threads",
+        "storage_backend",
+    ]
     if settings.storage_backend == "s3":
         names += ["s3_endpoint_url", "s3_bucket", "s3_access_key_id", "s3_secret_access_key", "s3_timeout_s"]
     for name in names:
@@ -121,8 +137,12 @@ def start_worker(settings: Settings) -> subprocess.Popen:
     """A real `python -m service worker` process; returns once it has registered (model loaded)."""
     from service import jobs
 
-    proc = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=settings_env(settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "worker"],
+        env=settings_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     queue = jobs.make_queue(jobs.connect(settings), settings)
     deadline = time.monotonic() + 90
     while not jobs.live_workers(queue):
@@ -178,7 +198,9 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "one_frame": write_video(d / "one_frame.mp4", astro[:1]),
         "five_frames": write_video(d / "five_frames.mp4", astro[:5]),
         "no_face": write_video(d / "no_face.mp4", blank_frames(20)),
-        "face_gap_face": write_video(d / "face_gap_face.mp4", astro[:16] + blank_frames(16, size=(640, 360)) + astro[16:32]),
+        "face_gap_face": write_video(
+            d / "face_gap_face.mp4", astro[:16] + blank_frames(16, size=(640, 360)) + astro[16:32]
+        ),
         "long_astronaut": write_video(d / "long_astronaut.mp4", astronaut_frames(600, zoom=(0.95, 1.05))),
     }
     return v
@@ -200,13 +222,33 @@ def people_videos(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("people")
     smiler, calm = london_tile(SMILER, 170), london_tile(CALM, 170)
     return {
-        "side": write_video(d / "side.mp4", people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))])),
-        "leave": write_video(d / "leave.mp4", people_frames(
-            48, [(smiler, lambda i: (60, 100)), (calm, lambda i: (400 + max(0, 12 * (i - 20)), 90))])),
-        "cross": write_video(d / "cross.mp4", people_frames(
-            60, [(london_tile(CALM, 130), lambda i: (500 - 8 * i, 110)), (london_tile(SMILER, 180), lambda i: (-20 + 8 * i, 90))])),
-        "brief": write_video(d / "brief.mp4", people_frames(
-            48, [(smiler, lambda i: (30, 100)), (london_tile("neutral/001_03", 150), lambda i: (420, 60) if 32 <= i < 35 else None)])),
+        "side": write_video(
+            d / "side.mp4", people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))])
+        ),
+        "leave": write_video(
+            d / "leave.mp4",
+            people_frames(48, [(smiler, lambda i: (60, 100)), (calm, lambda i: (400 + max(0, 12 * (i - 20)), 90))]),
+        ),
+        "cross": write_video(
+            d / "cross.mp4",
+            people_frames(
+                60,
+                [
+                    (london_tile(CALM, 130), lambda i: (500 - 8 * i, 110)),
+                    (london_tile(SMILER, 180), lambda i: (-20 + 8 * i, 90)),
+                ],
+            ),
+        ),
+        "brief": write_video(
+            d / "brief.mp4",
+            people_frames(
+                48,
+                [
+                    (smiler, lambda i: (30, 100)),
+                    (london_tile("neutral/001_03", 150), lambda i: (420, 60) if 32 <= i < 35 else None),
+                ],
+            ),
+        ),
     }
 
 

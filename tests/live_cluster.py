@@ -10,13 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-
 from live_service import free_port
 
 
@@ -64,8 +63,14 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(root: Path, redis_url: str, storage_env: dict[str, str], workers: int = 2,
-                    env: dict[str, str] | None = None, timeout: float = 240) -> Iterator[Cluster]:
+def running_cluster(
+    root: Path,
+    redis_url: str,
+    storage_env: dict[str, str],
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+) -> Iterator[Cluster]:
     """The API (`serve` with RAMFER_REDIS_URL: API only) and `workers` worker processes, once /readyz
     counts them all. `storage_env`: the S3 settings (SeaweedS3.env()); `env`: more settings for
     every process. Logs go to root/<name>.log and are printed if the block raises."""
@@ -79,8 +84,12 @@ def running_cluster(root: Path, redis_url: str, storage_env: dict[str, str], wor
     api = start(["serve", "--port", str(port)], envs["api"], root / "api.log")
     cluster = Cluster(url, api, [start(["worker"], envs[w], root / f"{w}.log") for w in names[1:]], envs)
     try:
-        wait_for(lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200 and r.json()["workers"] == workers,
-                 timeout, f"API and {workers} workers ready", cluster.procs)
+        wait_for(
+            lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200 and r.json()["workers"] == workers,
+            timeout,
+            f"API and {workers} workers ready",
+            cluster.procs,
+        )
         yield cluster
     except BaseException:
         for name in names:  # what the processes said, for the failure report

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import httpx
 
@@ -22,14 +22,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(env: dict[str, str], workers: int = 1, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_service(
+    env: dict[str, str], workers: int = 1, timeout: float = 120
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """(base URL, the serve process) once /readyz counts `workers` live workers with the model.
     RAMFER_REDIS_URL (and REDIS_URL) are dropped so the embedded Redis is used; stopping the process stops it all."""
     port = free_port()
     env = {k: v for k, v in {**os.environ, **env}.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL")}
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a pipe nobody reads fills and blocks the server
-    proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=log)
+    log = tempfile.TemporaryFile()  # noqa: SIM115  a file, not a pipe: a pipe nobody reads fills and blocks the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     try:

@@ -46,9 +46,19 @@ class SeaweedS3:
         self.log = self.dir / "weed.log"
         (self.dir / "data").mkdir()
         # one identity with every right; without a config SeaweedFS takes any key (no signature check)
-        (self.dir / "s3.json").write_text(json.dumps({"identities": [{
-            "name": "ramfer", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        (self.dir / "s3.json").write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "ramfer",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
 
     @property
     def url(self) -> str:
@@ -56,8 +66,14 @@ class SeaweedS3:
 
     def settings(self) -> dict:
         """The service's settings for this server (as Settings keywords)."""
-        return {"storage_backend": "s3", "s3_endpoint_url": self.url, "s3_bucket": self.bucket,
-                "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY, "s3_timeout_s": 1.0}
+        return {
+            "storage_backend": "s3",
+            "s3_endpoint_url": self.url,
+            "s3_bucket": self.bucket,
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            "s3_timeout_s": 1.0,
+        }
 
     def env(self) -> dict[str, str]:
         from service.settings import env_name
@@ -67,14 +83,33 @@ class SeaweedS3:
     def start(self, timeout_s: float = 60.0) -> str:
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = self.ports
         args = [
-            weed_binary(), "server", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=16", "-master.electionTimeout=1s", "-volume.max=0", "-volume.preStopSeconds=0",
-            f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-            "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.config={self.dir / 's3.json'}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-sftp=false",
-            f"-s3.localSocket={self.dir / 's3.sock'}", f"-filer.localSocket={self.dir / 'filer.sock'}",
+            weed_binary(),
+            "server",
+            f"-dir={self.dir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-master.port.grpc={master_grpc}",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=16",
+            "-master.electionTimeout=1s",
+            "-volume.max=0",
+            "-volume.preStopSeconds=0",
+            f"-volume.port={volume}",
+            f"-volume.port.grpc={volume_grpc}",
+            "-filer",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={filer_grpc}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={s3_grpc}",
+            f"-s3.config={self.dir / 's3.json'}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-sftp=false",
+            f"-s3.localSocket={self.dir / 's3.sock'}",
+            f"-filer.localSocket={self.dir / 'filer.sock'}",
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
@@ -90,16 +125,25 @@ class SeaweedS3:
             except Exception:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("SeaweedFS did not start: " + self.log.read_text(errors="replace")[-2000:]) from None
+                    raise RuntimeError(
+                        "SeaweedFS did not start: " + self.log.read_text(errors="replace")[-2000:]
+                    ) from None
                 time.sleep(0.2)
 
     def client(self):
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                            region_name="us-east-1",
-                            config=Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(
+                connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}, s3={"addressing_style": "path"}
+            ),
+        )
 
     def new_bucket(self) -> str:
         """A bucket of a test's own, whose list() no other test's objects reach."""

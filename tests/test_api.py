@@ -9,7 +9,6 @@ import signal
 import time
 
 import pytest
-
 from videos import astronaut_frames, write_video
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,8 +51,15 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert result["expression"] in classes
     assert 0 < result["confidence"] <= 1
     assert sum(result["votes"].values()) == sum(c["face"] for c in result["clips"])
-    assert result["video"] == {"frames": 40, "fps": 30.0, "duration_s": pytest.approx(40 / 30, abs=0.01), "width": 640, "height": 360,
-                               "rotation": 0, "mirrored": False}
+    assert result["video"] == {
+        "frames": 40,
+        "fps": 30.0,
+        "duration_s": pytest.approx(40 / 30, abs=0.01),
+        "width": 640,
+        "height": 360,
+        "rotation": 0,
+        "mirrored": False,
+    }
     assert result["faces"]["frames_with_face"] == 40
     starts = [c["start_frame"] for c in result["clips"]]
     assert starts == list(range(0, 33, 2))  # 8-frame clips at stride 2
@@ -63,14 +69,18 @@ def test_predict_returns_the_full_result_within_wait_and_every_image_url_serves_
     assert {"decode", "detect", "infer", "render", "total"} <= set(result["timings_ms"])
     assert {m["name"] for m in result["attention_maps"]} == {"peak", "peak_clip", "peak_evidence"}
     # the answer holds what the OpenAPI document says it does, in its order
-    assert list(result) == list(client.get("/openapi.json").json()["components"]["schemas"]["PredictResult"]["properties"])
+    assert list(result) == list(
+        client.get("/openapi.json").json()["components"]["schemas"]["PredictResult"]["properties"]
+    )
     for image in result["attention_maps"]:
         png = client.get(image["url"])
         assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
     # the same job, read back
     view = client.get(f"/jobs/{result['job_id']}").json()
     assert view["status"] == "finished" and view["result"]["expression"] == result["expression"]
-    assert (settings.uploads_dir / f"{result['job_id']}.video").exists()  # kept for the page's player, as long as its images
+    assert (
+        settings.uploads_dir / f"{result['job_id']}.video"
+    ).exists()  # kept for the page's player, as long as its images
 
 
 def test_a_video_of_two_people_answers_for_each_with_their_own_images(client, run_burst_worker, people_videos):
@@ -88,7 +98,10 @@ def test_a_video_of_two_people_answers_for_each_with_their_own_images(client, ru
             png = client.get(image["url"])
             assert png.status_code == 200 and png.content.startswith(PNG), image
     for image in result["attention_maps"]:  # the main person's, under the names of one-person results
-        assert client.get(image["url"]).content == client.get(image["url"].replace("/peak", f"/person{main['id']}_peak")).content
+        assert (
+            client.get(image["url"]).content
+            == client.get(image["url"].replace("/peak", f"/person{main['id']}_peak")).content
+        )
 
 
 def test_predict_answers_202_then_the_job_can_be_followed(client, run_burst_worker, videos):
@@ -126,8 +139,12 @@ def test_a_finished_jobs_video_is_served_in_the_ranges_a_player_asks_for(client,
     r = client.get(f"/jobs/{job}/video")
     assert r.status_code == 200 and r.content == whole and r.headers["content-type"] == "video/mp4"
     assert r.headers["accept-ranges"] == "bytes" and int(r.headers["content-length"]) == len(whole)
-    for asked, (start, end) in [("bytes=100-199", (100, 199)), ("bytes=1000-", (1000, len(whole) - 1)),
-                                ("bytes=-50", (len(whole) - 50, len(whole) - 1)), (f"bytes=10-{10 ** 9}", (10, len(whole) - 1))]:
+    for asked, (start, end) in [
+        ("bytes=100-199", (100, 199)),
+        ("bytes=1000-", (1000, len(whole) - 1)),
+        ("bytes=-50", (len(whole) - 50, len(whole) - 1)),
+        (f"bytes=10-{10**9}", (10, len(whole) - 1)),
+    ]:
         r = client.get(f"/jobs/{job}/video", headers={"Range": asked})
         assert r.status_code == 206 and r.content == whole[start : end + 1], asked
         assert r.headers["content-range"] == f"bytes {start}-{end}/{len(whole)}"
@@ -141,9 +158,9 @@ def test_a_finished_jobs_video_is_served_in_the_ranges_a_player_asks_for(client,
 
 
 def test_videos_are_not_kept_when_keep_videos_is_off(redis_url, tmp_path, model_dir, videos):
+    from conftest import make_settings
     from fastapi.testclient import TestClient
 
-    from conftest import make_settings
     from service.api import create_app
     from service.jobs import connect, make_queue
     from service.worker import ModelWorker
@@ -164,8 +181,18 @@ def test_a_failed_jobs_timeline_is_a_409(client, run_burst_worker, videos):
     assert_error(client.get(f"/jobs/{job}/timeline.csv"), 409, "job_failed")
 
 
-@pytest.mark.parametrize("kind", ["astronaut_webm", "astronaut_mkv", "astronaut_mov", "astronaut_avi",
-                                  "astronaut_mpg", "astronaut_mpeg", "astronaut_ogg"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "astronaut_webm",
+        "astronaut_mkv",
+        "astronaut_mov",
+        "astronaut_avi",
+        "astronaut_mpg",
+        "astronaut_mpeg",
+        "astronaut_ogg",
+    ],
+)
 def test_common_containers_and_codecs(client, run_burst_worker, videos, kind):
     job_id = post(client, videos[kind]).json()["job_id"]
     run_burst_worker()
@@ -283,9 +310,9 @@ def test_upload_over_the_cap_declared(client, settings, tmp_path):
 
 def test_upload_over_the_cap_streamed_writes_nothing_beyond_it(redis_url, tmp_path, model_dir):
     """Chunked upload without Content-Length: cut off at the cap while streaming."""
+    from conftest import make_settings
     from fastapi.testclient import TestClient
 
-    from conftest import make_settings
     from service.api import create_app
 
     settings = make_settings(redis_url, tmp_path / "s", model_dir, max_upload_mb=1)
@@ -300,7 +327,9 @@ def test_upload_over_the_cap_streamed_writes_nothing_beyond_it(redis_url, tmp_pa
         yield f"\r\n--{boundary}--\r\n".encode()
 
     with TestClient(create_app(settings)) as client:
-        r = client.post("/predict", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        r = client.post(
+            "/predict", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+        )
     assert_error(r, 413, "upload_too_large")
     assert list(settings.uploads_dir.glob("*")) == []
 
@@ -310,7 +339,9 @@ def test_wrong_form_field(client, videos):
 
 
 def test_not_multipart(client):
-    assert_error(client.post("/predict", content=b"raw bytes", headers={"content-type": "video/mp4"}), 415, "not_multipart")
+    assert_error(
+        client.post("/predict", content=b"raw bytes", headers={"content-type": "video/mp4"}), 415, "not_multipart"
+    )
 
 
 def test_negative_wait_is_a_validation_error(client, videos):
@@ -332,9 +363,9 @@ def test_unknown_route_is_json(client):
 
 
 def test_redis_down_is_503_and_the_api_stays_up(tmp_path, model_dir, videos):
+    from conftest import make_settings
     from fastapi.testclient import TestClient
 
-    from conftest import make_settings
     from service.api import create_app
 
     settings = make_settings("redis://127.0.0.1:1/0", tmp_path / "s", model_dir)  # nothing listens on port 1
@@ -378,7 +409,9 @@ def test_model_metadata(client, model_dir):
     assert m["sha256"] == config["weights_sha256"]
     assert m["clip_length"] == 8 and m["stride"] == 2 and m["input_size"] == 48
     assert "happy" in m["classes"]
-    assert m["name"] == config["name"] and m["decision"]["neutral_bias"] == config["decision"]["neutral_bias"]  # which is served, decided how
+    assert (
+        m["name"] == config["name"] and m["decision"]["neutral_bias"] == config["decision"]["neutral_bias"]
+    )  # which is served, decided how
 
 
 def test_readyz_needs_a_live_worker(client, settings):
@@ -414,7 +447,15 @@ def test_index_page(client):
 def test_openapi_documents_every_route_and_its_errors(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/predict", "/jobs/{job_id}", "/jobs/{job_id}/attention/{name}.png", "/model", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/predict",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/attention/{name}.png",
+        "/model",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in paths
     predict = paths["/predict"]["post"]
     assert {"200", "202", "413", "415", "422", "503"} <= set(predict["responses"])
@@ -441,9 +482,25 @@ def test_the_openapi_document_is_made_from_the_result_and_live_models(client):
     assert answer("/jobs/{job_id}") == "#/components/schemas/JobView"
     assert answer("/predict", "post") == "#/components/schemas/PredictResult"
     assert {"$ref": "#/components/schemas/Result"} in components["JobView"]["properties"]["result"]["anyOf"]
-    models = [schemas.Result, schemas.PredictResult, schemas.JobView, schemas.Person, schemas.Clip, schemas.Segment,
-              schemas.Peak, schemas.AttentionMap, schemas.Image, schemas.VideoMeta, schemas.FaceStats, schemas.Box,
-              schemas.Track, schemas.ModelRef, schemas.Decision, schemas.ErrorBody, schemas.ErrorDetail]
+    models = [
+        schemas.Result,
+        schemas.PredictResult,
+        schemas.JobView,
+        schemas.Person,
+        schemas.Clip,
+        schemas.Segment,
+        schemas.Peak,
+        schemas.AttentionMap,
+        schemas.Image,
+        schemas.VideoMeta,
+        schemas.FaceStats,
+        schemas.Box,
+        schemas.Track,
+        schemas.ModelRef,
+        schemas.Decision,
+        schemas.ErrorBody,
+        schemas.ErrorDetail,
+    ]
     for side, messages in schemas.LIVE_MESSAGES.items():
         listed = spec["paths"]["/live"]["get"]["x-websocket-messages"][side]["oneOf"]
         assert listed == [{"$ref": f"#/components/schemas/{m.__name__}"} for m in messages]
@@ -467,16 +524,16 @@ def test_docs_pages_load_their_scripts_and_styles_from_this_server(client):
             assert url.startswith("/docs/static/"), url  # this server, not a CDN
             r = client.get(url)
             assert r.status_code == 200, url
-            assert types[url[url.rindex("."):]] in r.headers["content-type"], (url, r.headers["content-type"])
+            assert types[url[url.rindex(".") :]] in r.headers["content-type"], (url, r.headers["content-type"])
             if url.endswith(".js"):
                 assert len(r.content) > 100_000  # the real bundle, not a stub
     assert "cdn" not in client.get("/docs").text.lower()
 
 
 def test_openapi_names_the_classes_of_the_served_checkpoint(client, redis_url, tmp_path):
+    from conftest import make_settings
     from fastapi.testclient import TestClient
 
-    from conftest import make_settings
     from service.api import create_app
     from service.settings import DEFAULT_MODEL_DIR
 

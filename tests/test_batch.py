@@ -11,16 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from videos import astronaut_frames, write_video
 
 from service.tables import timeline_csv
 from training.video import Orientation
-from videos import astronaut_frames, write_video
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAMFER_TORCH_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd
+    )
 
 
 def read_csv(text: str) -> list[dict]:
@@ -36,8 +37,9 @@ def assert_timeline_is_the_results(table: list[dict], result: dict) -> None:
         assert (int(row["person"]), int(row["clip"])) == (person, clip["index"])
         assert (float(row["start_s"]), float(row["end_s"])) == (clip["start_s"], clip["end_s"])
         assert row["face"] == str(int(clip["face"])) and row["label"] == (clip["label"] or "")
-        assert [float(row[f"p_{c}"]) if row[f"p_{c}"] else None for c in classes] == \
-               [clip["probabilities"][c] if clip["probabilities"] else None for c in classes]
+        assert [float(row[f"p_{c}"]) if row[f"p_{c}"] else None for c in classes] == [
+            clip["probabilities"][c] if clip["probabilities"] else None for c in classes
+        ]
 
 
 def test_timeline_csv_has_a_row_per_person_per_clip_with_the_jsons_numbers(videos, people_videos, model_dir, tmp_path):
@@ -48,8 +50,9 @@ def test_timeline_csv_has_a_row_per_person_per_clip_with_the_jsons_numbers(video
     for video in (videos["face_gap_face"], people_videos["cross"]):  # clips without a face; two people
         result = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
         text = timeline_csv(result)
-        assert text.splitlines()[0] == ",".join(["person", "clip", "start_s", "end_s", "face", "label",
-                                                 *(f"p_{c}" for c in predictor.classes)])
+        assert text.splitlines()[0] == ",".join(
+            ["person", "clip", "start_s", "end_s", "face", "label", *(f"p_{c}" for c in predictor.classes)]
+        )
         assert_timeline_is_the_results(read_csv(text), json.loads(json.dumps(result)))
 
 
@@ -57,7 +60,9 @@ def test_predict_csv_prints_the_timeline(videos):
     done = run("predict", str(videos["astronaut_webm"]), "--csv")
     assert done.returncode == 0, done.stderr
     table = read_csv(done.stdout)
-    assert len(table) == 7 and {row["person"] for row in table} == {"1"} and all(row["label"] for row in table)  # 20 frames: 7 clips
+    assert (
+        len(table) == 7 and {row["person"] for row in table} == {"1"} and all(row["label"] for row in table)
+    )  # 20 frames: 7 clips
 
 
 def test_a_folder_of_videos_is_one_batch_that_goes_on_where_it_stopped(tmp_path):
@@ -84,8 +89,11 @@ def test_a_folder_of_videos_is_one_batch_that_goes_on_where_it_stopped(tmp_path)
     assert summary[0]["error_code"] == "unsupported_format" and summary[0]["person"] == ""
     for row, name in zip(summary[1:], names[1:]):
         result = json.loads((out / name / "result.json").read_text())
-        assert (row["expression"], float(row["confidence"]), float(row["duration_s"])) == \
-               (result["expression"], result["confidence"], result["video"]["duration_s"])
+        assert (row["expression"], float(row["confidence"]), float(row["duration_s"])) == (
+            result["expression"],
+            result["confidence"],
+            result["video"]["duration_s"],
+        )
         assert row["person"] == "1" and row["main"] == "1" and row["error"] == ""
         assert_timeline_is_the_results(read_csv((out / name / "timeline.csv").read_text()), result)
         assert Path(result["attention_maps"][0]["url"]).parent == (out / name).resolve()  # its images beside it
@@ -109,5 +117,7 @@ def test_several_files_are_a_batch_and_a_batch_needs_its_folder(videos, tmp_path
     done = run("predict", str(videos["astronaut_mp4"]), str(videos["no_face"]), "--out", str(tmp_path / "out"))
     assert done.returncode == 1
     summary = read_csv((tmp_path / "out" / "summary.csv").read_text())
-    assert [(row["video"], row["expression"], row["error_code"]) for row in summary] == \
-           [("astronaut.mp4", "happy", ""), ("no_face.mp4", "", "no_face")]
+    assert [(row["video"], row["expression"], row["error_code"]) for row in summary] == [
+        ("astronaut.mp4", "happy", ""),
+        ("no_face.mp4", "", "no_face"),
+    ]

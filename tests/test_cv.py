@@ -66,8 +66,13 @@ def test_summary_scores_each_fold_and_the_spread_of_their_accuracies():
         return VideoPrediction(label, np.zeros(7), np.zeros((len(clip_labels), 7)), np.array(clip_labels), None)
 
     frames = np.zeros((10, 48, 48), np.uint8)
-    videos = [Video("a", "a/1", 0, frames), Video("a", "a/2", 4, frames), Video("b", "b/1", 4, frames),
-              Video("b", "b/2", 6, frames), Video("c", "c/1", 0, frames)]
+    videos = [
+        Video("a", "a/1", 0, frames),
+        Video("a", "a/2", 4, frames),
+        Video("b", "b/1", 4, frames),
+        Video("b", "b/2", 6, frames),
+        Video("c", "c/1", 0, frames),
+    ]
     folds = np.array([0, 0, 1, 1, 2])
     preds = [pred(0, [0, 0, 1]), pred(4, [4]), pred(4, [4, 4, 6, 6]), pred(0, [6, 0]), None]  # fold 3 not run
     s = summarize(Dataset(videos, CLASSES, "ckplus", "tiny"), preds, folds)
@@ -75,9 +80,18 @@ def test_summary_scores_each_fold_and_the_spread_of_their_accuracies():
     assert [f["video_accuracy"] for f in s["per_fold"]] == s["fold_video_accuracy"] == [1.0, 0.5]
     assert [f["clip_accuracy"] for f in s["per_fold"]] == [pytest.approx(3 / 4), pytest.approx(3 / 6)]
     assert s["video_accuracy"] == 0.75 and s["clip_accuracy"] == pytest.approx(6 / 10)  # clips alone vs the vote
-    assert s["video_accuracy_over_folds"] == {"mean": 0.75, "std": pytest.approx(np.std([1, 0.5], ddof=1)), "min": 0.5, "max": 1.0}
+    assert s["video_accuracy_over_folds"] == {
+        "mean": 0.75,
+        "std": pytest.approx(np.std([1, 0.5], ddof=1)),
+        "min": 0.5,
+        "max": 1.0,
+    }
     second = s["per_fold"][1]
-    assert second["fold"] == 2 and second["per_class_recall"]["happy"] == 1.0 and second["per_class_recall"]["surprise"] == 0.0
+    assert (
+        second["fold"] == 2
+        and second["per_class_recall"]["happy"] == 1.0
+        and second["per_class_recall"]["surprise"] == 0.0
+    )
     assert second["per_class_recall"]["anger"] is None and second["confusion"][6][0] == 1
     assert np.array_equal(np.array(s["confusion"]), sum(np.array(f["confusion"]) for f in s["per_fold"]))
 
@@ -94,8 +108,9 @@ def run(*args, cwd=None, timeout=900):
     from conftest import say
 
     say(f"python -m training {' '.join(a if len(a) < 40 else '...' + a[-30:] for a in args)}")
-    proc = subprocess.Popen([sys.executable, "-m", "training", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=cwd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
+    )
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     lines = []
@@ -115,13 +130,31 @@ def run(*args, cwd=None, timeout=900):
 
 
 def test_synth_command_writes_the_ck_layout(tiny_set):
-    assert (tiny_set / "cohn-kanade-images").is_dir() and (tiny_set / "Emotion").is_dir() and (tiny_set / "Landmarks").is_dir()
+    assert (
+        (tiny_set / "cohn-kanade-images").is_dir()
+        and (tiny_set / "Emotion").is_dir()
+        and (tiny_set / "Landmarks").is_dir()
+    )
 
 
 def test_cv_command_writes_results_table_and_figures(tiny_set, tmp_path):
     out = tmp_path / "run"
-    run("cv", "--data", str(tiny_set), "--out", str(out), "--variant", "all", "--folds", "3", "--epochs", "1",
-        "--cache", str(tmp_path / "cache"), "--quiet")
+    run(
+        "cv",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--variant",
+        "all",
+        "--folds",
+        "3",
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--quiet",
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["folds"] == 3
     assert set(results["variants"]) == {"convlstm", "convlstm_ram", "econvlstm", "econvlstm_ram"}
@@ -142,9 +175,22 @@ def test_train_command_writes_a_servable_checkpoint(tiny_set, tmp_path):
     from training.checkpoint import load_checkpoint
 
     out = tmp_path / "ckpt"
-    p = run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "cache"), "--quiet", "--seed", "3")
+    p = run(
+        "train",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--quiet",
+        "--seed",
+        "3",
+    )
     assert "INFO training.train: epoch 1/1: loss" in p.stdout  # without the bar, each epoch is a log line (shown live)
-    model, config = load_checkpoint(out)
+    _model, config = load_checkpoint(out)
     assert config["seed"] == 3 and "python -m training train" in config["command"]
     assert config["model"]["variant"] == "econvlstm_ram" and config["classes"][4] == "happy"
     assert config["metrics"]["train_videos_judged"] == min(TRAIN_JUDGED, config["data"]["videos"])
@@ -166,8 +212,12 @@ def test_a_resumable_run_killed_mid_way_ends_as_an_uninterrupted_one(tiny_set, t
     assert not (tmp_path / "whole" / TRAINING_STATE).exists()  # removed once the checkpoint is written
 
     out = tmp_path / "stopped"
-    proc = subprocess.Popen([sys.executable, "-m", "training", "train", *common, "--out", str(out), "--resumable"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "train", *common, "--out", str(out), "--resumable"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if "epoch 2/3" in line:
             proc.kill()
@@ -175,8 +225,12 @@ def test_a_resumable_run_killed_mid_way_ends_as_an_uninterrupted_one(tiny_set, t
     proc.wait(timeout=60)
     assert proc.returncode != 0 and (out / TRAINING_STATE).is_file() and not (out / "model.safetensors").exists()
 
-    refused = subprocess.run([sys.executable, "-m", "training", "train", *common, "--lr", "0.01", "--out", str(out), "--resumable"],
-                             capture_output=True, text=True, timeout=600)
+    refused = subprocess.run(
+        [sys.executable, "-m", "training", "train", *common, "--lr", "0.01", "--out", str(out), "--resumable"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert refused.returncode != 0 and "state of another run" in refused.stderr
 
     again = run("train", *common, "--out", str(out), "--resumable")
@@ -189,16 +243,29 @@ def test_a_resumable_run_killed_mid_way_ends_as_an_uninterrupted_one(tiny_set, t
 
 def test_train_with_another_input_size_is_served_at_that_size(tiny_set, tmp_path):
     """--input-size reaches the crops, the network and the checkpoint, and the service reads it back."""
+    from videos import astronaut_frames, write_video
+
     from service.pipeline import Predictor, analyse_video
     from service.settings import Settings
     from training.checkpoint import load_checkpoint
     from training.data import preprocess_video_file
-    from videos import astronaut_frames, write_video
 
     out = tmp_path / "ckpt64"
-    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--input-size", "64",
-        "--cache", str(tmp_path / "cache"), "--quiet")
-    model, config = load_checkpoint(out)
+    run(
+        "train",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--input-size",
+        "64",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--quiet",
+    )
+    _model, config = load_checkpoint(out)
     assert config["crop"]["size"] == 64 and config["model"]["input_size"] == 64
     predictor = Predictor(out)
     assert predictor.crop.size == 64
@@ -210,7 +277,19 @@ def test_train_with_another_input_size_is_served_at_that_size(tiny_set, tmp_path
 
 def test_cv_adds_variants_to_a_run_of_the_same_experiment(tiny_set, tmp_path):
     out = tmp_path / "run"
-    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]
+    common = [
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--folds",
+        "3",
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+    ]
     run("cv", *common, "--variant", "econvlstm")
     record = json.loads((out / "results.json").read_text())
     first = record["variants"]["econvlstm"]
@@ -230,8 +309,20 @@ def test_card_adds_metrics_without_touching_the_weights(tiny_set, tmp_path):
     from training.checkpoint import load_checkpoint
 
     out = tmp_path / "ckpt"
-    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
-        "--licence", "Faces: somebody, CC BY 4.0")
+    run(
+        "train",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+        "--licence",
+        "Faces: somebody, CC BY 4.0",
+    )
     before = (out / "model.safetensors").read_bytes()
     run("card", str(out), "--metric", "london_heldout_accuracy=0.97", "--limits", "Misreads 1 of 21 calm faces.")
     _, config = load_checkpoint(out)  # still loads: the sha256 still matches
@@ -248,7 +339,19 @@ def test_card_adds_metrics_without_touching_the_weights(tiny_set, tmp_path):
 
 def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_path):
     out = tmp_path / "run"
-    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "3", "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet"]
+    common = [
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--folds",
+        "3",
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+    ]
     run("cv", *common, "--variant", "econvlstm_ram")
     full = json.loads((out / "results.json").read_text())
     run("cv", *common, "--variant", "convlstm_ram", "--first-folds", "1")
@@ -258,7 +361,9 @@ def test_first_folds_runs_a_cheaper_comparison_on_the_same_split(tiny_set, tmp_p
     assert sum(map(sum, part["confusion"])) == results["fold_videos"][0] < full["data"]["videos"]  # only fold 1 tested
     table = (out / "table.md").read_text()
     assert "| 1 of 3 |" in table and "folds 1 to 1" in table
-    assert (out / "attention.png").read_bytes() and (out / "attention-convlstm_ram.png").is_file()  # the first figure kept
+    assert (out / "attention.png").read_bytes() and (
+        out / "attention-convlstm_ram.png"
+    ).is_file()  # the first figure kept
 
 
 def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path):
@@ -270,13 +375,29 @@ def test_cv_from_the_served_weights_records_where_it_started(tiny_set, tmp_path)
 
     out = tmp_path / "run"
     theirs = crop_config(read_config(SERVED_CHECKPOINT))
-    common = ["--data", str(tiny_set), "--out", str(out), "--folds", "2", "--first-folds", "1", "--epochs", "1",
-              "--cache", str(tmp_path / "c"), "--quiet"]
+    common = [
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--folds",
+        "2",
+        "--first-folds",
+        "1",
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+    ]
     p = run("cv", *common, "--init")
     results = json.loads((out / "results.json").read_text())
     assert results["crop"] == theirs.to_dict() and theirs.align
     assert "--init: making 48 px aligned crops" in p.stdout
-    assert results["init"] == {"checkpoint": str(SERVED_CHECKPOINT), "sha256": read_config(SERVED_CHECKPOINT)["weights_sha256"]}
+    assert results["init"] == {
+        "checkpoint": str(SERVED_CHECKPOINT),
+        "sha256": read_config(SERVED_CHECKPOINT)["weights_sha256"],
+    }
     r = results["variants"]["econvlstm_ram"]
     assert r["init"]["fresh"] == [] and r["init"]["classes_dropped"] == ["neutral"] and r["init"]["loaded"] > 0
     assert "econvlstm_ram: started from" in p.stdout and "dropped: neutral" in p.stdout
@@ -320,8 +441,23 @@ def test_train_from_a_7_class_checkpoint_on_class_folders(tiny_folders, tmp_path
 
     seven = SERVED_CHECKPOINT.parent / "synthetic-7class"
     out = tmp_path / "ckpt"
-    run("train", "--data", str(tiny_folders), "--neutral", "--init", str(seven), "--out", str(out), "--epochs", "1",
-        "--lr", "0", "--cache", str(tmp_path / "c"), "--quiet")
+    run(
+        "train",
+        "--data",
+        str(tiny_folders),
+        "--neutral",
+        "--init",
+        str(seven),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--lr",
+        "0",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+    )
     model, config = load_checkpoint(out)
     init = config["init"]
     assert init["checkpoint"] == str(seven) and init["fresh"] == [] and init["classes_fresh"] == ["neutral"]
@@ -331,8 +467,26 @@ def test_train_from_a_7_class_checkpoint_on_class_folders(tiny_folders, tmp_path
     assert torch.equal(model.ram.conv_s.weight[:7, :7], theirs["ram.conv_s.weight"])
     assert "fresh: neutral" in (out / "MODEL_CARD.md").read_text()
 
-    p = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(tiny_folders), "--init", str(seven),
-                        "--input-size", "64", "--out", str(tmp_path / "x"), "--quiet"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--data",
+            str(tiny_folders),
+            "--init",
+            str(seven),
+            "--input-size",
+            "64",
+            "--out",
+            str(tmp_path / "x"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode != 0 and "--init:" in p.stderr and "--input-size 48" in p.stderr
     assert not (tmp_path / "x").exists()
 
@@ -382,23 +536,73 @@ def test_train_on_a_pack_leaving_out_a_london_fold(london_pack, tmp_path):
 
     pack, london, subjects = london_pack
     out = tmp_path / "ckpt"
-    run("train", "--data", str(pack), "--neutral", "--london-fold", "1", "--london", str(london),
-        "--out", str(out), "--epochs", "1", "--quiet")
+    run(
+        "train",
+        "--data",
+        str(pack),
+        "--neutral",
+        "--london-fold",
+        "1",
+        "--london",
+        str(london),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     _, config = load_checkpoint(out)
     kept = sum(s != "L001" for s in subjects)  # fold 1 of ids 000..009 is 001 and 006
     assert 0 < kept < len(subjects) and config["data"]["videos"] == kept
     assert config["data"]["root"].endswith("less London fold 1") and config["classes"][-1] == "neutral"
-    p = subprocess.run([sys.executable, "-m", "training", "train", "--data", str(pack), "--out", str(tmp_path / "x"),
-                        "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--data",
+            str(pack),
+            "--out",
+            str(tmp_path / "x"),
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode != 0 and "packed for the classes" in p.stderr  # 8-class pack, 7-class run
 
 
 def test_london_folds_trains_every_fold_side_by_side(london_pack, tmp_path):
     pack, london, subjects = london_pack
     out = tmp_path / "folds"
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "london_folds.py"), "--pack", str(pack), "--london", str(london),
-                        "--folds", "2", "0", "--out", str(out), "--poll", "1", "--", "--epochs", "2"],
-                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "london_folds.py"),
+            "--pack",
+            str(pack),
+            "--london",
+            str(london),
+            "--folds",
+            "2",
+            "0",
+            "--out",
+            str(out),
+            "--poll",
+            "1",
+            "--",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert {k: v["returncode"] for k, v in summary["folds"].items()} == {"2": 0, "0": 0}
@@ -414,7 +618,9 @@ def test_london_folds_reads_the_progress_bar(tmp_path):
 
     log = tmp_path / "fold1.log"
     assert progress(log) is None
-    log.write_text("INFO loaded\repochs:   0%|  | 0/30 [00:00<?, ?it/s]\repochs:  10%|# | 3/30 [00:39<05:51, 13.0s/it, acc=0.5]")
+    log.write_text(
+        "INFO loaded\repochs:   0%|  | 0/30 [00:00<?, ?it/s]\repochs:  10%|# | 3/30 [00:39<05:51, 13.0s/it, acc=0.5]"
+    )
     assert progress(log) == (3, 30, 351)
     log.write_text("epochs:  97%|#| 29/30 [1:02:03<1:02:10, 13.0s/it]")
     assert progress(log) == (29, 30, 3730)
@@ -426,9 +632,27 @@ def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
     with --jobs (sharing one preprocessing cache), and tables them."""
     from training.checkpoint import load_checkpoint
 
-    study = [sys.executable, str(ROOT / "benchmarks" / "recipe_study.py"), "--data", str(tiny_set), "--out", str(tmp_path / "study"),
-             "--folds", "2", "--first-folds", "1", "--common-flags", f"--epochs 1 --cache {tmp_path / 'c'}"]
-    p = subprocess.run([*study, "--jobs", "2", "default", "sampler", "smooth0.1"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    study = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "recipe_study.py"),
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(tmp_path / "study"),
+        "--folds",
+        "2",
+        "--first-folds",
+        "1",
+        "--common-flags",
+        f"--epochs 1 --cache {tmp_path / 'c'}",
+    ]
+    p = subprocess.run(
+        [*study, "--jobs", "2", "default", "sampler", "smooth0.1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     for name in ("default", "sampler", "smooth0.1"):  # run two at a time, each one's output in its log
         assert "econvlstm_ram fold 1/2:" in (tmp_path / "study" / f"{name}.log").read_text()
@@ -436,12 +660,18 @@ def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
         results = json.loads((tmp_path / "study" / name / "results.json").read_text())
         assert results["train"]["balance"] == balance and results["train"]["label_smoothing"] == eps
         assert results["variants"]["econvlstm_ram"]["folds_run"] == 1
+
     def study_rows(stdout):  # the study's table, printed last (each cv run prints its own tables before it)
         lines = stdout.splitlines()
-        return lines[lines.index(next(x for x in lines if x.startswith("| variant |"))) + 2:]
+        return lines[lines.index(next(x for x in lines if x.startswith("| variant |"))) + 2 :]
 
     rows = study_rows(p.stdout)
-    assert len(rows) == 3 and "`--balance sampler`" in rows[1] and "`--label-smoothing 0.1`" in rows[2] and "| 1 of 2 |" in rows[0]
+    assert (
+        len(rows) == 3
+        and "`--balance sampler`" in rows[1]
+        and "`--label-smoothing 0.1`" in rows[2]
+        and "| 1 of 2 |" in rows[0]
+    )
     again = subprocess.run([*study, "sampler"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and "$ python" not in again.stdout  # read back, not rerun
     assert study_rows(again.stdout) == rows[1:2]
@@ -449,15 +679,35 @@ def test_recipe_options_reach_results_and_the_model_card(tiny_set, tmp_path):
     # a variant stopped before its results.json (a lent machine's time ran out) is tabled from its log's fold lines
     (tmp_path / "study" / "lr1e-3.log").write_text(
         "INFO training.cv: econvlstm_ram fold 1/10: 29 test videos, video accuracy 0.897, clip accuracy 0.897\n"
-        "epoch 3/30\nINFO training.cv: econvlstm_ram fold 2/10: 37 test videos, video accuracy 0.865, clip accuracy 0.865\n")
-    table = subprocess.run([*study, "--table-only", "sampler", "lr1e-3", "epochs60"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        "epoch 3/30\nINFO training.cv: econvlstm_ram fold 2/10: 37 test videos, video accuracy 0.865, clip accuracy 0.865\n"
+    )
+    table = subprocess.run(
+        [*study, "--table-only", "sampler", "lr1e-3", "epochs60"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     stopped = study_rows(table.stdout)
     assert stopped[0] == rows[1] and len(stopped) == 2  # epochs60: neither results nor log, no row
-    assert stopped[1].startswith("| lr1e-3 | `--lr 1e-3` | 87.9 % (58 / 66) | 2 of 10, stopped |") and "| 26/29 32/37 |" in stopped[1]
+    assert (
+        stopped[1].startswith("| lr1e-3 | `--lr 1e-3` | 87.9 % (58 / 66) | 2 of 10, stopped |")
+        and "| 26/29 32/37 |" in stopped[1]
+    )
 
     out = tmp_path / "ckpt"
-    run("train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--cache", str(tmp_path / "c"), "--quiet",
-        "--balance", "none", "--label-smoothing", "0.05")
+    run(
+        "train",
+        "--data",
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+        "--quiet",
+        "--balance",
+        "none",
+        "--label-smoothing",
+        "0.05",
+    )
     _, config = load_checkpoint(out)
     assert config["train"]["balance"] == "none" and config["train"]["label_smoothing"] == 0.05
     assert '"balance": "none"' in (out / "MODEL_CARD.md").read_text()

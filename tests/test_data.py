@@ -118,7 +118,9 @@ def test_ckplus_copy_of_48px_crops_without_landmarks(ck_tree, tmp_path):
         out.mkdir(parents=True)
         for f in frames:
             gray = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
-            lm = np.loadtxt(ck_tree / "Landmarks" / seq.relative_to(ck_tree / "cohn-kanade-images") / f"{f.stem}_landmarks.txt")
+            lm = np.loadtxt(
+                ck_tree / "Landmarks" / seq.relative_to(ck_tree / "cohn-kanade-images") / f"{f.stem}_landmarks.txt"
+            )
             cv2.imwrite(str(out / f.name), crop_face(gray, landmarks_box(lm), 48, 1.2))
     ds = load_dataset(copy, cache_dir=tmp_path / "cache", progress=False)
     assert ds.layout == "ckplus" and len(ds.videos) == len(sequences_on_disk(ck_tree))
@@ -163,12 +165,15 @@ def test_subject_from_file_name():
 
 
 def test_class_folders_of_videos(tmp_path, caplog):
-    from training.synthesis.drawn import render_sequence
-    from training.synthesis.drawn_face import make_subject
     from videos import write_video
 
+    from training.synthesis.drawn import render_sequence
+    from training.synthesis.drawn_face import make_subject
+
     root = tmp_path / "videos"
-    for i, (cls, name) in enumerate([("happy", "alice_1.mp4"), ("happy", "bob_take2.webm"), ("surprise", "alice_2.mp4")]):
+    for i, (cls, name) in enumerate(
+        [("happy", "alice_1.mp4"), ("happy", "bob_take2.webm"), ("surprise", "alice_2.mp4")]
+    ):
         rng = np.random.default_rng(i)
         frames, _ = render_sequence(make_subject(rng), cls, 12, rng, size=(320, 240))
         (root / cls).mkdir(parents=True, exist_ok=True)
@@ -179,22 +184,27 @@ def test_class_folders_of_videos(tmp_path, caplog):
     ds = load_class_folders(root, cache_dir=tmp_path / "cache", progress=False)
     assert ds.layout == "folders"
     assert sorted((v.name, v.subject, CLASSES[v.label]) for v in ds.videos) == [
-        ("happy/alice_1.mp4", "alice", "happy"), ("happy/bob_take2.webm", "bob", "happy"), ("surprise/alice_2.mp4", "alice", "surprise"),
+        ("happy/alice_1.mp4", "alice", "happy"),
+        ("happy/bob_take2.webm", "bob", "happy"),
+        ("surprise/alice_2.mp4", "alice", "surprise"),
     ]
     assert all(v.frames.shape == (12, 48, 48) for v in ds.videos)
     assert "laughing" in caplog.text and "carol_broken" in caplog.text
     layout, entries = labelled_video_files(root)  # what benchmarks/video_eval.py reads
     assert layout == "folders" and [(f.name, CLASSES[c], s) for f, c, s in entries] == [
-        ("alice_1.mp4", "happy", "alice"), ("bob_take2.webm", "happy", "bob"), ("carol_broken.mp4", "happy", "carol"),
+        ("alice_1.mp4", "happy", "alice"),
+        ("bob_take2.webm", "happy", "bob"),
+        ("carol_broken.mp4", "happy", "carol"),
         ("alice_2.mp4", "surprise", "alice"),
     ]
 
 
 def test_cremad_file_names(tmp_path):
+    from videos import write_video
+
     from training.data import CLASSES_WITH_NEUTRAL, load_cremad
     from training.synthesis.drawn import render_sequence
     from training.synthesis.drawn_face import make_subject
-    from videos import write_video
 
     root = tmp_path / "CREMA-D" / "VideoFlash"
     root.mkdir(parents=True)
@@ -237,7 +247,7 @@ def test_neutral_class_from_onset_frames_peak_stills_and_code_0(ck_tree, tmp_pat
         if "#" in v.name or v.label == neutral:
             continue
         whole = by_name[v.name].frames
-        assert np.array_equal(v.frames, whole[len(whole) - len(v.frames):])
+        assert np.array_equal(v.frames, whole[len(whole) - len(v.frames) :])
         ends = clip_indices(len(v.frames))[:, -1] + len(whole) - len(v.frames)
         assert ends.min() >= min(len(whole) - 1, math.ceil(2 / 3 * (len(whole) - 1)))
         assert len(v.frames) >= min(len(whole), 8)
@@ -265,7 +275,8 @@ def test_a_tree_can_limit_its_peak_stills_to_some_classes(ck_tree, tmp_path):
     assert len(peaks) == sum(v.name.endswith("#peak") and v.label == happy for v in everything.videos)
     # the onset stills and the sequences themselves are untouched
     assert [v.name for v in limited.videos if not v.name.endswith("#peak")] == [
-        v.name for v in everything.videos if not v.name.endswith("#peak")]
+        v.name for v in everything.videos if not v.name.endswith("#peak")
+    ]
     (tree / PEAK_STILLS_FILE).write_text('{"classes": ["joy"]}')
     with pytest.raises(ValueError, match="unknown classes"):
         load_ckplus(tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
@@ -288,7 +299,9 @@ def test_a_pack_reads_back_as_the_data_set_it_was_made_of(ck_tree, tmp_path):
     loaded = load_ckplus(ck_tree, cache_dir=tmp_path / "c", classes=CLASSES_WITH_NEUTRAL, progress=False)
     path = save_pack(loaded, tmp_path / "packs" / "ck.npz", CropConfig())
     packed = load_dataset(path, classes=CLASSES_WITH_NEUTRAL)  # --data FILE.npz
-    assert [(v.subject, v.name, v.label) for v in packed.videos] == [(v.subject, v.name, v.label) for v in loaded.videos]
+    assert [(v.subject, v.name, v.label) for v in packed.videos] == [
+        (v.subject, v.name, v.label) for v in loaded.videos
+    ]
     for a, b in zip(packed.videos, loaded.videos):
         np.testing.assert_array_equal(a.frames, b.frames)
     assert any(v.name.endswith("#onset") for v in packed.videos)  # the stills travel with it
@@ -342,7 +355,9 @@ def test_ferplus_votes_become_shares_of_the_model_classes():
     assert CLASSES_WITH_NEUTRAL[int(t.argmax())] == "neutral"
     assert ferplus_target([0, 0, 0, 0, 0, 0, 0, 0, 6, 4]) is None  # mostly "unknown"
     assert ferplus_target([2, 0, 0, 0, 0, 0, 0, 0, 0, 8]) is None  # not a face
-    assert ferplus_target([9, 0, 0, 0, 0, 0, 0, 0, 1, 0], CLASSES) is None  # neutral, in a 7-class run (CK+ has no neutral)
+    assert (
+        ferplus_target([9, 0, 0, 0, 0, 0, 0, 0, 1, 0], CLASSES) is None
+    )  # neutral, in a 7-class run (CK+ has no neutral)
     assert CLASSES[int(ferplus_target([0, 0, 0, 0, 0, 0, 0, 9, 1, 0], CLASSES).argmax())] == "contempt"
     assert ferplus_target([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]) is None  # nobody agreed with anybody
 

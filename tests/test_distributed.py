@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import say
 from live_cluster import get, running_cluster, wait_for
 from live_service import free_port
-from service.embedded import EmbeddedRedis
 from test_api import PNG
 from videos import astronaut_frames, write_video
+
+from service.embedded import EmbeddedRedis
 
 VIDEOS = 20
 
@@ -45,7 +45,10 @@ def files_in(folder: str) -> list[str]:
 
 def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tmp_path, tcp_redis, s3_server):
     env = {"RAMFER_TORCH_THREADS": "1", "RAMFER_HEARTBEAT_S": "1", "RAMFER_HEARTBEAT_GRACE_S": "5"}
-    with running_cluster(tmp_path, tcp_redis, s3_server.env(), workers=2, env=env) as cluster, started_again_after(s3_server):
+    with (
+        running_cluster(tmp_path, tcp_redis, s3_server.env(), workers=2, env=env) as cluster,
+        started_again_after(s3_server),
+    ):
         url, procs, envs = cluster.url, cluster.procs, cluster.envs
         from redis import Redis
         from redis.exceptions import AuthenticationError
@@ -95,10 +98,17 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
         long_video = write_video(tmp_path / "videos" / "long.mp4", astronaut_frames(240, size=(320, 240)))
         during = []
         for _ in range(4):
-            r = httpx.post(f"{url}/predict", files={"file": ("long.mp4", long_video.read_bytes(), "video/mp4")}, timeout=30)
+            r = httpx.post(
+                f"{url}/predict", files={"file": ("long.mp4", long_video.read_bytes(), "video/mp4")}, timeout=30
+            )
             assert r.status_code == 202, r.text
             during.append(r.json()["job_id"])
-        wait_for(lambda: any(httpx.get(f"{url}/jobs/{j}").json()["status"] == "started" for j in during), 60, "a job started", procs)
+        wait_for(
+            lambda: any(httpx.get(f"{url}/jobs/{j}").json()["status"] == "started" for j in during),
+            60,
+            "a job started",
+            procs,
+        )
         s3_server.stop()
         ready = httpx.get(f"{url}/readyz", timeout=15)
         assert ready.status_code == 503 and ready.json()["error"]["code"] == "storage_unavailable"
@@ -108,8 +118,21 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
         assert httpx.get(image, timeout=15).status_code == 503
         # every job ends, visibly: a job that needed the storage while it was down says so
         ended = {}
-        wait_for(lambda: ended.update({j: v for j in during if (v := httpx.get(f"{url}/jobs/{j}").json())["status"] in ("finished", "failed")})
-                 or len(ended) == len(during), 240, "jobs ended during the outage", procs)
+        wait_for(
+            lambda: (
+                ended.update(
+                    {
+                        j: v
+                        for j in during
+                        if (v := httpx.get(f"{url}/jobs/{j}").json())["status"] in ("finished", "failed")
+                    }
+                )
+                or len(ended) == len(during)
+            ),
+            240,
+            "jobs ended during the outage",
+            procs,
+        )
         failed = [v for v in ended.values() if v["status"] == "failed"]
         assert failed, "no job needed the storage during the outage"
         for v in failed:
@@ -118,10 +141,17 @@ def test_api_and_two_workers_share_only_redis_and_s3_and_survive_an_s3_outage(tm
 
         # --- S3 is back: the API is ready again, uploads work, the workers carry on ---------------
         s3_server.start()
-        wait_for(lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200, 60, "ready after the outage", procs)
+        wait_for(
+            lambda: (r := get(f"{url}/readyz")) is not None and r.status_code == 200,
+            60,
+            "ready after the outage",
+            procs,
+        )
         assert httpx.get(image, timeout=5).content.startswith(PNG)  # the results from before are all there
         path = tmp_path / "videos" / "v0.mp4"
-        r = httpx.post(f"{url}/predict?wait=60", files={"file": (path.name, path.read_bytes(), "video/mp4")}, timeout=90)
+        r = httpx.post(
+            f"{url}/predict?wait=60", files={"file": (path.name, path.read_bytes(), "video/mp4")}, timeout=90
+        )
         assert r.status_code == 200, r.text
         assert r.json()["video"]["frames"] == 8
         assert httpx.get(r.json()["attention_maps"][0]["url"], timeout=5).content.startswith(PNG)

@@ -61,7 +61,8 @@ def test_benchmarks_readme_lists_every_script_and_nothing_else():
     scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
     assert len(rows) == len(set(rows)), "a script is listed twice"
     assert sorted(rows) == scripts, (
-        f"not listed: {sorted(set(scripts) - set(rows))}; listed but not in benchmarks/: {sorted(set(rows) - set(scripts))}")
+        f"not listed: {sorted(set(scripts) - set(rows))}; listed but not in benchmarks/: {sorted(set(rows) - set(scripts))}"
+    )
 
 
 @pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -77,8 +78,10 @@ def test_the_link_pattern_finds_the_links():
 def test_the_link_check_sees_a_broken_link_and_a_missing_heading(tmp_path):
     (tmp_path / "other.md").write_text("# A heading, with `code`\n\n## Twice\n## Twice\n")
     doc = tmp_path / "doc.md"
-    doc.write_text("[ok](other.md#a-heading-with-code) [ok2](other.md#twice-1) ![img](other.md) [web](https://x.org/y)\n"
-                   "```\n[not a link](nowhere.md)\n```\n[gone](gone.md) [bad](other.md#nope)\n")
+    doc.write_text(
+        "[ok](other.md#a-heading-with-code) [ok2](other.md#twice-1) ![img](other.md) [web](https://x.org/y)\n"
+        "```\n[not a link](nowhere.md)\n```\n[gone](gone.md) [bad](other.md#nope)\n"
+    )
     assert broken_links(doc, tmp_path) == ["doc.md: gone.md (no such file)", "doc.md: other.md#nope (no such heading)"]
 
 
@@ -108,6 +111,9 @@ def test_the_code_map_describes_the_synthesis_package_not_its_files():
 
 def test_docs_and_benchmarks_explain_themselves_without_issue_numbers():
     files = [*LINKED_DOCS, *sorted((ROOT / "benchmarks").glob("*.py")), *sorted((ROOT / "tools").glob("*.py"))]
-    found = [f"{f.relative_to(ROOT)}: {m.group(0)}" for f in files
-             for m in re.finditer(r"\bissues?\s*#?\d+|#\d+'s|\bthe issue's\b", f.read_text(), re.IGNORECASE)]
+    found = [
+        f"{f.relative_to(ROOT)}: {m.group(0)}"
+        for f in files
+        for m in re.finditer(r"\bissues?\s*#?\d+|#\d+'s|\bthe issue's\b", f.read_text(), re.IGNORECASE)
+    ]
     assert found == []

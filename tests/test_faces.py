@@ -5,11 +5,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import LONDON
+
 from training.faces import (
-    FACE_DIM, CropConfig, FaceDetector, align_face, box_from_eyes_mouth, crop_face, crop_frame, fill_missing, landmarks_box,
-    landmarks_face, smooth_boxes, to_gray,
+    FACE_DIM,
+    CropConfig,
+    FaceDetector,
+    align_face,
+    box_from_eyes_mouth,
+    crop_face,
+    crop_frame,
+    fill_missing,
+    landmarks_box,
+    landmarks_face,
+    smooth_boxes,
+    to_gray,
 )
 from training.tracks import Tracker, track_people
 from training.video import Frame
@@ -37,7 +47,9 @@ def iou(a, b) -> float:
 
 
 def test_smoothing_is_a_centred_mean_that_skips_missing_detections():
-    boxes = np.array([[0, 0, 10], [NAN, NAN, NAN], [6, 3, 16], [NAN, NAN, NAN], [NAN, NAN, NAN], [NAN, NAN, NAN], [30, 30, 40]])
+    boxes = np.array(
+        [[0, 0, 10], [NAN, NAN, NAN], [6, 3, 16], [NAN, NAN, NAN], [NAN, NAN, NAN], [NAN, NAN, NAN], [30, 30, 40]]
+    )
     out = smooth_boxes(boxes, radius=1)
     np.testing.assert_allclose(out[0], [0, 0, 10])  # window [0, 1]: frame 1 is missing
     np.testing.assert_allclose(out[1], [3, 1.5, 13])  # mean of frames 0 and 2
@@ -70,10 +82,10 @@ def test_streamed_tracking_of_one_person_equals_the_offline_smoothing(detector):
         def recording(grays, near=(), look_for_new=True):
             found = detector.detect_people(grays, near=near, look_for_new=look_for_new)
             idx = [i for i, f in enumerate(frames) if any(f.gray is g for g in grays)]
-            asked.append(idx)
+            asked.append(idx)  # noqa: B023  called within this iteration
             for i, rows in zip(idx, found):
                 assert len(rows) == 1  # one person
-                raw[i] = rows[0]
+                raw[i] = rows[0]  # noqa: B023  called within this iteration
             return found
 
         tracked = list(track_people(frames, recording, Tracker(), radius=3, detect_every=every, batch=batch))
@@ -98,7 +110,9 @@ def test_a_region_around_the_last_face_finds_what_the_whole_frame_finds(detector
     for w, r in zip(whole, region):
         eyes = w[3:].reshape(6, 2)[:2]
         gap = np.linalg.norm(w[3:11].reshape(4, 2) - r[3:11].reshape(4, 2), axis=1).max()
-        assert gap < 0.25 * np.linalg.norm(eyes[0] - eyes[1])  # the two searches differ by ~0.07 median (benchmarks/detector_regions.py)
+        assert gap < 0.25 * np.linalg.norm(
+            eyes[0] - eyes[1]
+        )  # the two searches differ by ~0.07 median (benchmarks/detector_regions.py)
     # a region with no face in it (far from where the face is) falls back to the whole frame
     elsewhere = near.copy()
     elsewhere[:2] = (20.0, 20.0)
@@ -171,11 +185,29 @@ def test_batch_gives_the_single_frame_results(detector):
 def test_no_face_found_in_pictures_without_one(detector):
     from skimage import data
 
-    pictures = [data.chelsea(), data.coffee(), data.rocket(), data.page(), data.text(), data.brick(), data.grass(), data.moon(),
-                data.cell(), data.coins(), data.clock(), data.gravel()]
+    pictures = [
+        data.chelsea(),
+        data.coffee(),
+        data.rocket(),
+        data.page(),
+        data.text(),
+        data.brick(),
+        data.grass(),
+        data.moon(),
+        data.cell(),
+        data.coins(),
+        data.clock(),
+        data.gravel(),
+    ]
     rng = np.random.default_rng(0)
-    pictures += [cv2.GaussianBlur(rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma) for sigma in (0.5, 2, 5)]
-    found = [i for i, p in enumerate(pictures) if detector(to_gray(p if p.ndim == 2 else cv2.cvtColor(p, cv2.COLOR_RGB2BGR))) is not None]
+    pictures += [
+        cv2.GaussianBlur(rng.integers(0, 256, (360, 640), dtype=np.uint8), (0, 0), sigma) for sigma in (0.5, 2, 5)
+    ]
+    found = [
+        i
+        for i, p in enumerate(pictures)
+        if detector(to_gray(p if p.ndim == 2 else cv2.cvtColor(p, cv2.COLOR_RGB2BGR))) is not None
+    ]
     assert found == []
 
 
@@ -242,7 +274,7 @@ def test_aligned_crop_puts_the_eyes_level_at_the_configured_place():
         cv2.circle(img, (int(round(p[0])), int(round(p[1]))), 4, 255, -1)
     out = align_face(img, np.stack([right, left]), crop)
     assert out.shape == (96, 96)
-    n, labels, stats, centres = cv2.connectedComponentsWithStats((out > 100).astype(np.uint8))
+    n, _labels, _stats, centres = cv2.connectedComponentsWithStats((out > 100).astype(np.uint8))
     dots = sorted(centres[1:], key=lambda c: c[0])
     assert n == 3
     (x0, y0), (x1, y1) = dots

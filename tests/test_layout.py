@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("training", "service")
-MAX_LINES = 600
+# lines as ruff format writes them (120 columns: a long call gets an argument a line; the limit was 600 before)
+MAX_LINES = 800
 
 
 def python_files() -> list[Path]:
@@ -59,7 +60,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(module)
         for other in sorted(graph[module]):
             if other in path:
-                return path[path.index(other):] + [other]
+                return path[path.index(other) :] + [other]
             if other not in done and (cycle := visit(other)):
                 return cycle
         path.pop()

@@ -14,10 +14,10 @@ import uuid
 
 import cv2
 import pytest
+from conftest import LONDON, SMILER, make_settings, settings_env
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import LONDON, SMILER, make_settings, settings_env
 from service import live
 from service.api import create_app
 from service.embedded import EmbeddedRedis
@@ -42,8 +42,12 @@ def start_live_worker(settings, **env) -> subprocess.Popen:
     """A real live worker; returns once it has registered (model loaded, self-check passed)."""
     import redis
 
-    proc = subprocess.Popen([sys.executable, "-m", "service", "live-worker"], env={**settings_env(settings), **env},
-                            stdout=subprocess.DEVNULL, stderr=open(os.environ.get("RAMFER_LIVE_LOG", os.devnull), "ab"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "live-worker"],
+        env={**settings_env(settings), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.environ.get("RAMFER_LIVE_LOG", os.devnull), "ab"),  # noqa: SIM115  the worker's, for its life
+    )
     r = redis.Redis.from_url(settings.redis_url)
     deadline = time.monotonic() + 120
     while not live.live_worker_count(r, settings):
@@ -122,17 +126,25 @@ def test_a_smile_streamed_as_frames_is_labelled_clip_by_clip_and_decided_happy(l
     clips = [m for m in messages if m["type"] == "clip"]
     decisions = [m for m in messages if m["type"] == "decision"]
     assert end["frames_received"] == 40 and end["frames_analysed"] + end["dropped"] == 40
-    assert len(clips) == 1 + (end["frames_analysed"] - 8) // 2 + ((end["frames_analysed"] - 8) % 2)  # clip_indices' count
+    assert len(clips) == 1 + (end["frames_analysed"] - 8) // 2 + (
+        (end["frames_analysed"] - 8) % 2
+    )  # clip_indices' count
     assert [c["clip"] for c in clips] == list(range(len(clips)))
     happy = sum(c["label"] == "happy" for c in clips)
     assert happy >= 0.6 * len(clips), [c["label"] for c in clips]
     assert decisions and decisions[-1]["expression"] == "happy"
     assert decisions[-1]["attention"] and len(decisions[-1]["attention"][0]) > 1
     box = clips[-1]["face"]
-    assert TILE_AT[0] < box["x"] + box["width"] / 2 < TILE_AT[0] + 170 and TILE_AT[1] < box["y"] + box["height"] / 2 < TILE_AT[1] + 170
+    assert (
+        TILE_AT[0] < box["x"] + box["width"] / 2 < TILE_AT[0] + 170
+        and TILE_AT[1] < box["y"] + box["height"] / 2 < TILE_AT[1] + 170
+    )
     assert 1000.0 <= clips[0]["start_s"] < clips[0]["end_s"] <= clips[-1]["end_s"] <= 1000.0 + 40 / 15
     deadline = time.monotonic() + 5
-    while live_keys(r, live_settings) != [f"{live.prefix(live_settings)}:workers".encode()] and time.monotonic() < deadline:
+    while (
+        live_keys(r, live_settings) != [f"{live.prefix(live_settings)}:workers".encode()]
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert live_keys(r, live_settings) == [f"{live.prefix(live_settings)}:workers".encode()]
 
@@ -142,7 +154,11 @@ def test_two_sessions_at_once_each_get_their_own_face_read(live_settings, live_w
     from conftest import CALM
 
     calm = face_jpegs(40, CALM)
-    with app_client(live_settings) as client, client.websocket_connect("/live") as a, client.websocket_connect("/live") as b:
+    with (
+        app_client(live_settings) as client,
+        client.websocket_connect("/live") as a,
+        client.websocket_connect("/live") as b,
+    ):
         assert start(a)["type"] == start(b)["type"] == "ready"
         t0 = time.time()
         for i in range(40):
@@ -156,8 +172,10 @@ def test_two_sessions_at_once_each_get_their_own_face_read(live_settings, live_w
             while (m := ws.receive_json())["type"] != "end":
                 messages.append(m)
             clips = [m for m in messages if m["type"] == "clip"]
-            assert clips and all((50.0 if name == "smiler" else 70.0) <= c["start_s"] < c["end_s"] < (54.0 if name == "smiler" else 74.0)
-                                 for c in clips)  # each session's own capture times: no clip crossed over
+            assert clips and all(
+                (50.0 if name == "smiler" else 70.0) <= c["start_s"] < c["end_s"] < (54.0 if name == "smiler" else 74.0)
+                for c in clips
+            )  # each session's own capture times: no clip crossed over
             decided[name] = [m for m in messages if m["type"] == "decision"][-1]["expression"]
     assert decided == {"smiler": "happy", "calm": "neutral"}
 
@@ -175,13 +193,22 @@ def test_frames_sent_faster_than_read_are_dropped_and_counted(live_settings, liv
     assert m["frames_analysed"] + m["dropped"] == 60
 
 
-@pytest.mark.parametrize("bad, code, close", [
-    (b"not an image at all", "bad_frame", 4400),
-    (struct.pack(">d", 1.0) + b"GIF89a" + b"\0" * 100, "bad_frame", 4400),
-    (struct.pack(">d", 1.0) + b"\xff\xd8\xff" + b"\0" * 100, "bad_frame", 4400),  # JPEG's magic, not a JPEG: the worker says so
-    (struct.pack(">d", 1.0) + b"\xff\xd8\xff" + b"\0" * 600_000, "frame_too_large", 4413),
-])
-def test_a_frame_that_is_not_a_jpeg_or_too_large_closes_the_session_with_a_code(live_settings, live_worker, bad, code, close):
+@pytest.mark.parametrize(
+    "bad, code, close",
+    [
+        (b"not an image at all", "bad_frame", 4400),
+        (struct.pack(">d", 1.0) + b"GIF89a" + b"\0" * 100, "bad_frame", 4400),
+        (
+            struct.pack(">d", 1.0) + b"\xff\xd8\xff" + b"\0" * 100,
+            "bad_frame",
+            4400,
+        ),  # JPEG's magic, not a JPEG: the worker says so
+        (struct.pack(">d", 1.0) + b"\xff\xd8\xff" + b"\0" * 600_000, "frame_too_large", 4413),
+    ],
+)
+def test_a_frame_that_is_not_a_jpeg_or_too_large_closes_the_session_with_a_code(
+    live_settings, live_worker, bad, code, close
+):
     with app_client(live_settings) as client, client.websocket_connect("/live") as ws:
         ready = start(ws)
         assert ready["type"] == "ready", ready
@@ -209,7 +236,9 @@ def test_frames_out_of_order_and_bad_messages_are_refused(live_settings, live_wo
 
 
 def test_a_frame_of_another_size_is_refused(live_settings, live_worker, jpegs):
-    small = cv2.imencode(".jpg", cv2.resize(cv2.imdecode(__import__("numpy").frombuffer(jpegs[1], "uint8"), 1), (240, 160)))[1].tobytes()
+    small = cv2.imencode(
+        ".jpg", cv2.resize(cv2.imdecode(__import__("numpy").frombuffer(jpegs[1], "uint8"), 1), (240, 160))
+    )[1].tobytes()
     with app_client(live_settings) as client, client.websocket_connect("/live") as ws:
         start(ws)
         ws.send_bytes(frame(jpegs[0], 1.0))
@@ -246,16 +275,22 @@ def test_more_sessions_than_allowed_are_refused(live_settings, live_worker):
 
 
 def test_a_worker_full_of_sessions_refuses_one_more(live_settings, live_worker):
-    with app_client(live_settings, live_start_timeout_s=1.5) as client:
-        with client.websocket_connect("/live") as a, client.websocket_connect("/live") as b:
-            assert start(a)["type"] == start(b)["type"] == "ready"  # the worker's 2
-            with client.websocket_connect("/live") as c:
-                c.send_json({"type": "start", "fps": 15})
-                refused(c, "no_live_worker", 4503)
+    with (
+        app_client(live_settings, live_start_timeout_s=1.5) as client,
+        client.websocket_connect("/live") as a,
+        client.websocket_connect("/live") as b,
+    ):
+        assert start(a)["type"] == start(b)["type"] == "ready"  # the worker's 2
+        with client.websocket_connect("/live") as c:
+            c.send_json({"type": "start", "fps": 15})
+            refused(c, "no_live_worker", 4503)
 
 
 def test_no_live_worker_is_said_at_once(live_settings):
-    with app_client(live_settings, queue_name=f"test-{uuid.uuid4().hex[:8]}") as client, client.websocket_connect("/live") as ws:
+    with (
+        app_client(live_settings, queue_name=f"test-{uuid.uuid4().hex[:8]}") as client,
+        client.websocket_connect("/live") as ws,
+    ):
         ws.send_json({"type": "start", "fps": 15})
         refused(ws, "no_live_worker", 4503)
 
@@ -305,23 +340,30 @@ def test_a_long_session_keeps_only_what_clips_to_come_need(live_settings):
     """A camera may run for hours with people coming and going: what a session holds must not grow
     with its length. Run in this process (the worker's StreamAnalysis, the real model): a face in
     view for 40 frames, then gone for 40, three times over."""
-    from videos import london_tile, people_frames
-
     from pydantic import TypeAdapter
+    from videos import london_tile, people_frames
 
     from service.live_worker import KEEP_FRAMES, StreamAnalysis
     from service.schemas import LiveServiceMessage
     from service.worker import load_predictor
 
     tile = london_tile(SMILER, 170)
-    frames = people_frames(240, [(tile, lambda i: (TILE_AT[0] + i % 3, TILE_AT[1]) if i % 80 < 40 else None)], size=(480, 320))
+    frames = people_frames(
+        240, [(tile, lambda i: (TILE_AT[0] + i % 3, TILE_AT[1]) if i % 80 < 40 else None)], size=(480, 320)
+    )
     session = StreamAnalysis("long", load_predictor(live_settings), live_settings, fps=15.0)
     messages, held = [], []
     for i, f in enumerate(frames):
         messages += session.add(i, 1000.0 + i / 15, cv2.imencode(".jpg", f)[1].tobytes())
         a = session.analysis
-        held.append((len(a.times.kept), len(a.tracker.tracks), len(a.people),
-                     max((len(p.boxes) + len(p.crops) + len(p.scorer.feats) for p in a.people.values()), default=0)))
+        held.append(
+            (
+                len(a.times.kept),
+                len(a.tracker.tracks),
+                len(a.people),
+                max((len(p.boxes) + len(p.crops) + len(p.scorer.feats) for p in a.people.values()), default=0),
+            )
+        )
     messages += session.finish()
     # every message is one of the protocol's (service/schemas.py), field for field
     protocol = TypeAdapter(LiveServiceMessage)
@@ -372,7 +414,9 @@ def test_redis_or_the_worker_gone_mid_session_closes_it_cleanly(model_dir, tmp_p
             time.sleep(0.5)
             assert not r.exists(*live.session_keys(settings, sid))
             assert r.zscore(live.prefix(settings) + ":sessions", sid) is None
-            proc = start_live_worker(settings, RAMFER_LIVE_WORKER_GRACE_S="30")  # stopped, not killed: its client told at once
+            proc = start_live_worker(
+                settings, RAMFER_LIVE_WORKER_GRACE_S="30"
+            )  # stopped, not killed: its client told at once
             with client.websocket_connect("/live") as ws:
                 sid = start(ws)["session"]
                 stopped_at = time.monotonic()
@@ -391,7 +435,9 @@ def test_the_protocol_is_in_the_openapi_document(live_settings):
     with app_client(live_settings) as client:
         live_doc = client.get("/openapi.json").json()["paths"]["/live"]["get"]
         r = client.get("/live")
-    assert "WebSocket" in live_doc["summary"] and all(code in live_doc["description"] for code in ("4401", "4429", "4503", '"stop"'))
+    assert "WebSocket" in live_doc["summary"] and all(
+        code in live_doc["description"] for code in ("4401", "4429", "4503", '"stop"')
+    )
     assert r.status_code == 426 and r.json()["error"]["code"] == "websocket_required"
 
 
@@ -403,43 +449,72 @@ def test_python_m_service_live_streams_a_video_file_as_a_camera_to_a_real_server
     from live_service import running_service
     from videos import london_tile, people_frames, write_video
 
-    video = write_video(tmp_path / "smile.mp4", people_frames(45, [(london_tile(SMILER, 170), lambda i: (200 + i, 80))]), fps=15)
-    env = {"RAMFER_STORAGE_DIR": str(tmp_path / "storage"), "RAMFER_MODEL_DIR": str(model_dir), "RAMFER_TORCH_THREADS": "1"}
+    video = write_video(
+        tmp_path / "smile.mp4", people_frames(45, [(london_tile(SMILER, 170), lambda i: (200 + i, 80))]), fps=15
+    )
+    env = {
+        "RAMFER_STORAGE_DIR": str(tmp_path / "storage"),
+        "RAMFER_MODEL_DIR": str(model_dir),
+        "RAMFER_TORCH_THREADS": "1",
+    }
     with running_service(env) as (url, _):
         deadline = time.monotonic() + 60
         while __import__("httpx").get(url + "/readyz").json().get("live_workers", 0) < 1:
             assert time.monotonic() < deadline
             time.sleep(0.3)
-        run = subprocess.run([sys.executable, "-m", "service", "live", str(video), "--url", url, "--json"],
-                             capture_output=True, text=True, timeout=120)
-        plain = subprocess.run([sys.executable, "-m", "service", "live", str(video), "--url", url, "--seconds", "1.5"],
-                               capture_output=True, text=True, timeout=120)
-        missing = subprocess.run([sys.executable, "-m", "service", "live", str(tmp_path / "nope.mp4"), "--url", url],
-                                 capture_output=True, text=True, timeout=60)
+        run = subprocess.run(
+            [sys.executable, "-m", "service", "live", str(video), "--url", url, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        plain = subprocess.run(
+            [sys.executable, "-m", "service", "live", str(video), "--url", url, "--seconds", "1.5"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        missing = subprocess.run(
+            [sys.executable, "-m", "service", "live", str(tmp_path / "nope.mp4"), "--url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert run.returncode == 0, run.stderr[-2000:]
     messages = [json.loads(line) for line in run.stdout.splitlines()]
     assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end"
     clips = [m for m in messages if m["type"] == "clip"]
     assert len(clips) >= 5 and sum(c["label"] == "happy" for c in clips) >= 0.6 * len(clips)
     assert [m for m in messages if m["type"] == "decision"][-1]["expression"] == "happy"
-    assert plain.returncode == 0 and "clip    0" in plain.stdout and "== " in plain.stdout, plain.stdout + plain.stderr[-1000:]
+    assert plain.returncode == 0 and "clip    0" in plain.stdout and "== " in plain.stdout, (
+        plain.stdout + plain.stderr[-1000:]
+    )
     assert missing.returncode == 2 and "cannot open" in missing.stderr
 
 
 def test_health_live_says_whether_this_host_has_a_live_worker(live_settings, live_worker):
     env = settings_env(live_settings)
-    ok = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env=env, capture_output=True, text=True, timeout=60)
-    other = subprocess.run([sys.executable, "-m", "service", "health", "--live"], env={**env, "RAMFER_QUEUE_NAME": "nobody-serves-this"},
-                           capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "service", "health", "--live"], env=env, capture_output=True, text=True, timeout=60
+    )
+    other = subprocess.run(
+        [sys.executable, "-m", "service", "health", "--live"],
+        env={**env, "RAMFER_QUEUE_NAME": "nobody-serves-this"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     assert other.returncode != 0 and "no live worker" in other.stderr
 
 
 def test_the_api_process_never_imports_torch_nor_the_pipeline():
     """The model stays in the workers: the app with its live route, built in a fresh interpreter."""
-    code = ("import sys; from service.api import create_app; from service.settings import Settings; "
-            "create_app(Settings(redis_url='redis://127.0.0.1:1/0')); "
-            "print(sorted(m for m in ('torch', 'service.live_worker', 'service.worker') if m in sys.modules))")
+    code = (
+        "import sys; from service.api import create_app; from service.settings import Settings; "
+        "create_app(Settings(redis_url='redis://127.0.0.1:1/0')); "
+        "print(sorted(m for m in ('torch', 'service.live_worker', 'service.worker') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "[]"

@@ -8,7 +8,16 @@ import torch
 
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.faces import CropConfig
-from training.model import VARIANTS, ConvLSTM, EnhancedConvLSTM, ExpressionNet, ModelConfig, attend, loss_fn, econvlstm_ram
+from training.model import (
+    VARIANTS,
+    ConvLSTM,
+    EnhancedConvLSTM,
+    ExpressionNet,
+    ModelConfig,
+    attend,
+    econvlstm_ram,
+    loss_fn,
+)
 
 sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
 
@@ -216,7 +225,9 @@ def test_ram_loss_is_the_sum_of_both_branches():
     model = econvlstm_ram().eval()
     y = torch.tensor([1, 5])
     out = model(torch.randint(0, 256, (2, 8, 1, 48, 48)))
-    expected = torch.nn.functional.cross_entropy(out.logits, y) + torch.nn.functional.cross_entropy(out.ram_logits[:, -1], y)
+    expected = torch.nn.functional.cross_entropy(out.logits, y) + torch.nn.functional.cross_entropy(
+        out.ram_logits[:, -1], y
+    )
     torch.testing.assert_close(loss_fn(out, y), expected)
 
 
@@ -249,10 +260,14 @@ def test_face_standardisation_sees_nothing_outside_the_face_ellipse():
     frame = econvlstm_ram(num_classes=8).eval()
     frame.load_state_dict(model.state_dict())  # the same weights: the window is not among them
     with torch.no_grad():
-        assert (frame(white).logits - frame(black).logits).abs().max() > 1e-3  # the whole-crop standardisation sees the wall
+        assert (
+            frame(white).logits - frame(black).logits
+        ).abs().max() > 1e-3  # the whole-crop standardisation sees the wall
     # the ellipse holds the face of an aligned crop: eyes (y 0.42, x 0.34-0.66), mouth (0.77), chin (~0.95) in; corners out
     w, s = model.window, 48
-    assert all(w[int(y * s), int(x * s)] == 1 for x, y in ((0.34, 0.42), (0.66, 0.42), (0.5, 0.77), (0.5, 0.95), (0.2, 0.55)))
+    assert all(
+        w[int(y * s), int(x * s)] == 1 for x, y in ((0.34, 0.42), (0.66, 0.42), (0.5, 0.77), (0.5, 0.95), (0.2, 0.55))
+    )
     assert all(w[int(y * s), int(x * s)] == 0 for x, y in ((0.05, 0.05), (0.95, 0.05), (0.05, 0.95), (0.1, 0.4)))
     assert model.config.to_dict()["standardise"] == "face"
 

@@ -18,7 +18,7 @@ def test_speech_moves_the_jaw_at_speech_rates_with_pauses():
     n = int(12 * FPS)
     for seed in range(5):
         jaw, spread, press = motion.speech(n, FPS, np.random.default_rng(seed), rate=4.5)
-        assert 0 <= jaw.min() and jaw.max() <= 1.3 and 0 <= press.min() and press.max() <= 1
+        assert jaw.min() >= 0 and jaw.max() <= 1.3 and press.min() >= 0 and press.max() <= 1
         openings = local_maxima(jaw, 0.15) / 12  # syllables (vowels) a second, pauses included
         assert 2.0 <= openings <= 6.0, openings
         closed = jaw < 0.1
@@ -37,7 +37,7 @@ def test_faster_speech_opens_the_mouth_more_often():
 
 def test_head_turns_stay_within_the_limit_and_move():
     for seed in range(10):
-        yaw, pitch, roll, shift, scale = motion.head(150, FPS, np.random.default_rng(seed), max_turn=20)
+        yaw, pitch, _roll, shift, scale = motion.head(150, FPS, np.random.default_rng(seed), max_turn=20)
         assert np.abs(yaw).max() <= 20 + 1e-9 and np.abs(pitch).max() <= 15
         assert yaw.std() > 0.5 or np.abs(yaw).mean() > 2
         assert shift.shape == (150, 2) and scale[0] == pytest.approx(1.0)
@@ -56,7 +56,7 @@ def test_blinks_every_few_seconds_and_brief():
 def test_expression_envelopes(kind):
     n = int(4 * FPS)
     x = motion.envelope(n, FPS, np.random.default_rng(3), kind, strength=0.8)
-    assert 0 <= x.min() and x.max() <= 1
+    assert x.min() >= 0 and x.max() <= 1
     if kind == "onset":
         assert x[0] < 0.05 and x[-1] > 0.6
     elif kind == "held":

@@ -21,7 +21,10 @@ def test_orientation_show_undoes_store_and_matches_its_matrix():
         # where the stored frame's top-left and top-right pixels end up, by the 2x2 map
         shown = o.show(image)
         h, w = shown.shape
-        offset = [(w - 1) * (o.matrix[0] < 0).any(), (h - 1) * (o.matrix[1] < 0).any()]  # the matrix's, to stay in frame
+        offset = [
+            (w - 1) * (o.matrix[0] < 0).any(),
+            (h - 1) * (o.matrix[1] < 0).any(),
+        ]  # the matrix's, to stay in frame
         for x, y in [(0, 0), (3, 0), (0, 2), (2, 1)]:
             xd, yd = o.matrix @ np.array([x, y]) + offset
             assert shown[yd, xd] == image[y, x], (o, x, y)
@@ -35,8 +38,12 @@ def test_read_frames_turns_every_orientation_upright(tmp_path, suffix):
     rng = np.random.default_rng(0)
     image = (rng.integers(0, 4, (6, 8)) * 60).astype(np.uint8).repeat(8, 0).repeat(8, 1)  # 48x64, blocks
     for o in ORIENTATIONS:
-        path = write_video(tmp_path / f"{o.rotation}{'m' if o.mirrored else ''}{suffix}", [image] * 3, orientation=o, options=LOSSLESS)
-        assert (probe_video(path).width, probe_video(path).height) == ((48, 64) if o.rotation % 180 else (64, 48))  # as stored
+        path = write_video(
+            tmp_path / f"{o.rotation}{'m' if o.mirrored else ''}{suffix}", [image] * 3, orientation=o, options=LOSSLESS
+        )
+        assert (probe_video(path).width, probe_video(path).height) == (
+            (48, 64) if o.rotation % 180 else (64, 48)
+        )  # as stored
         frames = list(read_frames(path))
         assert [f.orientation for f in frames] == [o] * 3
         for f in frames:  # to 1 level: gray to YUV and back rounds
@@ -47,7 +54,9 @@ def test_read_frames_reads_the_older_rotate_tag(tmp_path):
     image = np.zeros((48, 64), np.uint8)
     image[4:20, 4:30] = 255
     for degrees in (90, 180, 270):
-        path = write_video(tmp_path / f"tag{degrees}.mkv", [image] * 2, orientation=Orientation(degrees), as_tag=True, options=LOSSLESS)
+        path = write_video(
+            tmp_path / f"tag{degrees}.mkv", [image] * 2, orientation=Orientation(degrees), as_tag=True, options=LOSSLESS
+        )
         frames = list(read_frames(path))
         assert frames[0].orientation == Orientation(degrees)
         np.testing.assert_allclose(frames[0].gray, image, atol=1)
@@ -67,12 +76,20 @@ def held(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("held")
     frames = astronaut_frames(40)
-    ways = {"upright": (UPRIGHT, False, ".mp4"), "90": (Orientation(90), False, ".mp4"), "180": (Orientation(180), False, ".mp4"),
-            "270": (Orientation(270), False, ".mov"), "90 mirrored": (Orientation(90, True), False, ".mp4"),
-            "90 tag": (Orientation(90), True, ".mkv"), "180 tag": (Orientation(180), True, ".mkv"),
-            "270 tag": (Orientation(270), True, ".mkv")}
-    return {name: write_video(d / f"{name.replace(' ', '_')}{suffix}", frames, orientation=o, as_tag=tag, options=LOSSLESS)
-            for name, (o, tag, suffix) in ways.items()}
+    ways = {
+        "upright": (UPRIGHT, False, ".mp4"),
+        "90": (Orientation(90), False, ".mp4"),
+        "180": (Orientation(180), False, ".mp4"),
+        "270": (Orientation(270), False, ".mov"),
+        "90 mirrored": (Orientation(90, True), False, ".mp4"),
+        "90 tag": (Orientation(90), True, ".mkv"),
+        "180 tag": (Orientation(180), True, ".mkv"),
+        "270 tag": (Orientation(270), True, ".mkv"),
+    }
+    return {
+        name: write_video(d / f"{name.replace(' ', '_')}{suffix}", frames, orientation=o, as_tag=tag, options=LOSSLESS)
+        for name, (o, tag, suffix) in ways.items()
+    }
 
 
 def clip_probabilities(result: dict) -> np.ndarray:
@@ -82,7 +99,9 @@ def clip_probabilities(result: dict) -> np.ndarray:
 def test_a_phone_video_held_any_way_gets_the_upright_answer(predictor, held, tmp_path, model_dir):
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
     upright = analyse_video(held["upright"], predictor, settings)
-    assert upright["expression"] == "happy" and upright["video"] | {"rotation": 0, "mirrored": False} == upright["video"]
+    assert (
+        upright["expression"] == "happy" and upright["video"] | {"rotation": 0, "mirrored": False} == upright["video"]
+    )
     for name in ["90", "180", "270", "90 mirrored", "90 tag", "180 tag", "270 tag"]:
         result = analyse_video(held[name], predictor, settings)
         o = Orientation(int(name.split()[0]), "mirrored" in name)
@@ -103,9 +122,14 @@ def test_a_sideways_phone_video_as_phones_encode_it_reads_the_same(predictor, tm
     frames = astronaut_frames(40)
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
     upright = analyse_video(write_video(tmp_path / "upright.mp4", frames), predictor, settings)
-    sideways = analyse_video(write_video(tmp_path / "sideways.mp4", frames, orientation=Orientation(90)), predictor, settings)
+    sideways = analyse_video(
+        write_video(tmp_path / "sideways.mp4", frames, orientation=Orientation(90)), predictor, settings
+    )
     assert sideways["expression"] == upright["expression"] == "happy"
-    assert sideways["video"]["rotation"] == 90 and (sideways["video"]["width"], sideways["video"]["height"]) == (640, 360)
+    assert sideways["video"]["rotation"] == 90 and (sideways["video"]["width"], sideways["video"]["height"]) == (
+        640,
+        360,
+    )
     np.testing.assert_allclose(clip_probabilities(sideways), clip_probabilities(upright), atol=0.05)
 
 
@@ -118,10 +142,18 @@ def test_two_real_people_filmed_sideways_are_the_same_people_with_the_same_expre
         pytest.skip(f"the London set is not at {LONDON}")
     from videos import london_tile, people_frames
 
-    frames = people_frames(48, [(london_tile(SMILER, 170), lambda i: (60 + i, 100)), (london_tile(CALM, 170), lambda i: (400 - i, 90))])
+    frames = people_frames(
+        48, [(london_tile(SMILER, 170), lambda i: (60 + i, 100)), (london_tile(CALM, 170), lambda i: (400 - i, 90))]
+    )
     settings = Settings(model_dir=model_dir, storage_dir=tmp_path)
-    results = {o.rotation: analyse_video(write_video(tmp_path / f"side{o.rotation}.mp4", frames, orientation=o, options=LOSSLESS),
-                                         predictor, settings) for o in (UPRIGHT, Orientation(90), Orientation(180))}
+    results = {
+        o.rotation: analyse_video(
+            write_video(tmp_path / f"side{o.rotation}.mp4", frames, orientation=o, options=LOSSLESS),
+            predictor,
+            settings,
+        )
+        for o in (UPRIGHT, Orientation(90), Orientation(180))
+    }
 
     def by_side(result):
         return sorted(result["people"], key=lambda p: p["box_at_peak"]["x"])
@@ -134,5 +166,7 @@ def test_two_real_people_filmed_sideways_are_the_same_people_with_the_same_expre
         assert [p["frames"] for p in people] == [p["frames"] for p in upright], rotation
         for p, q in zip(people, upright):
             probabilities = [list(c["probabilities"].values()) for c in p["clips"]]
-            np.testing.assert_allclose(probabilities, [list(c["probabilities"].values()) for c in q["clips"]], atol=2e-4)
+            np.testing.assert_allclose(
+                probabilities, [list(c["probabilities"].values()) for c in q["clips"]], atol=2e-4
+            )
             np.testing.assert_allclose(p["track"]["x"], q["track"]["x"], atol=0.5)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"service", "training"}
@@ -60,8 +61,10 @@ def test_every_runtime_import_is_a_runtime_dependency():
     distributions = packages_distributions()
     deps = runtime_dependencies()
     # the onnx extra's packages, which only training/runtime.py imports, where their absence runs PyTorch instead
-    onnx_extra = {normalise(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0])
-                  for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["onnx"]}
+    onnx_extra = {
+        normalise(re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0])
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["onnx"]
+    }
     missing = {}
     for path in files:
         for name in imported_names(path):
@@ -87,11 +90,15 @@ def test_the_docker_images_install_the_built_package_and_run_outside_the_source(
         assert "RUN pip wheel --no-deps . -w /dist\n" in build
         assert "COPY --from=build /dist /dist\n" in image and "RUN pip install /dist/*.whl && rm -rf /dist\n" in image
         installs = re.findall(r"pip install ([^\n]+)", image)
-        assert all(i.startswith("/dist/*.whl") or i.startswith("--index-url https://download.pytorch.org") for i in installs), installs
+        assert all(i.startswith(("/dist/*.whl", "--index-url https://download.pytorch.org")) for i in installs), (
+            installs
+        )
         copies = [line for line in image.splitlines() if line.startswith("COPY ")]
         assert copies == ["COPY --from=build /dist /dist"], f"{name}: source copied into the image: {copies}"
         assert re.findall(r"^WORKDIR (\S+)", image, flags=re.M)[-1] == "/app"
-        assert "MODEL_DIR" not in re.sub(r"#.*", "", image), f"{name}: MODEL_DIR set: the package's own checkpoint is the default"
+        assert "MODEL_DIR" not in re.sub(r"#.*", "", image), (
+            f"{name}: MODEL_DIR set: the package's own checkpoint is the default"
+        )
     for name in ("docker-compose.yml", "docker-compose.worker.yml"):
         assert "MODEL_DIR:" not in re.sub(r"#.*", "", (ROOT / name).read_text()), f"{name} sets MODEL_DIR"
 
@@ -108,7 +115,7 @@ def test_the_model_files_are_package_data_found_beside_the_package():
     from training.detector import WEIGHTS
 
     package = Path(training.__file__).resolve().parent
-    assert MODELS == package / "models" and DEFAULT_MODEL_DIR == SERVED_CHECKPOINT == MODELS / "default"
+    assert package / "models" == MODELS and DEFAULT_MODEL_DIR == SERVED_CHECKPOINT == MODELS / "default"
     assert WEIGHTS == DETECTOR_WEIGHTS and DETECTOR_WEIGHTS.parent.parent == MODELS
     for path in (SERVED_CHECKPOINT, DETECTOR_WEIGHTS):
         assert path.is_absolute() and path.exists(), path
@@ -117,7 +124,9 @@ def test_the_model_files_are_package_data_found_beside_the_package():
     for name in ("LICENSE", "NOTICE", "README.md"):  # Apache-2.0: the licence travels with the weights
         assert (DETECTOR_WEIGHTS.parent / name).is_file(), name
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["training"]
-    files = [f.relative_to(package).as_posix() for f in MODELS.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    files = [
+        f.relative_to(package).as_posix() for f in MODELS.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+    ]
     unlisted = [f for f in files if not any(fnmatch(f, g) and f.count("/") == g.count("/") for g in globs)]
     assert files and not unlisted, f"in training/models but not package data: {unlisted}"
     assert not (ROOT / "models").exists(), "a models/ folder at the repository root is not in the package"
@@ -132,9 +141,19 @@ def test_predict_works_from_another_folder(tmp_path):
     import subprocess
 
     shutil.copy(ROOT / "service" / "assets" / "check-face.mp4", tmp_path / "face.mp4")
-    env = {k: v for k, v in os.environ.items() if k not in ("RAMFER_MODEL_DIR", "MODEL_DIR", "PYTHONPATH", "RAMFER_CHECK_VIDEO", "CHECK_VIDEO")}
-    proc = subprocess.run([sys.executable, "-m", "service", "predict", "face.mp4", "--json", "--out", "images"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAMFER_MODEL_DIR", "MODEL_DIR", "PYTHONPATH", "RAMFER_CHECK_VIDEO", "CHECK_VIDEO")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "service", "predict", "face.mp4", "--json", "--out", "images"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["faces"]["frames_with_face"] > 0 and result["expression"] in result["probabilities"]

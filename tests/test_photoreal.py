@@ -19,8 +19,16 @@ from training.synthesis import photoreal
 from training.synthesis.contact_sheet import write_photoreal_contact_sheet
 from training.synthesis.facs import CLASSES, KINDS
 from training.synthesis.identity import load_identity
-from training.synthesis.london import (MORPH_ID, id_key, list_identities, london_face_id, london_groups, london_people,
-                                       morph_identities, split_identities)
+from training.synthesis.london import (
+    MORPH_ID,
+    id_key,
+    list_identities,
+    london_face_id,
+    london_groups,
+    london_people,
+    morph_identities,
+    split_identities,
+)
 from training.synthesis.photoreal import render_identity_sequence
 from training.synthesis.photoreal_dataset import write_dataset, write_talking_dataset
 from training.synthesis.smile import FAINT_PULL, corner_pull, faint_smile_peak, mouth_corner_motion, resting_corner_lift
@@ -63,7 +71,11 @@ def test_template_and_identities(tmp_path):
 
 def test_ckplus_layout_names_and_labels(tree):
     root, summary = tree
-    assert sorted(p.name for p in root.iterdir()) == ["Emotion", "cohn-kanade-images", "peak_stills.json"]  # no Landmarks/
+    assert sorted(p.name for p in root.iterdir()) == [
+        "Emotion",
+        "cohn-kanade-images",
+        "peak_stills.json",
+    ]  # no Landmarks/
     # only the real smiles may be used as stills of their expression (training.data reads this)
     assert peak_still_classes(root) == {"happy"}
     images = root / "cohn-kanade-images"
@@ -88,7 +100,7 @@ def test_ckplus_layout_names_and_labels(tree):
             frames += n
             first = cv2.imread(str(images / subj / num / names[0]), cv2.IMREAD_UNCHANGED)
             assert first.shape[:2] == (SIZE[1], SIZE[0]) and first.dtype == np.uint8
-        assert sorted(codes) == list(range(0, 8))  # one sequence per class, neutral labelled 0
+        assert sorted(codes) == list(range(8))  # one sequence per class, neutral labelled 0
         orders.append(codes)
     assert frames == summary["frames"]
     assert any(o != sorted(o) for o in orders) and orders[0] != orders[1]  # a seeded random class order
@@ -116,8 +128,10 @@ def test_more_smiles_extend_the_tree_with_other_cameras(tree, tmp_path):
     assert [k.split("/")[2] for k in extra] == ["009", "010"]
     assert {more[k].decode() for k in extra} == {ckplus_number(5.0) + "\n"}
     # each extra smile is the same real smile under another camera: the peak frames differ
-    peaks = [cv2.imread(str(max((tmp_path / "cohn-kanade-images" / "L012" / n).iterdir())), cv2.IMREAD_GRAYSCALE)
-             for n in ("009", "010")]
+    peaks = [
+        cv2.imread(str(max((tmp_path / "cohn-kanade-images" / "L012" / n).iterdir())), cv2.IMREAD_GRAYSCALE)
+        for n in ("009", "010")
+    ]
     assert peaks[0].shape == peaks[1].shape and np.abs(peaks[0].astype(int) - peaks[1].astype(int)).mean() > 2
     with pytest.raises(ValueError, match="at least 1"):
         write_dataset(LONDON, tmp_path / "none", identities=["012"], size=SIZE, smiles=0, progress=False)
@@ -130,7 +144,9 @@ def test_deterministic_per_seed_and_per_identity(tree, tmp_path):
     full, f1, f2 = files_of(root), files_of(tmp_path / "one"), files_of(tmp_path / "other")
     assert f1 and all(full[k] == v for k, v in f1.items())  # identity 012's files do not depend on 001 being written
     assert f1.keys() != f2.keys() or any(f1[k] != f2[k] for k in f1)
-    assert one["frames"] == sum(k.endswith(".png") for k in f1) and other["frames"] == sum(k.endswith(".png") for k in f2)
+    assert one["frames"] == sum(k.endswith(".png") for k in f1) and other["frames"] == sum(
+        k.endswith(".png") for k in f2
+    )
     a = render_identity_sequence(LONDON, "001", "fear", 6, np.random.default_rng(5), size=(160, 122))
     b = render_identity_sequence(LONDON, "001", "fear", 6, np.random.default_rng(5), size=(160, 122))
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -160,7 +176,9 @@ def test_neutral_first_peak_last(fid):
     most at the last frame, around the mouth or the brows. The neutral sequence itself changes
     less from its frame 0 than an expressive one under the same head motion."""
     n = 10
-    seqs = {e: render_identity_sequence(LONDON, fid, e, n, np.random.default_rng([3, int(fid)]), size=SIZE) for e in KINDS}
+    seqs = {
+        e: render_identity_sequence(LONDON, fid, e, n, np.random.default_rng([3, int(fid)]), size=SIZE) for e in KINDS
+    }
     face = FaceDetector()(gray(seqs["neutral"][-1]))
     assert face is not None
     box = face[:3]
@@ -171,6 +189,7 @@ def test_neutral_first_peak_last(fid):
         # peak last: the last frame changed (about) the most, and more than a third of the way in
         assert change[0] == 0 and change[-1] >= 0.9 * max(change) and change[-1] > change[n // 3], (e, change)
         assert change[-1] > 1.2, (e, change[-1])  # visible around the mouth or brows at 48 px
+
     # The neutral sequence's last frame against its frame 0, after the best rigid/affine
     # registration (head motion is undone by one, a changed mouth or brow is not).
     def self_change(fr):
@@ -188,10 +207,16 @@ def _registered(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
     for mode in (cv2.MOTION_TRANSLATION, cv2.MOTION_EUCLIDEAN, cv2.MOTION_AFFINE):
         try:
-            _, w = cv2.findTransformECC(dst.astype(np.float32), src.astype(np.float32), np.eye(2, 3, dtype=np.float32), mode, criteria, None, 3)
+            _, w = cv2.findTransformECC(
+                dst.astype(np.float32), src.astype(np.float32), np.eye(2, 3, dtype=np.float32), mode, criteria, None, 3
+            )
         except cv2.error:
             continue
-        out.append(cv2.warpAffine(src, w, dst.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
+        out.append(
+            cv2.warpAffine(
+                src, w, dst.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+            )
+        )
     return out
 
 
@@ -204,7 +229,9 @@ def _ecc_onto(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     w = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
     _, w = cv2.findTransformECC(norm(dst), norm(src), w, cv2.MOTION_AFFINE, criteria, mask, 5)
-    return cv2.warpAffine(src, w, (s, s), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        src, w, (s, s), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 @pytest.mark.parametrize("fid", ["001", "045", "120"])
@@ -304,22 +331,38 @@ def still_performance(n: int, jaw: float = 0.0, yaw: float = 0.0):
     from training.synthesis import motion
 
     zeros = np.zeros(n)
-    return motion.Performance(jaw=np.full(n, jaw), spread=zeros, press=zeros, yaw=np.full(n, yaw), pitch=zeros,
-                              roll=zeros, shift=np.zeros((n, 2)), scale=np.ones(n), blink=zeros, gaze=np.zeros((n, 2)),
-                              intensity=zeros)
+    return motion.Performance(
+        jaw=np.full(n, jaw),
+        spread=zeros,
+        press=zeros,
+        yaw=np.full(n, yaw),
+        pitch=zeros,
+        roll=zeros,
+        shift=np.zeros((n, 2)),
+        scale=np.ones(n),
+        blink=zeros,
+        gaze=np.zeros((n, 2)),
+        intensity=zeros,
+    )
 
 
 def test_a_talking_face_opens_its_mouth_dark_and_a_turned_head_moves_the_face():
     from training.faces import FaceDetector
 
     def render(**kw):
-        return gray(photoreal.render_performance(LONDON, "001", "neutral", still_performance(2, **kw), np.random.default_rng(0), size=SIZE)[0])
+        return gray(
+            photoreal.render_performance(
+                LONDON, "001", "neutral", still_performance(2, **kw), np.random.default_rng(0), size=SIZE
+            )[0]
+        )
 
     rest, open_mouth, turned = render(), render(jaw=1.0), render(yaw=20.0)
     cx, cy, side = FaceDetector()(rest)[:3]  # the box; landmarks follow
     changed = np.abs(open_mouth.astype(int) - rest) > 12
     ys, xs = np.nonzero(changed)
-    assert len(ys) > 0.003 * side * side and ys.mean() > cy + 0.1 * side, "the open mouth is not below the face's centre"
+    assert len(ys) > 0.003 * side * side and ys.mean() > cy + 0.1 * side, (
+        "the open mouth is not below the face's centre"
+    )
     assert abs(xs.mean() - cx) < 0.15 * side
     # darker where it changed (the mouth's inside), on average and in its darkest pixels
     assert open_mouth[changed].mean() < rest[changed].mean() - 10, "an open mouth is darker inside"
@@ -345,9 +388,10 @@ def test_talking_performance_is_deterministic_and_every_class_renders():
 def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
 
-    summary = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6),
-                                              progress=False)
-    assert summary["per_class"] == {c: 1 for c in KINDS}
+    summary = write_talking_dataset(
+        LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False
+    )
+    assert summary["per_class"] == dict.fromkeys(KINDS, 1)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mp4"))
     assert files == sorted(f"{c}/L012_talk{k:02d}.mp4" for k, c in enumerate(["neutral", *CLASSES], start=1))
     data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
@@ -358,10 +402,14 @@ def test_talking_dataset_is_class_folders_of_videos_the_loader_reads(tmp_path):
     # a run for more people adds to the set: a person whose videos are all there is not rendered again,
     # one with a video missing (an interrupted run) is, to the same bytes, and no partial file is left
     written = {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")}
-    again = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    again = write_talking_dataset(
+        LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False
+    )
     assert again["reused_identities"] == 1 and again["per_class"] == summary["per_class"]
     (tmp_path / "anger" / "L012_talk02.mp4").unlink()
-    redone = write_talking_dataset(LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False)
+    redone = write_talking_dataset(
+        LONDON, tmp_path, seed=0, identities=["012"], calm=1, seconds=(0.5, 0.6), progress=False
+    )
     assert redone["reused_identities"] == 0
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.mp4")} == written
 
@@ -385,7 +433,7 @@ def test_morphs_are_new_faces_made_of_two_people():
     firsts = [m.split("m")[0] for m in morph_identities(train, 40, seed=0, groups=groups)]
     balanced = Counter(groups[a] for a in firsts)
     assert plain["white"] > 20 and balanced["white"] < plain["white"] and balanced["black"] > plain["black"]
-    assert max(Counter(firsts).values()) <= 2 and len(balanced) == len(set(groups[i] for i in train))
+    assert max(Counter(firsts).values()) <= 2 and len(balanced) == len({groups[i] for i in train})
     assert london_groups(LONDON / "neutral") == {}  # no london_info.csv there
     # its random draws are its own, not a real person's
     assert id_key("001m017") not in {int(i) for i in list_identities(LONDON)}
@@ -396,7 +444,10 @@ def test_morphs_are_new_faces_made_of_two_people():
     first, second = load_identity(str(LONDON), a), load_identity(str(LONDON), b)
     # mostly the first person: its shape is nearer theirs than the second's (after the second is moved
     # onto the first by a similarity), its photo nearer their photo, and it is neither
-    box = slice(int(face.eye[1] - face.iod), int(face.eye[1] + 2 * face.iod)), slice(int(face.eye[0] - face.iod), int(face.eye[0] + face.iod))
+    box = (
+        slice(int(face.eye[1] - face.iod), int(face.eye[1] + 2 * face.iod)),
+        slice(int(face.eye[0] - face.iod), int(face.eye[0] + face.iod)),
+    )
 
     def diff(x, y):
         return np.abs(x[box].astype(float) - y[box]).mean()
@@ -407,10 +458,17 @@ def test_morphs_are_new_faces_made_of_two_people():
     mouth = face.pts[[87, 93]].mean(0).astype(int)
     r = int(0.4 * face.iod)
     smile = face.smile[0]
-    assert np.abs(smile[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r].astype(float)
-                  - face.neutral[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r]).mean() > 8
+    assert (
+        np.abs(
+            smile[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r].astype(float)
+            - face.neutral[mouth[1] - r : mouth[1] + r, mouth[0] - r : mouth[0] + r]
+        ).mean()
+        > 8
+    )
     rng = np.random.default_rng(3)
-    frames = photoreal.render_performance(LONDON, m, "happy", talking_performance("happy", rng, (0.3, 0.3)), rng, size=SIZE)
+    frames = photoreal.render_performance(
+        LONDON, m, "happy", talking_performance("happy", rng, (0.3, 0.3)), rng, size=SIZE
+    )
     assert len(frames) == 9 and frames[0].shape[:2] == SIZE[::-1]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -31,19 +33,32 @@ def test_served_clips_are_scored_on_the_training_preprocessing(predictor, videos
     for served, p in zip(result["clips"], predictor.calibrated(probs)):  # reported at the checkpoint's temperature
         np.testing.assert_allclose([served["probabilities"][c] for c in predictor.classes], p, atol=2e-4)
     neutral = predictor.classes.index("neutral")
-    winner, votes, _ = decide_video(probs, len(predictor.classes), abstain=neutral, radius=settings.vote_smooth_clips,
-                                    min_run=settings.vote_min_clips, abstain_bias=neutral_bias(predictor, settings))
+    winner, votes, _ = decide_video(
+        probs,
+        len(predictor.classes),
+        abstain=neutral,
+        radius=settings.vote_smooth_clips,
+        min_run=settings.vote_min_clips,
+        abstain_bias=neutral_bias(predictor, settings),
+    )
     assert result["expression"] == predictor.classes[winner]
     assert result["votes"] == {c: int(v) for c, v in zip(predictor.classes, votes)}
-    assert result["decision"] == {"smooth_clips": settings.vote_smooth_clips, "min_clips": settings.vote_min_clips,
-                                  "neutral_bias": neutral_bias(predictor, settings)}
+    assert result["decision"] == {
+        "smooth_clips": settings.vote_smooth_clips,
+        "min_clips": settings.vote_min_clips,
+        "neutral_bias": neutral_bias(predictor, settings),
+    }
 
 
 def test_neutral_bias_reaches_the_answer_and_the_timeline(predictor, videos, tmp_path, model_dir):
     """The clips' own labels and probabilities are the network's whatever the bias; the answer and the
     segments are read under it. A bias no expression can beat leaves neutral alone; none, the clips' own vote."""
-    plain = analyse_video(videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=0))
-    calm = analyse_video(videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=60))
+    plain = analyse_video(
+        videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=0)
+    )
+    calm = analyse_video(
+        videos["astronaut_mp4"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=60)
+    )
     assert [c["probabilities"] for c in calm["clips"]] == [c["probabilities"] for c in plain["clips"]]
     assert [c["label"] for c in calm["clips"]] == [c["label"] for c in plain["clips"]]
     assert calm["expression"] == "neutral" and {s["label"] for s in calm["segments"]} == {"neutral"}
@@ -109,23 +124,37 @@ def test_peak_is_the_clip_most_sure_of_the_winner(predictor, videos, tmp_path, m
 
 
 @pytest.mark.parametrize("radius, min_run, bias", [(0, 1, 0), (1, 5, None)])  # None: the checkpoint's own prior
-def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(predictor, videos, tmp_path, model_dir, radius, min_run, bias):
-    settings = Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run, neutral_bias=bias)
+def test_segments_are_the_decided_labels_in_runs_and_tile_the_video(
+    predictor, videos, tmp_path, model_dir, radius, min_run, bias
+):
+    settings = Settings(
+        model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=radius, vote_min_clips=min_run, neutral_bias=bias
+    )
     result = analyse_video(videos["face_gap_face"], predictor, settings)
     clips, segments = result["clips"], result["segments"]
     assert None in [s["label"] for s in segments]  # the blank stretch is its own segment
     face = [c for c in clips if c["face"]]
     probs = np.array([[c["probabilities"][k] for k in predictor.classes] for c in face])
-    _, _, decided = decide_video(probs, len(predictor.classes), abstain=predictor.classes.index("neutral"), radius=radius,
-                                 min_run=min_run, abstain_bias=neutral_bias(predictor, settings))
+    _, _, decided = decide_video(
+        probs,
+        len(predictor.classes),
+        abstain=predictor.classes.index("neutral"),
+        radius=radius,
+        min_run=min_run,
+        abstain_bias=neutral_bias(predictor, settings),
+    )
     labels = iter(predictor.classes[k] for k in decided)
     expected = merge_short_runs([next(labels) if c["face"] else None for c in clips], min_run)
     assert [(s["label"], s["clips"]) for s in segments] == [(label, b - a + 1) for label, a, b in label_runs(expected)]
-    if (radius, min_run, settings.neutral_bias) == (0, 1, 0):  # the paper's vote: the timeline is every clip's own label
+    if (radius, min_run, settings.neutral_bias) == (
+        0,
+        1,
+        0,
+    ):  # the paper's vote: the timeline is every clip's own label
         assert expected == [c["label"] for c in clips]
     assert sum(s["clips"] for s in segments) == len(clips)
     assert segments[0]["start_s"] == clips[0]["start_s"] and segments[-1]["end_s"] == clips[-1]["end_s"]
-    for before, after in zip(segments, segments[1:]):
+    for before, after in itertools.pairwise(segments):
         assert before["end_s"] == after["start_s"] and before["label"] != after["label"]
 
 
@@ -140,7 +169,6 @@ def test_frame_cap_stops_decoding(predictor, videos, tmp_path, model_dir):
     assert analyse_video(videos["astronaut_mp4"], predictor, settings)["video"]["frames"] == 20
 
 
-
 def test_flip_average_is_the_mean_of_a_clip_and_its_mirror(predictor, videos, tmp_path, model_dir):
     flipped = Predictor(model_dir, flip_average=True)
     crops = preprocess_video_file(videos["astronaut_mp4"], predictor.crop)
@@ -153,15 +181,21 @@ def test_flip_average_is_the_mean_of_a_clip_and_its_mirror(predictor, videos, tm
     tol = {"rtol": 1e-3, "atol": 1e-8}
     np.testing.assert_allclose(both, (plain + mirror) / 2, **tol)
     np.testing.assert_allclose(both_maps, maps, atol=2e-5)  # the maps are of the clip as shown
-    assert not np.allclose(plain, mirror, **tol)  # at that tolerance the mirror is another input, or the test proves nothing
+    assert not np.allclose(
+        plain, mirror, **tol
+    )  # at that tolerance the mirror is another input, or the test proves nothing
     # through the served pipeline (frame features shared between clips) the same numbers come out
     result = analyse_video(videos["astronaut_mp4"], flipped, Settings(model_dir=model_dir, storage_dir=tmp_path))
     reported = flipped.calibrated(both)  # at the checkpoint's temperature
-    np.testing.assert_allclose([[c["probabilities"][k] for k in flipped.classes] for c in result["clips"]], reported, atol=2e-4)
+    np.testing.assert_allclose(
+        [[c["probabilities"][k] for k in flipped.classes] for c in result["clips"]], reported, atol=2e-4
+    )
     assert result["model"]["flip_average"] is True
 
 
-def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(predictor, tmp_path, model_dir, monkeypatch):
+def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(
+    predictor, tmp_path, model_dir, monkeypatch
+):
     """A drawn face talking calmly for 4 s, scored by an unsure model: the served rule (smoothed
     probabilities, runs of at least VOTE_MIN_CLIPS) changes label less often than each clip's own
     label does, and keeps each clip's own label. The served checkpoint itself may read this face
@@ -186,17 +220,26 @@ def test_a_calm_talking_face_gets_a_quieter_timeline_from_evidence_over_time(pre
             probs, maps = score(feats)
             flicker = np.eye(probs.shape[1])[noise.integers(0, probs.shape[1], len(probs))]
             return 0.4 * probs + 0.6 * flicker, maps
+
         return scored
 
     monkeypatch.setattr(predictor, "score", unsure(3))
-    plain = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=0, vote_min_clips=1,
-                                                    neutral_bias=0.0))
+    plain = analyse_video(
+        video,
+        predictor,
+        Settings(model_dir=model_dir, storage_dir=tmp_path, vote_smooth_clips=0, vote_min_clips=1, neutral_bias=0.0),
+    )
     monkeypatch.setattr(predictor, "score", unsure(3))  # the same flicker, clip for clip
     served = analyse_video(video, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, neutral_bias=0.0))
-    assert [c["label"] for c in plain["clips"]] == [c["label"] for c in served["clips"]]  # each clip's own label is kept
+    assert [c["label"] for c in plain["clips"]] == [
+        c["label"] for c in served["clips"]
+    ]  # each clip's own label is kept
     assert len(plain["segments"]) > 10
     assert len(served["segments"]) < len(plain["segments"]) / 2
-    assert all(s["clips"] >= Settings().vote_min_clips for s in served["segments"][:-1] if s["label"] is not None) or len(served["segments"]) == 1
+    assert (
+        all(s["clips"] >= Settings().vote_min_clips for s in served["segments"][:-1] if s["label"] is not None)
+        or len(served["segments"]) == 1
+    )
 
 
 def test_a_video_without_a_face_is_the_no_face_error(predictor, videos, tmp_path, model_dir):
@@ -214,31 +257,46 @@ def by_side(result: dict) -> dict[str, dict]:
 
 
 def test_two_people_side_by_side_each_get_their_own_expression(predictor, people_videos, tmp_path, model_dir):
-    result = analyse_video(people_videos["side"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path)
+    result = analyse_video(
+        people_videos["side"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path
+    )
     assert result["faces"] | {"people": 2, "most_in_frame": 2, "dropped": 0} == result["faces"]
     assert len(result["people"]) == 2 and all(p["scored"] and p["frames"] == 48 for p in result["people"])
     people = by_side(result)
-    assert people["left"]["expression"] == "happy" and people["right"]["expression"] == "neutral"  # the smiler, the calm one
+    assert (
+        people["left"]["expression"] == "happy" and people["right"]["expression"] == "neutral"
+    )  # the smiler, the calm one
     assert {s["label"] for s in people["left"]["segments"]} == {"happy"}
     assert {s["label"] for s in people["right"]["segments"]} == {"neutral"}
     # the top level is the main person's (both seen in every frame: the first found)
     main = result["people"][0]
     assert [result[k] for k in ("expression", "votes", "peak")] == [main[k] for k in ("expression", "votes", "peak")]
     # its maps also under the names of results before people were told apart
-    assert result["attention_maps"] == [{**m, "name": m["name"].removeprefix(f"person{main['id']}_")} for m in main["attention_maps"]]
+    assert result["attention_maps"] == [
+        {**m, "name": m["name"].removeprefix(f"person{main['id']}_")} for m in main["attention_maps"]
+    ]
     assert (tmp_path / "peak.png").read_bytes() == (tmp_path / f"person{main['id']}_peak.png").read_bytes()
     for p in result["people"]:  # each person's own pictures
         names = [m["name"] for m in p["attention_maps"]] + [p["thumbnail"]["name"]]
-        assert names == [f"person{p['id']}_peak", f"person{p['id']}_peak_clip", f"person{p['id']}_peak_evidence", f"person{p['id']}_face"]
+        assert names == [
+            f"person{p['id']}_peak",
+            f"person{p['id']}_peak_clip",
+            f"person{p['id']}_peak_evidence",
+            f"person{p['id']}_face",
+        ]
         assert all((tmp_path / f"{n}.png").read_bytes().startswith(b"\x89PNG") for n in names)
 
 
-def test_a_person_who_leaves_is_seen_until_they_go_and_the_other_stays_main(predictor, people_videos, tmp_path, model_dir):
+def test_a_person_who_leaves_is_seen_until_they_go_and_the_other_stays_main(
+    predictor, people_videos, tmp_path, model_dir
+):
     result = analyse_video(people_videos["leave"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path))
     people = by_side(result)
     assert people["left"]["frames"] == 48 and people["left"]["expression"] == "happy"
     gone = people["right"]
-    assert gone["expression"] == "neutral" and 25 <= gone["frames"] <= 40 and gone["last_s"] < 1.4  # out of frame by ~1.2 s
+    assert (
+        gone["expression"] == "neutral" and 25 <= gone["frames"] <= 40 and gone["last_s"] < 1.4
+    )  # out of frame by ~1.2 s
     assert result["people"][0] is people["left"] and result["expression"] == "happy"  # the main person: seen longest
     assert gone["clips"][-1]["end_frame"] < 47  # their clips end near when they left
 
@@ -255,16 +313,26 @@ def test_two_people_crossing_are_not_swapped(predictor, people_videos, tmp_path,
 
 
 def test_a_face_seen_for_three_frames_is_listed_but_not_scored(predictor, people_videos, tmp_path, model_dir):
-    result = analyse_video(people_videos["brief"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path)
+    result = analyse_video(
+        people_videos["brief"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path
+    )
     assert [p["scored"] for p in result["people"]] == [True, False]
     brief = result["people"][1]
-    assert brief["frames"] <= 3 + 2 * predictor.crop.smooth_radius and brief["expression"] is None and brief["clips"] == []
-    assert 1.05 <= brief["first_s"] <= 1.1 and brief["thumbnail"]["name"] == f"person{brief['id']}_face"  # from frame 32
+    assert (
+        brief["frames"] <= 3 + 2 * predictor.crop.smooth_radius and brief["expression"] is None and brief["clips"] == []
+    )
+    assert (
+        1.05 <= brief["first_s"] <= 1.1 and brief["thumbnail"]["name"] == f"person{brief['id']}_face"
+    )  # from frame 32
     assert result["expression"] == "happy" and result["faces"]["people"] == 2
 
 
-def test_more_faces_than_max_faces_keeps_the_largest_and_says_how_many_were_left(predictor, people_videos, tmp_path, model_dir):
-    result = analyse_video(people_videos["cross"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, max_faces=1))
+def test_more_faces_than_max_faces_keeps_the_largest_and_says_how_many_were_left(
+    predictor, people_videos, tmp_path, model_dir
+):
+    result = analyse_video(
+        people_videos["cross"], predictor, Settings(model_dir=model_dir, storage_dir=tmp_path, max_faces=1)
+    )
     assert result["faces"]["dropped"] == 1 and result["faces"]["max_faces"] == 1
     assert result["expression"] == "happy"  # the smiler's face is the larger
     assert all(p["expression"] in (None, "happy") for p in result["people"])
@@ -284,7 +352,11 @@ def test_two_people_crossing_keep_their_own_tracks(predictor, people_videos, tmp
         assert track["t"] == sorted(track["t"]) and track["t"][0] == p["first_s"]
         frames = [round(t * fps) for t in track["t"]]
         centres = [x + w / 2 for x, w in zip(track["x"], track["w"])]
-        assert all(abs(c - drawn[p["expression"]](i)) < 30 for i, c in zip(frames, centres)), (p["expression"], frames, centres)
+        assert all(abs(c - drawn[p["expression"]](i)) < 30 for i, c in zip(frames, centres)), (
+            p["expression"],
+            frames,
+            centres,
+        )
         assert min(frames) < 25 and max(frames) > 38, frames  # seen before and after they cross (near frame 31)
     # the track's box at the peak frame is the box_at_peak
     for p in result["people"]:
@@ -302,7 +374,9 @@ def test_a_result_is_the_result_model_as_json_field_for_field(predictor, videos,
     from service import schemas
 
     path = videos[video] if video in videos else request.getfixturevalue("people_videos")[video]
-    result = analyse_video(path, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / "png")
+    result = analyse_video(
+        path, predictor, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / "png"
+    )
     model = schemas.Result.model_validate(result)
     assert json.dumps(model.stored()) == json.dumps(result)
 

@@ -15,12 +15,12 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from service.pipeline import Predictor, analyse_video  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from training.data import preprocess_video_file  # noqa: E402
-from training.faces import FaceDetector, to_gray  # noqa: E402
-from training.clips import clip_indices  # noqa: E402
-from training.runtime import FOLDER, RuntimeUnavailable, export_network, network_files, wants_onnx  # noqa: E402
+from service.pipeline import Predictor, analyse_video
+from service.settings import Settings
+from training.clips import clip_indices
+from training.data import preprocess_video_file
+from training.faces import to_gray
+from training.runtime import FOLDER, RuntimeUnavailable, export_network, network_files, wants_onnx
 
 TOLERANCE = 1e-3
 
@@ -59,8 +59,12 @@ def test_the_network_gives_pytorchs_probabilities_and_maps_on_a_real_face(predic
 
 def test_a_video_gets_the_same_answer_on_either_runtime(predictors, astronaut, tmp_path, model_dir):
     """The whole pipeline (detector, tracking, crops, shared frame features, clips) on each runtime."""
-    results = [analyse_video(astronaut[0], p, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / p.runtime)
-               for p in predictors]
+    results = [
+        analyse_video(
+            astronaut[0], p, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / p.runtime
+        )
+        for p in predictors
+    ]
     reference, fast = results
     assert fast["expression"] == reference["expression"] and fast["votes"] == reference["votes"]
     assert [c["label"] for c in fast["clips"]] == [c["label"] for c in reference["clips"]]
@@ -76,15 +80,21 @@ PIPELINE_TOLERANCE = 0.02
 
 
 def test_two_real_people_get_the_same_answers_on_either_runtime(predictors, people_videos, tmp_path, model_dir):
-    results = [analyse_video(people_videos["side"], p, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / p.runtime)
-               for p in predictors]
+    results = [
+        analyse_video(
+            people_videos["side"], p, Settings(model_dir=model_dir, storage_dir=tmp_path), out_dir=tmp_path / p.runtime
+        )
+        for p in predictors
+    ]
     reference, fast = results
     assert len(fast["people"]) == len(reference["people"]) == 2
     for a, b in zip(fast["people"], reference["people"]):
         assert a["expression"] == b["expression"]
         assert [c["label"] for c in a["clips"]] == [c["label"] for c in b["clips"]]
         for ca, cb in zip(a["clips"], b["clips"]):
-            np.testing.assert_allclose(list(ca["probabilities"].values()), list(cb["probabilities"].values()), atol=PIPELINE_TOLERANCE)
+            np.testing.assert_allclose(
+                list(ca["probabilities"].values()), list(cb["probabilities"].values()), atol=PIPELINE_TOLERANCE
+            )
 
 
 def test_the_detector_finds_the_same_faces_on_either_runtime(predictors, astronaut):
@@ -113,7 +123,9 @@ def test_mirror_averaging_runs_on_onnx_too(model_dir, astronaut):
     np.testing.assert_allclose(m_fast, m_ref, atol=TOLERANCE)
 
 
-def test_export_command_writes_beside_the_checkpoint_and_a_read_only_install_loads_it(model_dir, tmp_path, monkeypatch, caplog):
+def test_export_command_writes_beside_the_checkpoint_and_a_read_only_install_loads_it(
+    model_dir, tmp_path, monkeypatch, caplog
+):
     """`python -m training export --model DIR` writes DIR/onnx/; a Predictor then loads it there without
     writing anything (the cache unusable). Without it and without a usable cache, auto runs PyTorch and
     onnx refuses."""
@@ -171,7 +183,9 @@ def test_a_network_without_attention_exports_too(tmp_path):
     clips = torch.stack([feats[:8], feats[8:]])
     out = fast.forward_features(clips)
     assert out.attention is None
-    np.testing.assert_allclose(out.logits.numpy(), model.forward_features(clips).logits.detach().numpy(), atol=TOLERANCE)
+    np.testing.assert_allclose(
+        out.logits.numpy(), model.forward_features(clips).logits.detach().numpy(), atol=TOLERANCE
+    )
 
 
 def test_auto_leaves_batches_of_clips_to_pytorch_where_bf16_runs_natively(model_dir, astronaut):
@@ -183,8 +197,9 @@ def test_auto_leaves_batches_of_clips_to_pytorch_where_bf16_runs_natively(model_
 
     native = bf16_ok(torch.device("cpu"))
     p = Predictor(model_dir, bf16=True, runtime="auto")
-    assert (p.runtime, p.bf16, p.detector.net.runtime) == ((f"onnx (torch for {BF16_CLIPS_FROM}+ clips a batch)", True, "onnx")
-                                                           if native else ("onnx", False, "onnx"))
+    assert (p.runtime, p.bf16, p.detector.net.runtime) == (
+        (f"onnx (torch for {BF16_CLIPS_FROM}+ clips a batch)", True, "onnx") if native else ("onnx", False, "onnx")
+    )
     forced = Predictor(model_dir, bf16=True, runtime="onnx")
     assert (forced.runtime, forced.bf16) == ("onnx", False)
     if native:
@@ -210,7 +225,9 @@ def test_what_runs_where():
         wants_onnx("tensorrt", torch.device("cpu"))
     with pytest.raises(ValueError, match="inference_runtime"):
         Settings(inference_runtime="tensorrt")
-    assert Settings.model_fields["inference_runtime"].default == "auto"  # the suite itself runs RAMFER_INFERENCE_RUNTIME=torch (conftest)
+    assert (
+        Settings.model_fields["inference_runtime"].default == "auto"
+    )  # the suite itself runs RAMFER_INFERENCE_RUNTIME=torch (conftest)
 
 
 def test_without_the_onnx_extra_auto_runs_pytorch_and_onnx_refuses(monkeypatch):

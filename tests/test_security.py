@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-
 from conftest import make_settings
+from fastapi.testclient import TestClient
+from test_api import assert_error, post
+
 from service import jobs
 from service.api import create_app
 from service.storage import LocalStorage
-from test_api import assert_error, post
 
 KEY = "s3cret-key-for-tests"
 EXCEPTION_GROUPS = (BaseExceptionGroup,) if sys.version_info >= (3, 11) else ()  # noqa: F821 (3.11+)
@@ -41,7 +41,13 @@ def test_api_keys_guard_every_route_but_the_probes_the_page_and_the_docs(keyed, 
     assert keyed.get("/").status_code == 200
     assert keyed.get("/readyz").status_code in (200, 503)  # open: 503 here only for want of a worker
     # the API's description and its pages open in a browser, which cannot send the key; no data in them
-    for path in ("/docs", "/redoc", "/openapi.json", "/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"):
+    for path in (
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/docs/static/swagger-ui-bundle.js",
+        "/docs/static/swagger-ui.css",
+    ):
         assert keyed.get(path).status_code == 200, path
     assert_error(keyed.get("/docs/staticky"), 401, "unauthorized")  # the open prefix is the folder, nothing beside it
     spec = keyed.get("/openapi.json", headers={"Authorization": f"Bearer {KEY}"}).json()
@@ -71,9 +77,13 @@ def test_cors_is_off_unless_configured(redis_url, tmp_path, model_dir):
     with TestClient(create_app(make_settings(redis_url, tmp_path / "a", model_dir))) as c:
         assert "access-control-allow-origin" not in c.options("/predict", headers=preflight).headers
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://example.org"}).headers
-    with TestClient(create_app(make_settings(redis_url, tmp_path / "b", model_dir, cors_origins=["https://example.org"]))) as c:
+    with TestClient(
+        create_app(make_settings(redis_url, tmp_path / "b", model_dir, cors_origins=["https://example.org"]))
+    ) as c:
         assert c.options("/predict", headers=preflight).headers["access-control-allow-origin"] == "https://example.org"
-        assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://evil.example"}).headers
+        assert (
+            "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://evil.example"}).headers
+        )
 
 
 def test_a_full_queue_answers_429_before_reading_the_upload(redis_url, tmp_path, model_dir, videos):
@@ -134,7 +144,9 @@ def test_redis_restart_503_during_the_outage_then_recovers_with_the_queued_job(t
             server.start()
             assert c.get(f"/jobs/{job_id}").json()["status"] == "queued"  # recovered by itself, job kept
             redis = jobs.connect(settings)
-            ModelWorker([jobs.make_queue(redis, settings)], settings, connection=redis).work(burst=True, logging_level="WARNING")
+            ModelWorker([jobs.make_queue(redis, settings)], settings, connection=redis).work(
+                burst=True, logging_level="WARNING"
+            )
             assert c.get(f"/jobs/{job_id}").json()["status"] == "finished"
     finally:
         server.cleanup()
@@ -152,12 +164,18 @@ def test_files_of_ended_and_expired_jobs_are_deleted(client, settings, run_burst
     (settings.results_dir / gone / "peak.png").write_bytes(b"x")
     jobs.upload_path(settings, gone).write_bytes(b"x")
     old = time.time() - 3600
-    for p in (settings.results_dir / gone / "peak.png", jobs.upload_path(settings, gone), *(settings.results_dir / job_id).iterdir()):
+    for p in (
+        settings.results_dir / gone / "peak.png",
+        jobs.upload_path(settings, gone),
+        *(settings.results_dir / job_id).iterdir(),
+    ):
         os.utime(p, (old, old))
     redis = jobs.connect(settings)
     assert jobs.delete_expired_files(redis, LocalStorage(settings.storage_dir)) == 2
     assert not (settings.results_dir / gone).exists() and not jobs.upload_path(settings, gone).exists()
-    assert (settings.results_dir / job_id).exists() and jobs.upload_path(settings, job_id).exists()  # its job still exists: kept
+    assert (settings.results_dir / job_id).exists() and jobs.upload_path(
+        settings, job_id
+    ).exists()  # its job still exists: kept
 
 
 def corruptions(data: bytes, rng: np.random.Generator, flips: int, cuts: int):
@@ -188,23 +206,33 @@ def test_corrupted_videos_are_a_clean_4xx_or_an_ended_job(client, run_burst_work
         view = client.get(f"/jobs/{job_id}").json()
         assert view["status"] in ("finished", "failed"), (name, view)
         if view["status"] == "failed":
-            assert view["error"]["code"] in ("undecodable_video", "no_frames", "no_face", "unreadable_video"), (name, view)
+            assert view["error"]["code"] in ("undecodable_video", "no_frames", "no_face", "unreadable_video"), (
+                name,
+                view,
+            )
 
 
 def test_openapi_fuzzing_finds_no_server_error_and_no_undocumented_response(redis_url, tmp_path, model_dir):
     """Property-based requests against the live schema (schemathesis), bounded, in-process."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings as hsettings
-
     from schemathesis.checks import (
-        content_type_conformance, not_a_server_error, response_headers_conformance, response_schema_conformance,
+        content_type_conformance,
+        not_a_server_error,
+        response_headers_conformance,
+        response_schema_conformance,
         status_code_conformance,
     )
 
     # Not positive_data_acceptance: a schema cannot say "the binary must be a video", so a
     # schema-valid upload of random bytes is rightly refused (415).
-    CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-              response_headers_conformance]
+    CHECKS = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        response_headers_conformance,
+    ]
     app = create_app(make_settings(redis_url, tmp_path / "s", model_dir, max_upload_mb=1))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures, seen = [], []
@@ -215,13 +243,17 @@ def test_openapi_fuzzing_finds_no_server_error_and_no_undocumented_response(redi
         @given(case=op.as_strategy())
         def check(case):
             # /readyz's 503 is its documented answer while no worker runs (none does here)
-            seen.append(op.label)
-            checks = [c for c in CHECKS if not (op.path == "/readyz" and c is not_a_server_error)]
+            seen.append(op.label)  # noqa: B023  called within this iteration
+            checks = [c for c in CHECKS if not (op.path == "/readyz" and c is not_a_server_error)]  # noqa: B023  called within this iteration
             try:
                 case.call_and_validate(checks=checks)
             except (Exception, *EXCEPTION_GROUPS) as e:  # collect, so one run reports every operation
-                failures.append(f"{op.label}: {type(e).__name__}: {str(e)[:300]}")
+                failures.append(f"{op.label}: {type(e).__name__}: {str(e)[:300]}")  # noqa: B023  called within this iteration
 
         check()
     assert not failures, "\n".join(failures[:10])
-    assert len(set(seen)) >= 7 and len(seen) >= 50, (len(set(seen)), len(seen), sorted(set(seen)))  # every operation; parameterless ones need one request
+    assert len(set(seen)) >= 7 and len(seen) >= 50, (
+        len(set(seen)),
+        len(seen),
+        sorted(set(seen)),
+    )  # every operation; parameterless ones need one request

@@ -86,7 +86,9 @@ def test_the_ramfer_name_wins_over_the_old_one(env):
     env.setenv("RAMFER_REDIS_URL", "redis://new:6379/0")
     settings, warned = made()
     assert settings.workers == 5 and settings.redis_url == "redis://new:6379/0"
-    assert warned == ["WORKERS (environment) is an old name and is ignored: RAMFER_WORKERS is set there too; remove WORKERS"]
+    assert warned == [
+        "WORKERS (environment) is an old name and is ignored: RAMFER_WORKERS is set there too; remove WORKERS"
+    ]
 
 
 def test_keyword_arguments_win_over_the_environment(env):
@@ -97,9 +99,11 @@ def test_keyword_arguments_win_over_the_environment(env):
 
 
 def test_a_dotenv_file_takes_the_ramfer_names_and_the_old_ones(env, tmp_path):
-    (tmp_path / ".env").write_text("RAMFER_BATCH_SIZE=9\nMAX_FACES=3\nREDIS_URL=redis://dotenv:6379/0\n"
-                                   "REDIS_PASSWORD=compose-only\nRAMFER_HOST=api-host.example\n"
-                                   "RAMFER_TRACK_GAP_S=2.5\nTRACK_GAP_S=9\n")
+    (tmp_path / ".env").write_text(
+        "RAMFER_BATCH_SIZE=9\nMAX_FACES=3\nREDIS_URL=redis://dotenv:6379/0\n"
+        "REDIS_PASSWORD=compose-only\nRAMFER_HOST=api-host.example\n"
+        "RAMFER_TRACK_GAP_S=2.5\nTRACK_GAP_S=9\n"
+    )
     settings, warned = made()
     assert settings.batch_size == 9 and settings.max_faces == 3 and settings.redis_url == "redis://dotenv:6379/0"
     assert settings.track_gap_s == 2.5  # the RAMFER_ line wins
@@ -146,7 +150,9 @@ def test_the_secrets_folder_is_moved_by_ramfer_secrets_dir_or_its_old_name_or_a_
     env.setenv("SECRETS_DIR", str(other))
     settings, warned = made()
     assert settings.s3_region == "eu-west-3"
-    assert warned == ["SECRETS_DIR (environment) is an old name: rename it RAMFER_SECRETS_DIR (the old names will stop working)"]
+    assert warned == [
+        "SECRETS_DIR (environment) is an old name: rename it RAMFER_SECRETS_DIR (the old names will stop working)"
+    ]
     env.delenv("SECRETS_DIR")
     assert made(_secrets_dir=other)[0].s3_region == "eu-west-3"  # as tests/test_storage.py gives it
 
@@ -175,10 +181,11 @@ def test_every_setting_is_described_and_no_setting_takes_a_name_read_elsewhere()
 def test_the_docs_table_is_the_one_the_settings_make():
     text = DOC.read_text()
     assert text.count(MARKERS[0]) == 1 and text.count(MARKERS[1]) == 1
-    block = text[text.index(MARKERS[0]):text.index(MARKERS[1]) + len(MARKERS[1])]
+    block = text[text.index(MARKERS[0]) : text.index(MARKERS[1]) + len(MARKERS[1])]
     assert block == markdown_reference(), (
         "docs/configuration.md's table differs from service/settings.py: run "
-        "`python -m service settings --write docs/configuration.md`")
+        "`python -m service settings --write docs/configuration.md`"
+    )
 
 
 def test_the_settings_command_prints_values_hides_secrets_and_writes_the_table(env, tmp_path, capsys):
@@ -188,7 +195,9 @@ def test_the_settings_command_prints_values_hides_secrets_and_writes_the_table(e
     env.setenv("RAMFER_WORKERS", "3")
     main(["settings"])
     out = capsys.readouterr().out
-    assert "s3cret" not in out and any(line.split() == ["RAMFER_S3_SECRET_ACCESS_KEY", "**********"] for line in out.splitlines())
+    assert "s3cret" not in out and any(
+        line.split() == ["RAMFER_S3_SECRET_ACCESS_KEY", "**********"] for line in out.splitlines()
+    )
     assert ["RAMFER_WORKERS", "3"] in [line.split() for line in out.splitlines()]
     main(["settings", "--markdown"])
     assert capsys.readouterr().out == markdown_reference() + "\n"

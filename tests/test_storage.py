@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-
 from conftest import make_settings
+from fastapi.testclient import TestClient
+from test_api import PNG, assert_error, post
+
 from service import jobs
 from service.api import create_app
 from service.storage import LocalStorage, S3Storage, StorageUnavailable, make_storage
-from test_api import PNG, assert_error, post
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -25,7 +25,11 @@ def storage(request, tmp_path, redis_url, model_dir):
         return LocalStorage(tmp_path / "storage")
     server = request.getfixturevalue("s3_server")
     # a bucket of its own: other tests' objects cannot show up in list()
-    return make_storage(make_settings(redis_url, tmp_path / "unused", model_dir, **{**server.settings(), "s3_bucket": server.new_bucket()}))
+    return make_storage(
+        make_settings(
+            redis_url, tmp_path / "unused", model_dir, **{**server.settings(), "s3_bucket": server.new_bucket()}
+        )
+    )
 
 
 def test_one_interface_for_a_directory_and_a_bucket(storage, tmp_path):
@@ -47,9 +51,8 @@ def test_one_interface_for_a_directory_and_a_bucket(storage, tmp_path):
     for missing in (lambda: storage.get("uploads/none"), lambda: storage.stream("uploads/none")):
         with pytest.raises(FileNotFoundError):
             missing()
-    with pytest.raises(FileNotFoundError):
-        with storage.local_copy("uploads/none"):
-            pass
+    with pytest.raises(FileNotFoundError), storage.local_copy("uploads/none"):
+        pass
     storage.delete_prefix("results/j1")
     storage.delete("uploads/a.video")
     storage.delete("uploads/a.video")  # deleting what is gone is not an error
@@ -84,10 +87,18 @@ def test_credentials_come_from_secret_files_and_are_never_shown(s3_server, tmp_p
 
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "ramfer_s3_access_key_id").write_text(ACCESS_KEY)  # files named like the variables (docs/configuration.md)
+    (secrets / "ramfer_s3_access_key_id").write_text(
+        ACCESS_KEY
+    )  # files named like the variables (docs/configuration.md)
     (secrets / "ramfer_s3_secret_access_key").write_text(SECRET_KEY)
-    settings = Settings(_secrets_dir=secrets, storage_backend="s3", s3_endpoint_url=s3_server.url, s3_bucket=s3_server.bucket,
-                        redis_url=redis_url, model_dir=model_dir)
+    settings = Settings(
+        _secrets_dir=secrets,
+        storage_backend="s3",
+        s3_endpoint_url=s3_server.url,
+        s3_bucket=s3_server.bucket,
+        redis_url=redis_url,
+        model_dir=model_dir,
+    )
     assert settings.s3_secret_access_key.get_secret_value() == SECRET_KEY
     assert SECRET_KEY not in repr(settings) and SECRET_KEY not in str(settings.model_dump())
     caplog.set_level(logging.DEBUG, logger="service")
@@ -104,7 +115,9 @@ def burst(settings) -> None:
     from service.worker import ModelWorker
 
     redis = jobs.connect(settings)
-    ModelWorker([jobs.make_queue(redis, settings)], settings, connection=redis).work(burst=True, logging_level="WARNING")
+    ModelWorker([jobs.make_queue(redis, settings)], settings, connection=redis).work(
+        burst=True, logging_level="WARNING"
+    )
 
 
 def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server, videos):
@@ -117,12 +130,26 @@ def test_api_and_worker_through_s3_nothing_on_local_disk(s3_settings, s3_server,
         burst(s3_settings)
         view = client.get(f"/jobs/{job_id}").json()
         assert view["status"] == "finished", view
-        assert s3_server.keys(f"uploads/{job_id}") == [f"uploads/{job_id}.video"]  # kept for the player, as long as its images
+        assert s3_server.keys(f"uploads/{job_id}") == [
+            f"uploads/{job_id}.video"
+        ]  # kept for the player, as long as its images
         whole = videos["astronaut_webm"].read_bytes()
-        part = client.get(f"/jobs/{job_id}/video", headers={"Range": "bytes=10-99"})  # streamed from the bucket in ranges
-        assert part.status_code == 206 and part.content == whole[10:100] and part.headers["content-type"] == "video/webm"
+        part = client.get(
+            f"/jobs/{job_id}/video", headers={"Range": "bytes=10-99"}
+        )  # streamed from the bucket in ranges
+        assert (
+            part.status_code == 206 and part.content == whole[10:100] and part.headers["content-type"] == "video/webm"
+        )
         assert client.get(f"/jobs/{job_id}/video").content == whole
-        names = ["peak", "peak_clip", "peak_evidence", "person1_face", "person1_peak", "person1_peak_clip", "person1_peak_evidence"]  # the main person's maps twice
+        names = [
+            "peak",
+            "peak_clip",
+            "peak_evidence",
+            "person1_face",
+            "person1_peak",
+            "person1_peak_clip",
+            "person1_peak_evidence",
+        ]  # the main person's maps twice
         assert s3_server.keys(f"results/{job_id}/") == [f"results/{job_id}/{n}.png" for n in names]
         for image in view["result"]["attention_maps"] + [view["result"]["people"][0]["thumbnail"]]:
             png = client.get(image["url"])

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(not (LONDON / "neutral").is_dir(), reason=f"the 
 
 
 def photo(face_id="001"):
-    return cv2.imread(str(LONDON / "neutral" / f"{face_id}_03.jpg")), read_template(LONDON / "neutral" / f"{face_id}_03.tem")
+    return cv2.imread(str(LONDON / "neutral" / f"{face_id}_03.jpg")), read_template(
+        LONDON / "neutral" / f"{face_id}_03.tem"
+    )
 
 
 @pytest.mark.parametrize("face_id", ["001", "004", "129"])
@@ -67,7 +69,9 @@ def test_a_key_light_from_one_side_lights_that_side_and_shadows_the_other():
     img, pts = photo()
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(float)
     for azimuth, lit_side in ((180, "left"), (0, "right")):
-        out = cv2.cvtColor(S.apply(img, pts, S.Studio(light=S.Light(azimuth, 35, 0.6, 1.0))), cv2.COLOR_BGR2GRAY).astype(float)
+        out = cv2.cvtColor(
+            S.apply(img, pts, S.Studio(light=S.Light(azimuth, 35, 0.6, 1.0))), cv2.COLOR_BGR2GRAY
+        ).astype(float)
         cheek_y = int(pts[[164, 167], 1].mean())
         left = (slice(cheek_y - 15, cheek_y + 15), slice(int(pts[164, 0]) - 15, int(pts[164, 0]) + 15))
         right = (slice(cheek_y - 15, cheek_y + 15), slice(int(pts[167, 0]) - 15, int(pts[167, 0]) + 15))
@@ -92,7 +96,9 @@ def test_the_camera_changes_colour_grey_mix_tone_and_noise():
     dark = S.camera_frame(f, S.Camera(gamma=1.6))
     assert dark.mean() < f.mean() - 10
     vignetted = S.camera_frame(f, S.Camera(vignette=0.6))
-    assert vignetted[:20, :20].mean() < 0.7 * f[:20, :20].mean() and abs(int(vignetted[337, 337]) - int(f[337, 337])) <= 1
+    assert (
+        vignetted[:20, :20].mean() < 0.7 * f[:20, :20].mean() and abs(int(vignetted[337, 337]) - int(f[337, 337])) <= 1
+    )
     assert S.camera_frame(f, S.Camera()) is f
 
 
@@ -120,10 +126,16 @@ def test_a_performance_rendered_in_a_studio_changes_the_backdrop_not_the_face():
 
 def test_synth_studio_draws_a_studio_per_sequence_and_keeps_the_rest(tmp_path):
     size = (160, 122)
-    plain = write_dataset(LONDON, tmp_path / "plain", seed=0, identities=["001"], size=size, neutral=False, progress=False)
-    studio = write_dataset(LONDON, tmp_path / "studio", seed=0, identities=["001"], size=size, neutral=False, progress=False, studio=True)
+    plain = write_dataset(
+        LONDON, tmp_path / "plain", seed=0, identities=["001"], size=size, neutral=False, progress=False
+    )
+    studio = write_dataset(
+        LONDON, tmp_path / "studio", seed=0, identities=["001"], size=size, neutral=False, progress=False, studio=True
+    )
     assert studio["studio"] and not plain["studio"]
-    assert plain["per_class"] == studio["per_class"] and plain["frames"] == studio["frames"]  # same sequences, lengths, labels
+    assert (
+        plain["per_class"] == studio["per_class"] and plain["frames"] == studio["frames"]
+    )  # same sequences, lengths, labels
     first = sorted((tmp_path / "plain" / "cohn-kanade-images").rglob("*.png"))[0]
     twin = tmp_path / "studio" / first.relative_to(tmp_path / "plain")
     assert not np.array_equal(cv2.imread(str(first)), cv2.imread(str(twin)))

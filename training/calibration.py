@@ -63,9 +63,16 @@ def reliability(probabilities, labels, bins: int = 10) -> list[dict]:
     right = pred == np.asarray(labels)
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    return [{"lo": float(edges[k]), "hi": float(edges[k + 1]), "clips": int((which == k).sum()),
-             "confidence": float(conf[which == k].mean()) if (which == k).any() else None,
-             "accuracy": float(right[which == k].mean()) if (which == k).any() else None} for k in range(bins)]
+    return [
+        {
+            "lo": float(edges[k]),
+            "hi": float(edges[k + 1]),
+            "clips": int((which == k).sum()),
+            "confidence": float(conf[which == k].mean()) if (which == k).any() else None,
+            "accuracy": float(right[which == k].mean()) if (which == k).any() else None,
+        }
+        for k in range(bins)
+    ]
 
 
 def expected_calibration_error(probabilities, labels, bins: int = 10) -> float:

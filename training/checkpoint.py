@@ -98,7 +98,9 @@ def verify_checkpoint(ckpt_dir) -> dict:
     except OSError as e:
         raise CheckpointError(f"cannot read {WEIGHTS}: {e.strerror or e}", ckpt) from e
     if digest != config.get("weights_sha256"):
-        raise CheckpointError(f"{WEIGHTS}: sha256 {digest} differs from the recorded {config.get('weights_sha256')}", ckpt)
+        raise CheckpointError(
+            f"{WEIGHTS}: sha256 {digest} differs from the recorded {config.get('weights_sha256')}", ckpt
+        )
     card = ckpt / CARD
     if card.is_file() and digest not in card.read_text():
         raise CheckpointError(f"{CARD} does not name the weights' sha256 {digest}", ckpt)
@@ -140,8 +142,10 @@ def describe_start(record: dict) -> str:
         classes += f"; fresh: {', '.join(record['classes_fresh'])}"
     if record["classes_dropped"]:
         classes += f"; dropped: {', '.join(record['classes_dropped'])}"
-    return (f"started from {record['checkpoint']}{name}, sha256 {record['sha256'][:12]}: {record['loaded']} tensors loaded "
-            f"({len(record['mapped_by_class'])} mapped by class name), {len(record['fresh'])} fresh ({fresh}); {classes}")
+    return (
+        f"started from {record['checkpoint']}{name}, sha256 {record['sha256'][:12]}: {record['loaded']} tensors loaded "
+        f"({len(record['mapped_by_class'])} mapped by class name), {len(record['fresh'])} fresh ({fresh}); {classes}"
+    )
 
 
 def model_card(config: dict) -> str:
@@ -190,18 +194,26 @@ def model_card(config: dict) -> str:
         lines += ["(none recorded)"]
     decision = config.get("decision")
     if decision:
-        lines += ["", "## Decision",
-                  f"* prior for neutral: the service weighs neutral's probability by exp({decision['neutral_bias']}) before each "
-                  "clip is labelled (RAMFER_NEUTRAL_BIAS overrides it; training/clips.py, shift_prior)",
-                  f"* chosen on: {decision.get('chosen_on', '(not recorded)')}"]
+        lines += [
+            "",
+            "## Decision",
+            f"* prior for neutral: the service weighs neutral's probability by exp({decision['neutral_bias']}) before each "
+            "clip is labelled (RAMFER_NEUTRAL_BIAS overrides it; training/clips.py, shift_prior)",
+            f"* chosen on: {decision.get('chosen_on', '(not recorded)')}",
+        ]
     calibration = config.get("calibration")
     if calibration:
-        lines += ["", "## Calibration",
-                  f"* temperature: {calibration['temperature']} (the service reports clip probabilities at it; "
-                  "labels and the decision read the network's own: training/calibration.py)",
-                  f"* fitted on: {calibration.get('fitted_on', '(not recorded)')}"]
-        lines += [f"* expected calibration error, {name}: {e['before']} -> {e['after']} ({e['clips']} clips)"
-                  for name, e in (calibration.get("ece") or {}).items()]
+        lines += [
+            "",
+            "## Calibration",
+            f"* temperature: {calibration['temperature']} (the service reports clip probabilities at it; "
+            "labels and the decision read the network's own: training/calibration.py)",
+            f"* fitted on: {calibration.get('fitted_on', '(not recorded)')}",
+        ]
+        lines += [
+            f"* expected calibration error, {name}: {e['before']} -> {e['after']} ({e['clips']} clips)"
+            for name, e in (calibration.get("ece") or {}).items()
+        ]
     lines += [
         "",
         "## Licences",

@@ -33,7 +33,6 @@ def clip_indices(n_frames: int, length: int = CLIP_LENGTH, stride: int = CLIP_ST
     return np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length)
 
 
-
 def regular_clip(number: int, length: int = CLIP_LENGTH, stride: int = CLIP_STRIDE) -> np.ndarray:
     """Frame indices of clip `number` counted from the start: a row of clip_indices other than the
     end-aligned last one, known as soon as its frames exist (a stream's clips, before its end)."""
@@ -109,12 +108,15 @@ def merge_short_runs(labels, min_run: int) -> list:
         return labels
     while True:
         runs = label_runs(labels)
-        short = [(last - first + 1, k) for k, (label, first, last) in enumerate(runs)
-                 if label is not None and last - first + 1 < min_run]
+        short = [
+            (last - first + 1, k)
+            for k, (label, first, last) in enumerate(runs)
+            if label is not None and last - first + 1 < min_run
+        ]
         if not short or len(runs) == 1:
             return labels
         _, k = min(short)
-        label, first, last = runs[k]
+        _label, first, last = runs[k]
         neighbours = [runs[j] for j in (k - 1, k + 1) if 0 <= j < len(runs) and runs[j][0] is not None]
         if not neighbours:
             return labels
@@ -134,8 +136,14 @@ def shift_prior(probabilities, index: int, log_bias: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def decide_video(probabilities, num_classes: int | None = None, abstain: int | None = None,
-                 radius: int = 0, min_run: int = 1, abstain_bias: float = 0.0) -> tuple[int, np.ndarray, np.ndarray]:
+def decide_video(
+    probabilities,
+    num_classes: int | None = None,
+    abstain: int | None = None,
+    radius: int = 0,
+    min_run: int = 1,
+    abstain_bias: float = 0.0,
+) -> tuple[int, np.ndarray, np.ndarray]:
     """The service's answer for a video from its clips' probabilities (N, K): the clips' labels after
     `abstain_bias` (with `abstain`: `shift_prior` of that class), smoothing (`smooth_probabilities`
     over +-radius clips) and the majority vote of those labels (`majority_vote`, with `abstain` and

@@ -65,7 +65,9 @@ def judge(videos, preds: list[VideoPrediction], classes) -> dict:
         "videos": len(videos),
         "video_accuracy": float((y == yhat).mean()),
         "clip_accuracy": clip_accuracy(videos, preds),
-        "per_class_recall": {c: (float(confusion[i, i] / support[i]) if support[i] else None) for i, c in enumerate(classes)},
+        "per_class_recall": {
+            c: (float(confusion[i, i] / support[i]) if support[i] else None) for i, c in enumerate(classes)
+        },
         "confusion": confusion.tolist(),
     }
 
@@ -73,8 +75,12 @@ def judge(videos, preds: list[VideoPrediction], classes) -> dict:
 def spread(values: list[float]) -> dict:
     """Mean, sample standard deviation (None for a single fold), min and max of per-fold accuracies."""
     v = np.array(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "min": float(v.min()), "max": float(v.max())}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def summarize(dataset: Dataset, preds: list[VideoPrediction | None], folds: np.ndarray) -> dict:
@@ -85,7 +91,9 @@ def summarize(dataset: Dataset, preds: list[VideoPrediction | None], folds: np.n
     def judged(ids):
         return judge([dataset.videos[i] for i in ids], [preds[i] for i in ids], dataset.classes)
 
-    per_fold = [{"fold": int(f) + 1, **judged([i for i in tested if folds[i] == f])} for f in sorted(set(folds[tested]))]
+    per_fold = [
+        {"fold": int(f) + 1, **judged([i for i in tested if folds[i] == f])} for f in sorted(set(folds[tested]))
+    ]
     return {
         **judged(tested),
         "classes": list(dataset.classes),
@@ -129,15 +137,29 @@ def cross_validate(
             if f == 0:
                 log.info("%s: %s", variant, describe_start(init))
         began = time.perf_counter()
-        report = fit(model, train_videos, TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}), device, progress, compiled)
+        report = fit(
+            model,
+            train_videos,
+            TrainConfig(**{**train_cfg.to_dict(), "seed": train_cfg.seed * 1000 + f}),
+            device,
+            progress,
+            compiled,
+        )
         epochs.append(report["epochs"])
         seconds += time.perf_counter() - began
         fold_preds = predict_videos(model, [dataset.videos[i] for i in test_ids], device, keep_attention=cfg.ram)
         for i, p in zip(test_ids, fold_preds):
             preds[i] = p
         fold = judge([dataset.videos[i] for i in test_ids], fold_preds, dataset.classes)
-        log.info("%s fold %d/%d: %d test videos, video accuracy %.3f, clip accuracy %.3f", variant, f + 1, k,
-                 len(test_ids), fold["video_accuracy"], fold["clip_accuracy"])
+        log.info(
+            "%s fold %d/%d: %d test videos, video accuracy %.3f, clip accuracy %.3f",
+            variant,
+            f + 1,
+            k,
+            len(test_ids),
+            fold["video_accuracy"],
+            fold["clip_accuracy"],
+        )
     summary = summarize(dataset, preds, folds)
     summary["train_seconds"] = seconds
     summary["epochs_per_fold"] = epochs  # more than the recipe's where a fold's epochs were short (min_steps)

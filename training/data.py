@@ -70,7 +70,17 @@ from tqdm import tqdm
 
 from training.bundled import default_cache_dir
 from training.clips import CLIP_LENGTH
-from training.faces import FACE_DIM, CropConfig, FaceDetector, crop_frame, fill_missing, full_frame_face, landmarks_face, smooth_boxes, to_gray
+from training.faces import (
+    FACE_DIM,
+    CropConfig,
+    FaceDetector,
+    crop_frame,
+    fill_missing,
+    full_frame_face,
+    landmarks_face,
+    smooth_boxes,
+    to_gray,
+)
 from training.video import VideoError, read_frames
 
 log = logging.getLogger(__name__)
@@ -82,6 +92,8 @@ CREMAD_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happ
 CREMAD_NAME = re.compile(r"^(\d{4})_[A-Z0-9]{3}_(ANG|DIS|FEA|HAP|NEU|SAD)_[A-Z]{2}$")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".ts", ".3gp"}
+
+
 def ckplus_number(v: float) -> str:
     """A number as CK+'s label and landmark files write it ("   3.0000000e+00"): the synthetic
     sets are written in the layout this module reads."""
@@ -196,8 +208,13 @@ def find_ckplus(root: Path) -> list[CKSequence]:
             if not frames:
                 continue
             lm_dir = root / "Landmarks" / subject_dir.name / seq_dir.name
-            landmarks = tuple((lm_dir / f"{f.stem}_landmarks.txt") if (lm_dir / f"{f.stem}_landmarks.txt").is_file() else None for f in frames)
-            found.append(CKSequence(subject_dir.name, f"{subject_dir.name}/{seq_dir.name}", code, tuple(frames), landmarks))
+            landmarks = tuple(
+                (lm_dir / f"{f.stem}_landmarks.txt") if (lm_dir / f"{f.stem}_landmarks.txt").is_file() else None
+                for f in frames
+            )
+            found.append(
+                CKSequence(subject_dir.name, f"{subject_dir.name}/{seq_dir.name}", code, tuple(frames), landmarks)
+            )
     return found
 
 
@@ -226,7 +243,7 @@ def peak_still_classes(root: Path) -> set[str] | None:
     try:
         wanted = json.loads(path.read_text())["classes"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: expected {{\"classes\": [...]}}: {e}") from e
+        raise ValueError(f'{path}: expected {{"classes": [...]}}: {e}') from e
     unknown = set(wanted) - set(CLASSES)
     if unknown:
         raise ValueError(f"{path}: unknown classes {sorted(unknown)}")
@@ -244,8 +261,13 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
     files = [p for s in seqs for p in s.frames + tuple(lm for lm in s.landmarks if lm)]
     meta = [(s.subject, s.name, classes.index(names[s.code])) for s in seqs]
     arrays = _cached(
-        "ckplus", root, files, crop, classes, cache_dir,
-        lambda: _map(lambda s, d=FaceDetector(): preprocess_ck_sequence(s, crop, d), seqs, progress, "CK+ sequences"),
+        "ckplus",
+        root,
+        files,
+        crop,
+        classes,
+        cache_dir,
+        lambda: _map(lambda s, d=FaceDetector(): preprocess_ck_sequence(s, crop, d), seqs, progress, "CK+ sequences"),  # noqa: B008  one detector per load
     )
     videos = [Video(subj, name, label, frames) for (subj, name, label), frames in zip(meta, arrays)]
     if NEUTRAL in classes:
@@ -257,8 +279,11 @@ def load_ckplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
         expressive = [v for v in videos if v.label != neutral and len(v.frames) >= 4]
         still_classes = peak_still_classes(root)
         videos += [Video(v.subject, v.name + "#onset", neutral, v.frames[:1]) for v in expressive]
-        videos += [Video(v.subject, v.name + "#peak", v.label, v.frames[-1:]) for v in expressive
-                   if still_classes is None or classes[v.label] in still_classes]
+        videos += [
+            Video(v.subject, v.name + "#peak", v.label, v.frames[-1:])
+            for v in expressive
+            if still_classes is None or classes[v.label] in still_classes
+        ]
         videos = [late_part(v) if v.label != neutral else v for v in videos]
     return Dataset(videos, tuple(classes), "ckplus", str(root))
 
@@ -313,8 +338,12 @@ def class_folder_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
     return entries
 
 
-def load_class_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
-    return _load_video_files(Path(root), class_folder_videos(root, classes), "folders", crop, cache_dir, classes, progress)
+def load_class_folders(
+    root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True
+) -> Dataset:
+    return _load_video_files(
+        Path(root), class_folder_videos(root, classes), "folders", crop, cache_dir, classes, progress
+    )
 
 
 def cremad_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
@@ -327,7 +356,9 @@ def cremad_videos(root, classes=CLASSES) -> list[tuple[Path, int, str]]:
         if m and visible(f) and f.suffix.lower() in VIDEO_SUFFIXES and CREMAD_EMOTIONS[m.group(2)] in classes:
             entries.append((f, classes.index(CREMAD_EMOTIONS[m.group(2)]), m.group(1)))
     if not entries:
-        raise ValueError(f"{root} holds no CREMA-D videos (ActorID_Sentence_EMO_Level.flv) of the classes {', '.join(classes)}")
+        raise ValueError(
+            f"{root} holds no CREMA-D videos (ActorID_Sentence_EMO_Level.flv) of the classes {', '.join(classes)}"
+        )
     return entries
 
 
@@ -337,7 +368,12 @@ def load_cremad(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=C
 
 def _load_video_files(root: Path, entries, layout: str, crop, cache_dir, classes, progress) -> Dataset:
     arrays = _cached(
-        layout, root, [f for f, _, _ in entries], crop, classes, cache_dir,
+        layout,
+        root,
+        [f for f, _, _ in entries],
+        crop,
+        classes,
+        cache_dir,
         lambda: _map(lambda e: _video_or_none(e[0], crop), entries, progress, "videos"),
     )
     videos = [
@@ -394,19 +430,40 @@ def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classe
     if len(sets) == 1:
         return sets[0]
     names = [Path(r).name for r in roots]
-    videos = [Video(f"{name}:{v.subject}", f"{name}/{v.name}", v.label, v.frames, v.target, source)
-              for source, (name, d) in enumerate(zip(names, sets)) for v in d.videos]
+    videos = [
+        Video(f"{name}:{v.subject}", f"{name}/{v.name}", v.label, v.frames, v.target, source)
+        for source, (name, d) in enumerate(zip(names, sets))
+        for v in d.videos
+    ]
     return Dataset(videos, tuple(classes), "+".join(d.layout for d in sets), " + ".join(d.root for d in sets))
 
 
 # --- still images ------------------------------------------------------------------------
 
 # FER+'s vote columns, in label.csv's order (Barsoum et al. 2016; the FERPlus generator's layout)
-FERPLUS_VOTES = ("neutral", "happy", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "not_a_face")
+FERPLUS_VOTES = (
+    "neutral",
+    "happy",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "not_a_face",
+)
 FERPLUS_LABELS = "label.csv"
 # Folder names the common copies of RAF-DB, AffectNet and FER2013 use, read as the model's classes
-CLASS_ALIASES = {"angry": "anger", "disgusted": "disgust", "fearful": "fear", "happiness": "happy", "sad": "sadness",
-                 "surprised": "surprise", "neutrality": "neutral"}
+CLASS_ALIASES = {
+    "angry": "anger",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "happiness": "happy",
+    "sad": "sadness",
+    "surprised": "surprise",
+    "neutrality": "neutral",
+}
 
 
 @dataclass(frozen=True)
@@ -457,8 +514,11 @@ def image_folder_stills(root: Path, classes=CLASSES) -> list[Still]:
         name = CLASS_ALIASES.get(class_dir.name.lower(), class_dir.name.lower())
         if not class_dir.is_dir() or name not in classes:
             continue
-        stills += [Still(f, classes.index(name), None) for f in sorted(filter(visible, class_dir.iterdir()), key=natural_key)
-                   if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        stills += [
+            Still(f, classes.index(name), None)
+            for f in sorted(filter(visible, class_dir.iterdir()), key=natural_key)
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        ]
     return stills
 
 
@@ -476,11 +536,20 @@ def preprocess_stills(paths: list[Path], crop: CropConfig, detector: FaceDetecto
             raise ValueError(f"cannot read image {p}")
         grays.append(to_gray(image))
     faces = detector.detect_whole(grays)
-    return np.stack([crop_frame(g, full_frame_face(g.shape, crop) if f is None else f, crop) for g, f in zip(grays, faces)])
+    return np.stack(
+        [crop_frame(g, full_frame_face(g.shape, crop) if f is None else f, crop) for g, f in zip(grays, faces)]
+    )
 
 
-def load_stills(root, stills: list[Still], layout: str, crop: CropConfig = CropConfig(), cache_dir=None,
-                classes=CLASSES, progress=True) -> Dataset:
+def load_stills(
+    root,
+    stills: list[Still],
+    layout: str,
+    crop: CropConfig = CropConfig(),
+    cache_dir=None,
+    classes=CLASSES,
+    progress=True,
+) -> Dataset:
     """Stills as one-frame videos. Each still is its own subject: these sets do not say who is who."""
     root = Path(root)
     batches = [stills[i : i + STILL_BATCH] for i in range(0, len(stills), STILL_BATCH)]
@@ -491,16 +560,23 @@ def load_stills(root, stills: list[Still], layout: str, crop: CropConfig = CropC
 
     arrays = _cached(layout, root, [s.path for s in stills], crop, classes, cache_dir, compute)
     frames = np.concatenate(arrays) if arrays else np.zeros((0, crop.size, crop.size), np.uint8)
-    videos = [Video(s.path.stem, str(s.path.relative_to(root)), s.label, frames[i : i + 1], s.target) for i, s in enumerate(stills)]
+    videos = [
+        Video(s.path.stem, str(s.path.relative_to(root)), s.label, frames[i : i + 1], s.target)
+        for i, s in enumerate(stills)
+    ]
     return Dataset(videos, tuple(classes), layout, str(root))
 
 
-def load_ferplus(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES_WITH_NEUTRAL, progress=True) -> Dataset:
+def load_ferplus(
+    root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES_WITH_NEUTRAL, progress=True
+) -> Dataset:
     root = Path(root)
     return load_stills(root, find_ferplus(root, classes), "ferplus", crop, cache_dir, classes, progress)
 
 
-def load_image_folders(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
+def load_image_folders(
+    root, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True
+) -> Dataset:
     root = Path(root)
     stills = image_folder_stills(root, classes)
     if not stills:
@@ -517,8 +593,13 @@ def save_pack(dataset: Dataset, path, crop: CropConfig) -> Path:
     """Write a loaded data set (stills included) to one compressed .npz."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": PACK_FORMAT, "classes": list(dataset.classes), "layout": dataset.layout,
-            "root": dataset.root, "crop": crop.to_dict()}
+    meta = {
+        "format": PACK_FORMAT,
+        "classes": list(dataset.classes),
+        "layout": dataset.layout,
+        "root": dataset.root,
+        "crop": crop.to_dict(),
+    }
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(
         tmp,
@@ -544,10 +625,14 @@ def load_pack(path, crop: CropConfig = CropConfig(), classes=CLASSES) -> Dataset
         if CropConfig.from_dict(meta["crop"]) != crop:  # packs from before the align fields read as unaligned
             raise ValueError(f"{path}: packed with crop settings {meta['crop']}, wanted {crop.to_dict()}")
         if tuple(meta["classes"]) != tuple(classes):
-            raise ValueError(f"{path}: packed for the classes {', '.join(meta['classes'])} "
-                             f"(with or without --neutral as when packed), not {', '.join(classes)}")
+            raise ValueError(
+                f"{path}: packed for the classes {', '.join(meta['classes'])} "
+                f"(with or without --neutral as when packed), not {', '.join(classes)}"
+            )
         frames = np.split(z["frames"], np.cumsum(z["lengths"])[:-1])
-        videos = [Video(str(s), str(n), int(y), f) for s, n, y, f in zip(z["subjects"], z["names"], z["labels"], frames)]
+        videos = [
+            Video(str(s), str(n), int(y), f) for s, n, y, f in zip(z["subjects"], z["names"], z["labels"], frames)
+        ]
     # Recorded in checkpoints as the data's root: the pack, and the trees it was made from.
     return Dataset(videos, tuple(classes), f"pack ({meta['layout']})", f"{path} = {meta['root']}")
 

@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.bundled import DETECTOR_WEIGHTS as WEIGHTS
-from training.bundled import DetectorError  # defined without torch: the service checks for it before loading torch
+from training.bundled import (
+    DETECTOR_WEIGHTS as WEIGHTS,
+    DetectorError,  # defined without torch: the service checks for it before loading torch
+)
 
 INPUT = 192  # the network's input side for a whole frame
 REGION_INPUT = 128  # its input side for a region around a face already found (see detect_regions)
@@ -96,7 +98,9 @@ class BlazeFaceFull(nn.Module):
         self.stage48 = nn.Sequential(Residual(32, 12, 48, 2), Residual(48, 12, 48), Residual(48, 16, 64))
         self.stage24 = nn.Sequential(Residual(64, 24, 96, 2), Residual(96, 32, 128), Residual(128, 32, 128))
         self.stage12 = nn.Sequential(Residual(128, 36, 144, 2), Residual(144, 48, 192), Residual(192, 64, 256))
-        self.stage6 = nn.Sequential(Residual(256, 96, 384, 2), Residual(384, 96, 384), Residual(384, 96, 384), Residual(384, 96, 384))
+        self.stage6 = nn.Sequential(
+            Residual(256, 96, 384, 2), Residual(384, 96, 384), Residual(384, 96, 384), Residual(384, 96, 384)
+        )
         self.up12 = TopDown(384, 256, 96, blocks=2)
         self.up24 = TopDown(96, 128, 64, blocks=2)
         self.up48 = TopDown(64, 64, 48, blocks=1)
@@ -138,7 +142,9 @@ def letterbox(gray: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     return out, scale, px, py
 
 
-def region_input(gray: np.ndarray, x0: float, y0: float, side: float, n: int = REGION_INPUT) -> tuple[np.ndarray, float]:
+def region_input(
+    gray: np.ndarray, x0: float, y0: float, side: float, n: int = REGION_INPUT
+) -> tuple[np.ndarray, float]:
     """The square region (x0, y0, side) of the frame, in frame pixels, scaled to n x n; what
     lies outside the frame is black, as the letterbox's padding. frame = input / scale + (x0, y0)."""
     scale = n / side
@@ -147,7 +153,9 @@ def region_input(gray: np.ndarray, x0: float, y0: float, side: float, n: int = R
     return cv2.warpAffine(gray, m, (n, n), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0), scale
 
 
-def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def weighted_nms(
+    boxes: np.ndarray, points: np.ndarray, scores: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's weighted non-maximum suppression: the best remaining candidate and all that
     overlap it by IoU > NMS_IOU become one face, their boxes and points averaged by score.
     boxes (n, 4) x0 y0 x1 y1, points (n, 6, 2), scores (n,) -> [(box, points, score)]."""
@@ -195,8 +203,13 @@ class BlazeFace:
     `runtime` (training/runtime.py: auto, torch, onnx) chooses what runs the network on a CPU: ONNX
     Runtime on its export (looked for in `export_folders`, then the cache) or PyTorch."""
 
-    def __init__(self, device: str | torch.device = "cpu", weights: Path = WEIGHTS, runtime: str = "torch",
-                 export_folders: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        weights: Path = WEIGHTS,
+        runtime: str = "torch",
+        export_folders: tuple[Path, ...] = (),
+    ):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -214,7 +227,9 @@ class BlazeFace:
         self.anchor = {n: anchors(n).to(self.device) for n in (INPUT, REGION_INPUT)}
         from training.runtime import detector_runtime
 
-        self.onnx = detector_runtime(self.net, weights, export_folders, runtime, self.device, gray_input, Path(__file__))
+        self.onnx = detector_runtime(
+            self.net, weights, export_folders, runtime, self.device, gray_input, Path(__file__)
+        )
         self.runtime = "torch" if self.onnx is None else "onnx"
 
     def raw(self, inputs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,10 +241,14 @@ class BlazeFace:
         with torch.inference_mode():
             return self.net(x)
 
-    def detect(self, grays: list[np.ndarray], min_score: float = MIN_SCORE) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
+    def detect(
+        self, grays: list[np.ndarray], min_score: float = MIN_SCORE
+    ) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
         boxed = [letterbox(g) for g in grays]
         # letterbox: frame = (input - pad) / scale = input / scale + offset
-        return self._faces(np.stack([b[0] for b in boxed]), [(s, -px / s, -py / s) for _, s, px, py in boxed], min_score)
+        return self._faces(
+            np.stack([b[0] for b in boxed]), [(s, -px / s, -py / s) for _, s, px, py in boxed], min_score
+        )
 
     def detect_regions(
         self, grays: list[np.ndarray], regions: list[tuple[float, float, float]], min_score: float = MIN_SCORE
@@ -257,6 +276,12 @@ class BlazeFace:
             offset = np.array([x0, y0], np.float32)
             faces = []
             for box, pts, score in weighted_nms(boxes, points, p):
-                faces.append(((box / scale + np.tile(offset, 2)).astype(np.float32), (pts / scale + offset).astype(np.float32), score))
+                faces.append(
+                    (
+                        (box / scale + np.tile(offset, 2)).astype(np.float32),
+                        (pts / scale + offset).astype(np.float32),
+                        score,
+                    )
+                )
             out.append(faces)
         return out

@@ -80,7 +80,9 @@ class FaceDetector:
         from training.detector import INPUT, REGION_INPUT, BlazeFace
 
         self.net = BlazeFace(device, runtime=runtime, export_folders=tuple(export_folders))
-        self.region_cap = REGION_INPUT / INPUT  # a region's side, at most this share of the frame's long side (max_side: accepted for old callers, unused)
+        self.region_cap = (
+            REGION_INPUT / INPUT
+        )  # a region's side, at most this share of the frame's long side (max_side: accepted for old callers, unused)
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
         return self.detect_batch([gray])[0]
@@ -146,8 +148,13 @@ class FaceDetector:
         shrinks 3.3x to 192 px and the network finds 7 of 102 London faces 40 px wide
         (benchmarks/detector_choice.py); a 360 px tile shrinks 1.9x."""
         framed = [framed_small(g) for g in grays]
-        rows = [[face_row(points - pad) for _, points, _ in faces] for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)]
-        tiles = [(i, x, y, t) for i, (g, found) in enumerate(zip(grays, rows)) if not found for x, y, t in square_tiles(g)]
+        rows = [
+            [face_row(points - pad) for _, points, _ in faces]
+            for faces, (_, pad) in zip(self.net.detect([f for f, _ in framed]), framed)
+        ]
+        tiles = [
+            (i, x, y, t) for i, (g, found) in enumerate(zip(grays, rows)) if not found for x, y, t in square_tiles(g)
+        ]
         if tiles:
             for (i, x, y, _), faces in zip(tiles, self.net.detect([t for *_, t in tiles])):
                 rows[i] += [face_row(points + np.array([x, y], np.float32)) for _, points, _ in faces]
@@ -293,7 +300,11 @@ def smooth_boxes(boxes: np.ndarray, radius: int) -> np.ndarray:
     skipped. A frame with no detection within its window stays NaN."""
     boxes = np.asarray(boxes, dtype=np.float32)
     boxes = boxes.reshape(len(boxes), -1) if boxes.ndim > 1 else boxes.reshape(-1, 3)
-    return np.stack([mean_box(boxes[max(0, i - radius) : i + radius + 1]) for i in range(len(boxes))]) if len(boxes) else boxes
+    return (
+        np.stack([mean_box(boxes[max(0, i - radius) : i + radius + 1]) for i in range(len(boxes))])
+        if len(boxes)
+        else boxes
+    )
 
 
 def fill_missing(boxes: np.ndarray) -> np.ndarray:

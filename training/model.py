@@ -82,7 +82,9 @@ class ModelConfig:
     kernel_size: int = 3
     gn_groups: int = 4
     dropout: float = 0.3
-    standardise: str = "frame"  # "frame": mean and std over the whole crop; "face": over the face ellipse, outside zeroed
+    standardise: str = (
+        "frame"  # "frame": mean and std over the whole crop; "face": over the face ellipse, outside zeroed
+    )
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -286,7 +288,9 @@ class ExpressionNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(ch * size * size, cfg.num_classes)
         # not a parameter and not saved: a checkpoint's weights are the same whatever its standardisation
-        self.register_buffer("window", face_window(cfg.input_size) if cfg.standardise == "face" else None, persistent=False)
+        self.register_buffer(
+            "window", face_window(cfg.input_size) if cfg.standardise == "face" else None, persistent=False
+        )
 
     def class_axes(self) -> dict[str, tuple[int, ...]]:
         """The state_dict entries that hold one slice per class, and the axes those slices lie on:
@@ -298,9 +302,13 @@ class ExpressionNet(nn.Module):
             axes |= {
                 "ram.conv_g.weight": (0,),  # W_gz (K, C, 1, 1)
                 "ram.conv_z.weight": (0, 1),  # W_zz (K, K, 3, 3): class to class
-                "ram.bn_z.weight": (0,), "ram.bn_z.bias": (0,), "ram.bn_z.running_mean": (0,), "ram.bn_z.running_var": (0,),
+                "ram.bn_z.weight": (0,),
+                "ram.bn_z.bias": (0,),
+                "ram.bn_z.running_mean": (0,),
+                "ram.bn_z.running_var": (0,),
                 "ram.conv_m.weight": (1,),  # W_m (1, K, 1, 1)
-                "ram.conv_s.weight": (0, 1), "ram.conv_s.bias": (0,),  # W_s (K, K, 1, 1) and its bias
+                "ram.conv_s.weight": (0, 1),
+                "ram.conv_s.bias": (0,),  # W_s (K, K, 1, 1) and its bias
             }
         return axes
 

@@ -8,14 +8,14 @@ import cv2
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from training.checkpoint import describe_start  # noqa: E402
-from training.cv import spread  # noqa: E402
-from training.data import Dataset  # noqa: E402
-from training.train import VideoPrediction  # noqa: E402
-from training.visualize import heat_overlay  # noqa: E402
+from training.checkpoint import describe_start
+from training.cv import spread
+from training.data import Dataset
+from training.train import VideoPrediction
+from training.visualize import heat_overlay
 
 PAPER_ACCURACY = {"convlstm": 86.85, "convlstm_ram": 92.97, "econvlstm": 90.21, "econvlstm_ram": 95.11}
 TITLES = {
@@ -49,8 +49,13 @@ def markdown_table(results: dict) -> str:
     if len(runs) > 1 and results.get("fold_videos"):  # some variants ran fewer folds: compare them on those
         n = min(runs)
         sizes = np.array(results["fold_videos"][:n])
-        lines += ["", f"On the folds every variant ran (1 to {n}, {sizes.sum()} test videos):", "",
-                  "| Method | Video accuracy (vote), folds 1 to " + str(n) + " |", "|---|---|"]
+        lines += [
+            "",
+            f"On the folds every variant ran (1 to {n}, {sizes.sum()} test videos):",
+            "",
+            "| Method | Video accuracy (vote), folds 1 to " + str(n) + " |",
+            "|---|---|",
+        ]
         for variant, r in results["variants"].items():
             acc = float(np.dot(r["fold_video_accuracy"][:n], sizes) / sizes.sum())
             lines.append(f"| {TITLES[variant]} | {100 * acc:.2f} % |")
@@ -59,7 +64,7 @@ def markdown_table(results: dict) -> str:
 
 
 def fold_spread(r: dict) -> str:
-    """"95.0 ± 3.1 % (90.0–100.0)" of a variant's per-fold video accuracies (std: none for one fold)."""
+    """ "95.0 ± 3.1 % (90.0–100.0)" of a variant's per-fold video accuracies (std: none for one fold)."""
     s = r.get("video_accuracy_over_folds") or spread(r["fold_video_accuracy"])  # results.json from before it was kept
     std = f" ± {100 * s['std']:.1f}" if s["std"] is not None else ""
     return f"{100 * s['mean']:.1f}{std} % ({100 * s['min']:.1f}–{100 * s['max']:.1f})"
@@ -68,8 +73,13 @@ def fold_spread(r: dict) -> str:
 def recall_table(variants: dict) -> list[str]:
     """Per-class recall of the videos' votes, one row per variant (the confusion matrices are in confusion.png)."""
     classes = next(iter(variants.values()))["classes"]
-    lines = ["", "Per-class recall (video vote, all tested videos):", "",
-             "| Method | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    lines = [
+        "",
+        "Per-class recall (video vote, all tested videos):",
+        "",
+        "| Method | " + " | ".join(classes) + " |",
+        "|---|" + "---|" * len(classes),
+    ]
     for variant, r in variants.items():
         cells = ["–" if r["per_class_recall"].get(c) is None else f"{r['per_class_recall'][c]:.2f}" for c in classes]
         lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
@@ -81,8 +91,12 @@ def init_notes(results: dict) -> list[str]:
     started = {v: r["init"] for v, r in results["variants"].items() if r.get("init")}
     if not started:
         return []
-    lines = ["", "**Not the paper's protocol**: these networks started from a checkpoint's weights (`--init`), "
-             "not from scratch:", ""]
+    lines = [
+        "",
+        "**Not the paper's protocol**: these networks started from a checkpoint's weights (`--init`), "
+        "not from scratch:",
+        "",
+    ]
     return lines + [f"* {TITLES[v]}: {describe_start(init)}" for v, init in started.items()]
 
 
@@ -104,8 +118,15 @@ def confusion_png(path: Path, results: dict) -> None:
         for i in range(len(classes)):
             for j in range(len(classes)):
                 if cm[i, j]:
-                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * norm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -124,12 +145,16 @@ def attention_png(path: Path, dataset: Dataset, preds: dict[str, list[VideoPredi
         if not ids:
             continue
         # the video most variants got right, the longest among equals (its peak is clearest)
-        best = max(ids, key=lambda i: (sum(preds[v][i].label == c for v in ram_variants), len(dataset.videos[i].frames)))
+        best = max(
+            ids, key=lambda i: (sum(preds[v][i].label == c for v in ram_variants), len(dataset.videos[i].frames))
+        )
         face = dataset.videos[best].frames[-1]
         cells = [cv2.cvtColor(cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)]
         cells += [heat_overlay(face, preds[v][best].attention[-1, -1], size) for v in ram_variants]
         rows.append((dataset.classes[c], cells))
-    fig, axes = plt.subplots(len(ram_variants) + 1, len(rows), figsize=(1.6 * len(rows), 1.7 * (len(ram_variants) + 1)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(ram_variants) + 1, len(rows), figsize=(1.6 * len(rows), 1.7 * (len(ram_variants) + 1)), squeeze=False
+    )
     for j, (name, cells) in enumerate(rows):
         for i, cell in enumerate(cells):
             ax = axes[i][j]

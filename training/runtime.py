@@ -146,7 +146,9 @@ class _DetectorGraph(torch.nn.Module):
         return self.net(self.prepare(images))
 
 
-def _export(module: torch.nn.Module, example: tuple, names: tuple[list[str], list[str]], dynamic: tuple, path: Path) -> None:
+def _export(
+    module: torch.nn.Module, example: tuple, names: tuple[list[str], list[str]], dynamic: tuple, path: Path
+) -> None:
     """torch.onnx's dynamo exporter (torch.export, then onnxscript's translation). Not the TorchScript
     exporter (dynamo=False): it traces sizes as constants (the recurrences' `new_zeros(B, ...)`,
     `unflatten(0, g.shape[:2])`), so its graphs fail at any batch size but the example's, and it is
@@ -163,8 +165,18 @@ def _export(module: torch.nn.Module, example: tuple, names: tuple[list[str], lis
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, example, str(path), dynamo=True, input_names=names[0], output_names=names[1],
-                              dynamic_shapes=dynamic, external_data=False, optimize=True, verbose=False)
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                dynamo=True,
+                input_names=names[0],
+                output_names=names[1],
+                dynamic_shapes=dynamic,
+                external_data=False,
+                optimize=True,
+                verbose=False,
+            )
     finally:
         for name, logger in quiet.items():
             logger.setLevel(levels[name])
@@ -208,17 +220,36 @@ def export_network(model, folder: Path, key: str) -> dict[str, float | None]:
 
     def check_frames(path: Path) -> float:
         s = session(path, 1)
-        return _check("frame", [(model.frame_features(x).numpy(), s.run(None, {"frames": x.numpy()})[0]) for x in (frames[:1], frames[:5])])
+        return _check(
+            "frame",
+            [
+                (model.frame_features(x).numpy(), s.run(None, {"frames": x.numpy()})[0])
+                for x in (frames[:1], frames[:5])
+            ],
+        )
 
     def check_clips(path: Path) -> float:
         s = session(path, 1)
-        return _check("clip", [(a, b) for x in (clips[:1], clips) for a, b in zip(_clip_outputs(model, x), s.run(None, {"features": x.numpy()}))])
+        return _check(
+            "clip",
+            [
+                (a, b)
+                for x in (clips[:1], clips)
+                for a, b in zip(_clip_outputs(model, x), s.run(None, {"features": x.numpy()}))
+            ],
+        )
 
     return {
-        "frame": _written(folder / frame_name, check_frames,
-                          lambda p: _export(_FrameGraph(model), (frames,), (["frames"], ["features"]), ({0: batch},), p)),
-        "clip": _written(folder / clip_name, check_clips,
-                         lambda p: _export(_ClipGraph(model), (clips,), (["features"], outputs), ({0: batch},), p)),
+        "frame": _written(
+            folder / frame_name,
+            check_frames,
+            lambda p: _export(_FrameGraph(model), (frames,), (["frames"], ["features"]), ({0: batch},), p),
+        ),
+        "clip": _written(
+            folder / clip_name,
+            check_clips,
+            lambda p: _export(_ClipGraph(model), (clips,), (["features"], outputs), ({0: batch},), p),
+        ),
     }
 
 
@@ -233,7 +264,9 @@ def export_detector(net, folder: Path, key: str, prepare) -> float | None:
     returns its largest difference (None: another process wrote it meanwhile)."""
     import copy
 
-    net = copy.deepcopy(net).float().cpu().eval().to(memory_format=torch.contiguous_format)  # the caller's stays as it runs
+    net = (
+        copy.deepcopy(net).float().cpu().eval().to(memory_format=torch.contiguous_format)
+    )  # the caller's stays as it runs
     graph = _DetectorGraph(net, prepare)
     rng = np.random.default_rng(0)
     example = torch.from_numpy(rng.integers(0, 256, (2, 192, 192), dtype=np.uint8))
@@ -244,11 +277,21 @@ def export_detector(net, folder: Path, key: str, prepare) -> float | None:
 
     def check(path: Path) -> float:
         s = session(path, 1)
-        return _check("blazeface", [(a.numpy(), b) for x in checks for a, b in zip(graph(x), s.run(None, {"images": x.numpy()}))])
+        return _check(
+            "blazeface", [(a.numpy(), b) for x in checks for a, b in zip(graph(x), s.run(None, {"images": x.numpy()}))]
+        )
 
-    return _written(folder / detector_file(key), check,
-                    lambda p: _export(graph, (example,), (["images"], ["scores", "regressions"]),
-                                      ({0: torch.export.Dim.DYNAMIC, 1: side, 2: side},), p))
+    return _written(
+        folder / detector_file(key),
+        check,
+        lambda p: _export(
+            graph,
+            (example,),
+            (["images"], ["scores", "regressions"]),
+            ({0: torch.export.Dim.DYNAMIC, 1: side, 2: side},),
+            p,
+        ),
+    )
 
 
 def _written(path: Path, check: Callable[[Path], float], write: Callable[[Path], None]) -> float | None:
@@ -295,8 +338,14 @@ def _found(names: Sequence[str], folders: Sequence[Path]) -> Path | None:
     return next((f for f in folders if all((f / n).is_file() for n in names)), None)
 
 
-def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Callable[[Path], object],
-            load: Callable[[Path], T], required: bool) -> T | None:
+def _obtain(
+    what: str,
+    names: Sequence[str],
+    folders: Sequence[Path],
+    make: Callable[[Path], object],
+    load: Callable[[Path], T],
+    required: bool,
+) -> T | None:
     """`load` of the folder holding the export `names`: one of `folders`, else the cache, made there
     now if missing. None (and a log line saying why) where it cannot be made or loaded (e.g. an
     onnxruntime too old for the file) and `required` is False; RuntimeUnavailable where it is True."""
@@ -309,7 +358,7 @@ def _obtain(what: str, names: Sequence[str], folders: Sequence[Path], make: Call
             make(cache_folder())
             folder = cache_folder()
         return load(folder)
-    except Exception as e:  # noqa: BLE001  any failure of the optional fast path falls back to the reference, said once
+    except Exception as e:  # any failure of the optional fast path falls back to the reference, said once
         if required:
             raise RuntimeUnavailable(f"the {what}'s ONNX export cannot be {doing}: {type(e).__name__}: {e}") from e
         log.warning("the %s runs on PyTorch: its ONNX export cannot be %s (%s: %s)", what, doing, type(e).__name__, e)
@@ -355,10 +404,14 @@ class OnnxNetwork:
         if feats.shape[1] != CLIP_LENGTH:
             raise ValueError(f"the exported clip graph takes clips of {CLIP_LENGTH} frames, not {feats.shape[1]}")
         out = self.clip.run(None, {"features": np.ascontiguousarray(feats.float().numpy())})
-        return ModelOutput(torch.from_numpy(out[0]), None, torch.from_numpy(out[1]) if self.model.ram is not None else None)
+        return ModelOutput(
+            torch.from_numpy(out[0]), None, torch.from_numpy(out[1]) if self.model.ram is not None else None
+        )
 
 
-def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, device, torch_clips_from: int | None = None):
+def network_runtime(
+    model, config: dict, folders: Sequence[Path], runtime: str, device, torch_clips_from: int | None = None
+):
     """What runs a loaded checkpoint's network: an OnnxNetwork where `runtime` (RUNTIMES) and the
     device allow it and its export is in `folders` or the cache (made there if missing), else the
     module itself. Both have frame_features and forward_features (and OnnxNetwork a `runtime` naming
@@ -366,8 +419,14 @@ def network_runtime(model, config: dict, folders: Sequence[Path], runtime: str, 
     if not wants_onnx(runtime, device):
         return model
     key = network_key(config)
-    network = _obtain("network", network_files(key), folders, lambda f: export_network(model, f, key),
-                      lambda f: OnnxNetwork(f, key, model, torch_clips_from), runtime == "onnx")
+    network = _obtain(
+        "network",
+        network_files(key),
+        folders,
+        lambda f: export_network(model, f, key),
+        lambda f: OnnxNetwork(f, key, model, torch_clips_from),
+        runtime == "onnx",
+    )
     return model if network is None else network
 
 
@@ -382,12 +441,20 @@ class OnnxDetector:
         return torch.from_numpy(scores), torch.from_numpy(raw)
 
 
-def detector_runtime(net, weights: Path, folders: Sequence[Path], runtime: str, device, prepare, source: Path) -> OnnxDetector | None:
+def detector_runtime(
+    net, weights: Path, folders: Sequence[Path], runtime: str, device, prepare, source: Path
+) -> OnnxDetector | None:
     """An OnnxDetector where `runtime` and the device allow it and the export can be had; else None
     (the caller runs `net`). `prepare` and `source`: the detector's input conversion and its file."""
     if not wants_onnx(runtime, device):
         return None
     key = detector_key(weights, source)
     name = detector_file(key)
-    return _obtain("face detector", [name], folders, lambda f: export_detector(net, f, key, prepare), lambda f: OnnxDetector(f / name),
-                   runtime == "onnx")
+    return _obtain(
+        "face detector",
+        [name],
+        folders,
+        lambda f: export_detector(net, f, key, prepare),
+        lambda f: OnnxDetector(f / name),
+        runtime == "onnx",
+    )

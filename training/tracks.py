@@ -156,7 +156,12 @@ class PeopleFrame:
 
 
 def track_people(
-    frames: Iterable[Frame], detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
+    frames: Iterable[Frame],
+    detector,
+    tracker: Tracker,
+    radius: int,
+    detect_every: int = 1,
+    batch: int = 1,
     search_every: int = 1,
 ) -> Iterator[PeopleFrame]:
     """Frames with each person's smoothed face (box and landmarks), streamed with a lag of
@@ -181,8 +186,9 @@ class PeopleStream:
     frames whose faces are now known (those `radius` frames back, a batch at a time), `finish()`
     the rest once no frame will follow. The same steps in the same order as the generator."""
 
-    def __init__(self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1,
-                 search_every: int = 1):
+    def __init__(
+        self, detector, tracker: Tracker, radius: int, detect_every: int = 1, batch: int = 1, search_every: int = 1
+    ):
         self.detect = getattr(detector, "detect_people", detector)
         self.tracker, self.radius, self.detect_every, self.batch = tracker, radius, detect_every, batch
         self.search_every = search_every
@@ -213,8 +219,12 @@ class PeopleStream:
         # comes in and after they leave there is no face of theirs to crop.
         slack = self.detect_every - 1
         present = {p: r for p, r in rows.items() if r[0][0] <= frame.index + slack and r[-1][0] >= frame.index - slack}
-        return PeopleFrame(frame.index, frame.time_s, frame.gray,
-                           {p: mean_box(np.stack([row for _, row in r])) for p, r in sorted(present.items())})
+        return PeopleFrame(
+            frame.index,
+            frame.time_s,
+            frame.gray,
+            {p: mean_box(np.stack([row for _, row in r])) for p, r in sorted(present.items())},
+        )
 
     def _detect_waiting(self) -> list[PeopleFrame]:
         tracker, out = self.tracker, []
@@ -226,7 +236,9 @@ class PeopleStream:
             # detector does what it did before people were told apart, at the same cost).
             look = len(near) < tracker.max_faces and todo[0].index - self.searched >= self.search_every
             self.searched = todo[0].index if look else self.searched
-            found = dict(zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near, look_for_new=look)))
+            found = dict(
+                zip((f.index for f in todo), self.detect([f.gray for f in todo], near=near, look_for_new=look))
+            )
         for frame in self.waiting:
             faces = {}
             if frame.index in found:

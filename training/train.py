@@ -96,8 +96,11 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     flip = torch.where(torch.rand(B, generator=gen) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
-        [torch.stack([cos * flip, -sin, u(-2 * AUG["shift"], 2 * AUG["shift"])], 1),
-         torch.stack([sin * flip, cos, u(-2 * AUG["shift"], 2 * AUG["shift"])], 1)], 1
+        [
+            torch.stack([cos * flip, -sin, u(-2 * AUG["shift"], 2 * AUG["shift"])], 1),
+            torch.stack([sin * flip, cos, u(-2 * AUG["shift"], 2 * AUG["shift"])], 1),
+        ],
+        1,
     )  # (B, 2, 3); grid coordinates span [-1, 1], so a shift of 2*s is s of the side
     grid = F.affine_grid(theta, (B, C, S, S), align_corners=False)
     grid = grid.repeat_interleave(T, dim=0)
@@ -123,8 +126,10 @@ def epoch_class_weights(videos: list[Video], cfg: TrainConfig, num_classes: int)
     if not cfg.shares:
         return class_weights(labels, num_classes)
     sources = np.array([v.source for v in videos])
-    freq = sum(share * np.bincount(labels[sources == s], minlength=num_classes) / max((sources == s).sum(), 1)
-               for s, share in enumerate(cfg.shares)) / sum(cfg.shares)
+    freq = sum(
+        share * np.bincount(labels[sources == s], minlength=num_classes) / max((sources == s).sum(), 1)
+        for s, share in enumerate(cfg.shares)
+    ) / sum(cfg.shares)
     return torch.tensor(np.where(freq > 0, 1 / (num_classes * np.maximum(freq, 1e-12)), 1.0), dtype=torch.float32)
 
 
@@ -192,7 +197,9 @@ def shared_items(videos: list[Video], cfg: TrainConfig, rng: np.random.Generator
 def targets(videos: list[Video], batch, num_classes: int) -> torch.Tensor:
     """(B, K) training targets: a video's vote shares where it has them, its one-hot label elsewhere."""
     eye = np.eye(num_classes, dtype=np.float32)
-    return torch.from_numpy(np.stack([videos[v].target if videos[v].target is not None else eye[videos[v].label] for v, _ in batch]))
+    return torch.from_numpy(
+        np.stack([videos[v].target if videos[v].target is not None else eye[videos[v].label] for v, _ in batch])
+    )
 
 
 def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
@@ -201,8 +208,13 @@ def epochs_for(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 
 def fit(
-    model: ExpressionNet, videos: list[Video], cfg: TrainConfig, device: torch.device, progress: bool = True,
-    compiled: bool = False, state_path: Path | None = None,
+    model: ExpressionNet,
+    videos: list[Video],
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: bool = True,
+    compiled: bool = False,
+    state_path: Path | None = None,
 ) -> dict:
     """Train `model` in place on all clips of `videos`; returns the loss history and timing.
 
@@ -233,8 +245,13 @@ def fit(
     steps_per_epoch = math.ceil(epoch_size(videos, cfg) / cfg.batch_size)
     epochs = epochs_for(cfg, steps_per_epoch)
     if epochs > cfg.epochs:
-        log.info("%d optimiser steps an epoch: %d epochs instead of %d, for at least %d steps (min_steps)",
-                 steps_per_epoch, epochs, cfg.epochs, cfg.min_steps)
+        log.info(
+            "%d optimiser steps an epoch: %d epochs instead of %d, for at least %d steps (min_steps)",
+            steps_per_epoch,
+            epochs,
+            cfg.epochs,
+            cfg.min_steps,
+        )
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
     amp = cfg.amp and bf16_ok(device)
     history, start = [], time.perf_counter()
@@ -275,14 +292,35 @@ def fit(
             total += loss.detach().float() * len(batch)
             correct += (out.logits.argmax(1) == y).sum()
             seen += len(batch)
-        history.append({"epoch": epoch + 1, "loss": total.item() / max(seen, 1), "train_clip_accuracy": correct.item() / max(seen, 1)})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total.item() / max(seen, 1),
+                "train_clip_accuracy": correct.item() / max(seen, 1),
+            }
+        )
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['train_clip_accuracy']:.2f}")
         # without the bar (--quiet, logs, tests) the epoch is a log line, so a long run shows it is moving
-        log.log(logging.DEBUG if progress else logging.INFO, "epoch %d/%d: loss %.4f, train clip accuracy %.3f",
-                epoch + 1, epochs, history[-1]["loss"], history[-1]["train_clip_accuracy"])
+        log.log(
+            logging.DEBUG if progress else logging.INFO,
+            "epoch %d/%d: loss %.4f, train clip accuracy %.3f",
+            epoch + 1,
+            epochs,
+            history[-1]["loss"],
+            history[-1]["train_clip_accuracy"],
+        )
         if state_path is not None:
-            save_state(state_path, identity, epoch + 1, history, time.perf_counter() - start, model, opt, sched, rng, gen)
-    return {"epochs": epochs, "history": history, "seconds": time.perf_counter() - start, "amp_bf16": amp, "device": str(device), "compiled": compiled}
+            save_state(
+                state_path, identity, epoch + 1, history, time.perf_counter() - start, model, opt, sched, rng, gen
+            )
+    return {
+        "epochs": epochs,
+        "history": history,
+        "seconds": time.perf_counter() - start,
+        "amp_bf16": amp,
+        "device": str(device),
+        "compiled": compiled,
+    }
 
 
 def run_identity(model: ExpressionNet, videos: list[Video], cfg: TrainConfig) -> str:
@@ -294,21 +332,37 @@ def run_identity(model: ExpressionNet, videos: list[Video], cfg: TrainConfig) ->
     return h.hexdigest()
 
 
-def save_state(path, identity: str, epochs_done: int, history: list, seconds: float, model, opt, sched, rng, gen) -> None:
+def save_state(
+    path, identity: str, epochs_done: int, history: list, seconds: float, model, opt, sched, rng, gen
+) -> None:
     """Written beside and renamed over, so a run killed while writing keeps the epoch before."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"identity": identity, "epochs_done": epochs_done, "history": history, "seconds": seconds,
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                "numpy": rng.bit_generator.state, "augment": gen.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp)
+    torch.save(
+        {
+            "identity": identity,
+            "epochs_done": epochs_done,
+            "history": history,
+            "seconds": seconds,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "schedule": sched.state_dict(),
+            "numpy": rng.bit_generator.state,
+            "augment": gen.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
 def load_state(path, identity: str, model, opt, sched, rng, gen) -> tuple[int, list, float]:
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: numpy's generator state is a dict
     if state["identity"] != identity:
-        raise ValueError(f"{path} is the state of another run (recipe, network or data differ): remove it to start afresh")
+        raise ValueError(
+            f"{path} is the state of another run (recipe, network or data differ): remove it to start afresh"
+        )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["schedule"])
@@ -320,8 +374,9 @@ def load_state(path, identity: str, model, opt, sched, rng, gen) -> tuple[int, l
     return state["epochs_done"], state["history"], state["seconds"]
 
 
-def train_step(model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False,
-               label_smoothing: float = 0.0):
+def train_step(
+    model: ExpressionNet, opt: torch.optim.Optimizer, x, y, weight=None, amp: bool = False, label_smoothing: float = 0.0
+):
     """One optimiser step of the recipe on a batch of clips x (B, T, 1, S, S) already on the device;
     y: class indices (B,) or class shares (B, K)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):

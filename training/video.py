@@ -167,7 +167,9 @@ def _open(path: Path) -> tuple[av.container.InputContainer, str]:
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
         # FFmpeg's wording names our storage path and its own internals: the caller gets ours;
         # the original stays chained for the server's log.
-        raise VideoError("unreadable_video", f"The file looks like {FORMAT_NAMES[demuxer]} video but its data is damaged or cut off.") from e
+        raise VideoError(
+            "unreadable_video", f"The file looks like {FORMAT_NAMES[demuxer]} video but its data is damaged or cut off."
+        ) from e
     if not container.streams.video:
         container.close()
         raise VideoError("no_video_stream", "The file holds no video stream.")
@@ -228,7 +230,11 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
                 t = frame.time
                 if t is not None and first_pts is None:
                     first_pts = t
-                time_s = (t - first_pts) if t is not None and first_pts is not None else index / float(stream.average_rate or 30)
+                time_s = (
+                    (t - first_pts)
+                    if t is not None and first_pts is not None
+                    else index / float(stream.average_rate or 30)
+                )
                 yield Frame(index, float(time_s), orientation.show(frame.to_ndarray(format="gray")), orientation)
                 index += 1
         except (av.FFmpegError, ValueError) as e:
@@ -241,16 +247,36 @@ def read_frames(path: str | Path, max_frames: int | None = None, threads: int = 
         raise VideoError("no_frames", "The video holds no decodable frames.")
 
 
-
 # What write_video encodes each container with: H.264 where the container takes it (what phones and
 # webcams hand over), else the format's usual codec. Ogg: VP8 (this FFmpeg decodes Theora but cannot encode it).
-CODEC_BY_SUFFIX = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mjpeg",
-                   ".mpg": "mpeg2video", ".mpeg": "mpeg1video", ".ogg": "libvpx", ".ogv": "libvpx"}
-BIT_RATE = {"mpeg1video": 4_000_000, "mpeg2video": 4_000_000, "libvpx": 2_000_000}  # their defaults (~200 kb/s) blur a face away
+CODEC_BY_SUFFIX = {
+    ".mp4": "libx264",
+    ".mov": "libx264",
+    ".mkv": "libx264",
+    ".webm": "libvpx-vp9",
+    ".avi": "mjpeg",
+    ".mpg": "mpeg2video",
+    ".mpeg": "mpeg1video",
+    ".ogg": "libvpx",
+    ".ogv": "libvpx",
+}
+BIT_RATE = {
+    "mpeg1video": 4_000_000,
+    "mpeg2video": 4_000_000,
+    "libvpx": 2_000_000,
+}  # their defaults (~200 kb/s) blur a face away
 
 
-def write_video(path: str | Path, frames, fps: float = 30.0, codec: str | None = None, bit_rate: int | None = None,
-                orientation: Orientation = UPRIGHT, as_tag: bool = False, options: dict | None = None) -> Path:
+def write_video(
+    path: str | Path,
+    frames,
+    fps: float = 30.0,
+    codec: str | None = None,
+    bit_rate: int | None = None,
+    orientation: Orientation = UPRIGHT,
+    as_tag: bool = False,
+    options: dict | None = None,
+) -> Path:
     """Encode gray or BGR uint8 frames into `path`, the container from its suffix (CODEC_BY_SUFFIX):
     the synthetic talking videos and the tests' videos. Odd sizes lose their last row or column.
     `bit_rate` (bits/s) replaces the codec's quality setting: a low one films as a cheap camera or a

@@ -12,10 +12,14 @@ import cv2
 import numpy as np
 
 
-def heat_overlay(face_gray: np.ndarray, attention: np.ndarray, size: int | None = None, alpha: float = 0.45) -> np.ndarray:
+def heat_overlay(
+    face_gray: np.ndarray, attention: np.ndarray, size: int | None = None, alpha: float = 0.45
+) -> np.ndarray:
     """BGR uint8 (size, size, 3): the face in gray under a JET heat map of the attention."""
     size = size or face_gray.shape[0]
-    face = face_gray if face_gray.shape[0] == size else cv2.resize(face_gray, (size, size), interpolation=cv2.INTER_CUBIC)
+    face = (
+        face_gray if face_gray.shape[0] == size else cv2.resize(face_gray, (size, size), interpolation=cv2.INTER_CUBIC)
+    )
     heat = cv2.resize(np.asarray(attention, np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     heat = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.addWeighted(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), 1 - alpha, heat, alpha, 0)

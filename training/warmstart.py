@@ -53,8 +53,14 @@ def read_starting_point(ckpt_dir, crop: CropConfig | None) -> StartingPoint:
             f"{ckpt_dir} was trained on {describe_crop(theirs)}, this run makes {describe_crop(crop)}: its weights "
             f"do not fit them. Make the run's crops match ({crop_options(theirs)}) or start without --init."
         )
-    return StartingPoint(str(ckpt_dir), config.get("name"), config["weights_sha256"], tuple(config["classes"]),
-                         model.state_dict(), theirs)
+    return StartingPoint(
+        str(ckpt_dir),
+        config.get("name"),
+        config["weights_sha256"],
+        tuple(config["classes"]),
+        model.state_dict(),
+        theirs,
+    )
 
 
 def describe_crop(crop: CropConfig) -> str:
@@ -97,7 +103,9 @@ def start_from(model: ExpressionNet, start: StartingPoint, classes) -> dict:
     }
 
 
-def by_class(theirs: torch.Tensor, ours: torch.Tensor, axes: tuple[int, ...], their_rows, our_rows) -> torch.Tensor | None:
+def by_class(
+    theirs: torch.Tensor, ours: torch.Tensor, axes: tuple[int, ...], their_rows, our_rows
+) -> torch.Tensor | None:
     """`ours` with the slices of the classes both networks have taken from `theirs`, matched by
     name (their_rows[i] is our_rows[i]); None when the two differ on an axis that is not per class."""
     other = [a for a in range(ours.dim()) if a not in axes]

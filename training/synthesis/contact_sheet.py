@@ -48,12 +48,22 @@ def _labelled_sequences(root: Path) -> dict[int, list[tuple[str, str, str]]]:
 
 
 def _landmark_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.ndarray:
-    return _face_tile(root / "cohn-kanade-images" / subject / seq / f"{stem}.png",
-                      root / "Landmarks" / subject / seq / f"{stem}_landmarks.txt", tile)
+    return _face_tile(
+        root / "cohn-kanade-images" / subject / seq / f"{stem}.png",
+        root / "Landmarks" / subject / seq / f"{stem}_landmarks.txt",
+        tile,
+    )
 
 
-def write_contact_sheet(dataset_dir, out_png, per_class: int = 6, rows_of=None, tile_of=_landmark_tile,
-                        caption: tuple[str, ...] = (), noun: str = "subject") -> None:
+def write_contact_sheet(
+    dataset_dir,
+    out_png,
+    per_class: int = 6,
+    rows_of=None,
+    tile_of=_landmark_tile,
+    caption: tuple[str, ...] = (),
+    noun: str = "subject",
+) -> None:
     """One row per class: a neutral first frame, then the peak frames of `per_class` different
     subjects (the first of them the neutral frame's own sequence), face crops labelled with
     the class name. `rows_of` ((code, name) pairs, default the 7 classes) and `tile_of` (how a
@@ -87,8 +97,16 @@ def write_contact_sheet(dataset_dir, out_png, per_class: int = 6, rows_of=None, 
     width = sheet.shape[1]
     head = white(head_h, width)
     cv2.putText(head, "neutral", (label_w + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(head, f"peak frames (first: the same sequence), one {noun} each", (label_w + tile + gap + 4, 14),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        head,
+        f"peak frames (first: the same sequence), one {noun} each",
+        (label_w + tile + gap + 4, 14),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.42,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     parts = [head, sheet]
     if caption:
         foot = white(14 * len(caption) + 6, width)
@@ -126,8 +144,12 @@ def _photo_tile(root: Path, subject: str, seq: str, stem: str, tile: int) -> np.
 def write_photoreal_contact_sheet(dataset_dir, out_png, per_class=6) -> None:
     """write_contact_sheet's sheet of a photo-real set, one row per class and neutral, with face crops (1.2 x the detector's box)
     and the London Set's CC BY attribution drawn under the rows."""
-    caption = ("Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
-               "https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0. Happy = real smile (morphed);",
-               "other expressions are synthetic warps of the neutral photos (training/synthesis/photoreal.py).")
+    caption = (
+        "Faces: Face Research Lab London Set. DeBruine, L., & Jones, B. (2017). figshare.",
+        "https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0. Happy = real smile (morphed);",
+        "other expressions are synthetic warps of the neutral photos (training/synthesis/photoreal.py).",
+    )
     rows = [(CODES[c], c) for c in CLASSES] + [(0, "neutral")]
-    write_contact_sheet(dataset_dir, out_png, per_class, rows_of=rows, tile_of=_photo_tile, caption=caption, noun="identity")
+    write_contact_sheet(
+        dataset_dir, out_png, per_class, rows_of=rows, tile_of=_photo_tile, caption=caption, noun="identity"
+    )

@@ -69,10 +69,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from training.synthesis.motion import ease
 from training.synthesis.drawn_face import Subject, neutral_shape, uniform
 from training.synthesis.drawn_paint import X0, Y0, canvas_px, col, draw_face, make_look, paint, shade
 from training.synthesis.facs import CLASSES, DRAWN_EMOTIONS, SIDE, DrawnExpression, drawn_au_disp
+from training.synthesis.motion import ease
 from training.synthesis.speech import drawn_speech_disp
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def expression(s: Subject, emotion: str, rng: np.random.Generator) -> DrawnExpre
         disp += drawn_au_disp(au) * w * gain[au] * uniform(rng, 0.85, 1.15)
     if emotion == "contempt":
         # One corner only; the midline points follow halfway.
-        disp *= np.where(SIDE == side, 1.0, np.where(SIDE == 0, 0.3, 0.0))[:, None]
+        disp *= np.where(side == SIDE, 1.0, np.where(SIDE == 0, 0.3, 0.0))[:, None]
     tex = {k: v * intensity for k, v in tex.items()}
     return DrawnExpression(disp * intensity, tex, side)
 
@@ -158,13 +158,22 @@ def _body(s: Subject, size, nch, origin, ppu, rng):
     top = cy + 0.7 * ppu
     sw = (1.15 + 0.2 * rng.random()) * ppu
     xs = np.linspace(-1, 1, 41)
-    edge = top + ppu * (0.32 * np.abs(xs) ** 1.6) + ppu * 0.08 * np.exp(-(xs / 0.16) ** 2)
-    poly = np.vstack([np.stack([cx + xs * sw, edge], 1), [[cx + sw, h + 10], [cx - sw, h + 10], [cx - sw * 1.4, h + 10]]])
+    edge = top + ppu * (0.32 * np.abs(xs) ** 1.6) + ppu * 0.08 * np.exp(-((xs / 0.16) ** 2))
+    poly = np.vstack(
+        [np.stack([cx + xs * sw, edge], 1), [[cx + sw, h + 10], [cx - sw, h + 10], [cx - sw * 1.4, h + 10]]]
+    )
     poly = np.vstack([[[cx - sw * 1.4, top + 0.6 * ppu]], poly])
     layer = np.zeros((h, w, nch + 1), np.float32)
     paint(layer, [poly], col(s.shirt, nch), blur=1.0)
     # a fold shadow at the neckline
-    shade(layer, [np.stack([cx + xs * sw * 0.3, top + ppu * 0.1 + ppu * 0.08 * np.exp(-(xs * 0.3 / 0.16) ** 2)], 1)], -0.3, blur=ppu * 0.02, width=ppu * 0.02, closed=False)
+    shade(
+        layer,
+        [np.stack([cx + xs * sw * 0.3, top + ppu * 0.1 + ppu * 0.08 * np.exp(-((xs * 0.3 / 0.16) ** 2))], 1)],
+        -0.3,
+        blur=ppu * 0.02,
+        width=ppu * 0.02,
+        closed=False,
+    )
     return layer
 
 
@@ -190,7 +199,9 @@ def _pose_track(s: Subject, size, n, ppu, rng) -> tuple[tuple[float, float], lis
         ca, sa = np.cos(ang), np.sin(ang)
         tx, ty = ox + drift[0] * t[i] + wobble[i, 0], oy + drift[1] * t[i] + wobble[i, 1]
         # rotate about the face origin, then move it to (tx, ty)
-        m = np.array([[ca, -sa, tx - ca * c_canvas[0] + sa * c_canvas[1]], [sa, ca, ty - sa * c_canvas[0] - ca * c_canvas[1]]])
+        m = np.array(
+            [[ca, -sa, tx - ca * c_canvas[0] + sa * c_canvas[1]], [sa, ca, ty - sa * c_canvas[0] - ca * c_canvas[1]]]
+        )
         poses.append(m)
     return (ox, oy), poses
 
@@ -232,7 +243,14 @@ def _compose(scene: _Scene, canvas: np.ndarray, m: np.ndarray, rng) -> np.ndarra
     if x1 > x0 and y1 > y0:
         mm = m.copy()
         mm[:, 2] -= (x0, y0)
-        face = cv2.warpAffine(canvas, mm, (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        face = cv2.warpAffine(
+            canvas,
+            mm,
+            (int(x1 - x0), int(y1 - y0)),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         face = face.reshape(face.shape[:2] + (-1,))
         sl = (slice(y0, y1), slice(x0, x1))
         body = scene.body[sl]
@@ -359,7 +377,9 @@ def render_performance(subject: Subject, emotion: str, perf, rng, size=(640, 360
     expr = expression(subject, emotion, rng)
     p0 = neutral_shape(subject)
     depth, centre = _depth(p0), np.array([0.0, 0.5 * p0[51, 1]])
-    origin = canvas_px(look, (0.0, 0.0)) @ scene.poses[0][:, :2].T + scene.poses[0][:, 2]  # the face origin in the frame
+    origin = (
+        canvas_px(look, (0.0, 0.0)) @ scene.poses[0][:, :2].T + scene.poses[0][:, 2]
+    )  # the face origin in the frame
     frames, marks = [], []
     for i in range(n):
         c = float(perf.intensity[i]) if emotion != "neutral" else 0.0

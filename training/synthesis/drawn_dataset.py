@@ -108,11 +108,15 @@ def _write_sequence(out: Path, plan: SubjectPlan, seq: SequencePlan, seed: int, 
     for i, (frame, pts) in enumerate(zip(frames, marks), start=1):
         stem = f"{subj}_{num}_{i:08d}"
         cv2.imwrite(str(img_dir / f"{stem}.png"), frame)
-        (lm_dir / f"{stem}_landmarks.txt").write_text("".join(f"{ckplus_number(x)}{ckplus_number(y)}\n" for x, y in pts.astype(np.float64)))
+        (lm_dir / f"{stem}_landmarks.txt").write_text(
+            "".join(f"{ckplus_number(x)}{ckplus_number(y)}\n" for x, y in pts.astype(np.float64))
+        )
     emo_dir = out / "Emotion" / subj / num
     if seq.emotion is not None:
         emo_dir.mkdir(parents=True, exist_ok=True)
-        (emo_dir / f"{subj}_{num}_{seq.n_frames:08d}_emotion.txt").write_text(f"{ckplus_number(float(CODES[seq.emotion]))}\n")
+        (emo_dir / f"{subj}_{num}_{seq.n_frames:08d}_emotion.txt").write_text(
+            f"{ckplus_number(float(CODES[seq.emotion]))}\n"
+        )
     elif seq.empty_emotion_dir:
         emo_dir.mkdir(parents=True, exist_ok=True)
     return seq.n_frames
@@ -123,14 +127,24 @@ def _write_subject(args) -> tuple[int, dict]:
     if threads is not None:
         cv2.setNumThreads(threads)
     plan = plan_subject(seed, index, sid)
-    frames = sum(_write_sequence(Path(out), plan, seq, seed, size, _studio(with_studio, backgrounds, seed, index, seq.number))
-                 for seq in plan.sequences)
+    frames = sum(
+        _write_sequence(Path(out), plan, seq, seed, size, _studio(with_studio, backgrounds, seed, index, seq.number))
+        for seq in plan.sequences
+    )
     labels = [seq.emotion for seq in plan.sequences]
     return index, {"sid": sid, "frames": frames, "labels": labels, "color": plan.color}
 
 
-def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), progress: bool = True, workers: int | None = None,
-                  studio: bool = False, backgrounds=()) -> dict:
+def write_dataset(
+    out_dir,
+    subjects: int = 40,
+    seed: int = 0,
+    size=(640, 490),
+    progress: bool = True,
+    workers: int | None = None,
+    studio: bool = False,
+    backgrounds=(),
+) -> dict:
     """Write `subjects` synthetic subjects in the CK+ tree under out_dir; returns a summary.
 
     Subjects are rendered in parallel (`workers` processes, default: all cores); the files
@@ -141,13 +155,19 @@ def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), p
     size = (int(size[0]), int(size[1]))
     ids = subject_ids(seed, subjects)
     workers = workers or min(os.cpu_count() or 1, subjects)
-    jobs = [(str(out), seed, i, ids[i], size, 1 if workers > 1 else None, studio, tuple(backgrounds)) for i in range(subjects)]
+    jobs = [
+        (str(out), seed, i, ids[i], size, 1 if workers > 1 else None, studio, tuple(backgrounds))
+        for i in range(subjects)
+    ]
     results = {}
 
     def done(i, r):
         results[i] = r
         if progress:
-            print(f"synth: S{r['sid']:03d} {len(r['labels'])} sequences, {r['frames']} frames ({len(results)}/{subjects})", file=sys.stderr)
+            print(
+                f"synth: S{r['sid']:03d} {len(r['labels'])} sequences, {r['frames']} frames ({len(results)}/{subjects})",
+                file=sys.stderr,
+            )
 
     if workers > 1:
         # spawn, not fork: a fork after OpenCV/torch threads have run can hang the child
@@ -157,7 +177,7 @@ def write_dataset(out_dir, subjects: int = 40, seed: int = 0, size=(640, 490), p
     else:
         for job in jobs:
             done(*_write_subject(job))
-    per_class = {c: 0 for c in CLASSES}
+    per_class = dict.fromkeys(CLASSES, 0)
     for r in results.values():
         for lab in r["labels"]:
             if lab is not None:
@@ -189,23 +209,51 @@ def _write_talking_subject(args) -> tuple[int, list[str]]:
     for k, emotion in enumerate(motion.talking_kinds(CLASSES, calm), start=1):
         rng = np.random.default_rng([seed, index, 1000 + k])
         perf = motion.talking_performance(emotion, rng, seconds)
-        frames, _ = render_performance(plan.subject, emotion, perf, rng, size=(640, 360), color=plan.color,
-                                       studio=_studio(with_studio, backgrounds, seed, index, 1000 + k))
+        frames, _ = render_performance(
+            plan.subject,
+            emotion,
+            perf,
+            rng,
+            size=(640, 360),
+            color=plan.color,
+            studio=_studio(with_studio, backgrounds, seed, index, 1000 + k),
+        )
         write_video(Path(out) / emotion / f"S{sid:03d}_talk{k:02d}.mp4", frames, fps=motion.TALK_FPS)
         written.append(emotion)
     return index, written
 
 
-def write_talking_dataset(out_dir, subjects: int = 40, seed: int = 0, calm: int = 2, seconds=(2.0, 3.0),
-                          progress: bool = True, workers: int | None = None, studio: bool = False, backgrounds=()) -> dict:
+def write_talking_dataset(
+    out_dir,
+    subjects: int = 40,
+    seed: int = 0,
+    calm: int = 2,
+    seconds=(2.0, 3.0),
+    progress: bool = True,
+    workers: int | None = None,
+    studio: bool = False,
+    backgrounds=(),
+) -> dict:
     """Class folders of talking drawn faces under out_dir (`<class>/S<id>_talkNN.mp4`, H.264, 640x360,
     30 fps): per subject `calm` videos of calm talking (neutral) and one of talking while holding each
     of the 7 expressions (training.synthesis.motion). The subjects are write_dataset's (same ids,
     same faces); the files are the same whatever the number of workers. `studio`, `backgrounds`: as write_dataset."""
     ids = subject_ids(seed, subjects)
     workers = workers or min(os.cpu_count() or 1, subjects)
-    jobs = [(str(out_dir), seed, i, ids[i], int(calm), tuple(seconds), 1 if workers > 1 else None, studio, tuple(backgrounds))
-            for i in range(subjects)]
+    jobs = [
+        (
+            str(out_dir),
+            seed,
+            i,
+            ids[i],
+            int(calm),
+            tuple(seconds),
+            1 if workers > 1 else None,
+            studio,
+            tuple(backgrounds),
+        )
+        for i in range(subjects)
+    ]
     labels: dict[int, list[str]] = {}
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -218,5 +266,11 @@ def write_talking_dataset(out_dir, subjects: int = 40, seed: int = 0, calm: int 
         for job in jobs:
             i, labels[job[2]] = _write_talking_subject(job)
     every = [lab for written in labels.values() for lab in written]
-    return {"subjects": subjects, "videos": len(every), "per_class": {c: every.count(c) for c in ("neutral", *CLASSES)},
-            "seed": seed, "calm": int(calm), "studio": bool(studio)}
+    return {
+        "subjects": subjects,
+        "videos": len(every),
+        "per_class": {c: every.count(c) for c in ("neutral", *CLASSES)},
+        "seed": seed,
+        "calm": int(calm),
+        "studio": bool(studio),
+    }

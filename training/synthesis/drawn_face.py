@@ -209,18 +209,40 @@ def neutral_shape(s: Subject) -> np.ndarray:
     tip = s.nose_len - 0.035
     p[27:31] = np.stack([np.zeros(4), np.linspace(0.0, tip, 4)], 1)
     n = s.nose_len
-    p[31:36] = [(-s.nose_w, n - 0.028), (-s.nose_w * 0.45, n - 0.006), (0, n), (s.nose_w * 0.45, n - 0.006), (s.nose_w, n - 0.028)]
+    p[31:36] = [
+        (-s.nose_w, n - 0.028),
+        (-s.nose_w * 0.45, n - 0.006),
+        (0, n),
+        (s.nose_w * 0.45, n - 0.006),
+        (s.nose_w, n - 0.028),
+    ]
     p[36:42] = _eye(s, -1)
     right = _eye(s, 1)
     p[42:48] = right[[3, 2, 1, 0, 5, 4]]
     m, w, uh, lh = s.mouth_y, s.mouth_w, s.lip_upper, s.lip_lower
     p[48:60] = [
-        (-w, m), (-0.6 * w, m - 0.75 * uh), (-0.2 * w, m - uh), (0, m - 0.86 * uh), (0.2 * w, m - uh), (0.6 * w, m - 0.75 * uh),
-        (w, m), (0.6 * w, m + 0.8 * lh), (0.25 * w, m + 0.97 * lh), (0, m + lh), (-0.25 * w, m + 0.97 * lh), (-0.6 * w, m + 0.8 * lh),
+        (-w, m),
+        (-0.6 * w, m - 0.75 * uh),
+        (-0.2 * w, m - uh),
+        (0, m - 0.86 * uh),
+        (0.2 * w, m - uh),
+        (0.6 * w, m - 0.75 * uh),
+        (w, m),
+        (0.6 * w, m + 0.8 * lh),
+        (0.25 * w, m + 0.97 * lh),
+        (0, m + lh),
+        (-0.25 * w, m + 0.97 * lh),
+        (-0.6 * w, m + 0.8 * lh),
     ]
     p[60:68] = [
-        (-0.86 * w, m), (-0.45 * w, m + 0.002), (0, m + 0.003), (0.45 * w, m + 0.002),
-        (0.86 * w, m), (0.45 * w, m + 0.002), (0, m + 0.003), (-0.45 * w, m + 0.002),
+        (-0.86 * w, m),
+        (-0.45 * w, m + 0.002),
+        (0, m + 0.003),
+        (0.45 * w, m + 0.002),
+        (0.86 * w, m),
+        (0.45 * w, m + 0.002),
+        (0, m + 0.003),
+        (-0.45 * w, m + 0.002),
     ]
     # Nobody is symmetric: a small fixed per-person jitter.
     p += np.random.default_rng(s.detail_seed).normal(0, 0.0025, p.shape)

@@ -222,8 +222,20 @@ def _hair_layer(look: _Look, polys, rng) -> np.ndarray:
 def make_look(s: Subject, ppu: float, nch: int, rng) -> _Look:
     detail = np.random.default_rng(s.detail_seed + 1).uniform(-1, 1, 64)
     h, w = _canvas_shape(ppu)
-    look = _Look(s, ppu, nch, col(s.skin, nch), col(s.lips, nch), col(s.brows, nch), col(s.iris, nch),
-                 rng.normal(0, 0.006, 2), np.zeros((h, w, nch + 1), np.float32), None, None, detail)
+    look = _Look(
+        s,
+        ppu,
+        nch,
+        col(s.skin, nch),
+        col(s.lips, nch),
+        col(s.brows, nch),
+        col(s.iris, nch),
+        rng.normal(0, 0.006, 2),
+        np.zeros((h, w, nch + 1), np.float32),
+        None,
+        None,
+        detail,
+    )
     p0 = neutral_shape(s)
     back_polys, front_polys = _hair_polys(s, p0)
     look.back = _hair_layer(look, back_polys, rng)
@@ -232,17 +244,31 @@ def make_look(s: Subject, ppu: float, nch: int, rng) -> _Look:
     neck = np.array([[-nw, 0.25], [-nw * 1.12, Y1 + 0.05], [nw * 1.12, Y1 + 0.05], [nw, 0.25]])
     paint(look.back, [canvas_px(look, neck)], look.skin * 0.9, blur=ppu * 0.004)
     for side in (-1, 1):  # the neck is round: its sides turn away from the light
-        shade(look.back, [canvas_px(look, np.array([[side * nw, 0.3], [side * nw * 1.1, Y1]]))], -0.25, blur=ppu * 0.04, width=ppu * 0.08, closed=False)
+        shade(
+            look.back,
+            [canvas_px(look, np.array([[side * nw, 0.3], [side * nw * 1.1, Y1]]))],
+            -0.25,
+            blur=ppu * 0.04,
+            width=ppu * 0.08,
+            closed=False,
+        )
     # Ears at the jaw's top ends, a little darker than the face.
     for side in (-1, 1):
         ear = _ellipse((side * (s.jaw_width + 0.012), 0.06), 0.045, 0.11, side * 0.15)
         paint(look.back, [canvas_px(look, ear)], look.skin * 0.86, blur=ppu * 0.004)
-        shade(look.back, [canvas_px(look, _ellipse((side * (s.jaw_width + 0.018), 0.06), 0.02, 0.06))], -0.25, blur=ppu * 0.012)
+        shade(
+            look.back,
+            [canvas_px(look, _ellipse((side * (s.jaw_width + 0.018), 0.06), 0.02, 0.06))],
+            -0.25,
+            blur=ppu * 0.012,
+        )
     look.front = _hair_layer(look, front_polys, rng)
     look.front_box = _roi(look.front, [canvas_px(look, np.vstack(front_polys))], 4) if front_polys else None
     # Skin is not plastic: faint blotches, the same for the person whatever the scale.
     blotches = np.random.default_rng(s.detail_seed + 2).standard_normal((38, 36)).astype(np.float32)
-    look.mottle = 1 + 0.03 * cv2.GaussianBlur(cv2.resize(blotches, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), ppu * 0.01)
+    look.mottle = 1 + 0.03 * cv2.GaussianBlur(
+        cv2.resize(blotches, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), ppu * 0.01
+    )
     return look
 
 
@@ -278,7 +304,14 @@ def _draw_shading(cv, look: _Look, p, tex) -> None:
         nose_side = np.array([[side * 0.03, 0.02], [side * 0.05, 0.1], [side * 0.065, p[31, 1] - 0.02]])
         shade(cv, [px(nose_side)], -0.2, blur=ppu * 0.014, width=ppu * 0.03, closed=False)
         shade(cv, [px(_ellipse((side * 0.33, 0.0), 0.07, 0.18))], -0.15, blur=ppu * 0.05)  # temples
-    shade(cv, [px(np.array([[0, p[27, 1] - 0.04], [0, p[30, 1]]]))], 0.16, blur=ppu * 0.012, width=ppu * 0.03, closed=False)
+    shade(
+        cv,
+        [px(np.array([[0, p[27, 1] - 0.04], [0, p[30, 1]]]))],
+        0.16,
+        blur=ppu * 0.012,
+        width=ppu * 0.03,
+        closed=False,
+    )
     shade(cv, [px(_ellipse(p[30] + (0, -0.005), 0.025, 0.02))], 0.14, blur=ppu * 0.012)  # nose tip
     shade(cv, [px(_ellipse(p[33] + (0, 0.018), 0.05, 0.014))], -0.22, blur=ppu * 0.012)  # under the nose
     shade(cv, [px(_ellipse(p[57] + (0, 0.03), 0.07, 0.018))], -0.22, blur=ppu * 0.014)  # under the lower lip
@@ -288,8 +321,14 @@ def _draw_shading(cv, look: _Look, p, tex) -> None:
 def _line(cv, look, pts_u, strength, width=0.006, blur=0.004, amount=-0.45) -> None:
     """A crease: a thin soft dark line (scaled by its texture strength)."""
     if strength > 0.02:
-        shade(cv, [canvas_px(look, _spline(pts_u, 6))], amount * min(strength, 1.3),
-               blur=look.ppu * blur, width=max(1.0, look.ppu * width), closed=False)
+        shade(
+            cv,
+            [canvas_px(look, _spline(pts_u, 6))],
+            amount * min(strength, 1.3),
+            blur=look.ppu * blur,
+            width=max(1.0, look.ppu * width),
+            closed=False,
+        )
 
 
 def _forehead_lines(cv, look: _Look, p, tex) -> None:
@@ -299,9 +338,21 @@ def _forehead_lines(cv, look: _Look, p, tex) -> None:
     for k, dy in enumerate((0.045, 0.08, 0.115)):
         y = brow_y - dy + 0.005 * d[k]
         xs = np.linspace(-0.22, 0.22, 5)
-        _line(cv, look, np.stack([xs, y + 0.012 * (xs / 0.22) ** 2], 1), tex.get("forehead", 0) * (1 - 0.2 * k), width=0.005)
+        _line(
+            cv,
+            look,
+            np.stack([xs, y + 0.012 * (xs / 0.22) ** 2], 1),
+            tex.get("forehead", 0) * (1 - 0.2 * k),
+            width=0.005,
+        )
         xs = np.linspace(-0.11, 0.11, 4)
-        _line(cv, look, np.stack([xs, y + 0.01 + 0.014 * (xs / 0.11) ** 2], 1), tex.get("forehead_c", 0) * (1 - 0.25 * k), width=0.005)
+        _line(
+            cv,
+            look,
+            np.stack([xs, y + 0.01 + 0.014 * (xs / 0.11) ** 2], 1),
+            tex.get("forehead_c", 0) * (1 - 0.25 * k),
+            width=0.005,
+        )
 
 
 def _glabella_lines(cv, look: _Look, p, tex) -> None:
@@ -310,7 +361,13 @@ def _glabella_lines(cv, look: _Look, p, tex) -> None:
     mid = (p[21] + p[22]) / 2
     for side in (-1, 1):
         x = mid[0] + side * (0.014 + 0.003 * look.detail[3])
-        _line(cv, look, [(x - side * 0.002, mid[1] - 0.02), (x, mid[1] + 0.015), (x + side * 0.004, mid[1] + 0.045)], g, width=0.006)
+        _line(
+            cv,
+            look,
+            [(x - side * 0.002, mid[1] - 0.02), (x, mid[1] + 0.015), (x + side * 0.004, mid[1] + 0.045)],
+            g,
+            width=0.006,
+        )
 
 
 def _nose_wrinkles(cv, look: _Look, p, tex) -> None:
@@ -343,7 +400,13 @@ def _eye_wrinkles(cv, look: _Look, p, tex) -> None:
         for ang in (-0.45, 0.0, 0.45):
             a = ang + 0.1 * look.detail[5]
             start = corner + (side * 0.02, 0)
-            _line(cv, look, [start, start + (side * 0.04 * np.cos(a), 0.04 * np.sin(a))], (tex.get("crow", 0) + 0.2 * age) * 0.8, width=0.004)
+            _line(
+                cv,
+                look,
+                [start, start + (side * 0.04 * np.cos(a), 0.04 * np.sin(a))],
+                (tex.get("crow", 0) + 0.2 * age) * 0.8,
+                width=0.004,
+            )
         _line(cv, look, lower + (0, 0.022), tex.get("bags", 0) + 0.2 * age, width=0.006, blur=0.005, amount=-0.3)
 
 
@@ -407,7 +470,15 @@ def _draw_eye(cv, look: _Look, eye6) -> None:
         if box is not None:
             _draw_eyeball(cv, look, eye6, box, m, upper)
     # lash line on the upper lid, a fainter line on the lower
-    paint(cv, [canvas_px(look, upper)], look.brows * 0.6, alpha=0.9, blur=ppu * 0.002, width=max(1.0, ppu * 0.011), closed=False)
+    paint(
+        cv,
+        [canvas_px(look, upper)],
+        look.brows * 0.6,
+        alpha=0.9,
+        blur=ppu * 0.002,
+        width=max(1.0, ppu * 0.011),
+        closed=False,
+    )
     shade(cv, [canvas_px(look, lower)], -0.3, blur=ppu * 0.003, width=max(1.0, ppu * 0.004), closed=False)
 
 
@@ -421,7 +492,9 @@ def _draw_eyeball(cv, look: _Look, eye6, box, m, upper) -> None:
     c = canvas_px(look, centre)
     r = 0.39 * look.s.eye_w * ppu
     d = np.hypot(xx - c[0], yy - c[1])
-    sclera = col((200, 205, 212), look.nch) * (0.85 + 0.15 * np.clip(1 - np.abs(xx - c[0]) / (2.2 * r), 0, 1))[..., None]
+    sclera = (
+        col((200, 205, 212), look.nch) * (0.85 + 0.15 * np.clip(1 - np.abs(xx - c[0]) / (2.2 * r), 0, 1))[..., None]
+    )
     iris = np.clip(r + 0.5 - d, 0, 1)
     limbus = 1 - 0.45 * np.clip((d - 0.7 * r) / (0.3 * r), 0, 1)  # darker rim of the iris
     pupil = np.clip(0.42 * r + 0.5 - d, 0, 1)
@@ -449,7 +522,14 @@ def _draw_nose(cv, look: _Look, p) -> None:
         # the crease round the nostril wing
         arc = _ellipse(wing + (side * 0.004, -0.018), 0.022, 0.024, 0, 24)
         keep = (arc[:, 0] - wing[0]) * side > -0.004
-        shade(cv, [canvas_px(look, arc[keep][np.argsort(arc[keep][:, 1])])], -0.3, blur=ppu * 0.005, width=max(1.0, ppu * 0.006), closed=False)
+        shade(
+            cv,
+            [canvas_px(look, arc[keep][np.argsort(arc[keep][:, 1])])],
+            -0.3,
+            blur=ppu * 0.005,
+            width=max(1.0, ppu * 0.006),
+            closed=False,
+        )
 
 
 def _draw_mouth(cv, look: _Look, p, tex) -> None:
@@ -465,7 +545,12 @@ def _draw_mouth(cv, look: _Look, p, tex) -> None:
         _draw_mouth_inside(cv, look, p, inner, up_in, low_in, gap, tex)
     paint(cv, [canvas_px(look, upper)], look.lips * 0.82, blur=ppu * 0.004)
     paint(cv, [canvas_px(look, lower)], look.lips, blur=ppu * 0.005)
-    shade(cv, [canvas_px(look, _ellipse(p[57] + (0, -0.45 * (p[57, 1] - p[66, 1])), 0.035, 0.008))], 0.15, blur=ppu * 0.008)  # lower lip sheen
+    shade(
+        cv,
+        [canvas_px(look, _ellipse(p[57] + (0, -0.45 * (p[57, 1] - p[66, 1])), 0.035, 0.008))],
+        0.15,
+        blur=ppu * 0.008,
+    )  # lower lip sheen
     # the line between the lips and the shadowed corners
     shade(cv, [canvas_px(look, up_in)], -0.6, blur=ppu * 0.003, width=max(1.0, ppu * 0.006), closed=False)
     for corner in (p[60], p[64]):

@@ -100,11 +100,14 @@ def _morph_identity(london_dir: str, face_id: str) -> Identity:
     def b_aligned(img):
         return cv2.warpAffine(img, m, (wd, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-    neutral = cv2.addWeighted(onto_shape(a.neutral, a.pts, a.tris), 1 - w, onto_shape(b_aligned(b.neutral), b_pts, b.tris), w, 0)
+    neutral = cv2.addWeighted(
+        onto_shape(a.neutral, a.pts, a.tris), 1 - w, onto_shape(b_aligned(b.neutral), b_pts, b.tris), w, 0
+    )
     ident = _make_identity(face_id, neutral, shape, None)
     # the smiles, each aligned to its own neutral photo, go through the same warps: the morph's smile
-    smile = cv2.addWeighted(onto_shape(smile_data(a)[0], a.pts, a.tris), 1 - w,
-                            onto_shape(b_aligned(smile_data(b)[0]), b_pts, b.tris), w, 0)
+    smile = cv2.addWeighted(
+        onto_shape(smile_data(a)[0], a.pts, a.tris), 1 - w, onto_shape(b_aligned(smile_data(b)[0]), b_pts, b.tris), w, 0
+    )
     ident.smile = _smile_flow(ident, smile)
     return ident
 

@@ -32,7 +32,9 @@ ATTRIBUTION = (
 
 
 HOLDOUT_EVERY = 5  # every 5th identity (sorted ids) is held out of training, for evaluation
-LONDON_SUBJECT = re.compile(r"(?:^|:)L(\d+(?:m\d+)?)$")  # "L001", "L001m017" (a morph), or "photoreal:L001" in a combined data set
+LONDON_SUBJECT = re.compile(
+    r"(?:^|:)L(\d+(?:m\d+)?)$"
+)  # "L001", "L001m017" (a morph), or "photoreal:L001" in a combined data set
 MORPH_ID = re.compile(r"^(\d+)m(\d+)$")  # "001m017": a new face, mostly 001 with some of 017 (morph_identities)
 
 
@@ -131,7 +133,11 @@ def find_london(london_dir=None) -> Path:
     import os
 
     given = london_dir or os.environ.get(LONDON_ENV)
-    where = f"{given} holds no London-set faces (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)" if given else "no London set given"
+    where = (
+        f"{given} holds no London-set faces (neutral/NNN_03.jpg + .tem, smiling/NNN_08.jpg)"
+        if given
+        else "no London set given"
+    )
     if given and list_identities(given):
         return Path(given)
     raise LondonSetMissing(
@@ -143,5 +149,7 @@ def find_london(london_dir=None) -> Path:
 def list_identities(london_dir) -> list[str]:
     """Face ids ("001", ...) that have a neutral photo, its template and a smiling photo, sorted."""
     d = Path(london_dir)
-    ids = sorted(p.name[: -len("_03.jpg")] for p in (d / "neutral").glob("*_03.jpg")) if (d / "neutral").is_dir() else []
+    ids = (
+        sorted(p.name[: -len("_03.jpg")] for p in (d / "neutral").glob("*_03.jpg")) if (d / "neutral").is_dir() else []
+    )
     return [i for i in ids if i.isdigit() and all(p.is_file() for p in face_files(d, i))]

@@ -97,7 +97,9 @@ def _gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(x, pad, mode="edge"), k, mode="valid")
 
 
-def speech(n: int, fps: float, rng, rate: float | None = None, amount: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def speech(
+    n: int, fps: float, rng, rate: float | None = None, amount: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(jaw, spread, press) of n frames of talking: phrases of syllables with pauses between.
     `rate` syllables a second (drawn in 3-6 if None); `amount` scales how wide the mouth moves."""
     rate = float(rng.uniform(3.0, 6.0)) if rate is None else float(rate)
@@ -162,7 +164,9 @@ def blinks(n: int, fps: float, rng) -> np.ndarray:
         depth = float(rng.uniform(0.7, 1.0))
         tt = (np.arange(n) / fps - t) / dur  # 0..1 inside the blink
         inside = (tt >= 0) & (tt <= 1)
-        closed = np.maximum(closed, inside * depth * np.sin(np.pi * np.clip(tt, 0, 1) ** 0.7))  # fast close, slower open
+        closed = np.maximum(
+            closed, inside * depth * np.sin(np.pi * np.clip(tt, 0, 1) ** 0.7)
+        )  # fast close, slower open
         t += float(rng.uniform(2.0, 6.0))
     return closed
 
@@ -213,8 +217,15 @@ def envelope(n: int, fps: float, rng, kind: str | None = None, strength: float |
     return np.clip(strength * curve * wobble, 0, 1)
 
 
-def performance(n: int, fps: float, rng, talking: bool = True, expression: str | None = "onset",
-                strength: float | None = None, max_turn: float = 20.0) -> Performance:
+def performance(
+    n: int,
+    fps: float,
+    rng,
+    talking: bool = True,
+    expression: str | None = "onset",
+    strength: float | None = None,
+    max_turn: float = 20.0,
+) -> Performance:
     """Everything a face does in n frames: speech if `talking`, an expression intensity shaped by the
     envelope `expression` (None: no expression; "random": one of ENVELOPES), head motion, blinks, gaze.
     Draws from rng in a fixed order (speech, head, blinks, gaze, envelope)."""

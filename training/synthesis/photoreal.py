@@ -55,10 +55,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.synthesis.facs import KINDS, PHOTOREAL_AU, PHOTOREAL_EMOTIONS, PHOTOREAL_FOLLOW, PHOTOREAL_JAW, PhotorealExpression, photoreal_au_disp
-from training.synthesis.motion import ease
+from training.synthesis.facs import (
+    KINDS,
+    PHOTOREAL_AU,
+    PHOTOREAL_EMOTIONS,
+    PHOTOREAL_FOLLOW,
+    PHOTOREAL_JAW,
+    PhotorealExpression,
+    photoreal_au_disp,
+)
 from training.synthesis.identity import Identity, load_identity, smile_data, smile_points
 from training.synthesis.london import id_key
+from training.synthesis.motion import ease
 from training.synthesis.speech import photoreal_speech_disp
 from training.synthesis.template import LIDS, N_POINTS
 from training.synthesis.texture import mouth_interior, texture
@@ -85,7 +93,9 @@ def _expression(ident: Identity, emotion: str, gains: dict, rng) -> PhotorealExp
     for follower, leader, f in PHOTOREAL_FOLLOW:  # glabella skin goes where the inner brow ends go
         disp[follower] += f * (disp[leader] - disp[follower])
     tex = {k: v * peak * float(rng.uniform(0.8, 1.15)) for k, v in proto["tex"].items()}
-    return PhotorealExpression(disp, tex, side, proto.get("teeth", 0.0) * float(rng.uniform(0.7, 1.1)), proto.get("lower_teeth", 0.0))
+    return PhotorealExpression(
+        disp, tex, side, proto.get("teeth", 0.0) * float(rng.uniform(0.7, 1.1)), proto.get("lower_teeth", 0.0)
+    )
 
 
 def _blink(pts: np.ndarray, closed: float, ey) -> np.ndarray:
@@ -133,7 +143,11 @@ def _make_scene(ident: Identity, size, n: int, color: bool, rng, head=None) -> _
     scale = frac * h / face_h
     cx = float(rng.uniform(0.36, 0.64)) * w
     half = 0.5 * frac * h
-    cy = float(rng.uniform(max(0.02 * h + half, 0.42 * h), min(0.98 * h - half, 0.58 * h))) if half < 0.46 * h else 0.5 * h
+    cy = (
+        float(rng.uniform(max(0.02 * h + half, 0.42 * h), min(0.98 * h - half, 0.58 * h)))
+        if half < 0.46 * h
+        else 0.5 * h
+    )
     roll0 = float(rng.uniform(-5, 5)) + np.degrees(np.arctan2(ident.ex[1], ident.ex[0]))  # level the eyes, then tilt
     if head is None:
         # head motion over the sequence: smooth drift plus a little wobble
@@ -144,7 +158,9 @@ def _make_scene(ident: Identity, size, n: int, color: bool, rng, head=None) -> _
         droll, dscale = float(rng.normal(0, 1.5)), float(rng.normal(0, 0.025))
         rolls = roll0 + droll * t
         sizes = 1 + dscale * t
-        shifts = [drift * t[i] + wob * np.sin(2 * np.pi * wob_f * t[i] + wob_ph) + rng.normal(0, 0.15, 2) for i in range(n)]
+        shifts = [
+            drift * t[i] + wob * np.sin(2 * np.pi * wob_f * t[i] + wob_ph) + rng.normal(0, 0.15, 2) for i in range(n)
+        ]
     else:
         roll, shift, hscale = head
         rolls, sizes = roll0 + np.asarray(roll), np.asarray(hscale)
@@ -155,7 +171,11 @@ def _make_scene(ident: Identity, size, n: int, color: bool, rng, head=None) -> _
         work = 1.0
     poses = []
     for i in range(n):
-        m = cv2.getRotationMatrix2D((float(centre[0] * work), float(centre[1] * work)), float(np.degrees(np.radians(rolls[i]))), float(scale * sizes[i] / work))
+        m = cv2.getRotationMatrix2D(
+            (float(centre[0] * work), float(centre[1] * work)),
+            float(np.degrees(np.radians(rolls[i]))),
+            float(scale * sizes[i] / work),
+        )
         m[:, 2] += np.array([cx, cy]) + shifts[i] - centre * work
         poses.append(m)
     # light: contrast, a brightness gradient in a random direction, white balance, gamma, and an
@@ -189,7 +209,7 @@ def _camera(scene: _Scene, img: np.ndarray, i: int) -> np.ndarray:
         f = cv2.GaussianBlur(f, (0, 0), scene.blur)
     f += np.random.default_rng([scene.noise_seed, i]).standard_normal(f.shape, dtype=np.float32) * scene.noise
     u8 = np.clip(f + 0.5, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, scene.quality])
+    _ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, scene.quality])
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
@@ -287,8 +307,20 @@ def render_identity_sequence(
             elif t >= 1:
                 img = smile
             else:
-                a = cv2.remap(neutral, gx - t * flow[..., 0], gy - t * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                b = cv2.remap(smile, gx + (1 - t) * flow[..., 0], gy + (1 - t) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                a = cv2.remap(
+                    neutral,
+                    gx - t * flow[..., 0],
+                    gy - t * flow[..., 1],
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
+                b = cv2.remap(
+                    smile,
+                    gx + (1 - t) * flow[..., 0],
+                    gy + (1 - t) * flow[..., 1],
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
                 # A faint smile is mostly the face's shape: dissolving in only t**2 of the smiling
                 # photo's texture keeps its teeth from showing through as a ghost at low t.
                 w = t if peak >= 1.0 else t * t
@@ -338,10 +370,12 @@ def _depth(ident: Identity) -> np.ndarray:
     u, v = rel @ ident.ex / ident.iod, rel @ ident.ey / ident.iod
     z = np.exp(-((u / 1.3) ** 2) - (v / np.where(v < 0, 2.0, 1.6)) ** 2)
     tip = ident.pts[[53, 59, 55]].mean(0)
-    return z + 0.45 * np.exp(-(np.linalg.norm(ident.pts - tip, axis=1) / (0.3 * ident.iod)) ** 2)
+    return z + 0.45 * np.exp(-((np.linalg.norm(ident.pts - tip, axis=1) / (0.3 * ident.iod)) ** 2))
 
 
-def _turn(p: np.ndarray, centre: np.ndarray, iod: float, ex, ey, depth: np.ndarray, yaw: float, pitch: float) -> np.ndarray:
+def _turn(
+    p: np.ndarray, centre: np.ndarray, iod: float, ex, ey, depth: np.ndarray, yaw: float, pitch: float
+) -> np.ndarray:
     """Template points of a frontal face as they appear with the head turned by yaw (degrees, + to
     the image right) and pitched by pitch (+ down): rotation of (u, v, depth) seen by an orthographic
     camera. Points beyond the template (the image border ring) stay."""
@@ -356,8 +390,9 @@ def _turn(p: np.ndarray, centre: np.ndarray, iod: float, ex, ey, depth: np.ndarr
     return out
 
 
-def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 360), color: bool = False,
-                       studio=None) -> list[np.ndarray]:
+def render_performance(
+    london_dir, face_id, emotion: str, perf, rng, size=(640, 360), color: bool = False, studio=None
+) -> list[np.ndarray]:
     """Frames of a London face performing `perf` (a motion.Performance): `emotion` (one of CLASSES, or
     "neutral") shown at perf.intensity, speech moving the jaw and lips over it, the head turning,
     nodding and drifting, blinks. Happy is the person's real smile (the morph, at the intensity), the
@@ -379,8 +414,13 @@ def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 
         expr = PhotorealExpression(np.zeros((N_POINTS, 2)), {}, 1, 0.0, 0.0)
     else:
         expr = _expression(ident, emotion, _gains(face_id), rng)
-    speech = PhotorealExpression(expr.disp, expr.tex, expr.side, max(expr.teeth, float(rng.uniform(0.5, 0.9))),
-                         max(expr.lower_teeth, float(rng.uniform(0.0, 0.5))))
+    speech = PhotorealExpression(
+        expr.disp,
+        expr.tex,
+        expr.side,
+        max(expr.teeth, float(rng.uniform(0.5, 0.9))),
+        max(expr.lower_teeth, float(rng.uniform(0.0, 0.5))),
+    )
     ring = np.zeros((len(ident.ring), 2))
     depth = _depth(ident)
     iod, ey, ex = ident.iod * k, ident.ey, ident.ex
@@ -393,13 +433,23 @@ def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 
         smile = prep(aligned)
         if k != 1.0:
             flow = cv2.resize(flow, neutral.shape[1::-1], interpolation=cv2.INTER_AREA) * k
-        gx, gy = np.meshgrid(np.arange(neutral.shape[1], dtype=np.float32), np.arange(neutral.shape[0], dtype=np.float32))
+        gx, gy = np.meshgrid(
+            np.arange(neutral.shape[1], dtype=np.float32), np.arange(neutral.shape[0], dtype=np.float32)
+        )
     frames = []
     for i in range(n):
         c = float(perf.intensity[i])
         if emotion == "happy" and c > 0.01:
-            a = cv2.remap(neutral, gx - c * flow[..., 0], gy - c * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            b = cv2.remap(smile, gx + (1 - c) * flow[..., 0], gy + (1 - c) * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            a = cv2.remap(
+                neutral, gx - c * flow[..., 0], gy - c * flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            b = cv2.remap(
+                smile,
+                gx + (1 - c) * flow[..., 0],
+                gy + (1 - c) * flow[..., 1],
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
             base = cv2.addWeighted(a, 1 - c, b, c, 0)
             src = np.vstack([smile_points(ident, c), ident.ring]) * k
         else:
@@ -416,6 +466,14 @@ def render_performance(london_dir, face_id, emotion: str, perf, rng, size=(640, 
         img = pwa_warp(base, src, p, ident.tris)
         if c > 0.01 and expr.tex:
             img = texture(img, p, frame_of, expr.tex, c, expr.side)
-        img = mouth_interior(img, p, _turn(src, centre, iod, ex, ey, depth, float(perf.yaw[i]), float(perf.pitch[i])), iod, ey, speech, 1.0)
+        img = mouth_interior(
+            img,
+            p,
+            _turn(src, centre, iod, ex, ey, depth, float(perf.yaw[i]), float(perf.pitch[i])),
+            iod,
+            ey,
+            speech,
+            1.0,
+        )
         frames.append(_film(scene, img, i, studio))
     return frames

@@ -85,8 +85,17 @@ def _write_identity(args) -> dict:
             emotion, peak = "happy", faint_smile_peak(london_dir, face_id, rng)
             peaks.append(round(peak, 3))
         labels.append(emotion)
-        seq = render_identity_sequence(london_dir, face_id, emotion, n, rng, size=size, color=color, peak=peak,
-                                       studio=_studio(with_studio, backgrounds, seed, face_id, k))
+        seq = render_identity_sequence(
+            london_dir,
+            face_id,
+            emotion,
+            n,
+            rng,
+            size=size,
+            color=color,
+            peak=peak,
+            studio=_studio(with_studio, backgrounds, seed, face_id, k),
+        )
         num = f"{k:03d}"
         img_dir = out / "cohn-kanade-images" / subj / num
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +106,14 @@ def _write_identity(args) -> dict:
         (emo_dir / f"{subj}_{num}_{len(seq):08d}_emotion.txt").write_text(f"{ckplus_number(float(CODES[emotion]))}\n")
         frames += len(seq)
     load_identity.cache_clear()  # one identity at a time: keep the worker's memory flat
-    return {"face_id": face_id, "subject": subj, "frames": frames, "labels": labels, "color": color, "faint_peaks": peaks}
+    return {
+        "face_id": face_id,
+        "subject": subj,
+        "frames": frames,
+        "labels": labels,
+        "color": color,
+        "faint_peaks": peaks,
+    }
 
 
 def _per_identity(render, jobs: list, workers: int, progress: bool, describe) -> list[dict]:
@@ -122,8 +138,18 @@ def _per_identity(render, jobs: list, workers: int, progress: bool, describe) ->
 
 
 def write_dataset(
-    london_dir, out_dir, seed=0, identities=None, size=(640, 490), neutral=True, smiles: int = 1, faint: int = 0,
-    progress=True, workers: int = 1, studio: bool = False, backgrounds=(),
+    london_dir,
+    out_dir,
+    seed=0,
+    identities=None,
+    size=(640, 490),
+    neutral=True,
+    smiles: int = 1,
+    faint: int = 0,
+    progress=True,
+    workers: int = 1,
+    studio: bool = False,
+    backgrounds=(),
 ) -> dict:
     """Write the CK+ tree of London Set faces under out_dir: for every identity (or the given
     ids) one sequence per class and, with `neutral`, one neutral sequence (label code 0), in a
@@ -147,10 +173,29 @@ def write_dataset(
     size = (int(size[0]), int(size[1]))
     if smiles < 1 or faint < 0:
         raise ValueError("smiles must be at least 1 and faint at least 0")
-    jobs = [(london_dir, str(out), seed, i, size, neutral, int(smiles), int(faint), 1 if workers > 1 else None, studio, tuple(backgrounds))
-            for i in ids]
-    results = _per_identity(_write_identity, jobs, workers, progress, lambda r: f"photoreal: {r['subject']} "
-                            f"{len(r['labels'])} sequences, {r['frames']} frames")
+    jobs = [
+        (
+            london_dir,
+            str(out),
+            seed,
+            i,
+            size,
+            neutral,
+            int(smiles),
+            int(faint),
+            1 if workers > 1 else None,
+            studio,
+            tuple(backgrounds),
+        )
+        for i in ids
+    ]
+    results = _per_identity(
+        _write_identity,
+        jobs,
+        workers,
+        progress,
+        lambda r: f"photoreal: {r['subject']} {len(r['labels'])} sequences, {r['frames']} frames",
+    )
     (out / PEAK_STILLS_FILE).write_text(json.dumps(PEAK_STILLS) + "\n")
     per_class = {c: 0 for c in KINDS if neutral or c != "neutral"}
     for r in results:
@@ -206,22 +251,52 @@ def _write_talking_identity(args) -> dict:
     return {"face_id": face_id, "labels": kinds, "reused": False}
 
 
-def write_talking_dataset(london_dir, out_dir, seed=0, identities=None, calm: int = 2, seconds=(2.0, 3.0), progress=True,
-                          workers: int = 1, studio: bool = False, backgrounds=()) -> dict:
+def write_talking_dataset(
+    london_dir,
+    out_dir,
+    seed=0,
+    identities=None,
+    calm: int = 2,
+    seconds=(2.0, 3.0),
+    progress=True,
+    workers: int = 1,
+    studio: bool = False,
+    backgrounds=(),
+) -> dict:
     """Class folders of talking London faces under out_dir (`<class>/L<id>_talkNN.mp4`): per person
     `calm` videos of calm talking (neutral) and one of talking while holding each of the 7
     expressions, `seconds` (2-3 s) long at 30 fps, 640x360, with head turns, nods and blinks (training.synthesis.motion).
     Deterministic per seed and identity, like write_dataset; `studio` and `backgrounds` as there."""
     london_dir = str(Path(london_dir).resolve())
     ids = list_identities(london_dir) if identities is None else [str(i) for i in identities]
-    jobs = [(london_dir, str(out_dir), seed, i, int(calm), tuple(seconds), 1 if workers > 1 else None, studio, tuple(backgrounds))
-            for i in ids]
+    jobs = [
+        (
+            london_dir,
+            str(out_dir),
+            seed,
+            i,
+            int(calm),
+            tuple(seconds),
+            1 if workers > 1 else None,
+            studio,
+            tuple(backgrounds),
+        )
+        for i in ids
+    ]
     results = _per_identity(_write_talking_identity, jobs, workers, progress, lambda r: f"talking: L{r['face_id']}")
     per_class = {c: sum(r["labels"].count(c) for r in results) for c in KINDS}
-    return {"identities": len(results), "reused_identities": sum(r["reused"] for r in results),
-            "videos": sum(per_class.values()), "per_class": per_class, "seed": seed,
-            "calm": int(calm), "fps": motion.TALK_FPS, "size": list(TALK_SIZE), "studio": bool(studio),
-            "attribution": ATTRIBUTION}
+    return {
+        "identities": len(results),
+        "reused_identities": sum(r["reused"] for r in results),
+        "videos": sum(per_class.values()),
+        "per_class": per_class,
+        "seed": seed,
+        "calm": int(calm),
+        "fps": motion.TALK_FPS,
+        "size": list(TALK_SIZE),
+        "studio": bool(studio),
+        "attribution": ATTRIBUTION,
+    }
 
 
 if __name__ == "__main__":  # python -m training.synthesis.photoreal_dataset OUT_DIR [N_IDENTITIES]

@@ -17,8 +17,14 @@ from training.synthesis.identity import Identity
 # Speech mouth shapes on the 68 points, as DRAWN_AU entries (face units at full strength). The jaw reuses
 # AU26's pattern (lower lip, chin and jaw down) and the parting lips AU25's.
 DRAWN_SPEECH = {
-    "round": [((48, 54), -0.022, 0), ((60, 64), -0.02, 0), ((49, 53), -0.01, -0.004), ((59, 55), -0.01, 0.004),
-              ((50, 51, 52), 0, -0.005), ((56, 57, 58), 0, 0.005)],
+    "round": [
+        ((48, 54), -0.022, 0),
+        ((60, 64), -0.02, 0),
+        ((49, 53), -0.01, -0.004),
+        ((59, 55), -0.01, 0.004),
+        ((50, 51, 52), 0, -0.005),
+        ((56, 57, 58), 0, 0.005),
+    ],
 }
 DRAWN_JAW_SPEECH = 0.75  # AU26 at jaw = 1: a wide "ah" drops the chin ~0.045 face units (~0.14 inter-eye distances)
 
@@ -39,11 +45,32 @@ def drawn_speech_disp(jaw: float, spread: float, press: float) -> np.ndarray:
 # distances at full strength, as PHOTOREAL_AU. The jaw itself reuses PHOTOREAL_AU["jaw"] (lower lip, chin and jaw down).
 PHOTOREAL_SPEECH = {
     # lips spread ("ee"): corners out, lips thinned a little
-    "spread": {87: (0.06, -0.005), 94: (0.05, 0), 99: (0.05, 0), 88: (0.03, 0.003), 104: (0.03, -0.003),
-               89: (0.01, 0.004), 105: (0.01, -0.004), 95: (0.02, 0), 100: (0.02, 0), 160: (0.015, 0)},
+    "spread": {
+        87: (0.06, -0.005),
+        94: (0.05, 0),
+        99: (0.05, 0),
+        88: (0.03, 0.003),
+        104: (0.03, -0.003),
+        89: (0.01, 0.004),
+        105: (0.01, -0.004),
+        95: (0.02, 0),
+        100: (0.02, 0),
+        160: (0.015, 0),
+    },
     # lips rounded ("oo"): corners in, lips pushed out (taller in the picture)
-    "round": {87: (-0.07, 0.0), 94: (-0.055, 0), 99: (-0.055, 0), 88: (-0.035, -0.012), 104: (-0.035, 0.012),
-              89: (-0.012, -0.015), 105: (-0.012, 0.015), 95: (-0.02, 0), 100: (-0.02, 0), 90: (0, -0.015), 106: (0, 0.015)},
+    "round": {
+        87: (-0.07, 0.0),
+        94: (-0.055, 0),
+        99: (-0.055, 0),
+        88: (-0.035, -0.012),
+        104: (-0.035, 0.012),
+        89: (-0.012, -0.015),
+        105: (-0.012, 0.015),
+        95: (-0.02, 0),
+        100: (-0.02, 0),
+        90: (0, -0.015),
+        106: (0, 0.015),
+    },
     # lips pressed (m, b, p): the red of the lips narrowed
     "press": {88: (0, 0.012), 89: (0, 0.015), 90: (0, 0.015), 104: (0, -0.015), 105: (0, -0.018), 106: (0, -0.018)},
 }
@@ -53,6 +80,10 @@ PHOTOREAL_JAW_SPEECH = 0.14  # inter-pupil distances of chin drop at jaw = 1 (a 
 def photoreal_speech_disp(ident: Identity, jaw: float, spread: float, press: float) -> np.ndarray:
     """(189, 2) pixels: the mouth shape of one speech frame (motion.speech's units)."""
     d = jaw * PHOTOREAL_JAW_SPEECH * photoreal_au_disp(ident, PHOTOREAL_AU["jaw"])
-    d += min(1.0, 3 * jaw) * (1 - press) * 0.6 * photoreal_au_disp(ident, PHOTOREAL_AU["25"])  # the lips part as the jaw opens
-    d += max(spread, 0.0) * photoreal_au_disp(ident, PHOTOREAL_SPEECH["spread"]) + max(-spread, 0.0) * photoreal_au_disp(ident, PHOTOREAL_SPEECH["round"])
+    d += (
+        min(1.0, 3 * jaw) * (1 - press) * 0.6 * photoreal_au_disp(ident, PHOTOREAL_AU["25"])
+    )  # the lips part as the jaw opens
+    d += max(spread, 0.0) * photoreal_au_disp(ident, PHOTOREAL_SPEECH["spread"]) + max(
+        -spread, 0.0
+    ) * photoreal_au_disp(ident, PHOTOREAL_SPEECH["round"])
     return d + press * photoreal_au_disp(ident, PHOTOREAL_SPEECH["press"])

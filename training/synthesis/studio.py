@@ -115,8 +115,13 @@ def face_outline(points: np.ndarray) -> np.ndarray:
     return cv2.convexHull(np.round(points[list(_FACE_OUTLINE)]).astype(np.int32)).reshape(-1, 2)
 
 
-def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2.5, tolerance: float = 70.0,
-                hue_tolerance: float = 9.0) -> np.ndarray:
+def person_mask(
+    image: np.ndarray,
+    points: np.ndarray,
+    step_tolerance: float = 2.5,
+    tolerance: float = 70.0,
+    hue_tolerance: float = 9.0,
+) -> np.ndarray:
     """(H, W) float32 alpha, 1 on the person and 0 on the studio wall, feathered over ~2 px.
 
     A studio wall is smooth but not flat (light falls off across it), so the wall is grown from the
@@ -133,7 +138,9 @@ def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2
     # coloured clothes differ from it in hue even where a neck is lit as bright as the wall
     lab = cv2.cvtColor(smooth, cv2.COLOR_BGR2LAB).astype(np.float32)
     wall_lab = cv2.cvtColor(wall.reshape(1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)[0, 0]
-    near = (np.abs(lab[..., 0] - wall_lab[0]) < tolerance) & (np.hypot(*(lab[..., 1:] - wall_lab[1:]).transpose(2, 0, 1)) < hue_tolerance)
+    near = (np.abs(lab[..., 0] - wall_lab[0]) < tolerance) & (
+        np.hypot(*(lab[..., 1:] - wall_lab[1:]).transpose(2, 0, 1)) < hue_tolerance
+    )
     grown = np.zeros((h + 2, w + 2), np.uint8)
     grown[1:-1, 1:-1][~near] = 1  # flood fill does not cross a mask's set pixels
     face = np.zeros((h, w), np.uint8)
@@ -141,7 +148,11 @@ def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2
     grown[1:-1, 1:-1][face > 0] = 1
     diff = (step_tolerance,) * 3
     flags = 4 | cv2.FLOODFILL_MASK_ONLY | (2 << 8)
-    border = [(x, 0) for x in range(0, w, 8)] + [(0, y) for y in range(0, 3 * h // 4, 8)] + [(w - 1, y) for y in range(0, 3 * h // 4, 8)]
+    border = (
+        [(x, 0) for x in range(0, w, 8)]
+        + [(0, y) for y in range(0, 3 * h // 4, 8)]
+        + [(w - 1, y) for y in range(0, 3 * h // 4, 8)]
+    )
     for x, y in border:
         if grown[y + 1, x + 1] == 0:
             cv2.floodFill(smooth, grown, (x, y), 0, diff, diff, flags)
@@ -150,10 +161,10 @@ def person_mask(image: np.ndarray, points: np.ndarray, step_tolerance: float = 2
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     person = cv2.morphologyEx(person, cv2.MORPH_OPEN, k)
     # the person is the component holding the face; holes in it (earrings, eye glints) are filled
-    n, comp = cv2.connectedComponents(person, connectivity=8)
+    _, comp = cv2.connectedComponents(person, connectivity=8)
     nose = np.round(points[_NOSE_TIP]).astype(int)
     filled = (comp == comp[np.clip(nose[1], 0, h - 1), np.clip(nose[0], 0, w - 1)]).astype(np.uint8)
-    n, comp = cv2.connectedComponents(1 - filled, connectivity=4)
+    _, comp = cv2.connectedComponents(1 - filled, connectivity=4)
     edge = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
     filled[(comp > 0) & ~np.isin(comp, edge)] = 1  # background that touches no border: a hole
     return cv2.GaussianBlur(filled.astype(np.float32), (0, 0), 1.2)
@@ -193,7 +204,11 @@ def _cover(img: np.ndarray, h: int, w: int, rng) -> np.ndarray:
     """`img` scaled to cover (h, w) (at 1-1.6x the least), a random window of it."""
     ih, iw = img.shape[:2]
     s = max(h / ih, w / iw) * float(rng.uniform(1.0, 1.6))
-    big = cv2.resize(img, (max(w, int(np.ceil(iw * s))), max(h, int(np.ceil(ih * s)))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    big = cv2.resize(
+        img,
+        (max(w, int(np.ceil(iw * s))), max(h, int(np.ceil(ih * s)))),
+        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+    )
     y = int(rng.integers(0, big.shape[0] - h + 1))
     x = int(rng.integers(0, big.shape[1] - w + 1))
     return big[y : y + h, x : x + w]
@@ -295,7 +310,11 @@ def shading(points: np.ndarray, alpha: np.ndarray, light: Light) -> np.ndarray:
     if light.hardness < 1:  # a soft light: its shadows blur out
         lambert = cv2.GaussianBlur(lambert, (0, 0), (1 - light.hardness) * 0.35 * iod * f + 0.1)
     ambient = 1.0 - light.strength
-    gain = (ambient + (1 - ambient) * lambert) / (ambient + (1 - ambient) * L[2] + 1e-6) if light.strength > 0 else np.ones_like(H)
+    gain = (
+        (ambient + (1 - ambient) * lambert) / (ambient + (1 - ambient) * L[2] + 1e-6)
+        if light.strength > 0
+        else np.ones_like(H)
+    )
     gain = np.clip(gain, 0.08, 1.8).astype(np.float32)
     return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -339,7 +358,7 @@ def camera_frame(frame: np.ndarray, camera: Camera, index: int = 0) -> np.ndarra
         return frame
     x = frame.astype(np.float32) / 255.0
     if camera.gamma != 1.0:
-        x = x ** camera.gamma
+        x = x**camera.gamma
     if camera.contrast != 0.0:  # a logistic S-curve through (0.5, 0.5), normalised to keep 0 and 1
         k = 1 + 6 * abs(camera.contrast)
         s = lambda v: 1 / (1 + np.exp(-k * (v - 0.5)))  # noqa: E731
@@ -382,13 +401,22 @@ def draw(rng, photos: list[str] | tuple = ()) -> Studio:
         name = str(photos[int(rng.integers(len(photos)))])
     backdrop = Backdrop(kind, colour, colour2, float(rng.uniform(0, 360)), name, int(rng.integers(2**31)))
     lit = rng.random() >= 0.2
-    light = Light(azimuth=float(rng.uniform(-30, 210)), elevation=float(rng.uniform(25, 75)),
-                  strength=float(rng.uniform(0.2, 0.75)) if lit else 0.0, hardness=float(rng.uniform(0, 1)))
+    light = Light(
+        azimuth=float(rng.uniform(-30, 210)),
+        elevation=float(rng.uniform(25, 75)),
+        strength=float(rng.uniform(0.2, 0.75)) if lit else 0.0,
+        hardness=float(rng.uniform(0, 1)),
+    )
     cast = rng.random() < 0.6
     gains = tuple(float(v) for v in np.exp(rng.normal(0, 0.12, 3))) if cast else (1.0, 1.0, 1.0)
     grey = tuple(float(v) for v in rng.dirichlet([2, 2, 2])) if rng.random() < 0.4 else None
-    camera = Camera(gains=gains, grey=grey, gamma=float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))),
-                    contrast=float(rng.uniform(-0.6, 0.6)), vignette=float(rng.uniform(0, 0.5)) if rng.random() < 0.4 else 0.0,
-                    noise=float(rng.uniform(0, 6)), seed=int(rng.integers(2**31)))
+    camera = Camera(
+        gains=gains,
+        grey=grey,
+        gamma=float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))),
+        contrast=float(rng.uniform(-0.6, 0.6)),
+        vignette=float(rng.uniform(0, 0.5)) if rng.random() < 0.4 else 0.0,
+        noise=float(rng.uniform(0, 6)),
+        seed=int(rng.integers(2**31)),
+    )
     return Studio(backdrop, light, camera)
-

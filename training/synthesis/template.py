@@ -86,17 +86,38 @@ MIRROR = dict(
     + [(125, 133), (126, 132), (127, 131), (128, 130), (183, 184)]
 )
 MIDLINE = {55, 90, 96, 101, 106, 174, 175, 177, 129}
-NOT_WARPED = set(range(0, 18))  # pupils and irises: the lids move over them, they do not
+NOT_WARPED = set(range(18))  # pupils and irises: the lids move over them, they do not
 UPPER_INNER = [87, 94, 95, 96, 97, 98, 93]
 LOWER_INNER = [87, 99, 100, 101, 102, 103, 93]
 LIDS = [(19, 28), (20, 29), (21, 30), (24, 31), (25, 32), (26, 33)]  # (upper, lower) pairs
 # Top-to-bottom chains whose order a warp must keep (brow, lid crease, upper lid, lower lid;
 # outer lip, inner lips, outer lip, chin): a point pushed past the next one drags it along.
 CHAINS = [
-    (83, 34), (83, 35), (83, 36), (84, 36), (84, 37), (84, 38), (76, 38),  # brow -> lid crease
-    (86, 43), (86, 42), (86, 41), (85, 41), (85, 40), (85, 39), (77, 39),
-    (35, 19, 28), (36, 20, 29), (37, 21, 30), (42, 26, 33), (41, 25, 32), (40, 24, 31),  # crease -> lids
-    (88, 94, 99, 104), (89, 95, 100, 105), (90, 96, 101, 106, 177, 174, 175, 129), (91, 97, 102, 107), (92, 98, 103, 108),
+    (83, 34),
+    (83, 35),
+    (83, 36),
+    (84, 36),
+    (84, 37),
+    (84, 38),
+    (76, 38),  # brow -> lid crease
+    (86, 43),
+    (86, 42),
+    (86, 41),
+    (85, 41),
+    (85, 40),
+    (85, 39),
+    (77, 39),
+    (35, 19, 28),
+    (36, 20, 29),
+    (37, 21, 30),
+    (42, 26, 33),
+    (41, 25, 32),
+    (40, 24, 31),  # crease -> lids
+    (88, 94, 99, 104),
+    (89, 95, 100, 105),
+    (90, 96, 101, 106, 177, 174, 175, 129),
+    (91, 97, 102, 107),
+    (92, 98, 103, 108),
 ]
 
 

@@ -97,8 +97,21 @@ def texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amoun
         s = 0.3 * tex["dimple"] * k
         c = p[87] if side < 0 else p[93]
         out = side * ex
-        line([c + 0.03 * iod * out - 0.035 * iod * ey, c + 0.05 * iod * out + 0.005 * iod * ey, c + 0.04 * iod * out + 0.045 * iod * ey], s, width=0.02)
-        line([c + 0.02 * iod * out - 0.01 * iod * ey, c + 0.035 * iod * out + 0.02 * iod * ey], 0.6 * s, width=0.06, soft=True)
+        line(
+            [
+                c + 0.03 * iod * out - 0.035 * iod * ey,
+                c + 0.05 * iod * out + 0.005 * iod * ey,
+                c + 0.04 * iod * out + 0.045 * iod * ey,
+            ],
+            s,
+            width=0.02,
+        )
+        line(
+            [c + 0.02 * iod * out - 0.01 * iod * ey, c + 0.035 * iod * out + 0.02 * iod * ey],
+            0.6 * s,
+            width=0.06,
+            soft=True,
+        )
     if tex.get("lipline"):
         s = 0.3 * tex["lipline"] * k
         line(_chaikin(p[UPPER_INNER], False), s, width=0.02)
@@ -126,7 +139,9 @@ def texture(img: np.ndarray, p: np.ndarray, ident_scale: tuple, tex: dict, amoun
     return out
 
 
-def mouth_interior(img: np.ndarray, p: np.ndarray, p0: np.ndarray, iod: float, ey, expr: PhotorealExpression, amount: float) -> np.ndarray:
+def mouth_interior(
+    img: np.ndarray, p: np.ndarray, p0: np.ndarray, iod: float, ey, expr: PhotorealExpression, amount: float
+) -> np.ndarray:
     """Fill the opening between the inner lip lines (p: current points, p0: neutral) with a dark,
     shaded interior; upper (and lower) teeth where the expression shows them."""
     up, lo = UPPER_INNER, LOWER_INNER

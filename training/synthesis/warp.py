@@ -9,6 +9,8 @@ morphs (training.synthesis.identity) warp two people onto one shape with it.
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -58,7 +60,7 @@ def untangle(p: np.ndarray, p0: np.ndarray, ey) -> np.ndarray:
     distance below the one above it (never cross it), else it is pushed down."""
     p = p.copy()
     for chain in CHAINS:
-        for a, b in zip(chain[:-1], chain[1:]):
+        for a, b in itertools.pairwise(chain):
             gap0 = max(0.0, float((p0[b] - p0[a]) @ ey))
             gap = float((p[b] - p[a]) @ ey)
             if gap < 0.25 * gap0:
@@ -82,13 +84,17 @@ def pwa_warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray
         return img
     d = dst[act]  # (T, 3, 2)
     s = src[act]
-    area = 0.5 * ((d[:, 1, 0] - d[:, 0, 0]) * (d[:, 2, 1] - d[:, 0, 1]) - (d[:, 2, 0] - d[:, 0, 0]) * (d[:, 1, 1] - d[:, 0, 1]))
+    area = 0.5 * (
+        (d[:, 1, 0] - d[:, 0, 0]) * (d[:, 2, 1] - d[:, 0, 1]) - (d[:, 2, 0] - d[:, 0, 0]) * (d[:, 1, 1] - d[:, 0, 1])
+    )
     keep = np.abs(area) > 0.05
     d, s = d[keep], s[keep]
     n = len(d)
     a = np.concatenate([d, np.ones((n, 3, 1))], axis=2)  # (T, 3, 3): [x y 1] rows
     coef = np.linalg.solve(a, s)  # (T, 3, 2): src = [x y 1] @ coef
-    coef = np.concatenate([coef, np.array([[[1, 0], [0, 1], [0, 0]]], np.float64)], axis=0)  # identity for uncovered pixels
+    coef = np.concatenate(
+        [coef, np.array([[[1, 0], [0, 1], [0, 0]]], np.float64)], axis=0
+    )  # identity for uncovered pixels
     labels = np.full((y1 - y0, x1 - x0), n, np.int32)
     shift = 4
     dd = np.round((d - (x0, y0)) * (1 << shift)).astype(np.int32)
@@ -100,5 +106,7 @@ def pwa_warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray
     mapx = c[..., 0] * xx + c[..., 2] * yy + c[..., 4]
     mapy = c[..., 1] * xx + c[..., 3] * yy + c[..., 5]
     out = img.copy()
-    out[y0:y1, x0:x1] = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(out[y0:y1, x0:x1].shape)
+    out[y0:y1, x0:x1] = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(
+        out[y0:y1, x0:x1].shape
+    )
     return out
