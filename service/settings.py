@@ -299,9 +299,10 @@ class Settings(BaseSettings):
     )
     inference_runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        description="What runs the network and the face detector on a CPU: `auto` (ONNX Runtime where the `onnx` extra "
-        "is installed, on their exports, made once into the cache, `$RAMFER_CACHE` or `~/.cache/ramfer`, when the "
-        "checkpoint has none (or beforehand: `python -m training export --model DIR`), else PyTorch; batches of "
+        description="What runs the network and the face detector on a CPU: `auto` (ONNX Runtime, on their exports: the "
+        "served checkpoint's come with the package; another checkpoint's are made once into the cache, "
+        "`$RAMFER_CACHE` or `~/.cache/ramfer`, where the `onnx` extra is installed, or beforehand with "
+        "`python -m training export --model DIR`; else PyTorch; batches of "
         "clips stay on PyTorch where `RAMFER_INFERENCE_BF16` runs natively, as it is faster there), `torch`, or "
         "`onnx` (ONNX Runtime for all of it, or the worker does not start). CUDA always runs PyTorch "
         '(docs/performance.md, "The CPU runtime")',

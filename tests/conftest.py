@@ -83,6 +83,14 @@ def model_dir() -> Path:
     return DEFAULT_MODEL_DIR
 
 
+@pytest.fixture(scope="module")
+def detector():
+    """The face detector (BlazeFace through training.faces.FaceDetector), one per test module."""
+    from training.faces import FaceDetector
+
+    return FaceDetector()
+
+
 def make_settings(redis_url, storage: Path, model_dir: Path, **overrides) -> Settings:
     return Settings(
         redis_url=redis_url,

@@ -132,7 +132,7 @@ def test_export_command_writes_beside_the_checkpoint_and_a_read_only_install_loa
     from training.__main__ import main
 
     ckpt = tmp_path / "ckpt"
-    shutil.copytree(model_dir, ckpt)
+    shutil.copytree(model_dir, ckpt, ignore=shutil.ignore_patterns(FOLDER))  # a checkpoint without its exports
     unusable = tmp_path / "not-a-folder"
     unusable.write_text("")  # a file where the cache would be: nothing can be made there
     monkeypatch.setenv("RAMFER_CACHE", str(unusable))
@@ -231,7 +231,8 @@ def test_what_runs_where():
 
 
 def test_without_the_onnx_extra_auto_runs_pytorch_and_onnx_refuses(monkeypatch):
-    """A plain install has no onnxruntime (it is the onnx extra): auto runs PyTorch, onnx says why it cannot start."""
+    """Where onnxruntime cannot be imported (a platform without its wheels): auto runs PyTorch, onnx says why it
+    cannot start."""
     import sys
 
     from training.runtime import RuntimeUnavailable, wants_onnx
@@ -240,3 +241,23 @@ def test_without_the_onnx_extra_auto_runs_pytorch_and_onnx_refuses(monkeypatch):
     assert wants_onnx("auto", torch.device("cpu")) is False
     with pytest.raises(RuntimeUnavailable, match="onnxruntime cannot be imported"):
         wants_onnx("onnx", torch.device("cpu"))
+
+
+def test_the_package_carries_the_served_checkpoints_current_exports():
+    """A plain install runs the CPU's fast path with nothing but onnxruntime: the served checkpoint's exports
+    are in the package, and they are the ones this code makes for these weights (their names carry the
+    weights' hash and the code's). After a change to training/model.py or training/detector.py, or new
+    weights: `python -m training export --model training/models/default`."""
+    from pathlib import Path
+
+    from training import detector
+    from training.bundled import DETECTOR_WEIGHTS, SERVED_CHECKPOINT
+    from training.checkpoint import read_config
+    from training.runtime import detector_file, detector_key, network_key
+
+    wanted = {
+        *network_files(network_key(read_config(SERVED_CHECKPOINT))),
+        detector_file(detector_key(DETECTOR_WEIGHTS, Path(detector.__file__))),
+    }
+    shipped = {f.name for f in (SERVED_CHECKPOINT / FOLDER).glob("*.onnx")}
+    assert shipped == wanted, "stale exports: run python -m training export --model training/models/default"

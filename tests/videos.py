@@ -11,6 +11,8 @@ import numpy as np
 
 from training.video import CODEC_BY_SUFFIX, write_video  # noqa: F401 (the tests import them from here)
 
+LOSSLESS = {"qp": "0", "preset": "veryfast"}  # x264 at qp 0: the luma decodes exactly as written, however turned
+
 
 def astronaut_frames(n: int = 45, size=(640, 360), zoom=(0.9, 1.25)) -> list[np.ndarray]:
     """A real face (skimage's astronaut, Eileen Collins, public domain) panned and zoomed:

@@ -542,8 +542,10 @@ def cmd_card(args) -> None:
 
 def cmd_export(args) -> None:
     """Everything the CPU's fast path runs for a checkpoint (its network's two graphs and the face detector's)
-    written into CHECKPOINT_DIR/onnx/, where the service looks first; each file's largest difference from
-    PyTorch on its check batches is logged. Here, not in training/runtime.py, which the detector imports:
+    written into CHECKPOINT_DIR/onnx/, where the service looks first, and older exports there removed; each
+    file's largest difference from PyTorch on its check batches is logged. The served checkpoint's are
+    committed (training/models/default/onnx/): after a change to training/model.py or training/detector.py
+    run it on training/models/default (tests/test_runtime.py fails until then). Here, not in training/runtime.py, which the detector imports:
     the command needs the checkpoint loader, and the loader's crops import the detector."""
     from training import detector
     from training.bundled import DETECTOR_WEIGHTS, checkpoint_folder
@@ -570,6 +572,10 @@ def cmd_export(args) -> None:
             folder / name,
             "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}",
         )
+    # a checkpoint's folder holds its current exports only: those of older weights or code are never loaded again
+    for stale in sorted({f.name for f in folder.glob("*.onnx")} - set(found)):
+        (folder / stale).unlink()
+        log.info("%s: removed (an export of other weights or code)", folder / stale)
 
 
 def main(argv=None) -> None:
