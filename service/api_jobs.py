@@ -141,7 +141,7 @@ def get_job(job_id: str, request: Request, queue: QueueDep):
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the image"},
-        307: {"description": "S3_PRESIGNED_URLS: the image's presigned URL in the bucket (Location)"},
+        307: {"description": "RAMFER_S3_PRESIGNED_URLS: the image's presigned URL in the bucket (Location)"},
         **ERRORS,
     },
     summary="An attention-map image of a finished job",
@@ -170,14 +170,14 @@ def get_attention(job_id: str, name: str, queue: QueueDep, storage: StorageDep):
             "description": "the uploaded video, as it was uploaded",
         },
         206: {"description": "the bytes a Range header asked for (Content-Range says which)"},
-        307: {"description": "S3_PRESIGNED_URLS: the video's presigned URL in the bucket (Location)"},
+        307: {"description": "RAMFER_S3_PRESIGNED_URLS: the video's presigned URL in the bucket (Location)"},
         416: {"model": ErrorBody, "description": "the Range asked for lies beyond the video's end"},
         **ERRORS,
     },
     summary="A job's uploaded video, for a player (Range requests: seeking works)",
 )
 def get_video(job_id: str, request: Request, queue: QueueDep, storage: StorageDep):
-    """The video that was uploaded, kept as long as the job's images when it finished (KEEP_VIDEOS);
+    """The video that was uploaded, kept as long as the job's images when it finished (RAMFER_KEEP_VIDEOS);
     one byte range at a time (`Range: bytes=START-END`), as a browser's player asks while seeking."""
     missing = ApiError(
         404, "unknown_video", f"No video for job {job_id!r} (unknown, expired, failed, or videos are not kept)."

@@ -29,15 +29,15 @@ def live_protocol():
        may send `Authorization: Bearer KEY` instead).
     2. Service: `{"type": "ready", "session", "fps", "limits"}` once a live worker serves it.
     3. Client: frames, each a binary message: its capture time (8 bytes, float64 big-endian,
-       seconds, increasing) then a JPEG image (at most LIVE_MAX_FRAME_KB).
+       seconds, increasing) then a JPEG image (at most RAMFER_LIVE_MAX_FRAME_KB).
     4. Service, as each 8-frame clip (stride 2) closes: `{"type": "clip", "clip", "person",
        "start_s", "end_s", "label", "probabilities", "face": {"x", "y", "width", "height"}}` (times are
-       the client's capture times; the box in frame pixels); every LIVE_DECIDE_EVERY_CLIPS clips
+       the client's capture times; the box in frame pixels); every RAMFER_LIVE_DECIDE_EVERY_CLIPS clips
        `{"type": "decision", "person", "expression", "confidence", "votes", "clips", "start_s",
        "end_s", "attention", "frames_received", "frames_analysed", "dropped", "fps_analysed"}`: the
-       service's decision rule over the last LIVE_WINDOW_S seconds, where the network looked
+       service's decision rule over the last RAMFER_LIVE_WINDOW_S seconds, where the network looked
        (an h x w grid over the face box), and how many frames were dropped because they came
-       faster than the worker read them (only the newest LIVE_BUFFER_FRAMES wait).
+       faster than the worker read them (only the newest RAMFER_LIVE_BUFFER_FRAMES wait).
     5. Client: `{"type": "stop"}`; service: the last clips, a decision, `{"type": "end", ...counts}`,
        close 1000.
 

@@ -16,7 +16,7 @@ def neutral_class(classes: list[str]) -> int | None:
 
 
 def neutral_bias(predictor: Predictor, settings: Settings) -> float:
-    """The prior for neutral the decision uses: NEUTRAL_BIAS where it is set, else the checkpoint's own
+    """The prior for neutral the decision uses: RAMFER_NEUTRAL_BIAS where it is set, else the checkpoint's own
     (0 for a model without a neutral class)."""
     if neutral_class(predictor.classes) is None:
         return 0.0

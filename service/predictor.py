@@ -63,7 +63,7 @@ class Predictor:
         # Calibration (training/calibration.py): the reported probabilities are the network's at this
         # temperature; the decision reads the network's own, on which its rule was chosen.
         self.temperature: float = float((self.config.get("calibration") or {}).get("temperature", 1.0))
-        # The prior for neutral its decision rule was chosen with (NEUTRAL_BIAS overrides it)
+        # The prior for neutral its decision rule was chosen with (RAMFER_NEUTRAL_BIAS overrides it)
         self.neutral_bias: float = float((self.config.get("decision") or {}).get("neutral_bias", LEGACY_NEUTRAL_BIAS))
         self.batch_size = batch_size
         # Each clip also seen in a mirror (training flips half its clips, so the mirror is a

@@ -93,7 +93,7 @@ class FaceStats(BaseModel):
         None, description="the most faces seen in one frame (null: an older worker's result)"
     )
     dropped: int = Field(0, description="the most faces of one frame left out because more than max_faces were there")
-    max_faces: int | None = Field(None, description="the service's MAX_FACES")
+    max_faces: int | None = Field(None, description="the service's RAMFER_MAX_FACES")
 
 
 class Box(BaseModel):
@@ -126,7 +126,7 @@ class Person(BaseModel):
     of them was seen."""
 
     id: int = Field(
-        description="1, 2, ... in order of appearance; a person who leaves for longer than TRACK_GAP_S and "
+        description="1, 2, ... in order of appearance; a person who leaves for longer than RAMFER_TRACK_GAP_S and "
         "comes back is a new id"
     )
     scored: bool = Field(description="false: seen, but never for a whole clip (8 frames); no answer")
@@ -222,7 +222,7 @@ class JobView(BaseModel):
 class ModelInfo(BaseModel):
     name: str | None = Field(
         None,
-        description="the checkpoint's name (served-v8; the bundled ones are chosen by MODEL_DIR=default, "
+        description="the checkpoint's name (e.g. served-v9; the bundled ones are chosen by RAMFER_MODEL_DIR=default, "
         "synthetic or synthetic-7class)",
     )
     variant: str
@@ -238,7 +238,7 @@ class ModelInfo(BaseModel):
     decision: dict | None = Field(
         None,
         description="the prior for neutral this checkpoint is decided with, and how it was "
-        "chosen (NEUTRAL_BIAS overrides it); null: none recorded (2.5 is used)",
+        "chosen (RAMFER_NEUTRAL_BIAS overrides it); null: none recorded (2.5 is used)",
     )
 
 
@@ -253,7 +253,7 @@ class Ready(BaseModel):
     workers: int
     queue_depth: int
     live_workers: int = (
-        0  # live workers (WS /live) with the model, each serving up to LIVE_SESSIONS_PER_WORKER sessions
+        0  # live workers (WS /live) with the model, each serving up to RAMFER_LIVE_SESSIONS_PER_WORKER sessions
     )
 
 
@@ -280,7 +280,7 @@ class LiveStop(BaseModel):
 
 
 class LiveLimits(BaseModel):
-    max_frame_bytes: int = Field(description="the largest frame message taken (LIVE_MAX_FRAME_KB)")
+    max_frame_bytes: int = Field(description="the largest frame message taken (RAMFER_LIVE_MAX_FRAME_KB)")
     buffer_frames: int = Field(description="frames waiting for the worker beyond this are dropped, oldest first")
     idle_timeout_s: float = Field(description="the session closes when no message comes for this long")
     decide_every_clips: int = Field(description="a decision comes every this many clips")
@@ -310,8 +310,8 @@ class LiveClip(BaseModel):
 
 
 class LiveDecision(BaseModel):
-    """Service, every LIVE_DECIDE_EVERY_CLIPS clips and at the end: the uploads' decision rule over the
-    last LIVE_WINDOW_S seconds of the person seen in most of their clips."""
+    """Service, every RAMFER_LIVE_DECIDE_EVERY_CLIPS clips and at the end: the uploads' decision rule over the
+    last RAMFER_LIVE_WINDOW_S seconds of the person seen in most of their clips."""
 
     type: Literal["decision"] = "decision"
     person: int
