@@ -292,25 +292,12 @@ def cmd_submit(args) -> None:
     several videos or a folder: a batch, as `predict` runs one."""
     from tqdm import tqdm
 
-    from service.batch import run_batch
     from service.client import Client, ServiceError
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would break the progress bar
     api_key = args.api_key or os.environ.get("RAMFER_API_KEY")
     if batch := batch_or_exit(args):
-
-        def retrying_in_batch(why, delay: float) -> None:
-            what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
-            tqdm.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
-
-        with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying_in_batch) as client:
-            counts = run_batch(
-                batch,
-                Path(args.out),
-                lambda video, folder: client.predict(video, wait=args.wait, timeout=args.timeout),
-                quiet=args.quiet,
-            )
-        finish_batch(counts, Path(args.out))
+        submit_batch(args, batch, api_key)
         return
     video = args.videos[0]
     bar = tqdm(
@@ -349,6 +336,27 @@ def cmd_submit(args) -> None:
         sys.exit(2)
     bar.close()
     show_result(args, video, result)
+
+
+def submit_batch(args, batch, api_key: str | None) -> None:
+    """Several videos to a running service, one at a time, each result into its folder under --out."""
+    from tqdm import tqdm
+
+    from service.batch import run_batch
+    from service.client import Client
+
+    def retrying(why, delay: float) -> None:
+        what = f"HTTP {why.status_code}" if hasattr(why, "status_code") else type(why).__name__
+        tqdm.write(f"service busy or unavailable ({what}); trying again in {delay:.0f} s", file=sys.stderr)
+
+    with Client(args.url, api_key=api_key, retries=args.retries, on_retry=retrying) as client:
+        counts = run_batch(
+            batch,
+            Path(args.out),
+            lambda video, folder: client.predict(video, wait=args.wait, timeout=args.timeout),
+            quiet=args.quiet,
+        )
+    finish_batch(counts, Path(args.out))
 
 
 def print_result(video: str, result: dict) -> None:
@@ -476,8 +484,22 @@ def add_video_arguments(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def main(argv=None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.run(args)
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
+    add_server_commands(sub)
+    add_video_commands(sub)
+    add_admin_commands(sub)
+    return ap
+
+
+def add_server_commands(sub) -> None:
+    """serve, worker, live-worker: the processes of a deployment."""
     p = sub.add_parser(
         "serve", help="the API; with no RAMFER_REDIS_URL (or REDIS_URL) also an embedded Redis and local workers"
     )
@@ -497,6 +519,10 @@ def main(argv=None) -> None:
         help="one live worker process for RAMFER_REDIS_URL (or REDIS_URL): serves WS /live sessions (loads the model once)",
     )
     p.set_defaults(run=cmd_live_worker)
+
+
+def add_video_commands(sub) -> None:
+    """live, predict, submit: a video or a camera read, here or by a running service."""
     p = sub.add_parser(
         "live",
         help="stream a video file (at its own pace) or a camera (its number) to a running service, print labels as they come",
@@ -534,6 +560,10 @@ def main(argv=None) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_submit)
+
+
+def add_admin_commands(sub) -> None:
+    """settings, health: what a deployment is set to, and whether it is up."""
     p = sub.add_parser(
         "settings",
         help="print every setting (RAMFER_* variables) and its value here, secrets hidden; "
@@ -554,9 +584,6 @@ def main(argv=None) -> None:
     )
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(run=cmd_health)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.run(args)
 
 
 if __name__ == "__main__":

@@ -99,25 +99,11 @@ def video_result(
     clips = analysis.finish()
     seen_people, main_person = people_of(analysis)
     times, fps = analysis.times, info.fps
-    grid = [
-        {
-            "index": c,
-            "start_frame": int(idx[0]),
-            "end_frame": int(idx[-1]),
-            "start_s": round(times[int(idx[0])], 3),
-            "end_s": round(times[int(idx[-1])] + 1 / fps, 3),
-        }
-        for c, idx in enumerate(clips)
-    ]
-    judge = Judge(predictor, settings, watch, grid, clips, times, fps, out_dir)
+    judge = Judge(predictor, settings, watch, clip_grid(clips, times, fps), clips, times, fps, out_dir)
     people = [judge.person(p) for p in seen_people]
     main = next(e for e, p in zip(people, seen_people) if p is main_person)
     clip_rows, segments = judge.timeline(main_person, range(len(clips)))
-    # The top level's maps are the main person's, also under names without the person ("peak",
-    # "peak_clip", "peak_evidence"), so links that clients build by name keep working.
-    top_maps = [m.model_copy(update={"name": m.name.removeprefix(f"person{main.id}_")}) for m in main.attention_maps]
-    for m, top in zip(main.attention_maps, top_maps):
-        shutil.copyfile(Path(out_dir) / f"{m.name}.png", Path(out_dir) / f"{top.name}.png")
+    top_maps = top_level_maps(main, out_dir)
     watch.ms["total"] = 1000 * (time.perf_counter() - start)
     tracker, n = analysis.tracker, len(times)
     return Result(
@@ -129,15 +115,7 @@ def video_result(
         segments=segments,
         peak=main.peak,
         attention_maps=top_maps,
-        video=VideoMeta(
-            frames=n,
-            fps=round(fps, 3),
-            duration_s=round(times[-1] + 1 / fps, 3),
-            width=first.gray.shape[1],
-            height=first.gray.shape[0],
-            rotation=first.orientation.rotation,
-            mirrored=first.orientation.mirrored,
-        ),
+        video=video_meta(first, times, fps),
         faces=FaceStats(
             frames_with_face=main.frames,
             frames=n,
@@ -159,6 +137,42 @@ def video_result(
             neutral_bias=neutral_bias(predictor, settings),
         ),
         timings_ms={k: round(v, 1) for k, v in watch.ms.items()},
+    )
+
+
+def clip_grid(clips, times, fps: float) -> list[dict]:
+    """The video's clips: index, first and last frame, and when they start and end."""
+    return [
+        {
+            "index": c,
+            "start_frame": int(idx[0]),
+            "end_frame": int(idx[-1]),
+            "start_s": round(times[int(idx[0])], 3),
+            "end_s": round(times[int(idx[-1])] + 1 / fps, 3),
+        }
+        for c, idx in enumerate(clips)
+    ]
+
+
+def top_level_maps(main, out_dir: Path | None) -> list:
+    """The main person's pictures, also under names without the person ("peak", "peak_clip",
+    "peak_evidence"), so links that clients build by name keep working."""
+    top_maps = [m.model_copy(update={"name": m.name.removeprefix(f"person{main.id}_")}) for m in main.attention_maps]
+    for m, top in zip(main.attention_maps, top_maps):
+        shutil.copyfile(Path(out_dir) / f"{m.name}.png", Path(out_dir) / f"{top.name}.png")
+    return top_maps
+
+
+def video_meta(first, times, fps: float) -> VideoMeta:
+    """The video as displayed: frames, rate, length, size after turning, and how it was turned."""
+    return VideoMeta(
+        frames=len(times),
+        fps=round(fps, 3),
+        duration_s=round(times[-1] + 1 / fps, 3),
+        width=first.gray.shape[1],
+        height=first.gray.shape[0],
+        rotation=first.orientation.rotation,
+        mirrored=first.orientation.mirrored,
     )
 
 
