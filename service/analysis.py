@@ -20,7 +20,7 @@ from service.settings import Settings
 from service.stopwatch import Stopwatch
 from training.clips import CLIP_LENGTH, CLIP_STRIDE, clip_indices, regular_clip
 from training.faces import crop_frame
-from training.tracks import PeopleFrame, PeopleStream, Tracker
+from training.tracks import MIN_DETECTIONS, PeopleFrame, PeopleStream, Tracker
 from training.video import Frame
 
 
@@ -103,6 +103,8 @@ class Analysis:
             max_faces=settings.max_faces,
             min_face=settings.min_face_px,
             max_gap=max(1, round(settings.track_gap_s * (fps or 30.0))),
+            # a face in MIN_DETECTIONS frames is a person, however many of them the detector looked at
+            min_detections=-(-MIN_DETECTIONS // settings.detect_every),
         )
         self.follow = PeopleStream(
             watch.wrap("detect", predictor.detector.detect_people),

@@ -81,8 +81,12 @@ class Tracker:
     Faces under `min_face` px are left out; of more than `max_faces` in a frame the largest are
     followed (`most_in_frame` and `dropped` say how many were seen and left out at most)."""
 
-    def __init__(self, max_faces: int = 8, min_face: float = 24.0, max_gap: int = 30):
+    def __init__(
+        self, max_faces: int = 8, min_face: float = 24.0, max_gap: int = 30, min_detections: int = MIN_DETECTIONS
+    ):
         self.max_faces, self.min_face, self.max_gap = max_faces, min_face, max_gap
+        # with the detector on every k-th frame, MIN_DETECTIONS frames' worth is fewer detections (the caller says)
+        self.min_detections = min_detections
         self.tracks: dict[int, Track] = {}  # by id (1, 2, ... in order of appearance): all so far, unless forgotten
         self.started = 0  # tracks started: the last id given
         self.most_in_frame = 0
@@ -142,9 +146,9 @@ class Tracker:
         return step + growth
 
     def people(self) -> list[Track]:
-        """The tracks that are people, in order of appearance: seen at least MIN_DETECTIONS times
+        """The tracks that are people, in order of appearance: seen at least `min_detections` times
         (or in every frame looked at, in a video shorter than that)."""
-        return [t for t in self.tracks.values() if t.detections >= min(MIN_DETECTIONS, self.frames)]
+        return [t for t in self.tracks.values() if t.detections >= min(self.min_detections, self.frames)]
 
 
 @dataclass(frozen=True)
