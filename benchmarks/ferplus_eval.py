@@ -154,7 +154,7 @@ def contact_sheet(
 ) -> None:
     import cv2
 
-    from training.visualize import heat_overlay, strip
+    from training.visualize import evidence_overlay, heat_overlay, strip
 
     rows = []
     for i, c in enumerate(classes):
@@ -163,11 +163,10 @@ def contact_sheet(
             continue
         cells = []
         for k in right:
-            positive = np.clip(evidence[k], 0, None)
             cells += [
                 heat_overlay(faces[k], np.zeros_like(maps[k]), 96, alpha=0.0),
                 heat_overlay(faces[k], maps[k], 96),
-                heat_overlay(faces[k], positive / max(float(positive.max()), 1e-9), 96),
+                evidence_overlay(faces[k], evidence[k], 96),
             ]
         cells += [np.full((96, 96, 3), 255, np.uint8)] * (3 * (per_class - len(right)))
         label = np.full((96, 110, 3), 255, np.uint8)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from service.schemas import AttentionMap, Image
-from training.visualize import heat_overlay, strip
+from training.visualize import evidence_overlay, heat_overlay, strip
 
 PEAK_SIZE = 256
 
@@ -40,11 +40,7 @@ def render_attention(
         AttentionMap(name=f"{prefix}peak_clip", frame=frames[0], time_s=round(times[0], 3), frames=frames),
     ]
     if evidence is not None:
-        positive = np.clip(evidence, 0, None)
-        _write_png(
-            out_dir / f"{prefix}peak_evidence.png",
-            heat_overlay(faces[-1], positive / max(float(positive.max()), 1e-9), PEAK_SIZE),
-        )
+        _write_png(out_dir / f"{prefix}peak_evidence.png", evidence_overlay(faces[-1], evidence, PEAK_SIZE))
         images.append(AttentionMap(name=f"{prefix}peak_evidence", frame=frames[-1], time_s=round(times[-1], 3)))
     return images
 

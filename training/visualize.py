@@ -25,6 +25,13 @@ def heat_overlay(
     return cv2.addWeighted(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), 1 - alpha, heat, alpha, 0)
 
 
+def evidence_overlay(face_gray: np.ndarray, evidence: np.ndarray, size: int | None = None) -> np.ndarray:
+    """The answer's evidence per cell (ExpressionNet.evidence) over the face: its positive part as a share of
+    its strongest cell (red: the region that gave the answer most), not on RAM's absolute scale."""
+    positive = np.clip(evidence, 0, None)
+    return heat_overlay(face_gray, positive / max(float(positive.max()), 1e-9), size)
+
+
 def strip(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
     """Images of equal height side by side, with a white gap between them."""
     h = images[0].shape[0]
