@@ -57,3 +57,45 @@ def test_read_frames_reads_the_older_rotate_tag(tmp_path):
         frames = list(read_frames(path))
         assert frames[0].orientation == Orientation(degrees)
         np.testing.assert_allclose(frames[0].gray, image, atol=1)
+
+
+@pytest.mark.parametrize(
+    "suffix, codec, pixel_format, full_range",
+    [
+        (".mp4", "libx264", "yuv420p", False),  # what phones and webcams hand over
+        (".mp4", "libx264", "yuv420p", True),  # the same, flagged full range
+        (".mp4", "libx264", "yuvj420p", False),
+        (".mkv", "libx264", "yuv422p", False),
+        (".mp4", "libx264", "yuv444p", False),
+        (".avi", "mjpeg", "yuvj420p", False),
+        (".webm", "libvpx-vp9", "yuv420p", False),
+        (".mp4", "libx264", "yuv420p10le", False),  # not 8-bit: through FFmpeg's converter
+    ],
+)
+def test_read_frames_gray_is_ffmpegs_own_gray(tmp_path, suffix, codec, pixel_format, full_range):
+    """read_frames reads the luma plane through a table instead of FFmpeg's slow converter; the
+    pictures must be the converter's, value for value, whatever the format and range."""
+    import av
+
+    path = tmp_path / f"v{suffix}"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, pixel_format
+        if full_range:
+            stream.codec_context.color_range = 2
+        for _ in range(4):
+            rgb = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+        expected = [frame.to_ndarray(format="gray") for frame in decoded]
+        seen = {(frame.format.name, int(frame.color_range)) for frame in decoded}
+    frames = [frame.gray for frame in read_frames(path)]
+    assert len(frames) == len(expected) == 4, seen
+    for got, want in zip(frames, expected):
+        assert got.shape == want.shape and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
