@@ -13,8 +13,14 @@ activations, calibrated on real faces), and every variant reads the same real fa
 The faces are FER+'s (`--split FERPLUS_DIR/FER2013Valid`: the first --calibrate faces calibrate, the next
 --faces are read), found and aligned by the service's detector and crop (training/data.py, load_ferplus).
 
+With --talking, also what int8 does to video answers: the held-out London people's photo-real talking videos
+(benchmarks/london_eval.py --talking: calm, and holding each expression; --people N: the first N), each through
+the whole pipeline (analyse_video) on ONNX Runtime, fp32 then the int8 graphs in the same Predictor: the videos
+whose answer is the same, right answers of each, and the share of equal clip labels.
+
     python benchmarks/int8_study.py --split FERPLUS_DIR/FER2013Valid [--model training/models/default]
                                     [--calibrate 300] [--faces 1000] [--rounds 5] [--threads 1]
+                                    [--talking [--people 8]]
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=1000, help="faces read by every variant (after the calibration's)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--talking", action="store_true", help="also the held-out London talking videos' answers")
+    ap.add_argument("--people", type=int, default=None, help="with --talking: the first N held-out people")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -164,6 +172,55 @@ def main() -> None:
             f"| {name} | {fs:.3f} | {c1:.2f} | {c32:.2f} | {100 * (answers[name] == ref).mean():.1f} % | "
             f"{100 * (answers[name] == y).mean():.1f} % |"
         )
+    if args.talking:
+        talking(args.model, (q_frame, q_clip), args.people)
+
+
+def talking(model_dir: str, int8_paths: tuple[Path, Path], people: int | None) -> None:
+    """Every held-out talking video through analyse_video twice, fp32 and int8 ONNX Runtime graphs."""
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from london_eval import talking_videos
+
+    from service.pipeline import Predictor, analyse_video
+    from service.settings import Settings
+    from training.synthesis.london import find_london, list_identities, split_identities
+
+    london = str(find_london(None))
+    _, held = split_identities(list_identities(london), 0)
+    predictor = Predictor(model_dir, runtime="onnx")
+    fp32_sessions = (predictor.network.frame, predictor.network.clip)
+    int8_sessions = tuple(session(p) for p in int8_paths)
+    settings = Settings(model_dir=Path(model_dir))
+    tmp = Path(tempfile.mkdtemp(prefix="ramfer-int8-talking-"))
+    rows = []
+    try:
+        for face_id, want, video in talking_videos(london, held[:people], tmp, (0.6, 1.0), 1, False):
+            answers = []
+            for sessions in (fp32_sessions, int8_sessions):
+                predictor.network.frame, predictor.network.clip = sessions
+                result = analyse_video(video, predictor, settings)
+                answers.append((result["expression"], [c["label"] for c in result["clips"] if c["face"]]))
+            rows.append((face_id, want, answers))
+            video.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    same = sum(a[0][0] == a[1][0] for _, _, a in rows)
+    right = [sum(a[k][0] == want for _, want, a in rows) for k in (0, 1)]
+    pairs = [(x, y) for _, _, a in rows for x, y in zip(a[0][1], a[1][1])]
+    print(
+        f"\n{len(rows)} held-out London talking videos ({len(held[:people])} people), whole pipeline on ONNX Runtime:"
+    )
+    print("| graphs | right | same answer as fp32 | clip labels = fp32 |\n|---|---|---|---|")
+    print(f"| fp32 | {right[0]} / {len(rows)} | - | - |")
+    print(
+        f"| int8 | {right[1]} / {len(rows)} | {same} / {len(rows)} | "
+        f"{100 * sum(x == y for x, y in pairs) / max(len(pairs), 1):.1f} % of {len(pairs)} |"
+    )
+    for face_id, want, a in rows:
+        if a[0][0] != a[1][0]:
+            print(f"differs: {face_id} {want}: fp32 {a[0][0]}, int8 {a[1][0]}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ CONFIGS = {  # name: (detect_every, bf16, runtime); the Haar-era DETECT_MAX_SIDE
     "onnx+every2": (2, False, "onnx"),
     "auto+every2": (2, True, "auto"),  # the service's defaults with the detector on every k-th frame
     "auto+every3": (3, True, "auto"),
+    "int8+every2": (2, True, "auto"),  # the service's defaults now: the network's int8 exports (RAMFER_INFERENCE_INT8)
     "auto+every4": (4, True, "auto"),
 }
 
@@ -78,7 +79,10 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)  # ONNX Runtime's sessions take torch's count
     predictors = {
-        n: Predictor(Settings().model_dir, None, 32, bf16=CONFIGS[n][1], runtime=CONFIGS[n][2]) for n in names
+        n: Predictor(
+            Settings().model_dir, None, 32, bf16=CONFIGS[n][1], runtime=CONFIGS[n][2], int8=n.startswith("int8")
+        )
+        for n in names
     }
     for p in predictors.values():
         p.warm_up()

@@ -27,6 +27,7 @@ class Predictor:
         bf16: bool = False,
         flip_average: bool = False,
         runtime: str = "auto",
+        int8: bool = False,
     ):
         import torch
 
@@ -51,11 +52,13 @@ class Predictor:
             runtime,
             self.device,
             torch_clips_from=BF16_CLIPS_FROM if runtime == "auto" and self.bf16 else None,
+            int8=int8,
         )
         self.runtime: str = getattr(self.network, "runtime", "torch")  # what runs the network, in words
-        self.bf16 = (
-            self.bf16 and self.runtime != "onnx"
-        )  # ONNX Runtime runs the fp32 weights; autocast reaches the torch part
+        self.bf16 = self.bf16 and self.runtime not in (
+            "onnx",
+            "onnx int8",
+        )  # ONNX Runtime runs its own weights; autocast reaches the torch part
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]

@@ -77,6 +77,7 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
                 settings.inference_bf16,
                 flip_average=settings.flip_average,
                 runtime=settings.inference_runtime,
+                int8=settings.inference_int8,
             )
         except (CheckpointError, DetectorError) as e:
             raise model_unavailable(settings, e, flag) from None

@@ -543,7 +543,9 @@ def cmd_card(args) -> None:
 def cmd_export(args) -> None:
     """Everything the CPU's fast path runs for a checkpoint (its network's two graphs and the face detector's)
     written into CHECKPOINT_DIR/onnx/, where the service looks first, and older exports there removed; each
-    file's largest difference from PyTorch on its check batches is logged. The served checkpoint's are
+    file's largest difference from PyTorch on its check batches is logged. With --int8 DATA, also the network
+    with int8 convolutions calibrated on DATA's faces (training/runtime.quantise_network); int8 exports of the
+    same weights and code are kept when it is not given. The served checkpoint's are
     committed (training/models/default/onnx/): after a change to training/model.py or training/detector.py
     run it on training/models/default (tests/test_runtime.py fails until then). Here, not in training/runtime.py, which the detector imports:
     the command needs the checkpoint loader, and the loader's crops import the detector."""
@@ -556,22 +558,31 @@ def cmd_export(args) -> None:
         detector_key,
         export_detector,
         export_network,
+        int8_files,
         network_files,
         network_key,
+        quantise_network,
     )
 
     folder = checkpoint_folder(args.model) / FOLDER
     model, config = load_checkpoint(args.model)
     key = network_key(config)
-    found = dict(zip(network_files(key), export_network(model, folder, key).values()))
+    said = lambda worst: "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}"  # noqa: E731
+    found = {name: said(worst) for name, worst in zip(network_files(key), export_network(model, folder, key).values())}
+    if args.int8:
+        from training.checkpoint import crop_config
+        from training.data import calibration_clips
+
+        clips, described = calibration_clips(args.int8, crop_config(config), tuple(config["classes"]), args.int8_faces)
+        shares = quantise_network(folder, key, clips, described).values()
+        found |= {
+            n: "already there" if a is None else f"written; {a:.1%} as fp32" for n, a in zip(int8_files(key), shares)
+        }
+    found |= {n: "kept (these weights and code)" for n in int8_files(key) if n not in found and (folder / n).is_file()}
     key = detector_key(DETECTOR_WEIGHTS, Path(detector.__file__))
-    found[detector_file(key)] = export_detector(detector.BlazeFace("cpu").net, folder, key, detector.gray_input)
-    for name, worst in found.items():
-        log.info(
-            "%s: %s",
-            folder / name,
-            "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}",
-        )
+    found[detector_file(key)] = said(export_detector(detector.BlazeFace("cpu").net, folder, key, detector.gray_input))
+    for name, what in found.items():
+        log.info("%s: %s", folder / name, what)
     # a checkpoint's folder holds its current exports only: those of older weights or code are never loaded again
     for stale in sorted({f.name for f in folder.glob("*.onnx")} - set(found)):
         (folder / stale).unlink()
@@ -756,6 +767,14 @@ def main(argv=None) -> None:
         metavar="CHECKPOINT",
         help="a checkpoint folder, or the name of a bundled one (default, synthetic, synthetic-7class); default: the served one",
     )
+    p.add_argument(
+        "--int8",
+        default=None,
+        metavar="DATA",
+        help="also the network with int8 convolutions, calibrated on DATA's faces (any layout `train --data` reads, "
+        "e.g. FER2013Valid); RAMFER_INFERENCE_INT8 runs them",
+    )
+    p.add_argument("--int8-faces", type=int, default=300, metavar="N", help="with --int8: how many faces calibrate")
     p.set_defaults(run=cmd_export)
 
     args = ap.parse_args(argv)

@@ -423,6 +423,20 @@ def load_dataset(root, crop: CropConfig = CropConfig(), cache_dir=None, classes=
     return _load_video_files(root, entries, layout, crop, cache_dir, classes, progress)
 
 
+def calibration_clips(root, crop: CropConfig, classes, faces: int) -> tuple[np.ndarray, str]:
+    """(faces, 8, S, S) uint8 clips of a data set's faces to calibrate int8 on (training/runtime.py,
+    quantise_network): a still held for 8 frames, a video's last 8 frames (where its expression is); the
+    first `faces` of the set in its own order. And a line saying what they are."""
+    videos = load_dataset(root, crop, classes=classes, progress=False).videos[:faces]
+    if not videos:
+        raise ValueError(f"{root}: no faces found to calibrate on")
+    clips = [
+        np.repeat(v.frames[:1], CLIP_LENGTH, axis=0) if len(v.frames) < CLIP_LENGTH else v.frames[-CLIP_LENGTH:]
+        for v in videos
+    ]
+    return np.stack(clips).astype(np.uint8), f"the first {len(clips)} faces of {Path(root).name}"
+
+
 def load_datasets(roots, crop: CropConfig = CropConfig(), cache_dir=None, classes=CLASSES, progress=True) -> Dataset:
     """Several roots as one data set (e.g. drawn + photo-real). Subjects are prefixed with their
     root's folder name when there is more than one root, so two sets' "S005" stay two people."""

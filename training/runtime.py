@@ -13,7 +13,10 @@ is a large share of their time; ONNX Runtime runs the whole graph at once, with 
     blazeface (B, n, n) uint8 gray inputs -> scores (B, A), regressions (B, A, 16)  BlazeFaceFull on gray_input
 
 N, B and the detector's n (192 for whole frames, 128 for regions) are free; the clip length is fixed
-at CLIP_LENGTH. RAM's per-step scores, which only training's loss reads, are not exported.
+at CLIP_LENGTH. RAM's per-step scores, which only training's loss reads, are not exported. The network's
+two graphs may also lie beside their fp32 files with int8 convolutions (`quantise_network`, calibrated
+on real faces by `python -m training export --int8 DATA`; the served checkpoint ships them), which the
+service runs where RAMFER_INFERENCE_INT8 is on (its default).
 
 Where an export is looked for: the folders the caller names (a checkpoint's `onnx/`, written by
 `python -m training export --model DIR`), then the cache (`$RAMFER_CACHE` or ~/.cache/ramfer, its
@@ -106,6 +109,11 @@ def detector_key(weights: Path, source: Path) -> str:
 
 def network_files(key: str) -> tuple[str, str]:
     return f"frame-{key}.onnx", f"clip-{key}.onnx"
+
+
+def int8_files(key: str) -> tuple[str, str]:
+    """The network's graphs with int8 convolutions (quantise_network): beside the fp32 ones, same key."""
+    return f"frame-{key}-int8.onnx", f"clip-{key}-int8.onnx"
 
 
 def detector_file(key: str) -> str:
@@ -294,6 +302,82 @@ def export_detector(net, folder: Path, key: str, prepare) -> float | None:
     )
 
 
+INT8_AGREEMENT = 0.9  # an int8 graph is kept only where it labels this share of its calibration clips as fp32 does
+
+
+def quantise_network(folder: Path, key: str, clips: np.ndarray, described: str) -> dict[str, float | None]:
+    """The network's fp32 graphs in `folder` (export_network's) written again beside them with their
+    convolutions in int8 (int8_files): ONNX Runtime's static quantisation, QDQ, int8 weights and uint8
+    activations whose ranges come from `clips` ((N, 8, S, S) uint8 face crops, e.g. 300 real faces:
+    the activations of faces, not of noise), recorded in each file's metadata as `described`. Only the
+    convolutions: they are most of the work, and the quantiser's shape inference breaks the exported
+    GroupNorm when it handles the whole graph. Each graph is kept only where, with it, the network labels
+    at least INT8_AGREEMENT of the clips as the fp32 graphs do; returns those shares (None: already there).
+    Needs the `onnx` extra."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    frame_fp32, clip_fp32 = (folder / name for name in network_files(key))
+    frame_int8, clip_int8 = (folder / name for name in int8_files(key))
+    frames = clips.reshape(-1, 1, *clips.shape[2:])  # (N * 8, 1, S, S)
+    sf = session(frame_fp32, 1)
+    feats = np.concatenate([sf.run(None, {"frames": frames[b : b + 256]})[0] for b in range(0, len(frames), 256)])
+    feats = feats.reshape(len(clips), clips.shape[1], *feats.shape[1:])
+    sc = session(clip_fp32, 1)
+    reference = np.concatenate([sc.run(None, {"features": feats[b : b + 32]})[0] for b in range(0, len(feats), 32)])
+
+    def quantised(src: Path, name: str, batches: list[np.ndarray]):
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.batches = iter(batches)
+
+            def get_next(self):
+                batch = next(self.batches, None)
+                return None if batch is None else {name: batch}
+
+        def write(path: Path) -> None:
+            quantize_static(
+                str(src),
+                str(path),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=False,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                op_types_to_quantize=["Conv"],
+            )
+            graph = onnx.load(str(path))
+            onnx.helper.set_model_props(graph, {"calibration": described, "quantised_from": src.name})
+            onnx.save(graph, str(path))
+
+        return write
+
+    def agreement(frame_path: Path, clip_path: Path) -> float:
+        f, c = session(frame_path, 1), session(clip_path, 1)
+        x = np.concatenate([f.run(None, {"frames": frames[b : b + 256]})[0] for b in range(0, len(frames), 256)])
+        x = x.reshape(feats.shape)
+        logits = np.concatenate([c.run(None, {"features": x[b : b + 32]})[0] for b in range(0, len(x), 32)])
+        share = float((logits.argmax(1) == reference.argmax(1)).mean())
+        if share < INT8_AGREEMENT:
+            raise RuntimeError(
+                f"int8 labels {share:.1%} of the calibration clips as fp32 does (< {INT8_AGREEMENT:.0%})"
+            )
+        return share
+
+    return {
+        "frame": _written(
+            frame_int8,
+            lambda p: agreement(p, clip_fp32),
+            quantised(frame_fp32, "frames", [frames[b : b + 64] for b in range(0, len(frames), 64)]),
+        ),
+        "clip": _written(
+            clip_int8,
+            lambda p: agreement(frame_int8, p),
+            quantised(clip_fp32, "features", [feats[b : b + 32] for b in range(0, len(feats), 32)]),
+        ),
+    }
+
+
 def _written(path: Path, check: Callable[[Path], float], write: Callable[[Path], None]) -> float | None:
     """`write` into a temporary file beside `path`, `check` it, then move it into place (atomic: a
     process that finds the file finds it whole); with several processes at once, one writes and the
@@ -380,13 +464,21 @@ class OnnxNetwork:
     batches of at least that many clips go through the module's own recurrence instead (under the
     caller's bf16 autocast: BF16_CLIPS_FROM)."""
 
-    def __init__(self, folder: Path, key: str, model, torch_clips_from: int | None = None):
-        frame_name, clip_name = network_files(key)
+    def __init__(self, folder: Path, key: str, model, torch_clips_from: int | None = None, int8: bool = False):
+        self.int8 = int8 and _found(int8_files(key), [folder]) is not None
+        frame_name, clip_name = int8_files(key) if self.int8 else network_files(key)
         self.model = model
         self.frame = session(folder / frame_name)
         self.clip = session(folder / clip_name)
-        self.torch_clips_from = torch_clips_from
-        self.runtime = "onnx" if torch_clips_from is None else f"onnx (torch for {torch_clips_from}+ clips a batch)"
+        # int8 runs a batch of clips as fast as PyTorch's bf16 and a few clips much faster: all of it stays here
+        self.torch_clips_from = None if self.int8 else torch_clips_from
+        self.runtime = (
+            "onnx int8"
+            if self.int8
+            else "onnx"
+            if self.torch_clips_from is None
+            else f"onnx (torch for {torch_clips_from}+ clips a batch)"
+        )
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(frames.numpy(), dtype=np.uint8)  # the graph takes the crops' own pixels (0..255)
@@ -410,12 +502,19 @@ class OnnxNetwork:
 
 
 def network_runtime(
-    model, config: dict, folders: Sequence[Path], runtime: str, device, torch_clips_from: int | None = None
+    model,
+    config: dict,
+    folders: Sequence[Path],
+    runtime: str,
+    device,
+    torch_clips_from: int | None = None,
+    int8: bool = False,
 ):
     """What runs a loaded checkpoint's network: an OnnxNetwork where `runtime` (RUNTIMES) and the
     device allow it and its export is in `folders` or the cache (made there if missing), else the
     module itself. Both have frame_features and forward_features (and OnnxNetwork a `runtime` naming
-    what runs where)."""
+    what runs where). With `int8`, the int8 graphs where they lie beside the fp32 ones (they are never
+    made at load: they need faces to calibrate on; `python -m training export --int8 DATA`)."""
     if not wants_onnx(runtime, device):
         return model
     key = network_key(config)
@@ -424,7 +523,7 @@ def network_runtime(
         network_files(key),
         folders,
         lambda f: export_network(model, f, key),
-        lambda f: OnnxNetwork(f, key, model, torch_clips_from),
+        lambda f: OnnxNetwork(f, key, model, torch_clips_from, int8),
         runtime == "onnx",
     )
     return model if network is None else network
