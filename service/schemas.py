@@ -222,7 +222,7 @@ class JobView(BaseModel):
 class ModelInfo(BaseModel):
     name: str | None = Field(
         None,
-        description="the checkpoint's name (e.g. served-v9; the bundled ones are chosen by RAMFER_MODEL_DIR=default, "
+        description="the checkpoint's name (e.g. served-v10; the bundled ones are chosen by RAMFER_MODEL_DIR=default, "
         "synthetic or synthetic-7class)",
     )
     variant: str
