@@ -26,6 +26,7 @@ whose answer is the same, right answers of each, and the share of equal clip lab
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -40,39 +41,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.bundled import SERVED_CHECKPOINT
 from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
 from training.data import load_ferplus
-from training.runtime import FOLDER, cache_folder, network_files, network_key, network_runtime, session
+from training.runtime import (
+    FOLDER,
+    cache_folder,
+    int8_files,
+    network_files,
+    network_key,
+    network_runtime,
+    quantise_network,
+    session,
+)
 
 
 def still_clips(videos) -> np.ndarray:
     """(N, 8, S, S) uint8: each face held still for a clip."""
     return np.stack([np.repeat(v.frames[:1], 8, axis=0) for v in videos])
-
-
-def quantise(src: Path, dst: Path, name: str, batches: list[np.ndarray]) -> None:
-    """`src` with its convolutions in int8 (QDQ: weights int8 per tensor, activations uint8, their ranges
-    from `batches`). Only the convolutions: they are most of the work (docs/performance.md), and the
-    quantiser's own shape inference breaks the exported GroupNorm (InstanceNormalization over a reshaped
-    tensor) of the recurrence when it pre-processes or quantises the whole graph (the session then refuses
-    the next convolution: "Attribute dilations has incorrect size")."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{name: b} for b in batches])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(
-        str(src),
-        str(dst),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=False,
-        weight_type=QuantType.QInt8,
-        activation_type=QuantType.QUInt8,
-        op_types_to_quantize=["Conv"],
-    )
 
 
 def timed(fn, rounds: int) -> float:
@@ -93,6 +76,7 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=1000, help="faces read by every variant (after the calibration's)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-channel", action="store_true", help="int8 weights per output channel, not per tensor")
     ap.add_argument("--talking", action="store_true", help="also the held-out London talking videos' answers")
     ap.add_argument("--people", type=int, default=None, help="with --talking: the first N held-out people")
     args = ap.parse_args()
@@ -102,7 +86,7 @@ def main() -> None:
     model.eval()
     # the service's own exports (made into the cache if the checkpoint has none), as the service finds them
     folders = (checkpoint_folder(args.model) / FOLDER, cache_folder())
-    network = network_runtime(model, config, folders[:1], "onnx", torch.device("cpu"))
+    network_runtime(model, config, folders[:1], "onnx", torch.device("cpu"))  # made into the cache if missing
     names = network_files(network_key(config))
     folder = next(f for f in folders if all((f / n).is_file() for n in names))
     frame_path, clip_path = folder / names[0], folder / names[1]
@@ -110,14 +94,13 @@ def main() -> None:
     calib, test = videos[: args.calibrate], videos[args.calibrate : args.calibrate + args.faces]
     y = np.array([v.label for v in test])
 
+    # the runtime's own quantiser (what `python -m training export --int8` runs), into a folder of its own
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-int8-"))
-    calib_frames = still_clips(calib)[:, 0][:, None]  # (N, 1, S, S)
-    with torch.no_grad():
-        calib_feats = network.frame_features(torch.from_numpy(calib_frames)).numpy()
-    q_frame, q_clip = tmp / "frame-int8.onnx", tmp / "clip-int8.onnx"
-    quantise(frame_path, q_frame, "frames", [calib_frames[b : b + 32] for b in range(0, len(calib_frames), 32)])
-    feats8 = np.repeat(calib_feats[:, None], 8, axis=1)
-    quantise(clip_path, q_clip, "features", [feats8[b : b + 32] for b in range(0, len(feats8), 32)])
+    key = network_key(config)
+    for name in names:
+        shutil.copy(folder / name, tmp / name)
+    quantise_network(tmp, key, still_clips(calib), "the study's calibration faces", per_channel=args.per_channel)
+    q_frame, q_clip = (tmp / name for name in int8_files(key))
     sessions = {
         "fp32 (ONNX Runtime, served)": (session(frame_path, args.threads), session(clip_path, args.threads)),
         "int8 (ONNX Runtime, QDQ)": (session(q_frame, args.threads), session(q_clip, args.threads)),
@@ -178,7 +161,6 @@ def main() -> None:
 
 def talking(model_dir: str, int8_paths: tuple[Path, Path], people: int | None) -> None:
     """Every held-out talking video through analyse_video twice, fp32 and int8 ONNX Runtime graphs."""
-    import shutil
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from london_eval import talking_videos

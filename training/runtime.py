@@ -16,7 +16,7 @@ N, B and the detector's n (192 for whole frames, 128 for regions) are free; the 
 at CLIP_LENGTH. RAM's per-step scores, which only training's loss reads, are not exported. The network's
 two graphs may also lie beside their fp32 files with int8 convolutions (`quantise_network`, calibrated
 on real faces by `python -m training export --int8 DATA`; the served checkpoint ships them), which the
-service runs where RAMFER_INFERENCE_INT8 is on (its default).
+service runs where RAMFER_INFERENCE_INT8 is on (off by default).
 
 Where an export is looked for: the folders the caller names (a checkpoint's `onnx/`, written by
 `python -m training export --model DIR`), then the cache (`$RAMFER_CACHE` or ~/.cache/ramfer, its
@@ -305,7 +305,9 @@ def export_detector(net, folder: Path, key: str, prepare) -> float | None:
 INT8_AGREEMENT = 0.9  # an int8 graph is kept only where it labels this share of its calibration clips as fp32 does
 
 
-def quantise_network(folder: Path, key: str, clips: np.ndarray, described: str) -> dict[str, float | None]:
+def quantise_network(
+    folder: Path, key: str, clips: np.ndarray, described: str, per_channel: bool = False
+) -> dict[str, float | None]:
     """The network's fp32 graphs in `folder` (export_network's) written again beside them with their
     convolutions in int8 (int8_files): ONNX Runtime's static quantisation, QDQ, int8 weights and uint8
     activations whose ranges come from `clips` ((N, 8, S, S) uint8 face crops, e.g. 300 real faces:
@@ -341,7 +343,7 @@ def quantise_network(folder: Path, key: str, clips: np.ndarray, described: str) 
                 str(path),
                 Reader(),
                 quant_format=QuantFormat.QDQ,
-                per_channel=False,
+                per_channel=per_channel,
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 op_types_to_quantize=["Conv"],
