@@ -33,7 +33,7 @@ class Predictor:
 
         from training.checkpoint import checkpoint_folder, crop_config, load_checkpoint
         from training.device import bf16_ok, pick_device
-        from training.runtime import BF16_CLIPS_FROM, FOLDER, network_runtime
+        from training.runtime import BF16_CLIPS_FROM, FOLDER, OnnxNetwork, network_runtime
 
         self.torch = torch
         self.device = pick_device(device)
@@ -55,10 +55,10 @@ class Predictor:
             int8=int8,
         )
         self.runtime: str = getattr(self.network, "runtime", "torch")  # what runs the network, in words
-        self.bf16 = self.bf16 and self.runtime not in (
-            "onnx",
-            "onnx int8",
-        )  # ONNX Runtime runs its own weights; autocast reaches the torch part
+        # autocast reaches only what runs on PyTorch: the module, or an OnnxNetwork's batches of clips
+        self.bf16 = self.bf16 and (
+            not isinstance(self.network, OnnxNetwork) or self.network.torch_clips_from is not None
+        )
         self.crop = crop_config(self.config)
         self.classes: list[str] = self.config["classes"]
         self.sha256: str = self.config["weights_sha256"]

@@ -567,7 +567,10 @@ def cmd_export(args) -> None:
     folder = checkpoint_folder(args.model) / FOLDER
     model, config = load_checkpoint(args.model)
     key = network_key(config)
-    said = lambda worst: "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}"  # noqa: E731
+
+    def said(worst: float | None) -> str:
+        return "already there" if worst is None else f"written; largest difference from PyTorch {worst:.2g}"
+
     found = {name: said(worst) for name, worst in zip(network_files(key), export_network(model, folder, key).values())}
     if args.int8:
         from training.checkpoint import crop_config

@@ -322,11 +322,16 @@ def quantise_network(
     frame_fp32, clip_fp32 = (folder / name for name in network_files(key))
     frame_int8, clip_int8 = (folder / name for name in int8_files(key))
     frames = clips.reshape(-1, 1, *clips.shape[2:])  # (N * 8, 1, S, S)
-    sf = session(frame_fp32, 1)
-    feats = np.concatenate([sf.run(None, {"frames": frames[b : b + 256]})[0] for b in range(0, len(frames), 256)])
-    feats = feats.reshape(len(clips), clips.shape[1], *feats.shape[1:])
-    sc = session(clip_fp32, 1)
-    reference = np.concatenate([sc.run(None, {"features": feats[b : b + 32]})[0] for b in range(0, len(feats), 32)])
+
+    def network_on(frame_path: Path, clip_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The clips' per-frame features (N, 8, P, h, w) and logits (N, K) through these two graphs."""
+        f, c = session(frame_path, 1), session(clip_path, 1)
+        feats = np.concatenate([f.run(None, {"frames": frames[b : b + 256]})[0] for b in range(0, len(frames), 256)])
+        feats = feats.reshape(len(clips), clips.shape[1], *feats.shape[1:])
+        logits = np.concatenate([c.run(None, {"features": feats[b : b + 32]})[0] for b in range(0, len(feats), 32)])
+        return feats, logits
+
+    feats, reference = network_on(frame_fp32, clip_fp32)
 
     def quantised(src: Path, name: str, batches: list[np.ndarray]):
         class Reader(CalibrationDataReader):
@@ -355,11 +360,7 @@ def quantise_network(
         return write
 
     def agreement(frame_path: Path, clip_path: Path) -> float:
-        f, c = session(frame_path, 1), session(clip_path, 1)
-        x = np.concatenate([f.run(None, {"frames": frames[b : b + 256]})[0] for b in range(0, len(frames), 256)])
-        x = x.reshape(feats.shape)
-        logits = np.concatenate([c.run(None, {"features": x[b : b + 32]})[0] for b in range(0, len(x), 32)])
-        share = float((logits.argmax(1) == reference.argmax(1)).mean())
+        share = float((network_on(frame_path, clip_path)[1].argmax(1) == reference.argmax(1)).mean())
         if share < INT8_AGREEMENT:
             raise RuntimeError(
                 f"int8 labels {share:.1%} of the calibration clips as fp32 does (< {INT8_AGREEMENT:.0%})"
@@ -474,13 +475,12 @@ class OnnxNetwork:
         self.clip = session(folder / clip_name)
         # int8 runs a batch of clips as fast as PyTorch's bf16 and a few clips much faster: all of it stays here
         self.torch_clips_from = None if self.int8 else torch_clips_from
-        self.runtime = (
-            "onnx int8"
-            if self.int8
-            else "onnx"
-            if self.torch_clips_from is None
-            else f"onnx (torch for {torch_clips_from}+ clips a batch)"
-        )
+        if self.int8:
+            self.runtime = "onnx int8"
+        elif self.torch_clips_from is None:
+            self.runtime = "onnx"
+        else:
+            self.runtime = f"onnx (torch for {torch_clips_from}+ clips a batch)"
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(frames.numpy(), dtype=np.uint8)  # the graph takes the crops' own pixels (0..255)
