@@ -368,3 +368,21 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
     assert all(0 < r["evidence_top_share"] <= 1 for r in report["attention"]["per_class"].values())
     calibration = json.loads((ckpt / "config.json").read_text())["calibration"]
     assert calibration["temperature"] == report["fitted_temperature"] and "FER2013Valid" in calibration["fitted_on"]
+
+
+def test_weight_average_writes_the_tensors_mix_as_a_checkpoint(tmp_path):
+    """The served and the synthetic checkpoints (one network, one start): every float tensor of the
+    average is (1 - W) A + W B, and the result loads as any checkpoint (its sha256 checked)."""
+    import torch
+    from weight_average import weight_average
+
+    from training.checkpoint import load_checkpoint
+
+    config = weight_average("synthetic", "default", 0.25, tmp_path / "avg")
+    averaged, loaded = load_checkpoint(tmp_path / "avg")
+    a, b = (load_checkpoint(name)[0].state_dict() for name in ("synthetic", "default"))
+    for k, v in averaged.state_dict().items():
+        want = 0.75 * a[k] + 0.25 * b[k] if b[k].is_floating_point() else b[k]
+        assert torch.allclose(v, want, atol=1e-6), k
+    assert loaded["weights_sha256"] == config["weights_sha256"] and "metrics" not in loaded
+    assert config["name"].endswith("x 0.25")
