@@ -12,6 +12,7 @@ from training.model import (
     EnhancedConvLSTM,
     ExpressionNet,
     ModelConfig,
+    RecurrentAttention,
     attend,
     econvlstm_ram,
     loss_fn,
@@ -112,12 +113,54 @@ def test_temporal_gates_read_h_t_minus_2():
     x = torch.randn(2, 5, 2, 6, 6)
     with torch.no_grad():
         h = layer(x)  # (B, T, C, H, W)
-    assert len(seen) == 5
-    assert seen[0].abs().max() == 0 and seen[1].abs().max() == 0  # h_{-2}, h_{-1} are zero
+    # h_{-2} = h_{-1} = 0: their convolutions are skipped (zero state), so W_h2 runs from t = 2, W_h1 from t = 1
+    assert len(seen) == 3 and len(seen_h1) == 4
     for t in range(2, 5):
-        torch.testing.assert_close(seen[t], h[:, t - 2])  # h_{t-2} ...
-        assert not torch.allclose(seen[t], h[:, t - 1])  # ... not h_{t-1}
-        torch.testing.assert_close(seen_h1[t], h[:, t - 1])  # while the LSTM gates read h_{t-1}
+        torch.testing.assert_close(seen[t - 2], h[:, t - 2])  # h_{t-2} ...
+        assert not torch.allclose(seen[t - 2], h[:, t - 1])  # ... not h_{t-1}
+        torch.testing.assert_close(seen_h1[t - 1], h[:, t - 1])  # while the LSTM gates read h_{t-1}
+
+
+@pytest.mark.parametrize("layer_class", [ConvLSTM, EnhancedConvLSTM])
+def test_the_skipped_zero_state_gives_the_equations_numbers(layer_class):
+    """The recurrence skips the convolutions of the initial zero state (h_{-1} = h_{-2} = c_{-1} = 0): the same
+    numbers as eq. 1 / eq. 2 computed in full, with those states as zero tensors."""
+    torch.manual_seed(0)
+    layer = layer_class(3, 4, 6).eval()
+    for p in layer.parameters():  # peepholes and every convolution non-zero, so a dropped term would show
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 5, 3, 6, 6)
+    with torch.no_grad():
+        steps = layer.project(x.flatten(0, 1)).unflatten(0, x.shape[:2]).unbind(1)
+        zero = torch.zeros(2, 4, 6, 6)
+        out = []
+        if layer_class is ConvLSTM:
+            h = c = zero
+            for step in steps:
+                h, c = layer.step(step, h, c)
+                out.append(h)
+        else:
+            h1 = h2 = c = zero
+            for step in steps:
+                h, c = layer.step(step[:, :24], step[:, 24:], h1, h2, c)
+                h1, h2 = h, h1
+                out.append(h)
+        torch.testing.assert_close(layer(x), torch.stack(out, 1), rtol=0, atol=1e-6)
+
+
+def test_ram_first_step_has_no_recurrent_term():
+    """z_0 = ReLU(BN(W_gz * g_0 + W_zz * z_{-1})) with z_{-1} = 0 is ReLU(BN(W_gz * g_0)): W_zz runs from t = 1."""
+    torch.manual_seed(0)
+    ram = RecurrentAttention(4, 3).eval()
+    calls = []
+    ram.conv_z.register_forward_hook(lambda m, inp, out: calls.append(1))
+    g = torch.randn(2, 3, 4, 6, 6)
+    with torch.no_grad():
+        scores, maps = ram(g)
+        z0 = torch.relu(ram.bn_z(ram.conv_g(g[:, 0])))
+        torch.testing.assert_close(maps[:, 0], torch.sigmoid(ram.bn_m(ram.conv_m(z0)))[:, 0])
+        torch.testing.assert_close(scores[:, 0], ram.conv_s(z0).mean(dim=(2, 3)))
+    assert len(calls) == 2  # t = 1, 2
 
 
 def test_residual_mechanism():
