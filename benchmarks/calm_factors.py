@@ -63,8 +63,8 @@ def main():
     args = ap.parse_args()
     london = str(find_london(args.london))
     _, held = split_identities(list_identities(london), args.fold)
-    predictor = Predictor(args.model)
     settings = Settings(model_dir=Path(args.model))
+    predictor = Predictor.from_settings(settings)
     k = KINDS.index("neutral")
     rows = {}
     tmp = Path(tempfile.mkdtemp(prefix="ramfer-calm-"))

@@ -140,7 +140,7 @@ def stability(videos: list[Path], args) -> None:
     from service.pipeline import Predictor, analyse_video
     from service.settings import Settings
 
-    base = Predictor(Settings().model_dir)
+    base = Predictor.from_settings(Settings())
     detectors = {"blazeface": base.detector}
     crop_frame = pipeline.crop_frame
 

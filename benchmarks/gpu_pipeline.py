@@ -59,7 +59,7 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"# device {device} ({name}), torch {torch.__version__}; video: {source}, {len(grays)} frames 640x360\n")
 
-    predictor = Predictor(Settings().model_dir, str(device))
+    predictor = Predictor.from_settings(Settings(), device=str(device))
     predictor.warm_up()
     print("| detection batch | ms per frame (median) | faces found |")
     print("|---|---|---|")

@@ -222,10 +222,10 @@ def main():
     ids = list_identities(args.london)
     _, held = split_identities(ids, args.fold)
     chosen = (ids if args.all else held)[: args.people]
-    predictor = Predictor(args.model, flip_average=args.flip_average)
+    settings = Settings(model_dir=Path(args.model), flip_average=args.flip_average)
+    predictor = Predictor.from_settings(settings)
     if "neutral" not in predictor.classes:
         sys.exit(f"{args.model} has no neutral class: it cannot say 'nothing'")
-    settings = Settings(model_dir=Path(args.model))
     baseline = None
     if args.baseline:
         from fer2013_baseline import Fer2013Baseline

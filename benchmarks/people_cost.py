@@ -55,7 +55,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     videos = make_videos(Path(tempfile.mkdtemp(prefix="ramfer-people-")), Path(args.london), round(30 * args.seconds))
-    predictor = Predictor(Settings().model_dir)
+    predictor = Predictor.from_settings(Settings())
     configs = {"1 face, RAMFER_MAX_FACES=1": (videos[1], Settings(max_faces=1))}
     configs.update({f"{n} face{'s' if n > 1 else ''}": (videos[n], Settings()) for n in range(1, 5)})
     analyse_video(videos[1], predictor, Settings())  # warm-up

@@ -187,8 +187,8 @@ def main():
     if args.sheet:
         conds = {"as photographed": ("as photographed", Studio())} | conditions(photos)
         return contact_sheet(Path(args.sheet), london, held[: args.people or 3], conds)
-    predictor = Predictor(args.model)
     settings = Settings(model_dir=Path(args.model))
+    predictor = Predictor.from_settings(settings)
     conds = {"as photographed": ("as photographed", Studio())} | conditions(photos)
     if args.only is not None:
         conds = {k: v for k, v in conds.items() if k == "as photographed" or k in args.only}

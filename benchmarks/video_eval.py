@@ -102,8 +102,8 @@ def main():
     ap.add_argument("--limit", type=int, default=None, help="only the first N labelled videos")
     ap.add_argument("--json", type=Path, default=None, help="write every video's answers here")
     args = ap.parse_args()
-    predictor = Predictor(args.model)
     settings = Settings(model_dir=Path(args.model))
+    predictor = Predictor.from_settings(settings)
     baseline = None
     if args.baseline:
         from fer2013_baseline import Fer2013Baseline

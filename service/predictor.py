@@ -76,6 +76,21 @@ class Predictor:
         self.detector = FaceDetector(device=str(self.device), runtime=runtime, export_folders=exports)
         self.detect_batch = 16
 
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> Predictor:
+        """The checkpoint as the service runs it: the settings' folder, device, batch, precision and
+        runtime (what a worker loads, and what the benchmarks judge with); `overrides` replace any of them."""
+        chosen = {
+            "model_dir": settings.model_dir,
+            "device": settings.device,
+            "batch_size": settings.batch_size,
+            "bf16": settings.inference_bf16,
+            "flip_average": settings.flip_average,
+            "runtime": settings.inference_runtime,
+            "int8": settings.inference_int8,
+        }
+        return cls(**(chosen | overrides))
+
     def warm_up(self) -> None:
         self.predict(np.zeros((1, CLIP_LENGTH, self.crop.size, self.crop.size), np.uint8))
 

@@ -70,15 +70,7 @@ def load_predictor(settings: Settings, check: bool = False, flag: str | None = N
             torch.set_num_threads(settings.torch_threads)
         start = time.perf_counter()
         try:
-            predictor = Predictor(
-                settings.model_dir,
-                settings.device,
-                settings.batch_size,
-                settings.inference_bf16,
-                flip_average=settings.flip_average,
-                runtime=settings.inference_runtime,
-                int8=settings.inference_int8,
-            )
+            predictor = Predictor.from_settings(settings)
         except (CheckpointError, DetectorError) as e:
             raise model_unavailable(settings, e, flag) from None
         except RuntimeUnavailable as e:
