@@ -10,8 +10,10 @@ calibration error (10 bins) at T = 1 and at the checkpoint's temperature.
 
 Valid chooses (the temperature, the neutral prior); Test only reports. --neutral-bias X reads each
 clip as the service would with that prior (training/clips.py, shift_prior); the default, 0, is the
-network's own reading. --fit-temperature fits T on the split's clips (Valid) and, with --write,
-records it in the checkpoint, as benchmarks/calibrate.py does for the London clips.
+network's own reading. --fit-temperature fits T on the split's clips (Valid). --write MODEL_DIR
+records in the checkpoint (config.json and its card) what this split chose: the fitted T, and with
+several --neutral-bias values the one read most accurately (the smallest of equals), with each
+value's accuracy, as the service's prior for neutral.
 
 --attention measures where RAM looked: for each class, the mean of its faces' last-step maps
 (on the absolute 0..1 scale the service draws) and how concentrated they are (the share of a map's
@@ -23,7 +25,7 @@ where; and by zero: no RAM residual); and the same concentration for FC's eviden
 each as face, under RAM's map, under the evidence).
 
     python benchmarks/ferplus_eval.py FERPLUS_DIR/FER2013Test [--model training/models/default]
-                                      [--neutral-bias 0 1 2] [--fit-temperature [--write MODEL_DIR]]
+                                      [--neutral-bias 0 1 2] [--fit-temperature] [--write MODEL_DIR]
                                       [--attention [--sheet sheet.png]] [--json answers.json] [--limit N]
 """
 
@@ -206,6 +208,46 @@ def print_report(name: str, classes: list[str], r: dict) -> None:
         print(f"| {c} | " + " | ".join(str(n) for n in row) + " |")
 
 
+def best_prior(readings: dict[str, dict]) -> float:
+    """The prior for neutral read most accurately; among equals, the smallest (the nearest the network's own)."""
+    return min((-r["accuracy"], float(b)) for b, r in readings.items())[1]
+
+
+def write_choices(args, faces: int, out: dict) -> None:
+    """Record in args.write's config.json and card what this split chose: the fitted temperature (with
+    --fit-temperature) and the prior for neutral (with more than one --neutral-bias)."""
+    from training.checkpoint import read_config, write_record
+
+    split = Path(args.split).name
+    cfg = read_config(args.write)
+    if "fitted_temperature" in out:
+        fitted = out["fitted_temperature"]
+        cfg["calibration"] = {
+            "temperature": fitted,
+            "fitted_on": f"{faces} FER+ {split} faces, each as a still clip: "
+            f"python benchmarks/ferplus_eval.py FERPLUS_DIR/{split} --fit-temperature --write MODEL_DIR",
+            "ece": {
+                f"FER+ {split}": {
+                    "before": out["ece"]["T=1"],
+                    "after": out["ece"][f"T={fitted:.3f} (fitted here)"],
+                    "clips": faces,
+                }
+            },
+        }
+        print(f"recorded T = {fitted:.4f} in {args.write}/config.json")
+    if len(out["readings"]) > 1:
+        bias = best_prior(out["readings"])
+        tried = ", ".join(f"{r['accuracy']:.1%} at {float(b):g}" for b, r in out["readings"].items())
+        values = " ".join(f"{float(b):g}" for b in out["readings"])
+        cfg["decision"] = {
+            "neutral_bias": bias,
+            "chosen_on": f"FER+ {split}, each face as a still clip: {tried} of {faces} faces, the best chosen "
+            f"(python benchmarks/ferplus_eval.py FERPLUS_DIR/{split} --model MODEL_DIR --neutral-bias {values} --write MODEL_DIR)",
+        }
+        print(f"recorded the prior for neutral {bias:g} in {args.write}/config.json")
+    write_record(args.write, cfg)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -222,7 +264,10 @@ def main() -> None:
     )
     ap.add_argument("--fit-temperature", action="store_true", help="fit the temperature on this split's clips")
     ap.add_argument(
-        "--write", default=None, metavar="MODEL_DIR", help="with --fit-temperature: record T in this checkpoint"
+        "--write",
+        default=None,
+        metavar="MODEL_DIR",
+        help="record in this checkpoint the fitted T and, with several --neutral-bias, the best as its prior",
     )
     ap.add_argument("--attention", action="store_true", help="measure how concentrated RAM's maps are, per class")
     ap.add_argument("--sheet", default=None, help="with --attention: a contact sheet of faces under their maps (PNG)")
@@ -255,25 +300,9 @@ def main() -> None:
         fitted = fit_temperature(p, y)
         ece[f"T={fitted:.3f} (fitted here)"] = round(expected_calibration_error(apply_temperature(p, fitted), y), 4)
         out["fitted_temperature"] = round(fitted, 4)
-        if args.write:
-            from training.checkpoint import read_config, write_record
-
-            cfg = read_config(args.write)
-            cfg["calibration"] = {
-                "temperature": round(fitted, 4),
-                "fitted_on": f"{len(y)} FER+ {Path(args.split).name} faces, each as a still clip: "
-                f"python benchmarks/ferplus_eval.py FERPLUS_DIR/{Path(args.split).name} --fit-temperature --write MODEL_DIR",
-                "ece": {
-                    f"FER+ {Path(args.split).name}": {
-                        "before": ece["T=1"],
-                        "after": ece[f"T={fitted:.3f} (fitted here)"],
-                        "clips": len(y),
-                    }
-                },
-            }
-            write_record(args.write, cfg)
-            print(f"recorded T = {fitted:.4f} in {args.write}/config.json")
     out["ece"] = ece
+    if args.write:
+        write_choices(args, len(y), out)
     if args.attention:
         looked = where_it_looked(args.model, args.split, args.limit)
         out["attention"] = attention_report(classes, looked, y)

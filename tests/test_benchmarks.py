@@ -366,8 +366,24 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
     assert used["as_is"]["accuracy"] == report["readings"]["0.0"]["accuracy"]
     assert set(used) == {"as_is", "mean_map", "no_map"} and all(0 <= u["answers_changed"] <= 1 for u in used.values())
     assert all(0 < r["evidence_top_share"] <= 1 for r in report["attention"]["per_class"].values())
-    calibration = json.loads((ckpt / "config.json").read_text())["calibration"]
+    config = json.loads((ckpt / "config.json").read_text())
+    calibration, decision = config["calibration"], config["decision"]
     assert calibration["temperature"] == report["fitted_temperature"] and "FER2013Valid" in calibration["fitted_on"]
+    # the prior read most accurately of the two, the smaller where they tie, recorded with what each gave
+    accuracy = {float(b): r["accuracy"] for b, r in report["readings"].items()}
+    assert decision["neutral_bias"] == (3.0 if accuracy[3.0] > accuracy[0.0] else 0.0)
+    assert "--neutral-bias 0 3" in decision["chosen_on"] and f"{accuracy[3.0]:.1%} at 3" in decision["chosen_on"]
+    assert (
+        f"prior for neutral: the service weighs neutral's probability by exp({decision['neutral_bias']})"
+        in (ckpt / "MODEL_CARD.md").read_text()
+    )
+
+
+def test_the_best_prior_is_the_most_accurate_and_the_smallest_of_equals():
+    from ferplus_eval import best_prior
+
+    assert best_prior({"0.0": {"accuracy": 0.70}, "0.5": {"accuracy": 0.72}, "1.0": {"accuracy": 0.71}}) == 0.5
+    assert best_prior({"1.0": {"accuracy": 0.72}, "0.5": {"accuracy": 0.72}, "0.0": {"accuracy": 0.70}}) == 0.5
 
 
 def test_weight_average_writes_the_tensors_mix_as_a_checkpoint(tmp_path):
