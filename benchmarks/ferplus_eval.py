@@ -10,8 +10,9 @@ calibration error (10 bins) at T = 1 and at the checkpoint's temperature.
 
 Valid chooses (the temperature, the neutral prior); Test only reports. --neutral-bias X reads each
 clip as the service would with that prior (training/clips.py, shift_prior); the default, 0, is the
-network's own reading. --fit-temperature fits T on the split's clips (Valid). --write MODEL_DIR
-records in the checkpoint (config.json and its card) what this split chose: the fitted T, and with
+network's own reading. --fit-temperature fits T on the split's clips (Valid) and keeps it only where
+it lowers the NLL beyond its noise (training/calibration.chosen_temperature; else T = 1). --write MODEL_DIR
+records in the checkpoint (config.json and its card) what this split chose: that T, and with
 several --neutral-bias values the one read most accurately (the smallest of equals), with each
 value's accuracy, as the service's prior for neutral.
 
@@ -43,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.bundled import SERVED_CHECKPOINT
-from training.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from training.calibration import MIN_GAIN_Z, apply_temperature, chosen_temperature, expected_calibration_error
 from training.checkpoint import crop_config, load_checkpoint
 from training.clips import shift_prior
 from training.data import NEUTRAL, load_ferplus
@@ -93,10 +94,9 @@ def where_it_looked(model_dir, split_dir, limit: int | None = None) -> dict[str,
             head, _, maps = model.head_features(model.frame_features(clips.flatten(0, 1)).unflatten(0, (B, T)))
             m = maps[:, -1]  # (B, h, w)
             g = head / (1 + m[:, None])  # the features before RAM's residual (1 + M) g
-            cells = model.cell_scores(head)  # (B, K, h, w)
-            k = (cells.sum((2, 3)) + model.fc.bias).argmax(1)
+            k = model.fc(head.flatten(1)).argmax(1)
             out["maps"].append(m)
-            out["evidence"].append(cells[torch.arange(B), k] - cells.mean(1))
+            out["evidence"].append(model.evidence_from(head, k))
             out["answer"].append(k)
             out["mean_map"].append(model.fc((g * (1 + m.mean((1, 2), keepdim=True)[:, None])).flatten(1)).argmax(1))
             out["no_map"].append(model.fc(g.flatten(1)).argmax(1))
@@ -221,20 +221,22 @@ def write_choices(args, faces: int, out: dict) -> None:
     split = Path(args.split).name
     cfg = read_config(args.write)
     if "fitted_temperature" in out:
-        fitted = out["fitted_temperature"]
+        fitted, chosen, z = out["fitted_temperature"], out["chosen_temperature"], out["fit_z"]
+        kept = "kept" if chosen != 1.0 else f"not kept (its gain under {MIN_GAIN_Z:g} standard errors: T = 1)"
         cfg["calibration"] = {
-            "temperature": fitted,
-            "fitted_on": f"{faces} FER+ {split} faces, each as a still clip: "
-            f"python benchmarks/ferplus_eval.py FERPLUS_DIR/{split} --fit-temperature --write MODEL_DIR",
+            "temperature": chosen,
+            "fitted_on": f"{faces} FER+ {split} faces, each as a still clip: T = {fitted:.3f} fitted, its NLL gain "
+            f"{z:.1f} standard errors, {kept} "
+            f"(python benchmarks/ferplus_eval.py FERPLUS_DIR/{split} --fit-temperature --write MODEL_DIR)",
             "ece": {
                 f"FER+ {split}": {
                     "before": out["ece"]["T=1"],
-                    "after": out["ece"][f"T={fitted:.3f} (fitted here)"],
+                    "after": out["ece"][f"T={fitted:.3f} (fitted here)" if chosen != 1.0 else "T=1"],
                     "clips": faces,
                 }
             },
         }
-        print(f"recorded T = {fitted:.4f} in {args.write}/config.json")
+        print(f"recorded T = {chosen:g} in {args.write}/config.json")
     if len(out["readings"]) > 1:
         bias = best_prior(out["readings"])
         tried = ", ".join(f"{r['accuracy']:.1%} at {float(b):g}" for b, r in out["readings"].items())
@@ -297,9 +299,16 @@ def main() -> None:
         f"T={t:g}": round(expected_calibration_error(apply_temperature(p, t), y), 4),
     }
     if args.fit_temperature:
-        fitted = fit_temperature(p, y)
+        chosen, fitted, z = chosen_temperature(p, y)
         ece[f"T={fitted:.3f} (fitted here)"] = round(expected_calibration_error(apply_temperature(p, fitted), y), 4)
-        out["fitted_temperature"] = round(fitted, 4)
+        out["fitted_temperature"], out["chosen_temperature"], out["fit_z"] = (
+            round(fitted, 4),
+            round(chosen, 4),
+            round(z, 2),
+        )
+        print(
+            f"\nT fitted here: {fitted:.3f}, NLL gain {z:.1f} standard errors: {'kept' if chosen != 1.0 else 'T = 1 kept'}"
+        )
     out["ece"] = ece
     if args.write:
         write_choices(args, len(y), out)

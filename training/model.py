@@ -392,8 +392,12 @@ class ExpressionNet(nn.Module):
         answers (docs/real-faces.md, "Where the model looked")."""
         B, T = clips.shape[:2]
         head, _, _ = self.head_features(self.frame_features(clips.flatten(0, 1)).unflatten(0, (B, T)))
+        return self.evidence_from(head, k)
+
+    def evidence_from(self, head, k) -> torch.Tensor:  # head (B, C, h, w) from head_features, k (B,) -> (B, h, w)
+        """`evidence` from features head_features already gave: class k's cells less the classes' mean there."""
         e = self.cell_scores(head)
-        return e[torch.arange(B), k] - e.mean(1)
+        return e[torch.arange(len(head)), k] - e.mean(1)
 
     def cell_scores(self, head) -> torch.Tensor:  # head (B, C, h, w) from head_features -> (B, K, h, w)
         """FC's score for every class, cell by cell: s_k = b_k + sum_{h,w} cell_scores[k, h, w]."""
