@@ -368,7 +368,8 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
     assert all(0 < r["evidence_top_share"] <= 1 for r in report["attention"]["per_class"].values())
     config = json.loads((ckpt / "config.json").read_text())
     calibration, decision = config["calibration"], config["decision"]
-    assert calibration["temperature"] == report["fitted_temperature"] and "FER2013Valid" in calibration["fitted_on"]
+    assert calibration["temperature"] == report["chosen_temperature"] and "FER2013Valid" in calibration["fitted_on"]
+    assert report["chosen_temperature"] in (1.0, report["fitted_temperature"])  # 3 faces: within the fit's noise
     # the prior read most accurately of the two, the smaller where they tie, recorded with what each gave
     accuracy = {float(b): r["accuracy"] for b, r in report["readings"].items()}
     assert decision["neutral_bias"] == (3.0 if accuracy[3.0] > accuracy[0.0] else 0.0)
@@ -377,6 +378,23 @@ def test_ferplus_eval_reads_a_split_fits_a_temperature_and_measures_attention(tm
         f"prior for neutral: the service weighs neutral's probability by exp({decision['neutral_bias']})"
         in (ckpt / "MODEL_CARD.md").read_text()
     )
+
+
+def test_a_fitted_temperature_is_kept_only_beyond_its_noise():
+    """chosen_temperature keeps a fit that lowers the NLL clearly (an overconfident network on many faces) and
+    keeps T = 1 where the network is already calibrated (the fit's gain is noise)."""
+    from training.calibration import chosen_temperature
+
+    rng = np.random.default_rng(0)
+    n, k = 4000, 4
+    logits = rng.normal(0, 1, (n, k)) * 2
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(k, p=q) for q in truth])  # labels drawn from the probabilities: calibrated
+    chosen, fitted, z = chosen_temperature(truth, labels)
+    assert chosen == 1.0 and abs(fitted - 1) < 0.1 and z < 2
+    sharp = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)  # the same network, three times too sure
+    chosen, fitted, z = chosen_temperature(sharp, labels)
+    assert chosen == fitted and 2.5 < fitted < 3.5 and z > 2
 
 
 def test_the_best_prior_is_the_most_accurate_and_the_smallest_of_equals():

@@ -55,6 +55,25 @@ def fit_temperature(probabilities, labels, lo: float = 0.25, hi: float = 20.0) -
     return float(np.exp((a + b) / 2))
 
 
+# A fitted T is kept only where it lowers the NLL by at least this many standard errors of the gain
+MIN_GAIN_Z = 2.0
+
+
+def chosen_temperature(probabilities, labels) -> tuple[float, float, float]:
+    """(T to use, T fitted, z): the fitted T where its gain in NLL over T = 1 is at least MIN_GAIN_Z
+    standard errors of the per-clip gains (paired, so clips must be independent: one a face, as FER+),
+    else 1. A fit whose gain is within its own noise moves other data's calibration either way: on FER+,
+    served-v10's T = 0.94 fitted on Valid (z = 1.7) lowered Valid's ECE 0.019 -> 0.018 and raised Test's
+    0.015 -> 0.019."""
+    y = np.asarray(labels)
+    fitted = fit_temperature(probabilities, y)
+    per_clip = lambda t: -np.log(np.clip(apply_temperature(probabilities, t)[np.arange(len(y)), y], FLOOR, 1.0))  # noqa: E731
+    gain = per_clip(1.0) - per_clip(fitted)
+    se = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
+    z = float(gain.mean() / se) if se > 0 else 0.0
+    return (fitted if z >= MIN_GAIN_Z else 1.0), fitted, z
+
+
 def reliability(probabilities, labels, bins: int = 10) -> list[dict]:
     """Per confidence bin (the top class's probability, equal-width bins over [0, 1]): how many clips,
     their mean confidence and how often the top class was right."""
