@@ -212,8 +212,9 @@ class EnhancedConvLSTM(nn.Module):
     def step(self, x_proj, x_skip, h1, h2, c):
         """One time step. x_proj = conv_x(x_t), x_skip = W_xr * x_t; h1, h2, c = h_{t-1}, h_{t-2}, c_{t-1},
         each None while it is still the initial 0 (h1 and c at t = 0, h2 at t <= 1): the convolutions
-        of a zero state are 0 (they have no bias), so they are skipped rather than computed, the same
-        numbers for a sixth to a third less work in the clip's first two steps."""
+        of a zero state are 0 (they have no bias), so they are skipped rather than computed. The same
+        numbers; of the state's convolutions (9C output channels a step), 8C are skipped at t = 0 and
+        2C at t = 1."""
         xi, xf, xc, xo, xs_, xs = x_proj.chunk(6, dim=1)
         if c is None:  # t = 0: c = i o tanh(x_c), with i = sigma(x_i)
             c = torch.sigmoid(xi) * tanh(xc)
