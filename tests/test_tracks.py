@@ -85,3 +85,21 @@ def test_real_faces_crossing_are_two_people_each_on_their_own_path(detector, peo
         steps = np.diff(xs)
         # one walks left, one right, 8 px a frame: a track that swapped people would turn round
         assert np.all(np.sign(steps) == np.sign(np.median(steps))) and 6 < abs(np.median(steps)) < 10
+
+
+def test_least_cost_assignment_is_scipys_with_one_person_or_many():
+    """One person's assignment is found without scipy (the row's cheapest column); the same pairs as
+    linear_sum_assignment for one row and for several, gated costs and the miss column included."""
+    from scipy.optimize import linear_sum_assignment
+
+    from training.tracks import GATED, MISS, least_cost_assignment
+
+    rng = np.random.default_rng(0)
+    for people in (1, 1, 1, 2, 3):
+        for faces in (1, 2, 4):
+            cost = np.full((people, faces + people), GATED)
+            cost[:, :faces] = np.where(rng.random((people, faces)) < 0.3, GATED, rng.random((people, faces)) * 2)
+            cost[np.arange(people), faces + np.arange(people)] = MISS
+            rows, cols = least_cost_assignment(cost)
+            want_rows, want_cols = linear_sum_assignment(cost)
+            assert rows.tolist() == want_rows.tolist() and cols.tolist() == want_cols.tolist()

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from training.faces import FACE_DIM, mean_box
 from training.video import Frame
@@ -41,6 +40,17 @@ GATED = 1e6
 # (in face sides and log size ratio) is someone else's, or someone new. Without it the assignment
 # would give every person some face, and a person hidden for a moment would take another's.
 MISS = 1.0
+
+
+def least_cost_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and their columns of least total cost (scipy's linear_sum_assignment). With one person
+    that is the row's cheapest column, found without importing scipy.optimize (0.3 s of a one-face
+    upload's process)."""
+    if len(cost) == 1:
+        return np.zeros(1, np.int64), np.array([int(np.argmin(cost[0]))])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
 
 
 @dataclass
@@ -118,7 +128,7 @@ class Tracker:
             cost = np.full((len(live), len(rows) + len(live)), GATED)
             cost[:, : len(rows)] = [[self.cost(t.predicted(index, self.max_gap), r) for r in rows] for t in live]
             cost[np.arange(len(live)), len(rows) + np.arange(len(live))] = MISS
-            for t, j in zip(*linear_sum_assignment(cost)):
+            for t, j in zip(*least_cost_assignment(cost)):
                 if j < len(rows) and cost[t, j] < GATED:
                     live[t].extend(index, rows[j])
                     taken[live[t].id] = rows[j]
