@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pytest
@@ -289,3 +290,13 @@ def test_vote_shares_are_the_target_where_a_video_has_them():
     with torch.no_grad():
         p = model(torch.from_numpy(np.stack([videos[0].frames[[0] * 8]]))[:, :, None]).logits.softmax(-1)[0]
     assert p[0] == pytest.approx(0.6, abs=0.15) and p[1] == pytest.approx(0.4, abs=0.15)
+    # targets="majority": the same faces pull the network to their most-voted class alone
+    torch.manual_seed(0)
+    model = ExpressionNet(ModelConfig(num_classes=3, input_size=16, stem_channels=8, hidden_channels=8, dropout=0.0))
+    fit(model, videos, dataclasses.replace(cfg, targets="majority"), torch.device("cpu"), progress=False)
+    model.eval()
+    with torch.no_grad():
+        p = model(torch.from_numpy(np.stack([videos[0].frames[[0] * 8]]))[:, :, None]).logits.softmax(-1)[0]
+    assert p[0] > 0.9
+    with pytest.raises(ValueError, match="targets"):
+        fit(model, videos, dataclasses.replace(cfg, targets="mean"), torch.device("cpu"), progress=False)

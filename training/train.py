@@ -68,6 +68,9 @@ class TrainConfig:
     # A set of 28,000 stills beside 3,000 videos would otherwise be nine tenths of every epoch.
     shares: tuple[float, ...] = ()
     epoch_clips: int = 0
+    # What a face with annotators' votes (FER+) is trained towards: "votes", each class's share of its
+    # votes (Barsoum et al. found it better than the majority), or "majority", the most-voted class alone.
+    targets: str = "votes"
 
     def to_dict(self) -> dict:
         """As results.json and the model card hold it (JSON: the shares a list), so a run's recipe compares
@@ -144,6 +147,7 @@ def epoch_items(videos: list[Video], k: int, rng: np.random.Generator) -> list[t
 
 
 BALANCE = ("loss", "sampler", "none")
+TARGETS = ("votes", "majority")
 
 
 def balanced_items(videos: list[Video], k: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
@@ -240,7 +244,10 @@ def fit(
     if cfg.shares or cfg.epoch_clips:
         draw_each = draw
         draw = lambda videos, k, rng: shared_items(videos, cfg, rng, draw_each)  # noqa: E731
-    soft = any(v.target is not None for v in videos)  # vote shares as targets (FER+), one-hot for the rest
+    if cfg.targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, not {cfg.targets!r}")
+    # vote shares as targets (FER+), one-hot for the rest; with "majority", one-hot for all
+    soft = cfg.targets == "votes" and any(v.target is not None for v in videos)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(epoch_size(videos, cfg) / cfg.batch_size)
     epochs = epochs_for(cfg, steps_per_epoch)
