@@ -22,6 +22,10 @@ TRAINING_STATE = "training-state.pt"  # train --resumable: the run's state after
 TRAIN_JUDGED = 400  # training videos `train` votes for the card's train_video_accuracy
 
 
+# What a run's recipe did before these options were recorded (results.json written earlier lacks them)
+RECIPE_BEFORE_ITS_OPTIONS = {"balance": "loss", "label_smoothing": 0.0, "min_steps": 0, "targets": "votes"}
+
+
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
     from training.train import BALANCE, TARGETS, TrainConfig
 
@@ -85,13 +89,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         metavar="X",
         help="label smoothing of both cross-entropies, the FC's and the RAM's (default %(default)s)",
     )
-    p.add_argument(
-        "--targets",
-        choices=TARGETS,
-        default=d.targets,
-        help="what a face with annotators' votes (FER+) is trained towards: each class's share of its votes "
-        "(default) or the most-voted class alone",
-    )
+    p.add_argument("--targets", choices=TARGETS, default=d.targets, help="FER+ faces' vote shares or their majority")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 even where bf16 is available")
     p.add_argument("--hidden", type=int, default=None, help="recurrent layers' channels (default: the model's)")
     p.add_argument(
@@ -365,13 +363,7 @@ def cmd_cv(args) -> None:
     if previous.is_file():  # a run folder with other variants of the same experiment: add to it
         old = json.loads(previous.read_text())
         if isinstance(old.get("train"), dict):  # written before these options existed: the recipe did this then
-            old["train"] = {
-                "balance": "loss",
-                "label_smoothing": 0.0,
-                "min_steps": 0,
-                "targets": "votes",
-                **old["train"],
-            }
+            old["train"] = {**RECIPE_BEFORE_ITS_OPTIONS, **old["train"]}
         if "crop" not in old:  # nor the crop: box crops unless its command asked for aligned ones
             size = old.get("model_overrides", {}).get("input_size")
             old["crop"] = CropConfig(

@@ -110,9 +110,11 @@ def orientation_of_tag(tag: str | None) -> Orientation:
 def orientation_of(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> Orientation:
     """How the container says to show `frame`: its display matrix (FFmpeg 7 hands the stream's to
     every decoded frame), else the stream's `rotate` tag."""
-    for side in frame.side_data:
-        if side.type.name == "DISPLAYMATRIX":
-            return orientation_of_matrix(np.frombuffer(bytes(side), dtype=np.int32)[:9])
+    from av.sidedata.sidedata import Type
+
+    side = frame.side_data.get(Type.DISPLAYMATRIX)  # by type: PyAV 18.1.1 iterates the types, 18.1.0 the data
+    if side is not None:
+        return orientation_of_matrix(np.frombuffer(bytes(side), dtype=np.int32)[:9])
     tags = {k.lower(): v for k, v in stream.metadata.items()}
     return orientation_of_tag(tags.get("rotate"))
 
